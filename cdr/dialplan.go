@@ -1,0 +1,118 @@
+package cdr
+
+import "strings"
+
+// target is one destination of a Dial (Asterisk) or bridge (FreeSWITCH).
+type target struct {
+	endpoint string // the device or trunk it goes through
+	number   string // the number dialled on it; the endpoint itself for a device
+}
+
+// parseDial reads the destinations of a Dial or bridge application.
+func parseDial(app, data string) []target {
+	var parts []string
+	if app == "dial" {
+		first, _, _ := strings.Cut(data, ",")
+		parts = strings.Split(first, "&")
+	} else {
+		data = strings.ReplaceAll(data, ":_:", ",")
+		parts = strings.FieldsFunc(data, func(r rune) bool { return r == ',' || r == '|' })
+	}
+	var out []target
+	for _, p := range parts {
+		if tg, ok := parseTarget(p); ok {
+			out = append(out, tg)
+		}
+	}
+	return out
+}
+
+// parseTarget reads TECH/resource[/extra]: PJSIP/1000, PJSIP/0532...@trunk,
+// PJSIP/trunk/sip:0532...@host, SIP/trunk/0532..., Local/1000@ctx/n,
+// sofia/internal/1000@host, sofia/gateway/gw/0532..., user/1000.
+func parseTarget(s string) (target, bool) {
+	s = strings.TrimSpace(s)
+	// FreeSWITCH per-leg variables: {a=b}[c=d]sofia/...
+	for len(s) > 0 && (s[0] == '{' || s[0] == '[' || s[0] == '<') {
+		closer := map[byte]byte{'{': '}', '[': ']', '<': '>'}[s[0]]
+		i := strings.IndexByte(s, closer)
+		if i < 0 {
+			return target{}, false
+		}
+		s = s[i+1:]
+	}
+	tech, rest, ok := strings.Cut(s, "/")
+	if !ok || rest == "" {
+		return target{}, false
+	}
+	tech = strings.ToLower(tech)
+	fields := strings.Split(rest, "/")
+	switch tech {
+	case "sofia":
+		// sofia/PROFILE/user@host or sofia/gateway/GW/number
+		if len(fields) >= 3 && fields[0] == "gateway" {
+			return target{endpoint: fields[1], number: userPart(fields[2])}, true
+		}
+		if len(fields) >= 2 {
+			return target{endpoint: fields[0], number: userPart(fields[1])}, true
+		}
+		return target{number: userPart(fields[0])}, true
+	case "local", "loopback", "user":
+		return target{number: userPart(fields[0])}, true
+	}
+	res := fields[0]
+	if num, ep, ok := strings.Cut(res, "@"); ok {
+		return target{endpoint: ep, number: num}, true
+	}
+	if len(fields) >= 2 && fields[1] != "" && !isDialOption(fields[1]) {
+		return target{endpoint: res, number: userPart(fields[1])}, true
+	}
+	return target{endpoint: res, number: res}, true
+}
+
+// userPart takes the user of sip:user@host or user@host.
+func userPart(s string) string {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "sip:"), "sips:")
+	u, _, _ := strings.Cut(s, "@")
+	return u
+}
+
+// isDialOption tells Local's /n style flags from a dialled number.
+func isDialOption(s string) bool {
+	return len(s) <= 2 && strings.Trim(s, "nbjm") == ""
+}
+
+// isExternal says whether a dial target leaves the PBX.
+func (t *Tracker) isExternal(tg target) bool {
+	if tg.endpoint != "" && matchAny(t.cfg.Trunks, tg.endpoint) {
+		return true
+	}
+	return t.num.isOutside(tg.number)
+}
+
+func appIs(app string, names ...string) bool {
+	for _, n := range names {
+		if strings.EqualFold(app, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// isDialPseudoApp: what Asterisk shows as the application of a leg that a
+// Dial or Queue is calling.
+func isDialPseudoApp(app string) bool {
+	return app == "" || appIs(app, "AppDial", "AppDial2", "AppQueue")
+}
+
+func isRecordApp(app string) bool {
+	return appIs(app, "MixMonitor", "Monitor", "Record", "record_session")
+}
+
+func isFaxApp(app string) bool {
+	return appIs(app, "ReceiveFax", "rxfax")
+}
+
+func isMenuApp(app string) bool {
+	return appIs(app, "Background", "WaitExten", "Read", "ivr", "play_and_get_digits")
+}

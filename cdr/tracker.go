@@ -1,0 +1,760 @@
+// Package cdr is kanca's call tracker: PBX events in, call events and call
+// detail records out. It does no I/O and has no clock of its own: every
+// time it reports comes from the events it is fed, so a replayed trace
+// gives the same webhooks as the live call did.
+package cdr
+
+import (
+	"strings"
+	"time"
+)
+
+// Tracker follows the legs of every call and says what happened to the
+// call as a whole. It is not safe for concurrent use: feed it from one
+// goroutine, in the order the PBX sent the events.
+type Tracker struct {
+	cfg     Config
+	num     numbers
+	legs    map[string]*leg  // by leg id
+	calls   map[string]*call // by server + linked id
+	bridges map[string]*call // bridge id -> the call that owns it
+	sweepAt time.Time
+}
+
+// leg is one channel: the caller's, or one the call dialled.
+type leg struct {
+	id, name string
+	c        *call // nil while we wait for the Dial that says whose it is
+	created  time.Time
+	context  string // where it started
+	exten    string
+	state    string
+	caller   string
+	up       time.Time
+	dialed   bool  // the call dialled it (not the caller's own leg)
+	step     *step // the routing step whose dial created it
+	local    bool  // a Local channel half
+}
+
+type stepKind uint8
+
+const (
+	stepNone stepKind = iota
+	stepMenu
+	stepExtension
+	stepGroup
+	stepExternal
+)
+
+type step struct {
+	kind     stepKind
+	dest     string
+	context  string // the context that started it, for context-started steps
+	start    time.Time
+	answer   time.Time
+	hangup   time.Time
+	redirect string
+	target   string
+}
+
+// call is what a webhook receiver sees as one call.
+type call struct {
+	key, uuid, server string
+	origin            *leg
+	legs              int // attached legs still alive
+	bridges           []string
+	start             time.Time
+	answer            time.Time // first answer of anything, a menu included
+	connected         bool      // a person (extension or outside party) answered
+	seq               int
+
+	inside    bool   // started by an extension: silent unless it goes outside
+	dir       string // "", IN, OUT
+	announced bool
+	number    string // the PBX number that owns the call
+	caller    string
+	callee    string
+
+	steps       []*step
+	lastContext string
+	fax         bool
+	faxSent     bool
+	recorded    bool
+	dialStatus  string // the caller leg's DIALSTATUS, else the last peer's final status
+
+	hungUp       bool // a hangup request reached the caller's leg
+	callerHungUp bool // ...and it came from the caller's side (not soft)
+	callerUp     bool // the caller's leg was up at that request
+	reqCause     int
+	endCause     int    // the caller leg's cause at destruction
+	endCauseName string // as the PBX named it
+	disposition  string // as the PBX stated it
+}
+
+// NewTracker returns a tracker that reads dialplans as cfg says.
+func NewTracker(cfg Config) *Tracker {
+	return &Tracker{
+		cfg:     cfg,
+		num:     newNumbers(cfg.CountryCode, cfg.ExtensionMaxDigits),
+		legs:    make(map[string]*leg),
+		calls:   make(map[string]*call),
+		bridges: make(map[string]*call),
+	}
+}
+
+// Calls returns how many calls are being followed.
+func (t *Tracker) Calls() int { return len(t.calls) }
+
+// Handle feeds one PBX event and returns the call events it completes, in
+// the order they happened (often none).
+func (t *Tracker) Handle(in Input) []Event {
+	var out []Event
+	if in.Kind == KindCreated {
+		out = t.created(in, out)
+	} else if l := t.legs[in.Channel.ID]; l != nil {
+		out = t.update(l, in, out)
+	}
+	if !in.Time.IsZero() && !in.Time.Before(t.sweepAt) {
+		out = t.Expire(in.Time, out)
+		t.sweepAt = in.Time.Add(time.Minute)
+	}
+	return out
+}
+
+// Expire ends every call older than the maximum call duration at now, and
+// forgets legs that waited that long for a call to claim them. Handle calls
+// it as event time passes; a daemon also calls it on a quiet PBX.
+func (t *Tracker) Expire(now time.Time, out []Event) []Event {
+	limit := now.Add(-t.cfg.MaxCallDuration)
+	for _, c := range t.calls {
+		if c.start.Before(limit) {
+			out = t.finish(c, now, false, true, out)
+		}
+	}
+	for id, l := range t.legs {
+		if l.c == nil && l.created.Before(limit) {
+			delete(t.legs, id)
+		}
+	}
+	return out
+}
+
+func (t *Tracker) created(in Input, out []Event) []Event {
+	ch := &in.Channel
+	if l := t.legs[ch.ID]; l != nil {
+		l.state = ch.State
+		return out
+	}
+	l := &leg{
+		id: ch.ID, name: ch.Name, created: ch.Created, context: ch.Context, exten: ch.Exten,
+		state: ch.State, caller: ch.CallerNumber, local: strings.HasPrefix(ch.Name, "Local/"),
+	}
+	if l.created.IsZero() {
+		l.created = in.Time
+	}
+	t.legs[ch.ID] = l
+	if ch.State == "Up" {
+		l.up = l.created
+	}
+
+	if ch.LinkedID != "" && ch.LinkedID != ch.ID {
+		if c := t.calls[callKey(in.Server, ch.LinkedID)]; c != nil {
+			t.attach(l, c)
+			return out
+		}
+		// The caller's leg is gone or was never seen (kanca started
+		// mid-call): this leg stands for the call.
+		return t.begin(l, in, ch.LinkedID, out)
+	}
+	if ch.LinkedID == "" {
+		if sib := t.localSibling(l); sib != nil {
+			if sib.c != nil {
+				t.attach(l, sib.c)
+			}
+			return out
+		}
+		// An outgoing leg starts Down and waits for the Dial that made it.
+		if ch.State == "Down" {
+			return out
+		}
+	}
+	return t.begin(l, in, ch.ID, out)
+}
+
+// localSibling finds the other half of a Local channel pair (;1 and ;2).
+func (t *Tracker) localSibling(l *leg) *leg {
+	if !l.local || len(l.name) < 2 || l.name[len(l.name)-2] != ';' {
+		return nil
+	}
+	other := l.name[:len(l.name)-1] + map[byte]string{'1': "2", '2': "1"}[l.name[len(l.name)-1]]
+	for _, o := range t.legs {
+		if o.name == other && o != l {
+			return o
+		}
+	}
+	return nil
+}
+
+func callKey(server, linked string) string { return server + "\x00" + linked }
+
+// begin starts a call whose first leg is l.
+func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
+	c := &call{
+		key:    callKey(in.Server, linked),
+		uuid:   CallUUID(in.Server, linked),
+		server: in.Server,
+		origin: l,
+		start:  l.created,
+	}
+	t.calls[c.key] = c
+	t.attach(l, c)
+	if !l.up.IsZero() {
+		c.answer = l.up
+	}
+	c.lastContext = l.context
+	switch {
+	case matchAny(t.cfg.Contexts.Inbound, l.context):
+	case matchAny(t.cfg.Contexts.Internal, l.context) || t.num.isExtension(l.caller):
+		c.inside = true
+		return out
+	}
+	c.dir = Inbound
+	c.caller = t.num.normalize(l.caller)
+	if did := t.didOf(l.exten, in.Channel.Vars); did != "" {
+		c.number = did
+		c.callee = did
+		out = t.announce(c, c.start, out)
+	}
+	return out
+}
+
+// didOf finds the public number an inbound call dialled.
+func (t *Tracker) didOf(exten string, vars map[string]string) string {
+	if _, _, ok := digits(exten); ok {
+		return t.num.normalize(exten)
+	}
+	for _, name := range t.cfg.DIDVariables {
+		if v := vars[name]; v != "" {
+			if _, _, ok := digits(v); ok {
+				return t.num.normalize(v)
+			}
+		}
+	}
+	return ""
+}
+
+func (t *Tracker) attach(l *leg, c *call) {
+	if l.c != nil {
+		return
+	}
+	l.c = c
+	c.legs++
+	if sib := t.localSibling(l); sib != nil && sib.c == nil {
+		t.attach(sib, c)
+	}
+}
+
+func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
+	ch := &in.Channel
+	if ch.State != "" {
+		l.state = ch.State
+	}
+	if ch.CallerNumber != "" {
+		l.caller = ch.CallerNumber
+	}
+	c := l.c
+	switch in.Kind {
+	case KindState:
+		if ch.State == "Up" && l.up.IsZero() {
+			l.up = in.Time
+			if c != nil {
+				t.answered(c, l, in.Time)
+			}
+		}
+	case KindDialplan:
+		if c == nil {
+			// A leg nobody dialled that runs real dialplan (an originated
+			// call) is a call of its own.
+			if l.local || isDialPseudoApp(ch.App) {
+				return out
+			}
+			out = t.begin(l, in, l.id, out)
+			c = l.c
+		}
+		if isRecordApp(ch.App) {
+			c.recorded = true
+		}
+		if isFaxApp(ch.App) {
+			out = t.faxStart(c, in.Time, out)
+		}
+		if l == c.origin {
+			out = t.route(c, in, out)
+		}
+	case KindVar:
+		if c == nil {
+			return out
+		}
+		out = t.variable(c, l, in, out)
+	case KindDial:
+		out = t.dial(l, in, out)
+	case KindBridgeEnter:
+		if c == nil {
+			if bc := t.bridges[in.Bridge]; bc != nil {
+				t.attach(l, bc)
+			}
+			return out
+		}
+		if _, ok := t.bridges[in.Bridge]; !ok {
+			t.bridges[in.Bridge] = c
+			c.bridges = append(c.bridges, in.Bridge)
+		}
+	case KindHangupRequest:
+		if c != nil && l == c.origin && !c.hungUp {
+			c.hungUp = true
+			c.callerHungUp = !in.Soft
+			c.callerUp = ch.State == "Up" || (ch.State == "" && !l.up.IsZero())
+			c.reqCause = in.Cause
+		}
+	case KindFax:
+		if c != nil {
+			out = t.faxStart(c, in.Time, out)
+		}
+	case KindMenu:
+		if c != nil && l == c.origin {
+			out = t.menu(c, in.Detail, "", in.Time, out)
+		}
+	case KindQueue:
+		if c != nil && l == c.origin {
+			out = t.group(c, in.Detail, "", in.Time, out)
+		}
+	case KindDestroyed, KindGone:
+		delete(t.legs, l.id)
+		if c == nil {
+			return out
+		}
+		if l == c.origin {
+			c.endCause = in.Cause
+			c.endCauseName = in.CauseName
+			c.disposition = in.Disposition
+			if !c.hungUp {
+				c.callerUp = !l.up.IsZero()
+			}
+		}
+		c.legs--
+		if c.legs <= 0 {
+			out = t.finish(c, in.Time, in.Kind == KindGone, false, out)
+		}
+	}
+	return out
+}
+
+// answered notes that leg l of call c went up at at.
+func (t *Tracker) answered(c *call, l *leg, at time.Time) {
+	if l == c.origin {
+		if c.answer.IsZero() {
+			c.answer = at
+		}
+		if s := c.current(); s != nil && s.kind == stepMenu && s.answer.IsZero() {
+			s.answer = at
+		}
+		return
+	}
+	if !l.dialed {
+		return
+	}
+	c.connected = true
+	if l.step != nil && l.step.answer.IsZero() {
+		l.step.answer = at
+	}
+	if c.answer.IsZero() && c.inside {
+		// An extension's outbound call is answered when the far end is.
+		c.answer = at
+	}
+}
+
+func (t *Tracker) variable(c *call, l *leg, in Input, out []Event) []Event {
+	name := strings.TrimLeft(in.Var, "_")
+	switch {
+	case name == "DIALSTATUS" && l == c.origin && in.Value != "":
+		c.dialStatus = in.Value
+	case name == "MIXMONITOR_FILENAME" && in.Value != "":
+		c.recorded = true
+	case l == c.origin && c.dir == Inbound && !c.announced && in.Value != "":
+		for _, v := range t.cfg.DIDVariables {
+			if strings.TrimLeft(v, "_") == name {
+				if _, _, ok := digits(in.Value); ok {
+					c.number = t.num.normalize(in.Value)
+					c.callee = c.number
+					out = t.announce(c, c.start, out)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (t *Tracker) dial(peer *leg, in Input, out []Event) []Event {
+	var c *call
+	var caller *leg
+	if in.Other != nil {
+		caller = t.legs[in.Other.ID]
+	}
+	if caller != nil {
+		c = caller.c
+	}
+	if c == nil {
+		c = peer.c
+	}
+	if c == nil {
+		return out
+	}
+	if peer.c == nil {
+		t.attach(peer, c)
+	}
+	if peer.c != c {
+		return out // a leg of another call (a transfer joined them): not ours to judge
+	}
+	if !peer.dialed && peer != c.origin {
+		peer.dialed = true
+		peer.step = c.current()
+	}
+	switch in.DialStatus {
+	case "ANSWER":
+		if peer.up.IsZero() {
+			peer.up = in.Time
+		}
+		t.answered(c, peer, in.Time)
+	case "BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL":
+		c.dialStatus = in.DialStatus
+	}
+	return out
+}
+
+func (c *call) current() *step {
+	if len(c.steps) == 0 {
+		return nil
+	}
+	return c.steps[len(c.steps)-1]
+}
+
+// route reads one dialplan application of the caller's leg for where the
+// call goes next.
+func (t *Tracker) route(c *call, in Input, out []Event) []Event {
+	ch := &in.Channel
+	app := strings.ToLower(ch.App)
+	newContext := ch.Context != c.lastContext
+	c.lastContext = ch.Context
+	cur := c.current()
+	switch {
+	case app == "dial" || app == "bridge":
+		targets := parseDial(app, ch.AppData)
+		if len(targets) == 0 {
+			return out
+		}
+		for _, tg := range targets {
+			if t.isExternal(tg) {
+				return t.external(c, ch, tg.number, in.Time, out)
+			}
+		}
+		if c.inside {
+			return out
+		}
+		// A ring group's context already opened its step: its Dials ring
+		// members of that group.
+		if cur != nil && cur.kind == stepGroup && cur.context != "" && cur.context == ch.Context {
+			return out
+		}
+		if len(targets) > 1 {
+			return t.group(c, ch.Exten, "", in.Time, out)
+		}
+		return t.extension(c, targets[0].number, in.Time, out)
+	case c.inside:
+		return out
+	case app == "queue" || app == "callcenter":
+		name, _, _ := strings.Cut(ch.AppData, ",")
+		name, _, _ = strings.Cut(name, "@")
+		return t.group(c, strings.TrimSpace(name), "", in.Time, out)
+	case newContext && matchAny(t.cfg.Contexts.Queue, ch.Context),
+		newContext && matchAny(t.cfg.Contexts.Group, ch.Context):
+		return t.group(c, ch.Exten, ch.Context, in.Time, out)
+	case newContext && matchAny(t.cfg.Contexts.Fax, ch.Context), ch.Exten == "fax" && newContext:
+		return t.faxStart(c, in.Time, out)
+	case newContext && matchAny(t.cfg.Contexts.Menu, ch.Context):
+		return t.menu(c, menuName(ch.Context), ch.Context, in.Time, out)
+	case isMenuApp(app):
+		if cur != nil && cur.kind == stepMenu && cur.context == ch.Context {
+			return out
+		}
+		return t.menu(c, menuName(ch.Context), ch.Context, in.Time, out)
+	}
+	return out
+}
+
+// menuName is the number of a numbered menu context (ivr-3 -> 3), else
+// the context's name.
+func menuName(context string) string {
+	if i := strings.LastIndexAny(context, "-_"); i >= 0 {
+		if _, _, ok := digits(context[i+1:]); ok {
+			return context[i+1:]
+		}
+	}
+	return context
+}
+
+func (t *Tracker) named(name string) string {
+	if n, ok := t.cfg.Names[name]; ok {
+		return n
+	}
+	return name
+}
+
+func (t *Tracker) menu(c *call, name, context string, at time.Time, out []Event) []Event {
+	s := &step{kind: stepMenu, dest: t.named(name), context: context, start: at}
+	if !c.origin.up.IsZero() {
+		s.answer = at
+	}
+	return t.push(c, s, CallInitMenu, out)
+}
+
+func (t *Tracker) group(c *call, name, context string, at time.Time, out []Event) []Event {
+	dest := t.named(name)
+	if cur := c.current(); cur != nil && cur.kind == stepGroup && cur.dest == dest {
+		return out
+	}
+	return t.push(c, &step{kind: stepGroup, dest: dest, context: context, start: at}, CallInitGroup, out)
+}
+
+func (t *Tracker) extension(c *call, ext string, at time.Time, out []Event) []Event {
+	return t.push(c, &step{kind: stepExtension, dest: t.named(ext), start: at}, CallInitExtension, out)
+}
+
+// external handles a dial to a number outside the PBX: an extension's call
+// becomes an outbound call; an inbound call is forwarded outside.
+func (t *Tracker) external(c *call, ch *Channel, number string, at time.Time, out []Event) []Event {
+	dest := t.num.normalize(number)
+	if c.inside && c.dir == "" {
+		c.dir = Outbound
+		c.number = t.num.normalize(ch.CallerNumber)
+		c.caller = c.number
+		c.callee = dest
+		out = t.announce(c, at, out)
+	}
+	if c.dir == "" {
+		return out
+	}
+	return t.push(c, &step{kind: stepExternal, dest: dest, start: at}, "", out)
+}
+
+// push makes s the call's current step and announces it.
+func (t *Tracker) push(c *call, s *step, ev EventType, out []Event) []Event {
+	if c.dir == "" {
+		return out
+	}
+	out = t.announce(c, c.start, out)
+	if cur := c.current(); cur != nil {
+		cur.hangup = s.start
+		cur.redirect = redirectTo(s.kind)
+		cur.target = s.dest
+	}
+	c.steps = append(c.steps, s)
+	if ev != "" {
+		e := t.event(c, ev, s.start)
+		e.Destination = s.dest
+		out = append(out, e)
+	}
+	return out
+}
+
+func (t *Tracker) faxStart(c *call, at time.Time, out []Event) []Event {
+	c.fax = true
+	if c.faxSent || c.dir != Inbound {
+		return out
+	}
+	out = t.announce(c, c.start, out)
+	c.faxSent = true
+	return append(out, t.event(c, FaxInit, at))
+}
+
+// announce sends call_init once, before anything else of the call.
+func (t *Tracker) announce(c *call, at time.Time, out []Event) []Event {
+	if c.announced || c.dir == "" {
+		return out
+	}
+	if c.number == "" {
+		// The public number never showed: the call still gets its events,
+		// under the number it dialled.
+		c.number = t.num.normalize(c.origin.exten)
+		c.callee = c.number
+	}
+	c.announced = true
+	return append(out, t.event(c, CallInit, at))
+}
+
+func (t *Tracker) event(c *call, typ EventType, at time.Time) Event {
+	c.seq++
+	return Event{
+		Type: typ, CallID: c.uuid, Seq: c.seq, Number: c.number,
+		Caller: c.caller, Callee: c.callee, Direction: c.dir, Time: at,
+	}
+}
+
+// finish ends the call at end and returns its call_hangup (and
+// missing_call).
+func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out []Event) []Event {
+	delete(t.calls, c.key)
+	for _, b := range c.bridges {
+		delete(t.bridges, b)
+	}
+	if expired {
+		for id, l := range t.legs {
+			if l.c == c {
+				delete(t.legs, id)
+			}
+		}
+	}
+	if c.dir == "" {
+		return out
+	}
+	out = t.announce(c, c.start, out)
+
+	disposition := c.hangupDisposition()
+	rec := &Record{
+		UUID: c.uuid, CallType: "voice", Direction: c.dir, Caller: c.caller, Callee: c.callee,
+		CallTime: c.start, AnswerTime: c.answer, HangupTime: end, Recorded: c.recorded,
+		HangupCause: c.hangupCause(disposition), Disposition: disposition,
+		Callflow: t.callflow(c, end), Reconciled: reconciled, Expired: expired,
+	}
+	if c.fax {
+		rec.CallType = "fax"
+	}
+	e := t.event(c, CallHangup, end)
+	e.HangupCause = rec.HangupCause
+	e.CDR = rec
+	e.HangupDetail = disposition
+	if !c.answer.IsZero() && end.After(c.answer) {
+		e.TalkDuration = int(end.Sub(c.answer) / time.Second)
+	}
+	if c.connected {
+		e.ResultDisposition = "SUCCESS"
+	}
+	out = append(out, e)
+	if c.dir == Inbound && !c.connected && !c.fax {
+		m := e
+		c.seq++
+		m.Seq = c.seq
+		m.Type = MissingCall
+		out = append(out, m)
+	}
+	return out
+}
+
+// hangupDisposition says how the call ended, seen on the caller's leg: the
+// caller's own hangup request is not soft; one the PBX makes is.
+func (c *call) hangupDisposition() string {
+	if c.disposition != "" {
+		return c.disposition
+	}
+	switch {
+	case c.callerHungUp && c.callerUp:
+		return "recv_bye"
+	case c.callerHungUp:
+		return "recv_cancel"
+	case c.callerUp || (!c.origin.up.IsZero() && !c.hungUp):
+		return "send_bye"
+	default:
+		return "send_refuse"
+	}
+}
+
+func (c *call) hangupCause(disposition string) string {
+	if disposition == "recv_cancel" {
+		return "ORIGINATOR_CANCEL"
+	}
+	if c.origin.up.IsZero() {
+		switch c.dialStatus {
+		case "NOANSWER":
+			return "NO_ANSWER"
+		case "BUSY":
+			return "USER_BUSY"
+		case "CONGESTION":
+			return "NORMAL_CIRCUIT_CONGESTION"
+		}
+	}
+	switch {
+	case isCauseName(c.endCauseName):
+		return c.endCauseName
+	case c.endCause != 0:
+		return CauseName(c.endCause)
+	case c.reqCause != 0:
+		return CauseName(c.reqCause)
+	}
+	return "NORMAL_CLEARING"
+}
+
+// callflow lists the call's steps as Bulutfon does: the public number
+// redirecting to the first destination, then each destination.
+func (t *Tracker) callflow(c *call, end time.Time) []Step {
+	flow := make([]Step, 0, len(c.steps)+1)
+	if c.dir == Inbound {
+		first := Step{Callee: c.callee, Start: c.start, Redirection: RedirectionOther}
+		if len(c.steps) > 0 {
+			first.Redirection = redirectTo(c.steps[0].kind)
+			first.Target = c.steps[0].dest
+		} else {
+			first.Answer, first.Hangup = c.answer, end
+		}
+		flow = append(flow, first)
+	}
+	for _, s := range c.steps {
+		st := Step{Callee: s.dest, Start: s.start, Answer: s.answer, Hangup: s.hangup, Redirection: s.redirect, Target: s.target}
+		if s.redirect == "" {
+			st.Hangup = end
+			st.Redirection = connectingTo(s.kind)
+		}
+		flow = append(flow, st)
+	}
+	return flow
+}
+
+func redirectTo(k stepKind) string {
+	switch k {
+	case stepMenu:
+		return RedirectedToMenu
+	case stepExtension:
+		return RedirectedToExtension
+	case stepGroup:
+		return RedirectedToGroup
+	case stepExternal:
+		return RedirectedToExternal
+	}
+	return RedirectionOther
+}
+
+func connectingTo(k stepKind) string {
+	switch k {
+	case stepMenu:
+		return ConnectingToMenu
+	case stepExtension:
+		return ConnectingToExtension
+	case stepGroup:
+		return ConnectingToGroup
+	case stepExternal:
+		return ConnectingToExternal
+	}
+	return RedirectionOther
+}
+
+// isCauseName accepts a cause as FreeSWITCH names it (USER_BUSY), not a
+// human text such as Asterisk's "User busy".
+func isCauseName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
