@@ -78,6 +78,7 @@ type Input struct {
 
 	Cause     int    // Q.850 cause code (KindHangupRequest, KindDestroyed); 0 when absent
 	CauseName string // Q.850 cause name when the PBX states it (FreeSWITCH does)
+	CauseText string // the PBX's words for the cause ("Normal Clearing"), for logs
 	TechCause int    // the SIP status behind the cause, 0 when absent
 	Soft      bool   // KindHangupRequest: a soft request (the PBX tearing down the other leg)
 

@@ -1,0 +1,188 @@
+package aritest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const s01 = "../../testdata/ari/s01-answered-caller-hangs-up/events.ndjson"
+
+func get(t *testing.T, url, user, pass string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func dial(t *testing.T, ctx context.Context, url string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth("kanca", "kanca")
+	h.Set("Authorization", req.Header.Get("Authorization"))
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func TestServerChecksAuthAndSubscription(t *testing.T) {
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/ari/events?app=kanca&subscribeAll=true", "/ari/channels", "/ari/asterisk/info"} {
+		resp := get(t, srv.URL+path, "kanca", "wrong")
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, path)
+		assert.NotEmpty(t, resp.Header.Get("WWW-Authenticate"))
+		assert.Equal(t, http.StatusUnauthorized, get(t, srv.URL+path, "", "").StatusCode, path)
+	}
+	assert.Equal(t, http.StatusBadRequest, get(t, srv.URL+"/ari/events?app=other&subscribeAll=true", "kanca", "kanca").StatusCode)
+	assert.Equal(t, http.StatusBadRequest, get(t, srv.URL+"/ari/events?app=kanca", "kanca", "kanca").StatusCode)
+	assert.Equal(t, 4, srv.Attempts())
+	assert.Zero(t, srv.Connections())
+}
+
+// liveAfter computes independently of the server which channels a prefix of
+// a recording leaves alive.
+func liveAfter(t *testing.T, frames [][]byte) []string {
+	var live []string
+	for _, f := range frames {
+		var e struct {
+			Type    string
+			Channel struct{ ID string }
+		}
+		require.NoError(t, json.Unmarshal(f, &e))
+		switch e.Type {
+		case "ChannelCreated":
+			live = append(live, e.Channel.ID)
+		case "ChannelDestroyed":
+			i := -1
+			for j, id := range live {
+				if id == e.Channel.ID {
+					i = j
+				}
+			}
+			require.NotEqual(t, -1, i)
+			live = append(live[:i], live[i+1:]...)
+		}
+	}
+	return live
+}
+
+func TestServerDropsAndLivesThroughTheGap(t *testing.T) {
+	frames, err := LoadNDJSON(s01)
+	require.NoError(t, err)
+	const n, gap = 20, 30
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	srv.DropAfter(n, gap)
+	srv.Play(frames...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := dial(t, ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true")
+	for i := range n {
+		_, data, err := c.Read(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, frames[i], data, "frame %d as recorded", i)
+	}
+	_, _, err = c.Read(ctx)
+	require.Error(t, err, "cut off after %d frames", n)
+	assert.Equal(t, n+gap, srv.Pos())
+
+	want := liveAfter(t, frames[:n+gap])
+	require.NotEmpty(t, want)
+	assert.Equal(t, want, srv.LiveChannels())
+	resp := get(t, srv.URL+"/ari/channels", "kanca", "kanca")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var listed []struct{ ID string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&listed))
+	var ids []string
+	for _, l := range listed {
+		ids = append(ids, l.ID)
+	}
+	assert.Equal(t, want, ids)
+	var last struct{ Timestamp string }
+	require.NoError(t, json.Unmarshal(frames[n+gap-1], &last))
+	stamp, err := time.Parse("2006-01-02T15:04:05.000-0700", last.Timestamp)
+	require.NoError(t, err)
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	require.NoError(t, err)
+	assert.True(t, stamp.Truncate(time.Second).Equal(date), "Date follows the script's clock")
+
+	// The next client resumes after the gap and sees the call end.
+	c2 := dial(t, ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true")
+	for i := n + gap; i < len(frames); i++ {
+		_, data, err := c2.Read(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, frames[i], data)
+	}
+	assert.Empty(t, srv.LiveChannels())
+	assert.Equal(t, 2, srv.Connections())
+}
+
+func TestServerInfo(t *testing.T) {
+	frames, err := LoadNDJSON(s01)
+	require.NoError(t, err)
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	srv.DropAfter(0, 1) // live through the first frame unseen
+	srv.Play(frames...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := dial(t, ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true")
+	_, _, err = c.Read(ctx)
+	require.Error(t, err)
+
+	resp := get(t, srv.URL+"/ari/asterisk/info", "kanca", "kanca")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var info struct {
+		System struct {
+			Version  string `json:"version"`
+			EntityID string `json:"entity_id"`
+		} `json:"system"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&info))
+	var first struct {
+		AsteriskID string `json:"asterisk_id"`
+	}
+	require.NoError(t, json.Unmarshal(frames[0], &first))
+	assert.Equal(t, first.AsteriskID, info.System.EntityID)
+	assert.NotEmpty(t, info.System.Version)
+}
+
+func TestReadNDJSONPlainAndGzip(t *testing.T) {
+	plain := []byte("{\"a\":1}\n\n  {\"b\":2}  \r\n{\"c\":3}")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, err := zw.Write(plain)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"events.ndjson": plain, "events.ndjson.gz": gz.Bytes(), "misnamed.txt": gz.Bytes()} {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		frames, err := LoadNDJSON(path)
+		require.NoError(t, err, name)
+		assert.Equal(t, [][]byte{[]byte(`{"a":1}`), []byte(`{"b":2}`), []byte(`{"c":3}`)}, frames, name)
+	}
+	_, err = LoadNDJSON(filepath.Join(dir, "absent"))
+	assert.Error(t, err)
+}

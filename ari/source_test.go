@@ -1,0 +1,539 @@
+package ari
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/cdr"
+)
+
+// failsafe only keeps a broken test from hanging forever; no assertion
+// depends on how long anything takes.
+const failsafe = 20 * time.Second
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type harness struct {
+	src  *Source
+	logs *syncBuffer
+	got  chan cdr.Input
+	stop func()
+}
+
+// start runs a Source against srv until the test ends. The emit buffer is
+// large enough for any script used here, so emit never blocks the source.
+func start(t *testing.T, url string, tweak func(*Config)) *harness {
+	t.Helper()
+	return startBuffered(t, url, 10000, tweak)
+}
+
+// startBuffered is start with emit blocking once buf inputs wait untaken.
+func startBuffered(t *testing.T, url string, buf int, tweak func(*Config)) *harness {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg := Config{
+		URL:          url,
+		User:         "kanca",
+		Password:     "kanca",
+		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Backoff:      Backoff{Initial: time.Millisecond, Max: 4 * time.Millisecond},
+		HTTPTimeout:  5 * time.Second,
+		PingInterval: -1,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	src, err := New(cfg)
+	require.NoError(t, err)
+	h := &harness{src: src, logs: logs, got: make(chan cdr.Input, buf)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(in cdr.Input) { h.got <- in }) }()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				assert.NoError(t, err)
+			case <-time.After(failsafe):
+				t.Error("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) take(t *testing.T, n int) []cdr.Input {
+	t.Helper()
+	out := make([]cdr.Input, 0, n)
+	for len(out) < n {
+		select {
+		case in := <-h.got:
+			out = append(out, in)
+		case <-time.After(failsafe):
+			require.FailNow(t, "inputs missing", "got %d of %d; logs:\n%s", len(out), n, h.logs.String())
+		}
+	}
+	return out
+}
+
+// stopAndDrain stops the source and returns whatever it emitted that was not
+// taken; Run has returned, so nothing can follow.
+func (h *harness) stopAndDrain() []cdr.Input {
+	h.stop()
+	var rest []cdr.Input
+	for {
+		select {
+		case in := <-h.got:
+			rest = append(rest, in)
+		default:
+			return rest
+		}
+	}
+}
+
+// waitFor blocks until cond holds on the fake server's state.
+func waitFor(t *testing.T, srv *aritest.Server, cond func() bool) {
+	t.Helper()
+	deadline := time.After(failsafe)
+	for {
+		ch := srv.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			require.FailNow(t, "condition never held")
+		}
+	}
+}
+
+func TestSourceReplaysEveryFrameInOrder(t *testing.T) {
+	frames := scenario(t, "s01")
+	want := decodeAll(t, frames)
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+
+	h := start(t, srv.URL, nil)
+	playAfterList(t, srv, 1, frames...)
+	got := h.take(t, len(want))
+	sameInputs(t, want, got)
+	// The recording ends with frames that map to nothing; wait until they
+	// were read too.
+	eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(frames)) })
+	assert.True(t, h.src.Stats().Connected)
+	assert.Empty(t, h.stopAndDrain(), "nothing beyond the decoded frames")
+
+	st := h.src.Stats()
+	assert.Zero(t, st.Malformed)
+	assert.Zero(t, st.Unknown)
+	assert.Zero(t, st.Reconnects)
+	assert.False(t, st.Connected)
+	var byType = map[string]uint64{}
+	for _, f := range frames {
+		var head struct{ Type string }
+		require.NoError(t, json.Unmarshal(f, &head))
+		byType[head.Type]++
+	}
+	assert.Equal(t, byType, st.ByType)
+	assert.Equal(t, 1, srv.Connections())
+}
+
+// lastBridgeEnter is the index after the last ChannelEnteredBridge: the call
+// is up and everything after it is the hangup.
+func lastBridgeEnter(t *testing.T, frames [][]byte) int {
+	n := -1
+	for i, f := range frames {
+		if bytes.Contains(f, []byte(`"type":"ChannelEnteredBridge"`)) {
+			n = i + 1
+		}
+	}
+	require.Positive(t, n)
+	return n
+}
+
+func latest(ins []cdr.Input) time.Time {
+	var t time.Time
+	for _, in := range ins {
+		if in.Time.After(t) {
+			t = in.Time
+		}
+	}
+	return t
+}
+
+func createdIDs(ins []cdr.Input) []string {
+	var ids []string
+	for _, in := range ins {
+		if in.Kind == cdr.KindCreated {
+			ids = append(ids, in.Channel.ID)
+		}
+	}
+	return ids
+}
+
+func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
+	frames := scenario(t, "s01")
+	n := lastBridgeEnter(t, frames)
+	before := decodeAll(t, frames[:n])
+	legs := createdIDs(before)
+	require.Len(t, legs, 2)
+
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.DropAfter(n, len(frames)-n) // the hangup happens while nobody listens
+
+	h := start(t, srv.URL, nil)
+	playAfterList(t, srv, 1, frames...)
+	sameInputs(t, before, h.take(t, len(before)))
+	gone := h.take(t, 2)
+	for i, in := range gone {
+		assert.Equal(t, cdr.KindGone, in.Kind)
+		assert.Equal(t, legs[i], in.Channel.ID, "in creation order")
+		assert.True(t, latest(before).Equal(in.Time), "gone at the last event seen")
+		assert.Equal(t, "Up", in.Channel.State, "with the last snapshot")
+		assert.Equal(t, before[0].Server, in.Server)
+	}
+	assert.Empty(t, h.stopAndDrain())
+	st := h.src.Stats()
+	assert.Equal(t, uint64(1), st.Reconnects)
+	assert.Equal(t, uint64(2), st.Gone)
+	assert.Equal(t, 2, srv.Connections())
+	assert.Contains(t, h.logs.String(), "disconnected")
+	assert.Contains(t, h.logs.String(), "reconnected")
+}
+
+func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
+	first, second := scenario(t, "s01"), scenario(t, "s02")
+	n := lastBridgeEnter(t, first)
+	// The gap ends just after the second call's inbound leg is created.
+	k := 0
+	for !bytes.Contains(second[k], []byte(`"type":"ChannelCreated"`)) {
+		k++
+	}
+	k++
+	before := decodeAll(t, first[:n])
+	born := decodeAll(t, second[:k])
+	bornLeg := createdIDs(born)
+	require.Len(t, bornLeg, 1)
+	after := decodeAll(t, second[k:])
+
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.DropAfter(n, len(first)-n+k)
+
+	h := start(t, srv.URL, nil)
+	playAfterList(t, srv, 1, append(slices.Clone(first), second[:k]...)...)
+	sameInputs(t, before, h.take(t, len(before)))
+	for _, in := range h.take(t, 2) {
+		assert.Equal(t, cdr.KindGone, in.Kind)
+	}
+	adopted := h.take(t, 1)[0]
+	assert.Equal(t, cdr.KindCreated, adopted.Kind, "adoption comes before any frame of the new connection")
+	assert.Equal(t, bornLeg[0], adopted.Channel.ID)
+	assert.Equal(t, born[0].Server, adopted.Server)
+	assert.False(t, adopted.Time.Before(adopted.Channel.Created))
+	assert.False(t, adopted.Time.After(latest(born)), "no later than Asterisk's clock at the list")
+
+	assert.Equal(t, "Ring", adopted.Channel.State, "with the listed snapshot")
+
+	playAfterList(t, srv, 2, second[k:]...)
+	rest := h.take(t, len(after))
+	sameInputs(t, after, rest)
+	assert.Empty(t, h.stopAndDrain())
+	st := h.src.Stats()
+	assert.Equal(t, uint64(1), st.Adopted)
+	assert.Equal(t, uint64(2), st.Gone)
+}
+
+// TestSourceAdoptsChannelsRacingTheList plays a call before the source
+// connects, so Asterisk streams it while the source takes the channel list:
+// a channel may then be both listed and later announced by its own
+// ChannelCreated. Each channel must be created exactly once, and every other
+// input must be exactly the recorded one.
+func TestSourceAdoptsChannelsRacingTheList(t *testing.T) {
+	frames := scenario(t, "s01")
+	want := decodeAll(t, frames)
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames...)
+
+	h := start(t, srv.URL, nil)
+	var got []cdr.Input
+	for countKind(got, cdr.KindDestroyed) < countKind(want, cdr.KindDestroyed) {
+		got = append(got, h.take(t, 1)[0])
+	}
+	got = append(got, h.stopAndDrain()...)
+	sameInputs(t, withoutCreated(want), withoutCreated(got))
+	assert.ElementsMatch(t, createdIDs(want), createdIDs(got))
+}
+
+// playAfterList plays frames once the source has listed channels for the
+// nth time, so every frame reaches it after its reconciliation.
+func playAfterList(t *testing.T, srv *aritest.Server, n int, frames ...[]byte) {
+	t.Helper()
+	waitFor(t, srv, func() bool { return srv.Listings() >= n })
+	srv.Play(frames...)
+}
+
+// eventually polls cond; for state that has no change notification.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(failsafe)
+	for !cond() {
+		if time.Now().After(deadline) {
+			require.FailNow(t, "condition never held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func countKind(ins []cdr.Input, k cdr.Kind) int {
+	n := 0
+	for _, in := range ins {
+		if in.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+func withoutCreated(ins []cdr.Input) []cdr.Input {
+	var out []cdr.Input
+	for _, in := range ins {
+		if in.Kind != cdr.KindCreated {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func TestSourceKeepsRetryingRefusedCredentials(t *testing.T) {
+	const secret = "Wr0ng-Pa55-xyzzy"
+	frames := scenario(t, "s05")
+	want := decodeAll(t, frames)
+	srv := aritest.NewServer(aritest.Options{User: "kanca", Password: "right"})
+	t.Cleanup(srv.Close)
+
+	h := start(t, srv.URL, func(c *Config) { c.Password = secret })
+	waitFor(t, srv, func() bool { return srv.Attempts() >= 3 })
+	st := h.src.Stats()
+	assert.False(t, st.Connected)
+	assert.Contains(t, st.LastError, "refused the ARI credentials")
+	assert.Zero(t, srv.Connections())
+
+	// The operator fixes ari.conf; the next attempt gets in.
+	srv.SetAuth("kanca", secret)
+	playAfterList(t, srv, 1, frames...)
+	sameInputs(t, want, h.take(t, len(want)))
+	assert.Equal(t, 1, srv.Connections())
+	h.stop()
+	logs := h.logs.String()
+	assert.Contains(t, logs, "refused the ARI credentials")
+	assert.NotContains(t, logs, secret)
+	assert.NotContains(t, h.src.Stats().LastError, secret)
+}
+
+func TestSourceRetriesThroughServerErrorsAndHangs(t *testing.T) {
+	frames := scenario(t, "s05")
+	want := decodeAll(t, frames)
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.FailNext(3, http.StatusInternalServerError)
+	srv.HangNext(1, time.Hour) // only the client's handshake timeout ends it
+
+	h := start(t, srv.URL, func(c *Config) { c.HTTPTimeout = 200 * time.Millisecond })
+	playAfterList(t, srv, 1, frames...)
+	sameInputs(t, want, h.take(t, len(want)))
+	assert.Equal(t, 5, srv.Attempts(), "three 500s, one hang, then the connection")
+	assert.Equal(t, 1, srv.Connections())
+	h.stop()
+	assert.Contains(t, h.logs.String(), "500")
+}
+
+func TestSourceSkipsUnknownAndMalformedFrames(t *testing.T) {
+	frames := scenario(t, "s05")
+	want := decodeAll(t, frames)
+	mid := len(frames) / 2
+	var script [][]byte
+	script = append(script, frames[:mid]...)
+	script = append(script,
+		[]byte(`{"type":"ChannelTeleported","timestamp":"2026-11-22T12:10:00.000+0000","asterisk_id":"x"}`),
+		[]byte(`{"type":"ChannelCreated","timestamp":"2026-11-22T12:10:00.000+0000","channel":{"id":`),
+	)
+	script = append(script, frames[mid:]...)
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+
+	h := start(t, srv.URL, nil)
+	playAfterList(t, srv, 1, script...)
+	sameInputs(t, want, h.take(t, len(want)))
+	eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(script)) })
+	assert.Empty(t, h.stopAndDrain())
+	st := h.src.Stats()
+	assert.Equal(t, uint64(len(script)), st.Frames)
+	assert.Equal(t, uint64(1), st.Unknown)
+	assert.Equal(t, uint64(1), st.ByType["ChannelTeleported"])
+	assert.Equal(t, uint64(1), st.Malformed)
+	assert.Zero(t, st.Reconnects, "a bad frame does not cost the connection")
+	assert.Contains(t, h.logs.String(), "malformed")
+}
+
+// TestSourceDropsSilentPeer serves a WebSocket that never reads, so pings
+// go unanswered: the source must give up on it and reconnect.
+func TestSourceDropsSilentPeer(t *testing.T) {
+	var accepted atomic.Int32
+	again := make(chan struct{}, 10)
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ari/channels", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`[]`))
+	})
+	mux.HandleFunc("GET /ari/events", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		accepted.Add(1)
+		again <- struct{}{}
+		<-release
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	h := start(t, srv.URL, func(c *Config) {
+		c.PingInterval = 10 * time.Millisecond
+		c.HTTPTimeout = 50 * time.Millisecond
+	})
+	for range 2 {
+		select {
+		case <-again:
+		case <-time.After(failsafe):
+			t.Fatalf("only %d connections; logs:\n%s", accepted.Load(), h.logs.String())
+		}
+	}
+	h.stop()
+	assert.Contains(t, h.logs.String(), "stopped answering pings")
+}
+
+// TestSourceBackPressure holds emit while Asterisk keeps sending and while
+// keepalive pings go unanswered (nobody reads the pongs during emit): every
+// input must still arrive, in order, on the same connection.
+func TestSourceBackPressure(t *testing.T) {
+	frames := scenario(t, "s01")
+	want := decodeAll(t, frames)
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+
+	h := startBuffered(t, srv.URL, 0, func(c *Config) {
+		c.PingInterval = 5 * time.Millisecond
+		c.HTTPTimeout = 10 * time.Millisecond
+	})
+	playAfterList(t, srv, 1, frames...)
+	got := h.take(t, 1)
+	waitFor(t, srv, func() bool { return srv.Pos() == len(frames) })
+	time.Sleep(50 * time.Millisecond) // several ping intervals with emit held
+	got = append(got, h.take(t, len(want)-1)...)
+	sameInputs(t, want, got)
+	assert.Zero(t, h.src.Stats().Reconnects)
+	assert.Equal(t, 1, srv.Connections())
+}
+
+func TestBackoffWaits(t *testing.T) {
+	b := Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}
+	low, mid, high := func() float64 { return 0 }, func() float64 { return 0.5 }, func() float64 { return 0.999999 }
+	want := 500 * time.Millisecond
+	for attempt := range 12 {
+		assert.Equal(t, want, b.wait(attempt, mid), "attempt %d", attempt)
+		assert.Equal(t, time.Duration(float64(want)*0.8), b.wait(attempt, low))
+		assert.InDelta(t, float64(want)*1.2, float64(b.wait(attempt, high)), float64(time.Millisecond))
+		want = min(want*2, b.Max)
+	}
+	assert.Equal(t, b.Max, b.wait(1000, mid), "no overflow for a long outage")
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	s, err := New(Config{User: "u", Password: "p"})
+	require.NoError(t, err)
+	assert.Equal(t, "ws://127.0.0.1:8088/ari/events?app=kanca&subscribeAll=true", s.eventsURL)
+	assert.Equal(t, "http://127.0.0.1:8088/ari", s.restURL)
+
+	s, err = New(Config{URL: "https://pbx.example:8089/asterisk/", User: "u", App: "a b"})
+	require.NoError(t, err)
+	assert.Equal(t, "wss://pbx.example:8089/asterisk/ari/events?app=a+b&subscribeAll=true", s.eventsURL)
+	assert.Equal(t, "https://pbx.example:8089/asterisk/ari", s.restURL)
+
+	for _, bad := range []Config{
+		{URL: "http://u:hunter2@pbx:8088", User: "u"},
+		{URL: "ftp://pbx", User: "u"},
+		{URL: "http://pbx:8088/?x=1", User: "u"},
+		{URL: "pbx:8088", User: "u"},
+		{URL: "http://pbx:8088"},
+		{URL: "http://pbx:8088\x7f", User: "u", Password: "hunter2"},
+	} {
+		_, err := New(bad)
+		require.Error(t, err, "%+v", bad)
+		assert.NotContains(t, err.Error(), "hunter2")
+	}
+}
+
+// sameInputs compares input sequences and reports the first difference
+// only: whole sequences are too long to read in a failure.
+func sameInputs(t *testing.T, want, got []cdr.Input) {
+	t.Helper()
+	for i := range min(len(want), len(got)) {
+		if !assert.ObjectsAreEqual(want[i], got[i]) {
+			t.Errorf("input %d differs:\nwant %s\n got %s", i, show(want[i]), show(got[i]))
+			return
+		}
+	}
+	if len(want) != len(got) {
+		t.Errorf("%d inputs, want %d", len(got), len(want))
+	}
+}
+
+func show(in cdr.Input) string {
+	other := ""
+	if in.Other != nil {
+		other = fmt.Sprintf(" other=%+v", *in.Other)
+	}
+	return fmt.Sprintf("%s %s %+v%s var=%s=%s dial=%s/%s bridge=%s cause=%d/%d soft=%v",
+		in.Kind, in.Time.Format(time.RFC3339Nano), in.Channel, other, in.Var, in.Value,
+		in.DialStatus, in.DialString, in.Bridge, in.Cause, in.TechCause, in.Soft)
+}
