@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanca/kanca/cmd/kanca/democmd"
 	"github.com/kanca/kanca/cmd/kanca/replaycmd"
+	"github.com/kanca/kanca/cmd/kanca/runcmd"
 )
 
 func main() {
@@ -26,10 +28,26 @@ func newRoot() *cobra.Command {
 lifecycle into Bulutfon-style webhooks: call_init, call_init_extension,
 call_init_group, call_init_menu, fax_init, call_hangup (with a CDR and
 callflow) and missing_call, POSTed as JSON or PHP-friendly form data to the
-hooks you bind to each public number.`,
+hooks you bind to each public number. Every event is stored before it is
+sent and retried until the receiver takes it.
+
+Start with 'kanca demo' to see it work on recorded calls, then bind hooks
+with 'kanca hooks add' and start the daemon with 'kanca run'.`,
+		Example: `  kanca demo
+  kanca hooks add --number 908508850000 --url https://crm.example.com/kanca --format form
+  KANCA_ARI_USER=kanca KANCA_ARI_PASSWORD=secret kanca run`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(replaycmd.New())
+	db := root.PersistentFlags().String("db", envOr("KANCA_DB", "kanca.db"),
+		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
+	root.AddCommand(runcmd.New(db), democmd.New(), replaycmd.New())
 	return root
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
