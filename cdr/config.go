@@ -101,7 +101,10 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 		c.MaxCallDuration = d
 	}
-	for _, p := range []struct{ dst *[]string; src []string }{
+	for _, p := range []struct {
+		dst *[]string
+		src []string
+	}{
 		{&c.Contexts.Inbound, raw.Contexts.Inbound}, {&c.Contexts.Internal, raw.Contexts.Internal},
 		{&c.Contexts.Menu, raw.Contexts.Menu}, {&c.Contexts.Group, raw.Contexts.Group},
 		{&c.Contexts.Queue, raw.Contexts.Queue}, {&c.Contexts.Fax, raw.Contexts.Fax},

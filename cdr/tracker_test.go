@@ -1,0 +1,338 @@
+package cdr
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// script builds tracker input the way a PBX source would, with a clock
+// that advances 10 ms per event.
+type script struct {
+	t   *testing.T
+	tr  *Tracker
+	now time.Time
+	out []Event
+	ch  map[string]*Channel
+}
+
+func newScript(t *testing.T, cfg Config) *script {
+	return &script{t: t, tr: NewTracker(cfg), now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), ch: map[string]*Channel{}}
+}
+
+func (s *script) feed(in Input) {
+	s.now = s.now.Add(10 * time.Millisecond)
+	if in.Time.IsZero() {
+		in.Time = s.now
+	}
+	in.Server = "pbx1"
+	s.out = append(s.out, s.tr.Handle(in)...)
+}
+
+func (s *script) create(id, name, state, caller, context, exten, linked string) {
+	c := &Channel{ID: id, Name: name, State: state, CallerNumber: caller, Context: context, Exten: exten, LinkedID: linked}
+	c.Created = s.now.Add(10 * time.Millisecond)
+	s.ch[id] = c
+	s.feed(Input{Kind: KindCreated, Channel: *c})
+}
+
+func (s *script) app(id, app, data string) {
+	c := s.ch[id]
+	c.App, c.AppData = app, data
+	s.feed(Input{Kind: KindDialplan, Channel: *c})
+}
+
+func (s *script) goTo(id, context, exten string) {
+	c := s.ch[id]
+	c.Context, c.Exten = context, exten
+}
+
+func (s *script) state(id, state string) {
+	c := s.ch[id]
+	c.State = state
+	s.feed(Input{Kind: KindState, Channel: *c})
+}
+
+func (s *script) dial(caller, peer, status string) {
+	s.feed(Input{Kind: KindDial, Channel: *s.ch[peer], Other: s.ch[caller], DialStatus: status})
+}
+
+func (s *script) hangup(id string, soft bool, cause int) {
+	s.feed(Input{Kind: KindHangupRequest, Channel: *s.ch[id], Soft: soft, Cause: cause})
+}
+
+func (s *script) destroy(id string, cause int) {
+	s.feed(Input{Kind: KindDestroyed, Channel: *s.ch[id], Cause: cause})
+}
+
+func (s *script) types() []EventType {
+	var ts []EventType
+	for _, e := range s.out {
+		ts = append(ts, e.Type)
+	}
+	return ts
+}
+
+func (s *script) last(typ EventType) Event {
+	for i := len(s.out) - 1; i >= 0; i-- {
+		if s.out[i].Type == typ {
+			return s.out[i]
+		}
+	}
+	s.t.Fatalf("no %s in %v", typ, s.types())
+	return Event{}
+}
+
+// A FreePBX ring group: the inbound route jumps to ext-group,600, which
+// dials its members through Local channels. Without linkedid the legs are
+// tied together by the Dial events and the Local pairs.
+func TestFreePBXRingGroupThroughLocalChannels(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("1.0", "PJSIP/carrier-00000000", "Ring", "02161234567", "from-pstn", "908508850000", "")
+	s.goTo("1.0", "ext-group", "600")
+	s.app("1.0", "Set", "RingGroupMethod=ringall")
+	s.app("1.0", "Dial", "Local/101@from-internal/n&Local/102@from-internal/n,20")
+	for i, ext := range []string{"101", "102"} {
+		one, two := "1."+string(rune('1'+2*i)), "1."+string(rune('2'+2*i))
+		s.create(one, "Local/"+ext+"@from-internal-0000000"+ext[2:]+";1", "Down", "", "from-internal", ext, "")
+		s.create(two, "Local/"+ext+"@from-internal-0000000"+ext[2:]+";2", "Ring", "", "from-internal", ext, "")
+		s.dial("1.0", one, "")
+		s.app(two, "Dial", "PJSIP/"+ext+",20") // the member's own Dial: no new step
+	}
+	s.state("1.3", "Up")
+	s.dial("1.0", "1.3", "ANSWER")
+	s.dial("1.0", "1.1", "CANCEL")
+	s.destroy("1.1", 26)
+	s.destroy("1.2", 26)
+	s.state("1.0", "Up")
+	s.hangup("1.0", false, 16)
+	s.destroy("1.3", 16)
+	s.destroy("1.4", 16)
+	s.destroy("1.0", 16)
+
+	assert.Equal(t, []EventType{CallInit, CallInitGroup, CallHangup}, s.types())
+	g := s.last(CallInitGroup)
+	assert.Equal(t, "600", g.Destination)
+	h := s.last(CallHangup)
+	assert.Equal(t, "908508850000", h.Number)
+	assert.Equal(t, "902161234567", h.Caller)
+	assert.Equal(t, "SUCCESS", h.ResultDisposition)
+	assert.Equal(t, "recv_bye", h.HangupDetail)
+	require.Len(t, h.CDR.Callflow, 2)
+	assert.Equal(t, RedirectedToGroup, h.CDR.Callflow[0].Redirection)
+	assert.Equal(t, ConnectingToGroup, h.CDR.Callflow[1].Redirection)
+	assert.False(t, h.CDR.Callflow[1].Answer.IsZero(), "the group step is answered when a member answers")
+	assert.Zero(t, s.tr.Calls(), "the call is forgotten once it ended")
+	assert.Empty(t, s.tr.legs)
+}
+
+// With CHANNEL(linkedid) in channelvars, legs join their call by it, even a
+// leg the tracker never saw dialled.
+func TestLinkedIDGroupsLegs(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("9.0", "PJSIP/trunk-1", "Ring", "05321234567", "from-trunk", "908508850000", "9.0")
+	s.app("9.0", "Dial", "PJSIP/1000,20")
+	s.create("9.1", "PJSIP/1000-2", "Down", "1000", "from-internal", "s", "9.0")
+	s.state("9.1", "Up") // no Dial event at all: still the dialled leg? it is not marked dialled
+	s.state("9.0", "Up")
+	s.destroy("9.1", 16)
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the call lives while its caller's leg does")
+	s.destroy("9.0", 16)
+	h := s.last(CallHangup)
+	assert.Equal(t, CallUUID("pbx1", "9.0"), h.CallID)
+	assert.Equal(t, "send_bye", h.HangupDetail)
+}
+
+// A call whose channels vanished while kanca was not connected gets its
+// hangup, marked as reconciled.
+func TestGoneIsReconciled(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("2.0", "PJSIP/trunk-1", "Ring", "05321234567", "from-trunk", "908508850000", "")
+	s.app("2.0", "Dial", "PJSIP/1000,20")
+	s.create("2.1", "PJSIP/1000-2", "Down", "1000", "from-internal", "s", "")
+	s.dial("2.0", "2.1", "")
+	s.dial("2.0", "2.1", "ANSWER")
+	s.state("2.0", "Up")
+	gap := s.now.Add(time.Minute)
+	s.feed(Input{Kind: KindGone, Time: gap, Channel: Channel{ID: "2.1"}})
+	s.feed(Input{Kind: KindGone, Time: gap, Channel: Channel{ID: "2.0"}})
+	h := s.last(CallHangup)
+	assert.True(t, h.CDR.Reconciled)
+	assert.Equal(t, gap, h.CDR.HangupTime)
+	assert.Equal(t, "SUCCESS", h.ResultDisposition)
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
+}
+
+// A call that never ends is closed after the maximum call duration, and its
+// memory is released.
+func TestExpiry(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxCallDuration = time.Hour
+	s := newScript(t, cfg)
+	s.create("3.0", "PJSIP/trunk-1", "Ring", "05321234567", "from-trunk", "908508850000", "")
+	s.create("3.9", "PJSIP/1000-9", "Down", "1000", "from-internal", "s", "") // never claimed
+	require.Equal(t, 1, s.tr.Calls())
+	s.feed(Input{Kind: KindCreated, Time: s.now.Add(2 * time.Hour), Channel: Channel{ID: "4.0", Name: "PJSIP/1001-1", State: "Ring", CallerNumber: "1001", Context: "from-internal", Exten: "1002"}})
+	h := s.last(CallHangup)
+	assert.True(t, h.CDR.Expired)
+	assert.Equal(t, 1, s.tr.Calls(), "only the new call is left")
+	assert.NotContains(t, s.tr.legs, "3.0")
+	assert.NotContains(t, s.tr.legs, "3.9")
+	assert.Equal(t, []EventType{CallInit, CallHangup, MissingCall}, s.types())
+}
+
+// Two extensions calling each other cross no PBX number: nothing is sent.
+func TestInternalCallIsSilent(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("5.0", "PJSIP/1000-1", "Ring", "1000", "from-internal", "1001", "")
+	s.app("5.0", "Dial", "PJSIP/1001,20")
+	s.create("5.1", "PJSIP/1001-2", "Down", "1001", "from-internal", "s", "")
+	s.dial("5.0", "5.1", "")
+	s.dial("5.0", "5.1", "ANSWER")
+	s.destroy("5.1", 16)
+	s.destroy("5.0", 16)
+	assert.Empty(t, s.out)
+	assert.Zero(t, s.tr.Calls())
+}
+
+// An inbound call forwarded to a mobile phone: REDIRECTED_TO_EXTERNAL, and
+// a call answered outside is not missed.
+func TestInboundForwardedOutside(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("6.0", "PJSIP/trunk-1", "Ring", "+49301234567", "from-trunk", "908508850000", "")
+	s.app("6.0", "Dial", "PJSIP/1000,15")
+	s.create("6.1", "PJSIP/1000-1", "Down", "1000", "from-internal", "s", "")
+	s.dial("6.0", "6.1", "")
+	s.dial("6.0", "6.1", "NOANSWER")
+	s.destroy("6.1", 0)
+	s.app("6.0", "Dial", "PJSIP/05321112233@trunk,30")
+	s.create("6.2", "PJSIP/trunk-2", "Down", "", "from-trunk", "s", "")
+	s.dial("6.0", "6.2", "")
+	s.dial("6.0", "6.2", "ANSWER")
+	s.state("6.0", "Up")
+	s.hangup("6.2", false, 16)
+	s.hangup("6.0", true, 16)
+	s.destroy("6.2", 16)
+	s.destroy("6.0", 16)
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
+	h := s.last(CallHangup)
+	assert.Equal(t, "4930123456"+"7", h.Caller)
+	assert.Equal(t, "send_bye", h.HangupDetail)
+	assert.Equal(t, "NORMAL_CLEARING", h.HangupCause, "answered in the end: the early no-answer does not count")
+	flow := h.CDR.Callflow
+	require.Len(t, flow, 3)
+	assert.Equal(t, RedirectedToExternal, flow[1].Redirection)
+	assert.Equal(t, "905321112233", flow[1].Target)
+	assert.Equal(t, ConnectingToExternal, flow[2].Redirection)
+}
+
+// FreePBX names: a numbered IVR context is a menu of that number, and a
+// DID that only shows in a variable (an "s" extension) is still found.
+func TestNumberedMenuAndDIDFromVariable(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("7.0", "PJSIP/trunk-1", "Ring", "anonymous", "from-pstn", "s", "")
+	s.feed(Input{Kind: KindVar, Channel: *s.ch["7.0"], Var: "__FROM_DID", Value: "908508850001"})
+	s.goTo("7.0", "ivr-3", "s")
+	s.app("7.0", "Answer", "")
+	s.state("7.0", "Up")
+	s.app("7.0", "Background", "custom/welcome")
+	s.hangup("7.0", false, 16)
+	s.destroy("7.0", 16)
+	assert.Equal(t, []EventType{CallInit, CallInitMenu, CallHangup, MissingCall}, s.types())
+	assert.Equal(t, "3", s.last(CallInitMenu).Destination)
+	h := s.last(CallHangup)
+	assert.Equal(t, "908508850001", h.Number)
+	assert.Equal(t, "anonymous", h.Caller)
+	assert.False(t, h.CDR.AnswerTime.IsZero(), "a menu answering counts as an answer")
+	assert.Empty(t, h.ResultDisposition, "...but not as a person")
+	assert.Equal(t, "recv_bye", h.HangupDetail)
+}
+
+// Events of a call are numbered in the order they happened.
+func TestSequence(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("8.0", "PJSIP/trunk-1", "Ring", "05321234567", "from-trunk", "908508850000", "")
+	s.app("8.0", "Dial", "PJSIP/1000,20")
+	s.hangup("8.0", false, 127)
+	s.destroy("8.0", 127)
+	for i, e := range s.out {
+		assert.Equal(t, i+1, e.Seq)
+	}
+	assert.Equal(t, "ORIGINATOR_CANCEL", s.last(MissingCall).HangupCause)
+}
+
+func TestNormalize(t *testing.T) {
+	n := newNumbers(90, 6)
+	for in, want := range map[string]string{
+		"05321234567":       "905321234567",
+		"908508850000":      "908508850000",
+		"+90 532 123 45 67": "905321234567",
+		"004930123456":      "4930123456",
+		"1000":              "1000",
+		"anonymous":         "anonymous",
+		"":                  "",
+		"0850 885 00 00":    "908508850000",
+		"sip:1000@pbx":      "sip:1000@pbx",
+	} {
+		assert.Equal(t, want, n.normalize(in), "normalize(%q)", in)
+	}
+	assert.Equal(t, "4930123456", newNumbers(49, 4).normalize("030123456"))
+}
+
+func TestParseDial(t *testing.T) {
+	for _, tc := range []struct {
+		app, data string
+		want      []target
+	}{
+		{"dial", "PJSIP/1000,20", []target{{"1000", "1000"}}},
+		{"dial", "PJSIP/1001&PJSIP/1002,20", []target{{"1001", "1001"}, {"1002", "1002"}}},
+		{"dial", "PJSIP/05321112233@trunk,30", []target{{"trunk", "05321112233"}}},
+		{"dial", "PJSIP/trunk/sip:05321112233@10.0.0.1,30", []target{{"trunk", "05321112233"}}},
+		{"dial", "SIP/carrier/05321112233", []target{{"carrier", "05321112233"}}},
+		{"dial", "Local/101@from-internal/n,20", []target{{"", "101"}}},
+		{"dial", "PJSIP/101/sip:101@192.0.2.5:5060,20", []target{{"101", "101"}}},
+		{"dial", "", nil},
+		{"bridge", "sofia/internal/1000@127.0.0.1:5070", []target{{"internal", "1000"}}},
+		{"bridge", "{ignore_early_media=true}sofia/internal/1001@h,sofia/internal/1002@h", []target{{"internal", "1001"}, {"internal", "1002"}}},
+		{"bridge", "sofia/gateway/carrier/905321112233", []target{{"carrier", "905321112233"}}},
+		{"bridge", "user/1000", []target{{"", "1000"}}},
+	} {
+		assert.Equal(t, tc.want, parseDial(tc.app, tc.data), "%s(%s)", tc.app, tc.data)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte("country_code: 49\ncontexts:\n  inbound: [carrier-in]\nnames:\n  sales: \"600\"\nmax_call_duration: 2h\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 49, c.CountryCode)
+	assert.Equal(t, []string{"carrier-in"}, c.Contexts.Inbound)
+	assert.Equal(t, DefaultConfig().Contexts.Menu, c.Contexts.Menu, "lists not given keep their defaults")
+	assert.Equal(t, 2*time.Hour, c.MaxCallDuration)
+
+	for _, bad := range []string{"countrycode: 49", "country_code: 0", "names: {sales: abc}", "contexts: {menu: ['[']}", "max_call_duration: soon", "extension_max_digits: 40"} {
+		_, err := ParseConfig([]byte(bad))
+		assert.Error(t, err, bad)
+	}
+	c, err = ParseConfig(nil)
+	require.NoError(t, err)
+	assert.Equal(t, DefaultConfig().CountryCode, c.CountryCode)
+}
+
+func TestCallUUID(t *testing.T) {
+	a := CallUUID("02:fc:00:00:00:01", "1795349289.0")
+	assert.Equal(t, a, CallUUID("02:fc:00:00:00:01", "1795349289.0"), "stable across restarts")
+	assert.NotEqual(t, a, CallUUID("02:fc:00:00:00:02", "1795349289.0"), "unique across servers")
+	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, a)
+}
+
+func TestParseEventType(t *testing.T) {
+	for in, want := range map[string]EventType{"call_init_manu": CallInitMenu, "incoming_call_group": CallInitGroup, " CALL_HANGUP ": CallHangup} {
+		got, err := ParseEventType(in)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err := ParseEventType("call_end")
+	assert.ErrorContains(t, err, "call_init_extension")
+}
