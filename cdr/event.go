@@ -30,6 +30,22 @@ var aliases = map[string]EventType{
 	"incoming_call_group":     CallInitGroup,
 }
 
+// misspelt are spellings accepted in a hook's event set but never sent:
+// the spec lists the menu event once as call_init_manu, a typo of its own
+// example's call_init_menu.
+var misspelt = map[string]EventType{"call_init_manu": CallInitMenu}
+
+// SendName returns the event_type to send to a hook that asked for the
+// event by name: the name itself, as the later revision's spellings are
+// sent as asked, except for a misspelling.
+func SendName(name string) string {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if t, ok := misspelt[name]; ok {
+		return string(t)
+	}
+	return name
+}
+
 // ParseEventType accepts every spelling of an event name. It returns the
 // canonical type; the caller keeps the spelling it was given if it must
 // answer in kind.

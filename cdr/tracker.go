@@ -320,8 +320,12 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			out = t.faxStart(c, in.Time, out)
 		}
 	case KindMenu:
+		// A PBX may say twice that a call entered the same menu
+		// (FreeSWITCH: the ivr application, then menu::enter).
 		if c != nil && l == c.origin {
-			out = t.menu(c, in.Detail, "", in.Time, out)
+			if cur := c.current(); cur == nil || cur.kind != stepMenu || cur.dest != t.named(in.Detail) {
+				out = t.menu(c, in.Detail, "", in.Time, out)
+			}
 		}
 	case KindQueue:
 		if c != nil && l == c.origin {

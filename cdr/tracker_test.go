@@ -336,3 +336,9 @@ func TestParseEventType(t *testing.T) {
 	_, err := ParseEventType("call_end")
 	assert.ErrorContains(t, err, "call_init_extension")
 }
+
+func TestSendName(t *testing.T) {
+	assert.Equal(t, "call_init_menu", SendName("call_init_manu"), "the spec's typo is accepted, never sent")
+	assert.Equal(t, "incoming_call_group", SendName(" Incoming_Call_Group"), "the later revision's spelling is sent as asked")
+	assert.Equal(t, "call_hangup", SendName("call_hangup"))
+}

@@ -1,0 +1,268 @@
+// Package deliveriescmd is `kanca deliveries`: what was sent to which hook,
+// what failed, and replaying it. It parses flags and calls package hooks.
+package deliveriescmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kanca/kanca/hooks"
+)
+
+// New returns the `deliveries` command; db points at the root's --db value.
+func New(db *string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "deliveries",
+		Short: "Inspect and replay webhook deliveries",
+		Long: `Inspect and replay webhook deliveries.
+
+Each event bound for a hook is one delivery, with an id that stays the same
+across retries (sent as X-Kanca-Delivery and webhook-id). A delivery is
+pending, retrying, delivered or dead (given up after the last retry, or
+because its hook answered 410 Gone). Dead deliveries are kept until replayed.`,
+		Example: `  kanca deliveries list --state dead
+  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21
+  kanca deliveries retry --dead --hook 1`,
+	}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
+	cmd.AddCommand(listCmd(db, out), showCmd(db, out), retryCmd(db))
+	return cmd
+}
+
+func run(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cmd.SilenceUsage = true // a well-formed command that failed needs no usage
+		return f(cmd, args)
+	}
+}
+
+func withStore(db *string, f func(ctx context.Context, s *hooks.Store) error) error {
+	s, err := hooks.OpenExisting(*db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return f(context.Background(), s)
+}
+
+func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+	var f hooks.Filter
+	var state string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List deliveries, newest first",
+		Example: `  kanca deliveries list
+  kanca deliveries list --hook 1 --state retrying
+  kanca deliveries list --call f615986c-2001-11e5-bdee-6599352d46ce --json`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if state != "" {
+				st, err := hooks.ParseState(state)
+				if err != nil {
+					return err
+				}
+				f.State = st
+			}
+			if f.Limit < 0 {
+				return fmt.Errorf("--limit %d: must not be negative", f.Limit)
+			}
+			return withStore(db, func(ctx context.Context, s *hooks.Store) error {
+				if f.HookID != 0 {
+					if _, err := s.GetHook(ctx, f.HookID); err != nil {
+						return err
+					}
+				}
+				ds, err := s.Deliveries(ctx, f)
+				if err != nil {
+					return err
+				}
+				return out(cmd).deliveries(ds)
+			})
+		}),
+	}
+	cmd.Flags().Int64Var(&f.HookID, "hook", 0, "only this hook's")
+	cmd.Flags().StringVar(&state, "state", "", "only in this state: pending, retrying, delivered or dead")
+	cmd.Flags().StringVar(&f.CallID, "call", "", "only this call's (its uuid)")
+	cmd.Flags().IntVar(&f.Limit, "limit", hooks.DefaultListLimit, "at most this many")
+	return cmd
+}
+
+func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show a delivery, its body and every attempt",
+		Example: "  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21",
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			return withStore(db, func(ctx context.Context, s *hooks.Store) error {
+				d, atts, err := s.Delivery(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return out(cmd).delivery(d, atts)
+			})
+		}),
+	}
+}
+
+func retryCmd(db *string) *cobra.Command {
+	var dead bool
+	var hookID int64
+	cmd := &cobra.Command{
+		Use:   "retry [ID]",
+		Short: "Send a delivery again now, or every dead one",
+		Long: `Queue a delivery to be sent again now, with a fresh retry schedule and the
+same delivery id; or, with --dead, every dead delivery (of one hook with
+--hook). A running kanca picks them up within its poll interval.`,
+		Example: `  kanca deliveries retry 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21
+  kanca deliveries retry --dead
+  kanca deliveries retry --dead --hook 1`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case dead && len(args) == 1:
+				return errors.New("give either a delivery ID or --dead, not both")
+			case !dead && len(args) == 0:
+				return errors.New("give a delivery ID, or --dead to requeue every dead delivery")
+			case !dead && cmd.Flags().Changed("hook"):
+				return errors.New("--hook goes with --dead")
+			}
+			cmd.SilenceUsage = true
+			return withStore(db, func(ctx context.Context, s *hooks.Store) error {
+				w := cmd.OutOrStdout()
+				if !dead {
+					if err := s.Retry(ctx, args[0]); err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "requeued delivery %s\n", args[0])
+					return nil
+				}
+				n, err := s.RetryDead(ctx, hookID)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "requeued %d dead deliveries\n", n)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&dead, "dead", false, "requeue every dead delivery")
+	cmd.Flags().Int64Var(&hookID, "hook", 0, "with --dead: only this hook's")
+	return cmd
+}
+
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p printer) encode(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (p printer) deliveries(ds []hooks.Delivery) error {
+	if p.json {
+		if ds == nil {
+			ds = []hooks.Delivery{}
+		}
+		return p.encode(ds)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHOOK\tCALL\tSEQ\tEVENT\tSTATE\tATTEMPTS\tNEXT\tLAST")
+	for _, d := range ds {
+		next := "-"
+		if d.State == hooks.Pending || d.State == hooks.Retrying {
+			next = stamp(d.NextAttempt)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.HookID, d.CallID, d.Seq, d.Event,
+			d.State, d.Attempts, next, dash(d.LastError))
+	}
+	return tw.Flush()
+}
+
+func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt) error {
+	if p.json {
+		if atts == nil {
+			atts = []hooks.Attempt{}
+		}
+		return p.encode(struct {
+			hooks.Delivery
+			Body     string          `json:"body"`
+			Attempts []hooks.Attempt `json:"attempt_log"`
+		}{d, string(d.Body), atts})
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("id", d.ID)
+	row("hook", strconv.FormatInt(d.HookID, 10))
+	row("call", d.CallID)
+	row("seq", strconv.Itoa(d.Seq))
+	row("event", d.Event)
+	row("state", string(d.State))
+	row("attempts", strconv.Itoa(d.Attempts))
+	if d.State == hooks.Pending || d.State == hooks.Retrying {
+		row("next attempt", stamp(d.NextAttempt))
+	}
+	row("last error", dash(d.LastError))
+	row("created", stamp(d.Created))
+	row("updated", stamp(d.Updated))
+	row("content type", d.ContentType)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(p.w, "\n%s\n", d.Body)
+	if len(atts) == 0 {
+		return nil
+	}
+	fmt.Fprintln(p.w)
+	tw = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tSTATUS\tLATENCY\tERROR\tRESPONSE")
+	for _, a := range atts {
+		status := "-"
+		if a.Status != 0 {
+			status = strconv.Itoa(a.Status)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", stamp(a.At), status, a.Latency, dash(a.Error), dash(oneLine(a.Response, 80)))
+	}
+	return tw.Flush()
+}
+
+func stamp(t time.Time) string {
+	if t.UnixMilli() == 0 {
+		return "now"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a response body from breaking the table.
+func oneLine(s string, n int) string {
+	b := []rune(s)
+	if len(b) > n {
+		b = append(b[:n], '…')
+	}
+	for i, r := range b {
+		if r == '\n' || r == '\r' || r == '\t' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}

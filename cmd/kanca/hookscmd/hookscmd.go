@@ -1,0 +1,505 @@
+// Package hookscmd is `kanca hooks`: the admin's view of the webhooks bound
+// to PBX numbers. It parses flags and calls package hooks; nothing more.
+package hookscmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/hooks"
+)
+
+// New returns the `hooks` command; db points at the root's --db value.
+func New(db *string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "hooks",
+		Short: "Manage the webhooks bound to PBX numbers",
+		Long: `Manage the webhooks bound to PBX numbers.
+
+A hook receives, as HTTP POSTs, the events of the calls of one PBX number
+that it subscribes to, as JSON or form data. Delivery is at least once and
+in order per call; a request is a success only on a 2xx.
+
+Failed deliveries are retried with exponential backoff:
+  ` + hooks.DefaultRetryPolicy.String() + `.
+A 410 Gone disables the hook. Every other failure (3xx, 4xx, 5xx, timeouts,
+refused connections, TLS errors) is retried; after the last attempt the
+delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
+		Example: `  kanca hooks add --number 908508850000 --url https://crm.example/bulutfon
+  kanca hooks list
+  kanca hooks test 1 --event call_hangup`,
+	}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
+	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
+		removeCmd(db), enableCmd(db, true), enableCmd(db, false), testCmd(db))
+	return cmd
+}
+
+// run wraps a command body: usage is printed for a malformed command line,
+// not for a failure of a well-formed one.
+func run(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cmd.SilenceUsage = true
+		return f(cmd, args)
+	}
+}
+
+func withStore(db *string, create bool, f func(ctx context.Context, s *hooks.Store) error) error {
+	open := hooks.OpenExisting
+	if create {
+		open = hooks.Open
+	}
+	s, err := open(*db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return f(context.Background(), s)
+}
+
+func parseID(arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("invalid hook id %q: must be a positive number (see kanca hooks list)", arg)
+	}
+	return id, nil
+}
+
+// hookFlags are the flags of add and update.
+type hookFlags struct {
+	number, url, format, user  string
+	events                     []string
+	password, passwordEnv      string
+	passwordFile               string
+	secret, secretEnv          string
+	secretFile                 string
+	domainID, accountID        int64
+	timeout                    time.Duration
+	insecure                   bool
+	warn                       io.Writer
+	changed                    func(string) bool
+	passwordGiven, secretGiven bool
+}
+
+func (f *hookFlags) register(cmd *cobra.Command, adding bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.number, "number", "", "the PBX number, digits only (908508850000)")
+	fl.StringVar(&f.url, "url", "", "where to POST: an absolute http or https URL")
+	events := "comma-separated events (any spelling Bulutfon used; the hook receives the one given)"
+	if adding {
+		events += "; default: all seven"
+	}
+	fl.StringSliceVar(&f.events, "events", nil, events)
+	fl.StringVar(&f.format, "format", "json", "body format: json or form (x-www-form-urlencoded)")
+	fl.StringVar(&f.user, "user", "", "HTTP Basic user")
+	fl.StringVar(&f.passwordEnv, "password-env", "", "read the HTTP Basic password from this environment variable")
+	fl.StringVar(&f.passwordFile, "password-file", "", "read the HTTP Basic password from this file")
+	fl.StringVar(&f.password, "password", "", "the HTTP Basic password (discouraged: visible in the process list)")
+	fl.StringVar(&f.secretEnv, "secret-env", "", "read the signing secret from this environment variable")
+	fl.StringVar(&f.secretFile, "secret-file", "", "read the signing secret from this file")
+	fl.StringVar(&f.secret, "secret", "", "the Standard Webhooks signing secret, whsec_ + base64 or any string (discouraged: visible in the process list)")
+	fl.Int64Var(&f.domainID, "domain-id", 0, "domain_id sent in every body (0: none)")
+	fl.Int64Var(&f.accountID, "account-id", 0, "account_id sent in every body (0: none)")
+	fl.DurationVar(&f.timeout, "timeout", hooks.DefaultTimeout, "how long one request may take")
+	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "do not verify the receiver's TLS certificate")
+	cmd.MarkFlagsMutuallyExclusive("password", "password-env", "password-file")
+	cmd.MarkFlagsMutuallyExclusive("secret", "secret-env", "secret-file")
+	f.changed = fl.Changed
+}
+
+// credential reads a credential from whichever of its three flags was given.
+func (f *hookFlags) credential(what, direct, directFlag, env, envFlag, file, fileFlag string) (string, bool, error) {
+	switch {
+	case f.changed(envFlag):
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", false, fmt.Errorf("--%s: environment variable %s is not set", envFlag, env)
+		}
+		return v, true, nil
+	case f.changed(fileFlag):
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", false, fmt.Errorf("--%s: read %s: %w", fileFlag, what, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), true, nil
+	case f.changed(directFlag):
+		if direct != "" {
+			fmt.Fprintf(f.warn, "warning: --%s is visible to other users of this machine; prefer --%s or --%s\n", directFlag, envFlag, fileFlag)
+		}
+		return direct, true, nil
+	}
+	return "", false, nil
+}
+
+func (f *hookFlags) readCredentials(cmd *cobra.Command) error {
+	f.warn = cmd.ErrOrStderr()
+	var err error
+	if f.password, f.passwordGiven, err = f.credential("password", f.password, "password", f.passwordEnv, "password-env", f.passwordFile, "password-file"); err != nil {
+		return err
+	}
+	f.secret, f.secretGiven, err = f.credential("secret", f.secret, "secret", f.secretEnv, "secret-env", f.secretFile, "secret-file")
+	return err
+}
+
+const credentialExample = `  # credentials are read from the environment or a file, so they stay out of
+  # the shell history and the process list
+  CRM_PASS=... kanca hooks add --number 908508850000 --url https://crm.example/bf \
+    --user kanca --password-env CRM_PASS --secret-file crm.secret`
+
+func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+	var f hookFlags
+	cmd := &cobra.Command{
+		Use:   "add",
+		Short: "Bind a new hook to a PBX number",
+		Example: `  kanca hooks add --number 908508850000 --url https://crm.example/bulutfon
+  kanca hooks add --number 908508850000 --url http://10.0.0.5/hook.php --format form \
+    --events call_init,incoming_call_extension,call_hangup
+` + credentialExample,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := f.readCredentials(cmd); err != nil {
+				return err
+			}
+			h := hooks.Hook{
+				Number: f.number, URL: f.url, Events: f.events, Format: formats.Format(f.format),
+				User: f.user, Password: f.password, Secret: f.secret,
+				DomainID: nonZero(f.domainID), AccountID: nonZero(f.accountID),
+				Timeout: f.timeout, InsecureSkipVerify: f.insecure,
+			}
+			return withStore(db, true, func(ctx context.Context, s *hooks.Store) error {
+				h, err := s.AddHook(ctx, h)
+				if err != nil {
+					return err
+				}
+				return out(cmd).hook(h)
+			})
+		}),
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func nonZero(v int64) *int64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+	var f hookFlags
+	cmd := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change a hook: only the flags given change",
+		Example: `  kanca hooks update 1 --url https://crm.example/v2/bulutfon
+  kanca hooks update 1 --events call_hangup,missing_call --timeout 30s
+  kanca hooks update 1 --user "" --password ""   # drop Basic auth
+  kanca hooks update 1 --domain-id 0             # stop sending domain_id`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			if err := f.readCredentials(cmd); err != nil {
+				return err
+			}
+			var u hooks.HookUpdate
+			str := func(name string, v string) *string {
+				if f.changed(name) {
+					return &v
+				}
+				return nil
+			}
+			u.Number, u.URL, u.User = str("number", f.number), str("url", f.url), str("user", f.user)
+			if f.changed("events") {
+				u.Events = append([]string{}, f.events...)
+			}
+			if f.changed("format") {
+				ff := formats.Format(f.format)
+				u.Format = &ff
+			}
+			if f.passwordGiven {
+				u.Password = &f.password
+			}
+			if f.secretGiven {
+				u.Secret = &f.secret
+			}
+			if f.changed("domain-id") {
+				u.DomainID = &f.domainID
+			}
+			if f.changed("account-id") {
+				u.AccountID = &f.accountID
+			}
+			if f.changed("timeout") {
+				u.Timeout = &f.timeout
+			}
+			if f.changed("insecure-skip-verify") {
+				u.InsecureSkipVerify = &f.insecure
+			}
+			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+				h, err := s.UpdateHook(ctx, id, u)
+				if err != nil {
+					return err
+				}
+				return out(cmd).hook(h)
+			})
+		}),
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the hooks",
+		Example: "  kanca hooks list\n  kanca hooks list --json",
+		Args:    cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+				hs, err := s.ListHooks(ctx)
+				if err != nil {
+					return err
+				}
+				return out(cmd).hooks(hs)
+			})
+		}),
+	}
+}
+
+func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show one hook (credentials masked)",
+		Example: "  kanca hooks show 1",
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+				h, err := s.GetHook(ctx, id)
+				if err != nil {
+					return err
+				}
+				return out(cmd).hook(h)
+			})
+		}),
+	}
+}
+
+func removeCmd(db *string) *cobra.Command {
+	return &cobra.Command{
+		Use:     "remove ID",
+		Short:   "Remove a hook, with its queued and past deliveries",
+		Example: "  kanca hooks remove 1",
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+				if err := s.RemoveHook(ctx, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed hook %d\n", id)
+				return nil
+			})
+		}),
+	}
+}
+
+func enableCmd(db *string, enable bool) *cobra.Command {
+	verb, short := "enable", "Enable a hook: its queued deliveries resume"
+	if !enable {
+		verb, short = "disable", "Disable a hook: it gets no new events, its queue waits"
+	}
+	return &cobra.Command{
+		Use:     verb + " ID",
+		Short:   short,
+		Example: "  kanca hooks " + verb + " 1",
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+				if err := s.SetEnabled(ctx, id, enable); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%sd hook %d\n", verb, id)
+				return nil
+			})
+		}),
+	}
+}
+
+func testCmd(db *string) *cobra.Command {
+	var event string
+	cmd := &cobra.Command{
+		Use:   "test ID",
+		Short: "Send a sample event to a hook now and show the answer",
+		Long: `Send a sample event to a hook now, outside the queue: nothing is stored or
+retried. The hook's format, credentials and signing are used, and it is sent
+even if the hook is disabled. Exits non-zero unless the answer is a 2xx.`,
+		Example: "  kanca hooks test 1\n  kanca hooks test 1 --event incoming_call_extension",
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			t, err := cdr.ParseEventType(event)
+			if err != nil {
+				return err
+			}
+			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+				h, err := s.GetHook(ctx, id)
+				if err != nil {
+					return err
+				}
+				ev := hooks.SampleEvent(t, h.Number, time.Now())
+				if _, ok := h.EventName(t); !ok {
+					// Not an event of this hook: send it in the spelling asked.
+					h.Events = []string{event}
+				}
+				r, err := hooks.NewDispatcher(s, hooks.DispatchOptions{}).Test(ctx, h, ev, hooks.Encoding{})
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if r.Err != nil {
+					fmt.Fprintf(w, "no answer after %s\n", r.Latency.Round(time.Millisecond))
+					return fmt.Errorf("test delivery to hook %d failed: %w", id, r.Err)
+				}
+				fmt.Fprintf(w, "HTTP %d %s in %s\n", r.Status, http.StatusText(r.Status), r.Latency.Round(time.Millisecond))
+				if r.Response != "" {
+					fmt.Fprintln(w, firstBytes(r.Response, 256))
+				}
+				if !r.OK() {
+					return fmt.Errorf("test delivery to hook %d failed: HTTP %d", id, r.Status)
+				}
+				return nil
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&event, "event", string(cdr.CallHangup), "the event to send")
+	return cmd
+}
+
+func firstBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// printer writes hooks as a table or as JSON. Hook's own JSON masks
+// credentials; the table masks them here.
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p printer) encode(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (p printer) hooks(hs []hooks.Hook) error {
+	if p.json {
+		if hs == nil {
+			hs = []hooks.Hook{}
+		}
+		return p.encode(hs)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNUMBER\tURL\tEVENTS\tFORMAT\tAUTH\tSECRET\tENABLED\tTIMEOUT\tINSECURE")
+	for _, h := range hs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Number, h.URL,
+			strings.Join(h.Events, ","), h.Format, auth(h), masked(h.Secret), yesNo(h.Enabled),
+			h.Timeout, yesNo(h.InsecureSkipVerify))
+	}
+	return tw.Flush()
+}
+
+func (p printer) hook(h hooks.Hook) error {
+	if p.json {
+		return p.encode(h)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("id", strconv.FormatInt(h.ID, 10))
+	row("number", h.Number)
+	row("url", h.URL)
+	row("events", strings.Join(h.Events, ", "))
+	row("format", string(h.Format))
+	row("user", dash(h.User))
+	row("password", masked(h.Password))
+	row("secret", masked(h.Secret))
+	row("domain id", optInt(h.DomainID))
+	row("account id", optInt(h.AccountID))
+	row("enabled", yesNo(h.Enabled))
+	if h.DisabledReason != "" {
+		row("disabled because", h.DisabledReason)
+	}
+	row("timeout", h.Timeout.String())
+	row("insecure skip verify", yesNo(h.InsecureSkipVerify))
+	row("created", h.Created.Format(time.RFC3339))
+	row("updated", h.Updated.Format(time.RFC3339))
+	return tw.Flush()
+}
+
+func auth(h hooks.Hook) string {
+	if h.User == "" {
+		return "-"
+	}
+	return h.User + ":" + masked(h.Password)
+}
+
+func masked(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return hooks.Mask
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func optInt(p *int64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

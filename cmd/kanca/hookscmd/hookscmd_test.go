@@ -1,0 +1,194 @@
+package hookscmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// kanca runs `kanca hooks args...` against the database at db.
+func kanca(t *testing.T, db string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := New(&db)
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err = cmd.Execute()
+	return out.String(), errb.String(), err
+}
+
+func ok(t *testing.T, db string, args ...string) string {
+	t.Helper()
+	out, stderr, err := kanca(t, db, args...)
+	require.NoError(t, err, "kanca hooks %s: %s", strings.Join(args, " "), stderr)
+	return out
+}
+
+func tempDB(t *testing.T) string { return filepath.Join(t.TempDir(), "kanca.db") }
+
+func TestHookLifecycle(t *testing.T) {
+	db := tempDB(t)
+	t.Setenv("CRM_PASS", "hunter2")
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n"), 0o600))
+
+	out := ok(t, db, "add", "--number", "908508850000", "--url", "https://crm.example/bf",
+		"--user", "bob", "--password-env", "CRM_PASS", "--secret-file", secretFile,
+		"--events", "call_init,incoming_call_extension", "--domain-id", "7")
+	assert.Contains(t, out, "id:")
+	assert.Contains(t, out, "incoming_call_extension")
+	ok(t, db, "add", "--number", "908508850001", "--url", "http://10.0.0.5/hook.php", "--format", "form", "--timeout", "30s")
+
+	list := ok(t, db, "list")
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	require.Len(t, lines, 3)
+	assert.Regexp(t, `^ID\s+NUMBER\s+URL\s+EVENTS\s+FORMAT\s+AUTH\s+SECRET\s+ENABLED\s+TIMEOUT\s+INSECURE$`, lines[0])
+	assert.Regexp(t, `^1\s+908508850000\s+https://crm.example/bf\s+call_init,incoming_call_extension\s+json\s+bob:\*\*\*\*\s+\*\*\*\*\s+yes\s+15s\s+no$`, lines[1])
+	assert.Regexp(t, `^2\s+908508850001\s+http://10.0.0.5/hook.php\s+call_init,call_init_extension.*\s+form\s+-\s+-\s+yes\s+30s\s+no$`, lines[2])
+
+	show := ok(t, db, "show", "1")
+	assert.Regexp(t, `password:\s+\*\*\*\*`, show)
+	assert.Regexp(t, `secret:\s+\*\*\*\*`, show)
+	assert.Regexp(t, `domain id:\s+7`, show)
+	assert.Regexp(t, `insecure skip verify:\s+no`, show)
+
+	var listed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(ok(t, db, "list", "--json")), &listed))
+	require.Len(t, listed, 2)
+	assert.Equal(t, "****", listed[0]["password"])
+	assert.Equal(t, "****", listed[0]["secret"])
+	assert.Equal(t, "15s", listed[0]["timeout"])
+
+	for _, o := range []string{list, show, ok(t, db, "list", "--json"), ok(t, db, "show", "1", "--json")} {
+		assert.NotContains(t, o, "hunter2")
+		assert.NotContains(t, o, "c2VjcmV0")
+	}
+
+	// update changes only what is given
+	out = ok(t, db, "update", "1", "--url", "https://crm.example/v2", "--insecure-skip-verify")
+	assert.Contains(t, out, "https://crm.example/v2")
+	show = ok(t, db, "show", "1")
+	assert.Regexp(t, `user:\s+bob`, show)
+	assert.Regexp(t, `password:\s+\*\*\*\*`, show)
+	assert.Regexp(t, `events:\s+call_init, incoming_call_extension`, show)
+	assert.Regexp(t, `insecure skip verify:\s+yes`, show)
+	ok(t, db, "update", "1", "--user", "", "--password", "", "--domain-id", "0")
+	show = ok(t, db, "show", "1")
+	assert.Regexp(t, `user:\s+-`, show)
+	assert.Regexp(t, `password:\s+-`, show)
+	assert.Regexp(t, `domain id:\s+-`, show)
+
+	assert.Equal(t, "disabled hook 1\n", ok(t, db, "disable", "1"))
+	assert.Regexp(t, `enabled:\s+no`, ok(t, db, "show", "1"))
+	assert.Equal(t, "enabled hook 1\n", ok(t, db, "enable", "1"))
+	assert.Regexp(t, `enabled:\s+yes`, ok(t, db, "show", "1"))
+
+	assert.Equal(t, "removed hook 1\n", ok(t, db, "remove", "1"))
+	_, _, err := kanca(t, db, "show", "1")
+	require.EqualError(t, err, "hook 1: not found")
+}
+
+func TestDiscouragedPasswordFlagWarns(t *testing.T) {
+	db := tempDB(t)
+	_, stderr, err := kanca(t, db, "add", "--number", "1", "--url", "http://x/", "--user", "u", "--password", "hunter2")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "warning: --password is visible")
+	assert.NotContains(t, stderr, "hunter2")
+}
+
+func TestBadInput(t *testing.T) {
+	db := tempDB(t)
+	ok(t, db, "add", "--number", "908508850000", "--url", "http://127.0.0.1:9/")
+	cases := []struct {
+		args []string
+		db   string
+		err  string
+	}{
+		{[]string{"add", "--number", "0850-885", "--url", "http://x/"}, db, "must be digits only"},
+		{[]string{"add", "--number", "1", "--url", "crm.example/hook"}, db, "must be absolute http or https"},
+		{[]string{"add", "--number", "1", "--url", "http://x/", "--events", "call_init,call_ringing"}, db, `unknown event "call_ringing"`},
+		{[]string{"add", "--number", "1", "--url", "http://x/", "--format", "xml"}, db, `unknown format "xml"`},
+		{[]string{"add", "--number", "1", "--url", "http://x/", "--user", "u", "--password-env", "KANCA_TEST_UNSET_VAR"}, db, "environment variable KANCA_TEST_UNSET_VAR is not set"},
+		{[]string{"add", "--number", "1", "--url", "http://x/", "--secret-file", filepath.Join(t.TempDir(), "missing-secret")}, db, "--secret-file: read secret"},
+		{[]string{"add", "--number", "1", "--url", "http://x/", "--password", "a", "--password-env", "B"}, db, "none of the others can be"},
+		{[]string{"update", "1", "--url", "ftp://x/"}, db, "must be absolute http or https"},
+		{[]string{"update", "99", "--url", "http://x/"}, db, "hook 99: not found"},
+		{[]string{"show", "99"}, db, "hook 99: not found"},
+		{[]string{"show", "abc"}, db, `invalid hook id "abc"`},
+		{[]string{"remove", "99"}, db, "hook 99: not found"},
+		{[]string{"enable", "99"}, db, "hook 99: not found"},
+		{[]string{"test", "1", "--event", "call_ringing"}, db, `unknown event "call_ringing"`},
+		{[]string{"list"}, filepath.Join(t.TempDir(), "missing.db"), "database does not exist"},
+		{[]string{"list"}, "", "no database path given"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			stdout, _, err := kanca(t, c.db, c.args...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.err)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			if !strings.Contains(c.err, "none of the others") { // a malformed command line gets its usage
+				assert.NotContains(t, stdout, "Usage:", "no usage for a failed command")
+			}
+		})
+	}
+	_, _, err := kanca(t, db, "show")
+	require.ErrorContains(t, err, "accepts 1 arg(s)")
+}
+
+func TestHelpShowsExamplesAndRetrySchedule(t *testing.T) {
+	db := tempDB(t)
+	out := ok(t, db, "--help")
+	assert.Contains(t, out, "Examples:")
+	assert.Contains(t, out, "33 attempts over about 24h")
+	for _, sub := range []string{"add", "list", "show", "update", "remove", "enable", "disable", "test"} {
+		assert.Contains(t, ok(t, db, sub, "--help"), "Examples:", sub)
+	}
+}
+
+func TestTestCommand(t *testing.T) {
+	db := tempDB(t)
+	var mu sync.Mutex
+	var bodies []string
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		bodies = append(bodies, r.Header.Get("X-Kanca-Event")+" "+string(b))
+		w.WriteHeader(status)
+		w.Write([]byte("received by the CRM"))
+	}))
+	defer srv.Close()
+	ok(t, db, "add", "--number", "908508850000", "--url", srv.URL, "--events", "incoming_call_extension,call_hangup")
+
+	out := ok(t, db, "test", "1")
+	assert.Regexp(t, `^HTTP 200 OK in \d+ms\nreceived by the CRM\n$`, out)
+	ok(t, db, "test", "1", "--event", "call_init_extension")
+	mu.Lock()
+	require.Len(t, bodies, 2)
+	assert.True(t, strings.HasPrefix(bodies[0], `call_hangup {"event_type":"call_hangup"`), bodies[0])
+	assert.True(t, strings.HasPrefix(bodies[1], `incoming_call_extension {"event_type":"incoming_call_extension"`), "the hook's spelling: %s", bodies[1])
+	status = http.StatusInternalServerError
+	mu.Unlock()
+
+	out, _, err := kanca(t, db, "test", "1")
+	require.EqualError(t, err, "test delivery to hook 1 failed: HTTP 500")
+	assert.Contains(t, out, "HTTP 500 Internal Server Error")
+
+	ok(t, db, "update", "1", "--url", "http://127.0.0.1:1/")
+	_, _, err = kanca(t, db, "test", "1")
+	require.ErrorContains(t, err, "test delivery to hook 1 failed:")
+	assert.ErrorContains(t, err, "refused")
+}

@@ -1,0 +1,322 @@
+package hooks
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a delivery is in its life.
+type State string
+
+const (
+	Pending   State = "pending"   // not tried yet
+	Retrying  State = "retrying"  // tried, failed, due again at NextAttempt
+	Delivered State = "delivered" // a 2xx came back
+	Dead      State = "dead"      // given up: kept, listed, replayable
+)
+
+// ParseState accepts the four state names.
+func ParseState(s string) (State, error) {
+	switch st := State(strings.ToLower(strings.TrimSpace(s))); st {
+	case Pending, Retrying, Delivered, Dead:
+		return st, nil
+	}
+	return "", fmt.Errorf("unknown state %q (known: pending, retrying, delivered, dead)", s)
+}
+
+// Delivery is one event bound for one hook.
+type Delivery struct {
+	ID          string    `json:"id"` // stable across retries: receivers drop duplicates by it
+	HookID      int64     `json:"hook_id"`
+	CallID      string    `json:"call"`
+	Seq         int       `json:"seq"`
+	Event       string    `json:"event"` // as sent
+	Body        []byte    `json:"-"`
+	ContentType string    `json:"content_type"`
+	State       State     `json:"state"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	LastStatus  int       `json:"last_status,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+}
+
+// Attempt is one logged try of a delivery.
+type Attempt struct {
+	At       time.Time     `json:"at"`
+	Status   int           `json:"status,omitempty"` // 0: no response
+	Latency  time.Duration `json:"latency_ns"`
+	Response string        `json:"response,omitempty"` // the first KiB of the body
+	Error    string        `json:"error,omitempty"`
+}
+
+// Filter selects deliveries; zero fields select all.
+type Filter struct {
+	HookID int64
+	State  State
+	CallID string
+	Limit  int // 0: DefaultListLimit
+}
+
+// DefaultListLimit bounds a listing when the caller gives no limit.
+const DefaultListLimit = 100
+
+// newDeliveryID returns a UUIDv7: random enough to be unique across
+// restarts and servers, and sorted by creation time for people reading lists.
+func newDeliveryID(now time.Time) string {
+	var u [16]byte
+	if _, err := rand.Read(u[6:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on supported systems
+	}
+	t := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		u[i] = byte(t)
+		t >>= 8
+	}
+	u[6] = u[6]&0x0f | 0x70
+	u[8] = u[8]&0x3f | 0x80
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+const deliveryColumns = `id, hook_id, call_uuid, seq, event, body, content_type, state, attempts,
+	next_attempt_at, last_status, last_error, created_at, updated_at`
+
+func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
+	var d Delivery
+	var next, created, updated int64
+	err := sc.Scan(&d.ID, &d.HookID, &d.CallID, &d.Seq, &d.Event, &d.Body, &d.ContentType, &d.State,
+		&d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &updated)
+	if err != nil {
+		return Delivery{}, err
+	}
+	d.NextAttempt, d.Created, d.Updated = fromMS(next), fromMS(created), fromMS(updated)
+	return d, nil
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, q string, args ...any) ([]Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Deliveries lists deliveries matching f, newest first.
+func (s *Store) Deliveries(ctx context.Context, f Filter) ([]Delivery, error) {
+	var where []string
+	var args []any
+	if f.HookID != 0 {
+		where, args = append(where, "hook_id = ?"), append(args, f.HookID)
+	}
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(f.State))
+	}
+	if f.CallID != "" {
+		where, args = append(where, "call_uuid = ?"), append(args, f.CallID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	q := "SELECT " + deliveryColumns + " FROM outbox"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY n DESC LIMIT ?"
+	out, err := s.queryDeliveries(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// Delivery returns the delivery with id and its attempts, oldest first.
+func (s *Store) Delivery(ctx context.Context, id string) (Delivery, []Attempt, error) {
+	d, err := scanDelivery(s.db.QueryRowContext(ctx, "SELECT "+deliveryColumns+" FROM outbox WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, nil, fmt.Errorf("delivery %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, nil, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT at, status, latency_ms, response, error FROM attempts WHERE delivery_id = ? ORDER BY id", id)
+	if err != nil {
+		return Delivery{}, nil, fmt.Errorf("get attempts of delivery %s: %w", id, err)
+	}
+	defer rows.Close()
+	var atts []Attempt
+	for rows.Next() {
+		var a Attempt
+		var at, lat int64
+		var resp []byte
+		if err := rows.Scan(&at, &a.Status, &lat, &resp, &a.Error); err != nil {
+			return Delivery{}, nil, fmt.Errorf("get attempts of delivery %s: %w", id, err)
+		}
+		a.At, a.Latency, a.Response = fromMS(at), time.Duration(lat)*time.Millisecond, string(resp)
+		atts = append(atts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return Delivery{}, nil, fmt.Errorf("get attempts of delivery %s: %w", id, err)
+	}
+	return d, atts, nil
+}
+
+// Retry queues the delivery with id to be sent now with a fresh retry
+// schedule, whatever its state: a delivered one is sent again (same id).
+func (s *Store) Retry(ctx context.Context, id string) error {
+	// next_attempt_at 0 means due at once whatever the dispatcher's clock.
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = 0,
+		updated_at = ? WHERE id = ?`, string(Pending), ms(time.Now()), id)
+	if err != nil {
+		return fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delivery %q: %w", id, ErrNotFound)
+	}
+	s.notify()
+	return nil
+}
+
+// RetryDead requeues every dead delivery, of one hook when hookID is not 0,
+// and returns how many.
+func (s *Store) RetryDead(ctx context.Context, hookID int64) (int, error) {
+	q := `UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = 0, updated_at = ? WHERE state = ?`
+	args := []any{string(Pending), ms(time.Now()), string(Dead)}
+	if hookID != 0 {
+		if _, err := s.GetHook(ctx, hookID); err != nil {
+			return 0, err
+		}
+		q += " AND hook_id = ?"
+		args = append(args, hookID)
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead deliveries: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	s.notify()
+	return int(n), nil
+}
+
+// Depth counts deliveries by state: Pending plus Retrying is the backlog.
+func (s *Store) Depth(ctx context.Context) (map[State]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT state, count(*) FROM outbox GROUP BY state")
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[State]int{Pending: 0, Retrying: 0, Delivered: 0, Dead: 0}
+	for rows.Next() {
+		var st State
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// dueHeads returns up to limit deliveries of one hook that may be sent now:
+// due, and first among the unfinished deliveries of their call to this
+// hook. That is the whole ordering rule: a delivery being retried holds
+// back the later ones of its call to its hook, and nothing else.
+func (s *Store) dueHeads(ctx context.Context, hookID int64, now time.Time, limit int) ([]Delivery, error) {
+	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM outbox o
+		WHERE o.hook_id = ? AND o.state IN ('pending', 'retrying') AND o.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.hook_id = o.hook_id AND p.call_uuid = o.call_uuid
+			AND p.state IN ('pending', 'retrying') AND (p.seq < o.seq OR (p.seq = o.seq AND p.n < o.n)))
+		ORDER BY o.next_attempt_at, o.n LIMIT ?`, hookID, ms(now), limit)
+}
+
+// nextDue returns when the earliest waiting delivery of an enabled hook
+// falls due after now, or false if none waits.
+func (s *Store) nextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
+	var next sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT min(o.next_attempt_at) FROM outbox o JOIN hooks h ON h.id = o.hook_id
+		WHERE h.enabled = 1 AND o.state IN ('pending', 'retrying') AND o.next_attempt_at > ?`, ms(now)).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, false, err
+	}
+	return fromMS(next.Int64), true, nil
+}
+
+// outcome is what the dispatcher decided after one attempt.
+type outcome struct {
+	state  State
+	next   time.Time
+	reason string // dead: why
+	gone   bool   // the receiver said 410: disable the hook
+}
+
+// record logs an attempt and moves its delivery on, in one transaction.
+// It returns false if the delivery vanished meanwhile (its hook removed).
+func (s *Store) record(ctx context.Context, d Delivery, hookID int64, r AttemptResult, o outcome, now time.Time) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
+	}
+	defer tx.Rollback()
+	lastErr := r.errText()
+	if o.reason != "" {
+		lastErr = o.reason
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
+		last_status = ?, last_error = ?, updated_at = ? WHERE id = ?`,
+		string(o.state), ms(o.next), r.Status, lastErr, ms(now), d.ID)
+	if err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at, status, latency_ms, response, error)
+		VALUES (?, ?, ?, ?, ?, ?)`, d.ID, ms(now), r.Status, r.Latency.Milliseconds(), r.Response, r.errText()); err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
+	}
+	if o.gone {
+		if _, err := tx.ExecContext(ctx, `UPDATE hooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+			o.reason, ms(now), hookID); err != nil {
+			return false, fmt.Errorf("disable hook %d: %w", hookID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, last_error = ?, updated_at = ?
+			WHERE hook_id = ? AND state IN ('pending', 'retrying')`, string(Dead), o.reason, ms(now), hookID); err != nil {
+			return false, fmt.Errorf("give up deliveries of hook %d: %w", hookID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
+	}
+	return true, nil
+}
+
+// prune drops attempts, and delivered deliveries, older than before. Dead
+// deliveries stay until someone replays or removes them.
+func (s *Store) prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE at < ?", ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune attempts: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state = ? AND updated_at < ?", string(Delivered), ms(before)); err != nil {
+		return n, fmt.Errorf("prune delivered deliveries: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,316 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kanca/kanca/cdr"
+)
+
+type finished struct {
+	hook int64
+	id   string
+}
+
+// DispatchOptions tune the dispatcher; zero values take the defaults.
+type DispatchOptions struct {
+	Retry RetryPolicy // zero: DefaultRetryPolicy
+	// MaxInFlight bounds concurrent requests per hook (default 4), so a
+	// hanging receiver holds at most that many workers, all its own.
+	MaxInFlight int
+	// PollInterval is how often due retries and changes made by other
+	// processes (the CLI) are looked for (default 1 s). New events wake
+	// the dispatcher at once.
+	PollInterval time.Duration
+	// ShutdownGrace is how long Run waits for requests in flight before
+	// cancelling them (default 10 s).
+	ShutdownGrace  time.Duration
+	ConnectTimeout time.Duration // default 5 s
+	// Retention is how long attempts and delivered deliveries are kept
+	// (default 30 days); PruneInterval how often they are pruned (1 h).
+	Retention     time.Duration
+	PruneInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Dispatcher sends the outbox's deliveries.
+type Dispatcher struct {
+	s      *Store
+	opts   DispatchOptions
+	sender *sender
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[int64]map[string]bool // hook id -> delivery ids being sent
+	// finished sends leave inflight only at the start of a scheduling
+	// pass: removed any earlier, a pass that read a delivery as due just
+	// before its result was recorded would send it a second time.
+	finished []finished
+
+	kick chan struct{} // a send finished: its call's next may be due
+
+	delivered, failed, dead, gone atomic.Int64
+	latencyCount, latencySum      atomic.Int64 // sum in microseconds
+}
+
+// NewDispatcher returns a dispatcher for s's outbox.
+func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
+	if o.Retry == (RetryPolicy{}) {
+		o.Retry = DefaultRetryPolicy
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 4
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 10 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.Retention <= 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Dispatcher{
+		s:        s,
+		opts:     o,
+		sender:   newSender(o.ConnectTimeout, o.Now),
+		log:      o.Logger,
+		inflight: map[int64]map[string]bool{},
+		kick:     make(chan struct{}, 1),
+	}
+}
+
+// Run sends due deliveries until ctx ends, then waits up to ShutdownGrace
+// for requests in flight and returns. What is not delivered stays queued
+// and is sent by the next Run, a request cut off by shutdown included.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.opts.Retry.validate(); err != nil {
+		return err
+	}
+	defer d.sender.close()
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	var wg sync.WaitGroup
+
+	d.prune(ctx)
+	prune := time.NewTicker(d.opts.PruneInterval)
+	defer prune.Stop()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	for {
+		next := d.schedule(ctx, sendCtx, &wg)
+		wait.Reset(next)
+		select {
+		case <-ctx.Done():
+			return d.shutdown(&wg, cancelSends)
+		case <-d.s.wake:
+		case <-d.kick:
+		case <-wait.C:
+		case <-prune.C:
+			d.prune(ctx)
+		}
+	}
+}
+
+func (d *Dispatcher) shutdown(wg *sync.WaitGroup, cancelSends context.CancelFunc) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d.opts.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		cancelSends()
+		<-done
+	}
+	return nil
+}
+
+// schedule starts the sends that may start now and returns how long to
+// sleep before looking again, if nothing wakes it first.
+func (d *Dispatcher) schedule(ctx, sendCtx context.Context, wg *sync.WaitGroup) time.Duration {
+	if ctx.Err() != nil {
+		return d.opts.PollInterval
+	}
+	d.mu.Lock()
+	for _, f := range d.finished {
+		delete(d.inflight[f.hook], f.id)
+		if len(d.inflight[f.hook]) == 0 {
+			delete(d.inflight, f.hook)
+		}
+	}
+	d.finished = d.finished[:0]
+	d.mu.Unlock()
+	hooks, err := d.s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks WHERE enabled = 1 ORDER BY id")
+	if err != nil {
+		d.log.Error("dispatch: list hooks", "err", err)
+		return d.opts.PollInterval
+	}
+	now := d.opts.Now()
+	for _, h := range hooks {
+		d.mu.Lock()
+		busy := d.inflight[h.ID]
+		free := d.opts.MaxInFlight - len(busy)
+		d.mu.Unlock()
+		if free <= 0 {
+			continue
+		}
+		// Ask for enough to skip the ones already in flight, which stay
+		// pending in the database until their result is recorded.
+		due, err := d.s.dueHeads(ctx, h.ID, now, free+len(busy))
+		if err != nil {
+			d.log.Error("dispatch: find due deliveries", "hook", h, "err", err)
+			continue
+		}
+		for _, dl := range due {
+			if free == 0 {
+				break
+			}
+			d.mu.Lock()
+			if d.inflight[h.ID] == nil {
+				d.inflight[h.ID] = map[string]bool{}
+			}
+			started := !d.inflight[h.ID][dl.ID]
+			d.inflight[h.ID][dl.ID] = true
+			d.mu.Unlock()
+			if !started {
+				continue
+			}
+			free--
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.deliver(sendCtx, h, dl)
+			}()
+		}
+	}
+	next := d.opts.PollInterval
+	if t, ok, err := d.s.nextDue(ctx, now); err != nil {
+		d.log.Error("dispatch: find next due delivery", "err", err)
+	} else if ok {
+		next = min(next, max(t.Sub(now), 0))
+	}
+	return next
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, h Hook, dl Delivery) {
+	defer func() {
+		d.mu.Lock()
+		d.finished = append(d.finished, finished{h.ID, dl.ID})
+		d.mu.Unlock()
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	}()
+	r := d.sender.send(ctx, h, dl)
+	if ctx.Err() != nil {
+		// Cut off by shutdown: not the receiver's fault and not counted;
+		// the delivery stays due and the next run sends it again.
+		return
+	}
+	now := d.opts.Now()
+	o := decide(d.opts.Retry, dl.Attempts+1, r, now)
+	ok, err := d.s.record(context.WithoutCancel(ctx), dl, h.ID, r, o, now)
+	if err != nil {
+		d.log.Error("dispatch: record attempt", "delivery", dl.ID, "hook", h, "err", err)
+		return
+	}
+	if !ok {
+		return // the hook was removed meanwhile
+	}
+	d.latencyCount.Add(1)
+	d.latencySum.Add(r.Latency.Microseconds())
+	switch {
+	case o.state == Delivered:
+		d.delivered.Add(1)
+		d.log.Debug("delivered", "delivery", dl.ID, "hook", h, "event", dl.Event, "status", r.Status, "latency", r.Latency)
+	case o.gone:
+		d.gone.Add(1)
+		d.dead.Add(1)
+		d.log.Warn("hook disabled: receiver answered 410 Gone", "hook", h)
+	case o.state == Dead:
+		d.dead.Add(1)
+		d.log.Warn("delivery dead", "delivery", dl.ID, "hook", h, "event", dl.Event, "reason", o.reason)
+	default:
+		d.failed.Add(1)
+		d.log.Info("delivery failed, will retry", "delivery", dl.ID, "hook", h, "event", dl.Event,
+			"attempt", dl.Attempts+1, "err", r.errText(), "next", o.next)
+	}
+}
+
+func (d *Dispatcher) prune(ctx context.Context) {
+	n, err := d.s.prune(ctx, d.opts.Now().Add(-d.opts.Retention))
+	if err != nil {
+		d.log.Error("dispatch: prune", "err", err)
+	} else if n > 0 {
+		d.log.Info("pruned old attempts", "count", n)
+	}
+}
+
+// Test sends ev to h once, now, outside the outbox: nothing is stored and
+// nothing retried. It sends even to a disabled hook.
+func (d *Dispatcher) Test(ctx context.Context, h Hook, ev cdr.Event, enc Encoding) (AttemptResult, error) {
+	body, ctype, name, err := enc.Encode(h, ev)
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("test %s: %w", h, err)
+	}
+	now := d.opts.Now()
+	dl := Delivery{ID: newDeliveryID(now), HookID: h.ID, CallID: ev.CallID, Seq: ev.Seq, Event: name,
+		Body: body, ContentType: ctype}
+	r := d.sender.send(ctx, h, dl)
+	if r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil {
+		return r, fmt.Errorf("test %s: %w", h, ctx.Err())
+	}
+	return r, nil
+}
+
+// DispatchStats are running totals since NewDispatcher.
+type DispatchStats struct {
+	InFlight  int
+	Delivered int64
+	Failed    int64 // attempts that failed and will be retried
+	Dead      int64 // deliveries given up, Gone included
+	Gone      int64 // hooks disabled by a 410
+	Attempts  int64
+	// LatencySum over Attempts is the mean request latency.
+	LatencySum time.Duration
+}
+
+// Stats returns a snapshot of the dispatcher's counters.
+func (d *Dispatcher) Stats() DispatchStats {
+	d.mu.Lock()
+	n := 0
+	for _, m := range d.inflight {
+		n += len(m)
+	}
+	n -= len(d.finished)
+	d.mu.Unlock()
+	return DispatchStats{
+		InFlight:   n,
+		Delivered:  d.delivered.Load(),
+		Failed:     d.failed.Load(),
+		Dead:       d.dead.Load(),
+		Gone:       d.gone.Load(),
+		Attempts:   d.latencyCount.Load(),
+		LatencySum: time.Duration(d.latencySum.Load()) * time.Microsecond,
+	}
+}

@@ -1,0 +1,252 @@
+// Package hooks keeps the webhooks an admin binds to PBX numbers, turns call
+// events into durable deliveries (the outbox) and sends them (the
+// dispatcher), at least once and in order per call and hook.
+package hooks
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/formats"
+)
+
+// Version is sent in the User-Agent header; the build sets it.
+var Version = "dev"
+
+// DefaultTimeout bounds one request to a hook when the hook sets none. The
+// Standard Webhooks guidance is 15 to 30 s.
+const DefaultTimeout = 15 * time.Second
+
+// MaxTimeout keeps a misconfigured hook from pinning a worker for ever.
+const MaxTimeout = 5 * time.Minute
+
+// Mask replaces every password and secret in output, errors and logs.
+const Mask = "****"
+
+// secretPrefix marks a Standard Webhooks secret, whose rest is base64.
+const secretPrefix = "whsec_"
+
+// ErrNotFound is wrapped by lookups of hooks and deliveries that do not exist.
+var ErrNotFound = errors.New("not found")
+
+// Hook is one webhook bound to a PBX number.
+type Hook struct {
+	ID     int64          `json:"id"`
+	Number string         `json:"number"`
+	URL    string         `json:"url"`
+	Events []string       `json:"events"` // in the spelling the admin asked for: that spelling is sent
+	Format formats.Format `json:"format"`
+
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
+	Secret   string `json:"secret,omitempty"` // Standard Webhooks signing secret
+
+	DomainID  *int64 `json:"domain_id,omitempty"`
+	AccountID *int64 `json:"account_id,omitempty"`
+
+	Enabled bool `json:"enabled"`
+	// DisabledReason says why kanca (not the admin) disabled the hook.
+	DisabledReason     string        `json:"disabled_reason,omitempty"`
+	Timeout            time.Duration `json:"-"`
+	InsecureSkipVerify bool          `json:"insecure_skip_verify"`
+
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Masked returns a copy safe to print: credentials are replaced by Mask.
+func (h Hook) Masked() Hook {
+	if h.Password != "" {
+		h.Password = Mask
+	}
+	if h.Secret != "" {
+		h.Secret = Mask
+	}
+	h.Events = append([]string(nil), h.Events...)
+	return h
+}
+
+// MarshalJSON masks credentials, so that no JSON view of a hook (CLI
+// output, an API) can leak them, and prints the timeout as a duration.
+func (h Hook) MarshalJSON() ([]byte, error) {
+	type plain Hook
+	return json.Marshal(struct {
+		plain
+		Timeout string `json:"timeout"`
+	}{plain(h.Masked()), h.Timeout.String()})
+}
+
+// LogValue keeps credentials out of logs whatever the handler prints.
+func (h Hook) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int64("id", h.ID),
+		slog.String("number", h.Number),
+		slog.String("url", h.URL),
+	)
+}
+
+// String keeps credentials out of %v in errors.
+func (h Hook) String() string {
+	return fmt.Sprintf("hook %d (%s -> %s)", h.ID, h.Number, h.URL)
+}
+
+// EventName returns the spelling this hook asked for t, and whether it
+// subscribes to t at all.
+func (h Hook) EventName(t cdr.EventType) (string, bool) {
+	for _, e := range h.Events {
+		if et, err := cdr.ParseEventType(e); err == nil && et == t {
+			return cdr.SendName(e), true
+		}
+	}
+	return "", false
+}
+
+// Matches reports whether ev must be delivered to h.
+func (h Hook) Matches(ev cdr.Event) bool {
+	if !h.Enabled || h.Number != ev.Number {
+		return false
+	}
+	_, ok := h.EventName(ev.Type)
+	return ok
+}
+
+// AllEvents is the default event set of a new hook.
+func AllEvents() []string {
+	out := make([]string, len(cdr.EventTypes))
+	for i, t := range cdr.EventTypes {
+		out[i] = string(t)
+	}
+	return out
+}
+
+// withDefaults fills what a new hook may leave out.
+func (h Hook) withDefaults() Hook {
+	if len(h.Events) == 0 {
+		h.Events = AllEvents()
+	}
+	if h.Format == "" {
+		h.Format = formats.JSON
+	}
+	if h.Timeout == 0 {
+		h.Timeout = DefaultTimeout
+	}
+	return h
+}
+
+// Validate checks a hook and normalises its event spellings and format. The
+// error is one line naming every problem, and never contains a credential.
+func (h *Hook) Validate() error {
+	var probs []string
+	if h.Number == "" {
+		probs = append(probs, "number is required")
+	} else if !digits(h.Number) {
+		probs = append(probs, fmt.Sprintf("number %q must be digits only (international form without +)", h.Number))
+	}
+	if err := checkURL(h.URL); err != nil {
+		probs = append(probs, err.Error())
+	}
+	evs, err := normaliseEvents(h.Events)
+	if err != nil {
+		probs = append(probs, err.Error())
+	} else {
+		h.Events = evs
+	}
+	if f, err := formats.ParseFormat(string(h.Format)); err != nil {
+		probs = append(probs, err.Error())
+	} else {
+		h.Format = f
+	}
+	if h.Password != "" && h.User == "" {
+		probs = append(probs, "a password needs a user")
+	}
+	if strings.ContainsRune(h.User, ':') {
+		probs = append(probs, "user must not contain ':' (HTTP Basic forbids it)")
+	}
+	if _, err := signingKey(h.Secret); err != nil {
+		probs = append(probs, err.Error())
+	}
+	if h.Timeout <= 0 || h.Timeout > MaxTimeout {
+		probs = append(probs, fmt.Sprintf("timeout %s out of range (0, %s]", h.Timeout, MaxTimeout))
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("invalid hook: %s", strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func checkURL(raw string) error {
+	if raw == "" {
+		return errors.New("url is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("url %q does not parse", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("url %q must be absolute http or https", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("url %q has no host", raw)
+	}
+	if u.User != nil {
+		// Credentials in the URL would be printed wherever the URL is.
+		return errors.New("url must not carry credentials: use --user and --password-env")
+	}
+	return nil
+}
+
+// normaliseEvents lower-cases the spellings and refuses unknown or repeated
+// events; two spellings of one event would send it twice.
+func normaliseEvents(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, errors.New("at least one event is required")
+	}
+	seen := map[cdr.EventType]string{}
+	out := make([]string, 0, len(in))
+	for _, e := range in {
+		e = strings.ToLower(strings.TrimSpace(e))
+		t, err := cdr.ParseEventType(e)
+		if err != nil {
+			return nil, err
+		}
+		if prev, ok := seen[t]; ok {
+			return nil, fmt.Errorf("event %s given twice (as %s and %s)", t, prev, e)
+		}
+		seen[t] = e
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// signingKey returns the HMAC key of a secret: a whsec_ secret is base64 as
+// Standard Webhooks serialises it; any other secret is used as its bytes.
+func signingKey(secret string) ([]byte, error) {
+	if secret == "" {
+		return nil, nil
+	}
+	rest, ok := strings.CutPrefix(secret, secretPrefix)
+	if !ok {
+		return []byte(secret), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("secret starts with whsec_ but the rest is not base64")
+	}
+	return key, nil
+}

@@ -1,0 +1,453 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the embedded store
+
+	"github.com/kanca/kanca/formats"
+)
+
+// applicationID marks a SQLite file as kanca's ("kanc"), so that a foreign
+// database given by mistake is refused instead of altered.
+const applicationID = 0x6b616e63
+
+// migrations[i] brings the schema from version i to i+1. Append only: a
+// shipped migration never changes.
+var migrations = []string{
+	`
+CREATE TABLE hooks (
+	id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+	number               TEXT    NOT NULL,
+	url                  TEXT    NOT NULL,
+	events               TEXT    NOT NULL, -- comma-separated spellings
+	format               TEXT    NOT NULL,
+	username             TEXT    NOT NULL DEFAULT '',
+	password             TEXT    NOT NULL DEFAULT '',
+	secret               TEXT    NOT NULL DEFAULT '',
+	domain_id            INTEGER,
+	account_id           INTEGER,
+	enabled              INTEGER NOT NULL DEFAULT 1,
+	disabled_reason      TEXT    NOT NULL DEFAULT '',
+	timeout_ms           INTEGER NOT NULL,
+	insecure_skip_verify INTEGER NOT NULL DEFAULT 0,
+	created_at           INTEGER NOT NULL, -- unix ms, like every time below
+	updated_at           INTEGER NOT NULL
+);
+CREATE INDEX hooks_number ON hooks(number);
+
+CREATE TABLE calls (
+	uuid         TEXT PRIMARY KEY,
+	number       TEXT NOT NULL,
+	direction    TEXT NOT NULL,
+	caller       TEXT NOT NULL,
+	callee       TEXT NOT NULL,
+	call_time    INTEGER NOT NULL,
+	answer_time  INTEGER, -- NULL: never answered
+	hangup_time  INTEGER NOT NULL,
+	hangup_cause TEXT NOT NULL,
+	hangup_json  BLOB NOT NULL, -- the call_hangup event as JSON
+	updated_at   INTEGER NOT NULL
+);
+
+CREATE TABLE outbox (
+	n               INTEGER PRIMARY KEY AUTOINCREMENT, -- enqueue order
+	id              TEXT    NOT NULL UNIQUE,           -- delivery id, stable across retries
+	hook_id         INTEGER NOT NULL REFERENCES hooks(id) ON DELETE CASCADE,
+	call_uuid       TEXT    NOT NULL,
+	seq             INTEGER NOT NULL,
+	event           TEXT    NOT NULL, -- as sent
+	body            BLOB    NOT NULL,
+	content_type    TEXT    NOT NULL,
+	state           TEXT    NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at INTEGER NOT NULL,
+	last_status     INTEGER NOT NULL DEFAULT 0,
+	last_error      TEXT    NOT NULL DEFAULT '',
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL
+);
+CREATE INDEX outbox_due  ON outbox(hook_id, state, next_attempt_at);
+CREATE INDEX outbox_call ON outbox(hook_id, call_uuid, seq);
+CREATE INDEX outbox_list ON outbox(state, updated_at);
+
+CREATE TABLE attempts (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	delivery_id TEXT    NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+	at          INTEGER NOT NULL,
+	status      INTEGER NOT NULL DEFAULT 0, -- 0: no response
+	latency_ms  INTEGER NOT NULL,
+	response    BLOB    NOT NULL DEFAULT '',
+	error       TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX attempts_delivery ON attempts(delivery_id, at);
+CREATE INDEX attempts_at ON attempts(at);
+`,
+}
+
+// SchemaVersion is the schema this kanca writes.
+var SchemaVersion = len(migrations)
+
+// Store is kanca's durable state: hooks, ended calls, the outbox and its
+// attempt log, in one SQLite file.
+type Store struct {
+	db   *sql.DB
+	path string
+	// wake tells this process's dispatcher that work may be due, so that
+	// the hot path does not wait for a poll.
+	wake chan struct{}
+}
+
+// Open opens the store at path, creating it (mode 0600) and its schema if
+// it does not exist.
+func Open(path string) (*Store, error) { return open(path, true) }
+
+// OpenExisting opens the store at path and fails if there is none: for
+// commands that only read or change what is there.
+func OpenExisting(path string) (*Store, error) { return open(path, false) }
+
+func open(path string, create bool) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open hook store: no database path given (--db or KANCA_DB)")
+	}
+	if err := prepareFile(path, create); err != nil {
+		return nil, err
+	}
+	// FULL makes each commit durable; the outbox commits in groups, so that
+	// costs one sync per group, not per row. IMMEDIATE takes the write lock
+	// at BEGIN, where busy_timeout can wait for it, rather than failing
+	// when a read transaction tries to upgrade.
+	dsn := path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open hook store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, wake: make(chan struct{}, 1)}
+	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepareFile creates a new database file with owner-only permissions
+// (SQLite gives its -wal and -shm files the same), and refuses a file that
+// is not SQLite before the driver can say something obscure about it.
+func prepareFile(path string, create bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return fmt.Errorf("open hook store %s: database does not exist (kanca run or kanca hooks add creates it)", path)
+		}
+		nf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("create hook store %s: %w", path, err)
+		}
+		return nf.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("open hook store %s: %w", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("open hook store %s: is a directory", path)
+	}
+	head := make([]byte, 16)
+	n, err := io.ReadFull(f, head)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil // empty: SQLite treats it as a new database
+	}
+	if !bytes.Equal(head[:n], []byte("SQLite format 3\x00")) {
+		return fmt.Errorf("open hook store %s: not a SQLite database", path)
+	}
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("open hook store %s: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	var app, version, tables int
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return fmt.Errorf("open hook store %s: %w", s.path, err)
+	}
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("open hook store %s: %w", s.path, err)
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").Scan(&tables); err != nil {
+		return fmt.Errorf("open hook store %s: %w", s.path, err)
+	}
+	switch {
+	case app == 0 && version == 0 && tables == 0:
+		// a new file
+	case app != applicationID:
+		return fmt.Errorf("open hook store %s: not a kanca database (another program's SQLite file)", s.path)
+	case version > SchemaVersion:
+		return fmt.Errorf("open hook store %s: schema version %d is from a newer kanca; this kanca knows up to version %d", s.path, version, SchemaVersion)
+	}
+	if version == SchemaVersion {
+		return nil
+	}
+	for v := version; v < SchemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate hook store %s to version %d: %w", s.path, v+1, err)
+		}
+	}
+	// PRAGMA takes no parameters; both values are ours.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, SchemaVersion)); err != nil {
+		return fmt.Errorf("migrate hook store %s: %w", s.path, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate hook store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close hook store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// notify wakes the dispatcher without ever blocking the caller.
+func (s *Store) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v) }
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+const hookColumns = `id, number, url, events, format, username, password, secret, domain_id, account_id,
+	enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at`
+
+func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
+	var h Hook
+	var events, format string
+	var dom, acc sql.NullInt64
+	var timeout, created, updated int64
+	err := sc.Scan(&h.ID, &h.Number, &h.URL, &events, &format, &h.User, &h.Password, &h.Secret,
+		&dom, &acc, &h.Enabled, &h.DisabledReason, &timeout, &h.InsecureSkipVerify, &created, &updated)
+	if err != nil {
+		return Hook{}, err
+	}
+	h.Events = strings.Split(events, ",")
+	h.Format = formats.Format(format)
+	if dom.Valid {
+		h.DomainID = &dom.Int64
+	}
+	if acc.Valid {
+		h.AccountID = &acc.Int64
+	}
+	h.Timeout = time.Duration(timeout) * time.Millisecond
+	h.Created, h.Updated = fromMS(created), fromMS(updated)
+	return h, nil
+}
+
+func nullInt(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// AddHook validates h and stores it, enabled. Events default to all seven,
+// the format to json, the timeout to DefaultTimeout.
+func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
+	h = h.withDefaults()
+	h.Enabled = true
+	h.DisabledReason = ""
+	if err := h.Validate(); err != nil {
+		return Hook{}, err
+	}
+	now := time.Now()
+	h.Created, h.Updated = now, now
+	res, err := s.db.ExecContext(ctx, `INSERT INTO hooks (number, url, events, format, username, password, secret,
+		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?)`,
+		h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
+		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify), ms(now), ms(now))
+	if err != nil {
+		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
+	}
+	if h.ID, err = res.LastInsertId(); err != nil {
+		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
+	}
+	return h, nil
+}
+
+// ListHooks returns every hook, by id.
+func (s *Store) ListHooks(ctx context.Context) ([]Hook, error) {
+	return s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks ORDER BY id")
+}
+
+func (s *Store) queryHooks(ctx context.Context, q string, args ...any) ([]Hook, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list hooks: %w", err)
+	}
+	defer rows.Close()
+	var out []Hook
+	for rows.Next() {
+		h, err := scanHook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list hooks: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list hooks: %w", err)
+	}
+	return out, nil
+}
+
+// GetHook returns the hook with id; the error wraps ErrNotFound if none.
+func (s *Store) GetHook(ctx context.Context, id int64) (Hook, error) {
+	return getHook(ctx, s.db, id)
+}
+
+func getHook(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, id int64) (Hook, error) {
+	h, err := scanHook(q.QueryRowContext(ctx, "SELECT "+hookColumns+" FROM hooks WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Hook{}, fmt.Errorf("hook %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Hook{}, fmt.Errorf("get hook %d: %w", id, err)
+	}
+	return h, nil
+}
+
+// HookUpdate names the fields to change; nil fields stay as they are. An
+// empty string clears User, Password or Secret; a zero ID clears DomainID
+// or AccountID.
+type HookUpdate struct {
+	Number             *string
+	URL                *string
+	Events             []string // nil: unchanged
+	Format             *formats.Format
+	User               *string
+	Password           *string
+	Secret             *string
+	DomainID           *int64
+	AccountID          *int64
+	Timeout            *time.Duration
+	InsecureSkipVerify *bool
+}
+
+// UpdateHook applies u to the hook with id, validating the result.
+func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	h, err := getHook(ctx, tx, id)
+	if err != nil {
+		return Hook{}, err
+	}
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&h.Number, u.Number)
+	set(&h.URL, u.URL)
+	set(&h.User, u.User)
+	set(&h.Password, u.Password)
+	set(&h.Secret, u.Secret)
+	if u.Events != nil {
+		h.Events = u.Events
+	}
+	if u.Format != nil {
+		h.Format = *u.Format
+	}
+	if u.DomainID != nil {
+		h.DomainID = zeroToNil(*u.DomainID)
+	}
+	if u.AccountID != nil {
+		h.AccountID = zeroToNil(*u.AccountID)
+	}
+	if u.Timeout != nil {
+		h.Timeout = *u.Timeout
+	}
+	if u.InsecureSkipVerify != nil {
+		h.InsecureSkipVerify = *u.InsecureSkipVerify
+	}
+	if err := h.Validate(); err != nil {
+		return Hook{}, err
+	}
+	h.Updated = time.Now()
+	_, err = tx.ExecContext(ctx, `UPDATE hooks SET number = ?, url = ?, events = ?, format = ?, username = ?,
+		password = ?, secret = ?, domain_id = ?, account_id = ?, timeout_ms = ?, insecure_skip_verify = ?,
+		updated_at = ? WHERE id = ?`,
+		h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
+		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify),
+		ms(h.Updated), id)
+	if err != nil {
+		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
+	}
+	return h, nil
+}
+
+func zeroToNil(v int64) *int64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+// RemoveHook deletes the hook with id together with its deliveries and
+// their attempts: nothing can send them any more.
+func (s *Store) RemoveHook(ctx context.Context, id int64) error {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM hooks WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("remove hook %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("remove hook %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SetEnabled enables or disables the hook with id. A disabled hook receives
+// no new deliveries; its queued ones wait and resume when it is enabled.
+func (s *Store) SetEnabled(ctx context.Context, id int64, enabled bool) error {
+	res, err := s.db.ExecContext(ctx, "UPDATE hooks SET enabled = ?, disabled_reason = '', updated_at = ? WHERE id = ?",
+		boolInt(enabled), ms(time.Now()), id)
+	if err != nil {
+		return fmt.Errorf("set hook %d enabled=%t: %w", id, enabled, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("hook %d: %w", id, ErrNotFound)
+	}
+	s.notify()
+	return nil
+}
