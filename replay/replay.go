@@ -24,6 +24,11 @@ type Options struct {
 	Decode  Decoder
 	Tracker cdr.Config
 	Format  formats.Options
+	// Reorder, when set, wraps each file's reader before its lines are
+	// read: a PBX whose recorded stream is not in event order (FreeSWITCH:
+	// esl.Reorder) is put back in order there. Line numbers in errors then
+	// count the reordered lines.
+	Reorder func(io.Reader) io.Reader
 	// Progress, when set, is told how many frames have been read so far.
 	Progress func(frames int)
 }
@@ -84,6 +89,9 @@ func (r *run) file(name string, stdin io.Reader) error {
 			defer gz.Close()
 			src = gz
 		}
+	}
+	if r.o.Reorder != nil {
+		src = r.o.Reorder(src)
 	}
 	sc := bufio.NewScanner(src)
 	sc.Buffer(make([]byte, 64<<10), maxFrame)

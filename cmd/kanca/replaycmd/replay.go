@@ -11,6 +11,7 @@ import (
 
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
+	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/replay"
 )
 
@@ -18,21 +19,29 @@ import (
 func New() *cobra.Command {
 	var f trackerflags.Flags
 	var quiet bool
+	var pbx string
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
-		Short: "Print the webhooks that recorded ARI events would produce",
-		Long: `replay reads raw ARI WebSocket frames, one JSON object per line (NDJSON,
+		Short: "Print the webhooks that recorded PBX events would produce",
+		Long: `replay reads recorded PBX events, one JSON object per line (NDJSON,
 gzip-compressed when the name ends in .gz, "-" for standard input), runs
 them through the same call tracker as 'kanca run', and prints each webhook
 body as JSON, one per line, in the order it would be POSTed.
 
-Use it to check how kanca reads your dialplan before going live: record
-frames with any WebSocket client subscribed to
-/ari/events?app=kanca&subscribeAll=true, replay them, and read the events.
-Calls still open when the input ends are not printed.`,
+--pbx asterisk (the default) reads raw ARI WebSocket frames: record them
+with any WebSocket client subscribed to
+/ari/events?app=kanca&subscribeAll=true. --pbx freeswitch reads
+event-socket events in the "event json" format (one event per line, as
+'event json ALL' sends them); they are put back in Event-Sequence order
+first, as the live connection does.
+
+Use it to check how kanca reads your dialplan before going live: record,
+replay, and read the events. Calls still open when the input ends are not
+printed.`,
 		Example: `  kanca replay testdata/ari/s01-answered-caller-hangs-up/events.ndjson
   kanca replay --tz Europe/Istanbul --dialplan my-dialplan.yaml today.ndjson.gz | jq .event_type
-  zcat big.ndjson.gz | kanca replay -`,
+  zcat big.ndjson.gz | kanca replay -
+  kanca replay --pbx freeswitch testdata/esl/f01_inbound_answered_caller_hangup/events.ndjson`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tcfg, err := f.Tracker()
@@ -44,6 +53,13 @@ Calls still open when the input ends are not printed.`,
 				return err
 			}
 			o := replay.Options{Decode: ari.Decode, Tracker: tcfg, Format: fo}
+			switch pbx {
+			case "asterisk":
+			case "freeswitch":
+				o.Decode, o.Reorder = esl.Decode, esl.Reorder
+			default:
+				return fmt.Errorf("--pbx %q: want asterisk or freeswitch", pbx)
+			}
 			stderr := cmd.ErrOrStderr()
 			progress := !quiet && isTerminal(stderr)
 			if progress {
@@ -60,6 +76,7 @@ Calls still open when the input ends are not printed.`,
 		},
 	}
 	f.Register(cmd.Flags())
+	cmd.Flags().StringVar(&pbx, "pbx", "asterisk", "what recorded the events: asterisk (ARI frames) or freeswitch (event-socket events, json format)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print no progress or summary on standard error")
 	return cmd
 }
