@@ -72,6 +72,11 @@ func (s *Source) get(ctx context.Context, path string, v any) (time.Time, error)
 //     creation time when that is later (Date has whole seconds) or absent.
 //   - KindState for a remembered channel whose state changed in the gap
 //     (typically answered), at Asterisk's clock, with the listed snapshot.
+//
+// The list is taken after the subscription, so frames already queued may
+// describe the same channels: the last two are held until the channel's
+// next frame settles them (see settle), lest a snapshot taken mid-call
+// stand for a channel whose own ChannelCreated is on its way.
 func (s *Source) reconcile(ctx context.Context, emit func(cdr.Input)) error {
 	var listed []channel
 	date, err := s.get(ctx, "/channels", &listed)
@@ -127,18 +132,22 @@ func (s *Source) reconcile(ctx context.Context, emit func(cdr.Input)) error {
 	if now.IsZero() {
 		now = dropped
 	}
-	adopted := 0
+	for id := range s.pending {
+		if !present[id] {
+			delete(s.pending, id)
+		}
+	}
+	pending := 0
 	for _, ch := range snaps {
 		lc, known := s.live[ch.ID]
 		switch {
 		case !known:
-			adopted++
-			s.live[ch.ID] = liveChannel{ch: ch, server: server}
-			emit(cdr.Input{Kind: cdr.KindCreated, Time: later(date, ch.Created), Server: server, Channel: ch})
+			pending++
+			s.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: server}, adopt: true, at: later(date, ch.Created)}
 		case lc.ch.State != ch.State:
 			lc.ch = ch
-			s.live[ch.ID] = lc
-			emit(cdr.Input{Kind: cdr.KindState, Time: later(now, ch.Created), Server: lc.server, Channel: ch})
+			pending++
+			s.pending[ch.ID] = pendingChannel{lc: lc, at: later(now, ch.Created)}
 		default:
 			lc.ch = ch
 			s.live[ch.ID] = lc
@@ -150,10 +159,9 @@ func (s *Source) reconcile(ctx context.Context, emit func(cdr.Input)) error {
 
 	s.mu.Lock()
 	s.stats.Gone += uint64(len(gone))
-	s.stats.Adopted += uint64(adopted)
 	s.mu.Unlock()
-	if len(gone) > 0 || adopted > 0 {
-		s.log.Info("reconciled channels with Asterisk", "gone", len(gone), "adopted", adopted, "live", len(s.live))
+	if len(gone) > 0 || pending > 0 {
+		s.log.Info("reconciled channels with Asterisk", "gone", len(gone), "to_adopt_or_update", pending, "live", len(s.live))
 	}
 	return nil
 }

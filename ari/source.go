@@ -91,6 +91,7 @@ type Source struct {
 
 	// Owned by the Run goroutine.
 	live     map[string]liveChannel
+	pending  map[string]pendingChannel
 	lastTime time.Time // latest event time seen: when the connection dropped, at best
 	everUp   bool
 
@@ -103,6 +104,15 @@ type Source struct {
 type liveChannel struct {
 	ch     cdr.Channel
 	server string
+}
+
+// pendingChannel is what a channel list said that the stream may still be
+// about to say itself: frames queued behind the list describe the same
+// moments more precisely. It is settled by the channel's next frame.
+type pendingChannel struct {
+	lc    liveChannel
+	adopt bool      // unknown channel: adopt it; else its state changed
+	at    time.Time // Asterisk's clock at the list
 }
 
 // Stats is a copy of the Source's counters, for metrics.
@@ -185,6 +195,7 @@ func New(cfg Config) (*Source, error) {
 		client:    &http.Client{Timeout: cfg.HTTPTimeout},
 		jitter:    rand.Float64,
 		live:      make(map[string]liveChannel),
+		pending:   make(map[string]pendingChannel),
 		stats:     Stats{ByType: make(map[string]uint64)},
 	}, nil
 }
@@ -397,6 +408,10 @@ func (s *Source) handle(data []byte, emit func(cdr.Input)) {
 		s.lastTime = in.Time
 	}
 	id := in.Channel.ID
+	if p, ok := s.pending[id]; ok {
+		delete(s.pending, id)
+		s.settle(p, in, emit)
+	}
 	switch in.Kind {
 	case cdr.KindCreated:
 		if _, known := s.live[id]; known {
@@ -414,6 +429,29 @@ func (s *Source) handle(data []byte, emit func(cdr.Input)) {
 		}
 	}
 	emit(in)
+}
+
+// settle emits what a channel list said about a channel, unless the frame
+// in, the channel's first since the list, says it itself. A ChannelCreated
+// means the channel was born after the subscription: the frames tell its
+// whole story. Any other frame means it is older: it is adopted with the
+// listed snapshot. A listed state change is kept only when in shows it had
+// already happened and in is not the change itself.
+func (s *Source) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) {
+	at := p.at
+	if in.Time.Before(at) {
+		at = in.Time
+	}
+	switch {
+	case p.adopt && in.Kind != cdr.KindCreated:
+		s.live[p.lc.ch.ID] = p.lc
+		s.mu.Lock()
+		s.stats.Adopted++
+		s.mu.Unlock()
+		emit(cdr.Input{Kind: cdr.KindCreated, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+	case !p.adopt && in.Kind != cdr.KindState && in.Channel.State == p.lc.ch.State:
+		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+	}
 }
 
 func (s *Source) refresh(ch cdr.Channel) {

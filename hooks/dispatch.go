@@ -37,6 +37,33 @@ type DispatchOptions struct {
 	PruneInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// OnAttempt, if set, is called after each attempt is recorded, from
+	// the goroutine that sent it: it must be quick and safe for concurrent
+	// use. Requests cut off by shutdown are not attempts.
+	OnAttempt func(AttemptReport)
+}
+
+// Outcome is what one recorded attempt came to.
+type Outcome string
+
+const (
+	OutcomeDelivered Outcome = "delivered" // a 2xx came back
+	OutcomeFailed    Outcome = "failed"    // failed; will be retried
+	OutcomeDead      Outcome = "dead"      // failed; given up
+	OutcomeGone      Outcome = "gone"      // the receiver answered 410: given up, hook disabled
+)
+
+// AttemptReport describes one recorded attempt, for metrics.
+type AttemptReport struct {
+	HookID  int64
+	Outcome Outcome
+	Status  int // 0: no response
+	Latency time.Duration
+}
+
+// HookCounts are one hook's attempt outcomes since NewDispatcher.
+type HookCounts struct {
+	Delivered, Failed, Dead, Gone int64
 }
 
 // Dispatcher sends the outbox's deliveries.
@@ -54,6 +81,8 @@ type Dispatcher struct {
 	finished []finished
 
 	kick chan struct{} // a send finished: its call's next may be due
+
+	byHook map[int64]*HookCounts // guarded by mu
 
 	delivered, failed, dead, gone atomic.Int64
 	latencyCount, latencySum      atomic.Int64 // sum in microseconds
@@ -95,6 +124,7 @@ func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 		log:      o.Logger,
 		inflight: map[int64]map[string]bool{},
 		kick:     make(chan struct{}, 1),
+		byHook:   map[int64]*HookCounts{},
 	}
 }
 
@@ -239,6 +269,19 @@ func (d *Dispatcher) deliver(ctx context.Context, h Hook, dl Delivery) {
 	}
 	d.latencyCount.Add(1)
 	d.latencySum.Add(r.Latency.Microseconds())
+	out := OutcomeFailed
+	switch {
+	case o.state == Delivered:
+		out = OutcomeDelivered
+	case o.gone:
+		out = OutcomeGone
+	case o.state == Dead:
+		out = OutcomeDead
+	}
+	d.count(h.ID, out)
+	if d.opts.OnAttempt != nil {
+		d.opts.OnAttempt(AttemptReport{HookID: h.ID, Outcome: out, Status: r.Status, Latency: r.Latency})
+	}
 	switch {
 	case o.state == Delivered:
 		d.delivered.Add(1)
@@ -254,6 +297,26 @@ func (d *Dispatcher) deliver(ctx context.Context, h Hook, dl Delivery) {
 		d.failed.Add(1)
 		d.log.Info("delivery failed, will retry", "delivery", dl.ID, "hook", h, "event", dl.Event,
 			"attempt", dl.Attempts+1, "err", r.errText(), "next", o.next)
+	}
+}
+
+func (d *Dispatcher) count(hookID int64, out Outcome) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.byHook[hookID]
+	if c == nil {
+		c = &HookCounts{}
+		d.byHook[hookID] = c
+	}
+	switch out {
+	case OutcomeDelivered:
+		c.Delivered++
+	case OutcomeFailed:
+		c.Failed++
+	case OutcomeDead:
+		c.Dead++
+	case OutcomeGone:
+		c.Gone++
 	}
 }
 
@@ -293,6 +356,9 @@ type DispatchStats struct {
 	Attempts  int64
 	// LatencySum over Attempts is the mean request latency.
 	LatencySum time.Duration
+	// ByHook splits the outcomes by hook id; Dead above counts Gone too,
+	// here they are apart.
+	ByHook map[int64]HookCounts
 }
 
 // Stats returns a snapshot of the dispatcher's counters.
@@ -303,6 +369,10 @@ func (d *Dispatcher) Stats() DispatchStats {
 		n += len(m)
 	}
 	n -= len(d.finished)
+	byHook := make(map[int64]HookCounts, len(d.byHook))
+	for id, c := range d.byHook {
+		byHook[id] = *c
+	}
 	d.mu.Unlock()
 	return DispatchStats{
 		InFlight:   n,
@@ -312,5 +382,6 @@ func (d *Dispatcher) Stats() DispatchStats {
 		Gone:       d.gone.Load(),
 		Attempts:   d.latencyCount.Load(),
 		LatencySum: time.Duration(d.latencySum.Load()) * time.Microsecond,
+		ByHook:     byHook,
 	}
 }

@@ -36,6 +36,15 @@ type Options struct {
 	// Pace is the pause before each frame is sent; zero sends as fast as the
 	// client reads.
 	Pace time.Duration
+
+	// OnSend, if set, is called with a frame's position in the script just
+	// before the frame is written to the client, from the goroutine that
+	// writes it: a benchmark's clock for when Asterisk sent an event.
+	OnSend func(i int)
+
+	// ForgetSent lets the server drop each frame once sent or lived
+	// through, so a long benchmark script does not stay in memory.
+	ForgetSent bool
 }
 
 const defaultEntityID = "02:00:00:00:00:01"
@@ -52,9 +61,10 @@ type Server struct {
 	mu             sync.Mutex
 	user, password string
 	script         [][]byte
-	pos            int // frames Asterisk has sent or lived through
-	live           []liveChannel
-	lastTime       time.Time // latest frame timestamp: Asterisk's clock
+	pos            int                    // frames Asterisk has sent or lived through
+	live           map[string]liveChannel // by channel id
+	liveSeq        int                    // creation counter, for order
+	lastTime       time.Time              // latest frame timestamp: Asterisk's clock
 	entityID       string
 	dropAt, gap    int
 	failures       []failure
@@ -68,6 +78,7 @@ type Server struct {
 
 type liveChannel struct {
 	id   string
+	seq  int // creation order
 	snap json.RawMessage
 }
 
@@ -94,6 +105,7 @@ func NewServer(opts Options) *Server {
 		password: opts.Password,
 		entityID: opts.EntityID,
 		dropAt:   -1,
+		live:     map[string]liveChannel{},
 		changed:  make(chan struct{}),
 	}
 	mux := http.NewServeMux()
@@ -222,11 +234,22 @@ func (s *Server) Changed() <-chan struct{} {
 func (s *Server) LiveChannels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, len(s.live))
-	for i, c := range s.live {
+	live := s.liveLocked()
+	ids := make([]string, len(live))
+	for i, c := range live {
 		ids[i] = c.id
 	}
 	return ids
+}
+
+// liveLocked is the live channels in creation order.
+func (s *Server) liveLocked() []liveChannel {
+	live := make([]liveChannel, 0, len(s.live))
+	for _, c := range s.live {
+		live = append(live, c)
+	}
+	slices.SortFunc(live, func(a, b liveChannel) int { return a.seq - b.seq })
+	return live
 }
 
 func (s *Server) notifyLocked() {
@@ -372,10 +395,13 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 			c.CloseNow()
 			return
 		}
-		fr := s.script[s.pos]
+		i, fr := s.pos, s.script[s.pos]
 		s.advanceLocked()
 		s.notifyLocked()
 		s.mu.Unlock()
+		if s.opts.OnSend != nil {
+			s.opts.OnSend(i)
+		}
 		if err := c.Write(ctx, websocket.MessageText, fr); err != nil {
 			return
 		}
@@ -387,6 +413,9 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 // snapshot to its ChannelDestroyed.
 func (s *Server) advanceLocked() {
 	raw := s.script[s.pos]
+	if s.opts.ForgetSent {
+		s.script[s.pos] = nil
+	}
 	s.pos++
 	var f struct {
 		Type       string          `json:"type"`
@@ -408,7 +437,7 @@ func (s *Server) advanceLocked() {
 	switch f.Type {
 	case "ChannelDestroyed":
 		if id := channelID(f.Channel); id != "" {
-			s.live = slices.DeleteFunc(s.live, func(c liveChannel) bool { return c.id == id })
+			delete(s.live, id)
 		}
 	case "Dial":
 		s.upsertLocked(f.Peer)
@@ -423,13 +452,13 @@ func (s *Server) upsertLocked(snap json.RawMessage) {
 	if id == "" {
 		return
 	}
-	for i := range s.live {
-		if s.live[i].id == id {
-			s.live[i].snap = snap
-			return
-		}
+	if c, ok := s.live[id]; ok {
+		c.snap = snap
+		s.live[id] = c
+		return
 	}
-	s.live = append(s.live, liveChannel{id: id, snap: snap})
+	s.liveSeq++
+	s.live[id] = liveChannel{id: id, seq: s.liveSeq, snap: snap}
 }
 
 func channelID(snap json.RawMessage) string {
@@ -469,8 +498,9 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	list := make([]json.RawMessage, len(s.live))
-	for i, c := range s.live {
+	live := s.liveLocked()
+	list := make([]json.RawMessage, len(live))
+	for i, c := range live {
 		list[i] = c.snap
 	}
 	s.setDateLocked(w)

@@ -186,3 +186,24 @@ func TestReadNDJSONPlainAndGzip(t *testing.T) {
 	_, err = LoadNDJSON(filepath.Join(dir, "absent"))
 	assert.Error(t, err)
 }
+
+func TestServerOnSendAndForgetSent(t *testing.T) {
+	frames, err := LoadNDJSON(s01)
+	require.NoError(t, err)
+	sent := make(chan int, len(frames))
+	srv := NewServer(Options{OnSend: func(i int) { sent <- i }, ForgetSent: true})
+	t.Cleanup(srv.Close)
+	srv.Play(frames...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := dial(t, ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true")
+	for i := range frames {
+		_, data, err := c.Read(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, frames[i], data, "frame %d as recorded", i)
+		assert.Equal(t, i, <-sent, "OnSend before frame %d", i)
+	}
+	assert.NotEmpty(t, frames[0], "the caller's frames are left alone")
+	assert.Empty(t, srv.LiveChannels())
+}

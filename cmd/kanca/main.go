@@ -8,8 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanca/kanca/cmd/kanca/benchcmd"
 	"github.com/kanca/kanca/cmd/kanca/deliveriescmd"
 	"github.com/kanca/kanca/cmd/kanca/democmd"
+	"github.com/kanca/kanca/cmd/kanca/doctorcmd"
 	"github.com/kanca/kanca/cmd/kanca/hookscmd"
 	"github.com/kanca/kanca/cmd/kanca/replaycmd"
 	"github.com/kanca/kanca/cmd/kanca/runcmd"
@@ -43,7 +45,7 @@ with 'kanca hooks add' and start the daemon with 'kanca run'.`,
 	}
 	db := root.PersistentFlags().String("db", envOr("KANCA_DB", "kanca.db"),
 		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
-	root.AddCommand(runcmd.New(db), hookscmd.New(db), deliveriescmd.New(db), democmd.New(), replaycmd.New())
+	root.AddCommand(runcmd.New(db), hookscmd.New(db), deliveriescmd.New(db), doctorcmd.New(db), democmd.New(), replaycmd.New(), benchcmd.New())
 	return root
 }
 

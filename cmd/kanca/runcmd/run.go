@@ -5,30 +5,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cmd/kanca/ariflags"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
 	"github.com/kanca/kanca/hooks"
+	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
 )
 
 // New returns the run command; db is the root's --db.
 func New(db *string) *cobra.Command {
 	var (
-		tf           trackerflags.Flags
-		lf           logflags.Flags
-		ariURL       string
-		ariUser      string
-		ariApp       string
-		passwordFile string
+		tf        trackerflags.Flags
+		lf        logflags.Flags
+		af        ariflags.Flags
+		listen    string
+		publicURL string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -40,12 +46,26 @@ PBX events, finishes the requests in flight and leaves the rest queued for
 the next start.
 
 The ARI password is read from KANCA_ARI_PASSWORD or --ari-password-file,
-never from the command line.`,
+never from the command line.
+
+With --listen, run also serves over HTTP (no authentication: bind it to
+loopback or a management network):
+
+  /metrics             Prometheus metrics
+  /healthz             200 when ARI is connected and the database answers, else 503
+  /calls/{uuid}        the stored call_hangup of an ended call
+  /deliveries          ?hook=&state=&call=&limit=, newest first
+  /deliveries/{id}     one delivery with its attempts
+
+and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
 
   # JSON logs for a log shipper, ISO times in Istanbul time
-  kanca run --log-format json --tz Europe/Istanbul`,
+  kanca run --log-format json --tz Europe/Istanbul
+
+  # metrics and the API on the management address; receivers get cdr_url
+  kanca run --listen 10.0.0.5:9090 --public-url http://kanca.example.lan:9090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
@@ -60,15 +80,19 @@ never from the command line.`,
 			if err != nil {
 				return err
 			}
-			password := os.Getenv("KANCA_ARI_PASSWORD")
-			if passwordFile != "" {
-				b, err := os.ReadFile(passwordFile)
-				if err != nil {
-					return fmt.Errorf("read ARI password: %w", err)
-				}
-				password = strings.TrimSpace(string(b))
+			if publicURL != "" && listen == "" {
+				return errors.New("--public-url needs --listen")
 			}
-			src, err := ari.New(ari.Config{URL: ariURL, User: ariUser, Password: password, App: ariApp, Logger: log})
+			if publicURL != "" {
+				if err := checkPublicURL(publicURL); err != nil {
+					return err
+				}
+			}
+			acfg, err := af.Config(log)
+			if err != nil {
+				return err
+			}
+			src, err := ari.New(acfg)
 			if err != nil {
 				return err
 			}
@@ -78,19 +102,66 @@ never from the command line.`,
 			}
 			defer store.Close()
 
+			enc := hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}
+			dopts := hooks.DispatchOptions{Logger: log}
+			var ln net.Listener
+			var attempts *httpapi.Attempts
+			if listen != "" {
+				ln, err = net.Listen("tcp", listen)
+				if err != nil {
+					return fmt.Errorf("--listen: %w", err)
+				}
+				defer ln.Close()
+				base := strings.TrimSuffix(publicURL, "/")
+				if base == "" {
+					base = "http://" + advertised(listen, ln.Addr())
+				}
+				enc.CDRURL = func(uuid string) string { return base + "/calls/" + url.PathEscape(uuid) }
+				attempts = httpapi.NewAttempts()
+				dopts.OnAttempt = attempts.Observe
+			}
+			disp := hooks.NewDispatcher(store, dopts)
 			p := &pipeline.Pipeline{
 				Source:     src,
 				Tracker:    cdr.NewTracker(tcfg),
-				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}}),
-				Dispatcher: hooks.NewDispatcher(store, hooks.DispatchOptions{Logger: log}),
+				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc}),
+				Dispatcher: disp,
 				Logger:     log,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log.Info("kanca running", "ari", ariURL, "app", ariApp, "db", *db)
+
+			served := make(chan error, 1)
+			var srv *http.Server
+			if ln != nil {
+				srv = &http.Server{
+					Handler: httpapi.Handler(httpapi.Config{Store: store, ARI: src, Pipeline: p, Dispatcher: disp,
+						Attempts: attempts, Logger: log}),
+					ReadHeaderTimeout: 10 * time.Second,
+					ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+				}
+				go func() {
+					err := srv.Serve(ln)
+					if !errors.Is(err, http.ErrServerClosed) {
+						log.Error("HTTP server failed; stopping", "err", err)
+						stop()
+					}
+					served <- err
+				}()
+				log.Info("serving metrics and API", "addr", ln.Addr().String())
+			}
+			log.Info("kanca running", "ari", acfg.URL, "app", acfg.App, "db", *db)
 			err = p.Run(ctx)
 			st := p.Stats()
 			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls)
+			if srv != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = srv.Shutdown(sctx)
+				cancel()
+				if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+					return fmt.Errorf("HTTP server: %w", serr)
+				}
+			}
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -98,18 +169,41 @@ never from the command line.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&ariURL, "ari-url", envOr("KANCA_ARI_URL", "http://127.0.0.1:8088"), "Asterisk HTTP server with ARI [KANCA_ARI_URL]")
-	fs.StringVar(&ariUser, "ari-user", os.Getenv("KANCA_ARI_USER"), "ari.conf user [KANCA_ARI_USER]")
-	fs.StringVar(&ariApp, "ari-app", envOr("KANCA_ARI_APP", "kanca"), "ARI application name kanca subscribes as [KANCA_ARI_APP]")
-	fs.StringVar(&passwordFile, "ari-password-file", os.Getenv("KANCA_ARI_PASSWORD_FILE"), "file holding the ARI password (else KANCA_ARI_PASSWORD) [KANCA_ARI_PASSWORD_FILE]")
+	af.Register(fs)
+	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
+	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	tf.Register(fs)
 	lf.Register(fs)
 	return cmd
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+func checkPublicURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q: want http(s)://host[:port][/prefix]", raw)
 	}
-	return def
+	return nil
+}
+
+// advertised is host:port for cdr_url: the host given to --listen (the
+// machine's name when that is empty or a wildcard) and the port bound.
+func advertised(listen string, bound net.Addr) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		} else {
+			host = "localhost"
+		}
+	}
+	port := ""
+	if tcp, ok := bound.(*net.TCPAddr); ok {
+		port = fmt.Sprint(tcp.Port)
+	} else if _, p, err := net.SplitHostPort(bound.String()); err == nil {
+		port = p
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The targets.
+const (
+	targetPostRatio   = 0.6
+	targetP99         = 20 * time.Millisecond
+	targetP99Rate     = 200
+	targetSlowChange  = 0.10
+	targetBytesPerCal = 4 << 10
+	targetLiveCalls   = 10000
+)
+
+func targets(r *Report) []Target {
+	o := r.Options
+	var ts []Target
+	ts = append(ts, Target{
+		Name: "throughput", Goal: fmt.Sprintf("deliveries/s >= %.1f x plain POSTs", targetPostRatio),
+		Got:  fmt.Sprintf("%.2f x (%.0f vs %.0f/s)", r.DeliveriesVsPost, r.Load.DeliveriesPerSec, r.Post.PerSec),
+		Pass: r.DeliveriesVsPost >= targetPostRatio, Applies: o.Rate == 0,
+		Note: "offered load caps deliveries below --rate 0",
+	})
+	ts = append(ts, Target{
+		Name: "latency", Goal: fmt.Sprintf("p99 hangup->POST < %s at %d calls/s", targetP99, targetP99Rate),
+		Got:  fmt.Sprintf("p99 %s at %s", ms(r.Load.P99), rateText(o.Rate)),
+		Pass: r.Load.P99 > 0 && r.Load.P99 < targetP99, Applies: o.Rate >= targetP99Rate,
+		Note: fmt.Sprintf("stated for --rate %d", targetP99Rate),
+	})
+	slow := Target{Name: "slow hook", Goal: fmt.Sprintf("fast hook's p99 moves < %.0f%%", targetSlowChange*100),
+		Applies: r.Slow != nil, Note: "needs --slow-hook"}
+	if r.Slow != nil {
+		slow.Got = fmt.Sprintf("%+.0f%% (p99 %s -> %s)", r.SlowP99Change*100, ms(r.Load.P99), ms(r.Slow.P99))
+		slow.Pass = r.SlowP99Change < targetSlowChange
+	}
+	ts = append(ts, slow)
+	mem := Target{Name: "memory", Goal: fmt.Sprintf("<= %d KiB per live call at %d calls", targetBytesPerCal>>10, targetLiveCalls),
+		Applies: r.Memory != nil && r.Memory.Calls >= targetLiveCalls, Note: fmt.Sprintf("stated for --concurrent %d", targetLiveCalls)}
+	if r.Memory != nil {
+		mem.Got = fmt.Sprintf("%s (kanca's state, %d calls)", bytesText(r.Memory.TrackerPerCall), r.Memory.Calls)
+		mem.Pass = r.Memory.TrackerPerCall <= targetBytesPerCal
+		if r.Memory.Calls < targetLiveCalls {
+			mem.Note = fmt.Sprintf("measured at %d, stated for %d", r.Memory.Calls, targetLiveCalls)
+		}
+	} else {
+		mem.Note = "needs --concurrent"
+	}
+	ts = append(ts, mem)
+	return ts
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+func bytesText(b float64) string {
+	if b >= 1<<20 || b <= -(1<<20) {
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	}
+	if b >= 1<<10 || b <= -(1<<10) {
+		return fmt.Sprintf("%.2f KiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", b)
+}
+
+// Print writes the report as tables.
+func (r *Report) Print(w io.Writer) {
+	o := r.Options
+	kinds := make([]string, 0, len(r.Mix))
+	for k := range r.Mix {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	mix := make([]string, len(kinds))
+	for i, k := range kinds {
+		mix[i] = fmt.Sprintf("%s %d", k, r.Mix[k])
+	}
+	fmt.Fprintf(w, "kanca bench: %d calls at %s (call timelines x%g), mix: %s\n\n",
+		r.Load.Calls, rateText(o.Rate), o.Speedup, strings.Join(mix, ", "))
+
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tkanca\tbaseline\tkanca/baseline\t")
+	l := r.Load
+	fmt.Fprintf(tw, "calls/s (to the hangup frame)\t%.0f\t\t\t\n", l.CallsPerSec)
+	fmt.Fprintf(tw, "deliveries/s vs plain POSTs (%d workers)\t%.0f\t%.0f\t%.2f\t\n", r.Post.Concurrency, l.DeliveriesPerSec, r.Post.PerSec, r.DeliveriesVsPost)
+	fmt.Fprintf(tw, "outbox rows/s vs plain inserts (%d/tx)\t%.0f\t%.0f\t%.2f\t\n", r.SQLite.Concurrency, l.RowsPerSec, r.SQLite.PerSec, r.RowsVsSQLite)
+	fmt.Fprintf(tw, "hangup->POST p50 / p95 / p99 / max\t%s / %s / %s / %s\t\t\t\n", ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
+	if s := r.Slow; s != nil {
+		fmt.Fprintf(tw, "  with a %s hook beside each: p50 / p95 / p99\t%s / %s / %s\t\t%+.0f%% p99\t\n", o.SlowDelay, ms(s.P50), ms(s.P95), ms(s.P99), r.SlowP99Change*100)
+	}
+	fmt.Fprintf(tw, "delivered / expected (duplicates)\t%d / %d (%d)\t\t\t\n", l.Delivered, l.Expected, l.Duplicates)
+	fmt.Fprintf(tw, "frames sent, events per group commit\t%d, %.1f\t\t\t\n", l.Frames, l.MeanBatch)
+	fmt.Fprintf(tw, "outbox pending, max (one a second)\t%d\t\t\t\n", l.MaxDepth)
+	fmt.Fprintf(tw, "peak resident memory\t%s\t\t\t\n", bytesText(float64(l.PeakRSS)))
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(tw, "per live call at %d calls: kanca's state\t%s\t\t\t\n", m.Calls, bytesText(m.TrackerPerCall))
+		fmt.Fprintf(tw, "  whole process (with the fake Asterisk)\t%s\t\t\t\n", bytesText(m.ProcessPerCall))
+		fmt.Fprintf(tw, "  resident memory with them live\t%s\t\t\t\n", bytesText(float64(m.RSS)))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\noutbox pending by second: %s\n\n", depthText(l.DepthSamples))
+
+	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tgoal\tmeasured\tresult")
+	for _, t := range r.Targets {
+		res := "MISS"
+		if t.Pass {
+			res = "PASS"
+		}
+		if !t.Applies {
+			res += " (n/a: " + t.Note + ")"
+		}
+		got := t.Got
+		if got == "" {
+			got = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Goal, got, res)
+	}
+	tw.Flush()
+}
+
+func depthText(d []int) string {
+	if len(d) == 0 {
+		return "(run shorter than a second)"
+	}
+	const most = 30
+	parts := make([]string, 0, min(len(d), most))
+	for i, v := range d {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("... (%d more)", len(d)-most))
+			break
+		}
+		parts = append(parts, fmt.Sprint(v))
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,50 @@
+// Package ariflags holds the flags that say how to reach Asterisk's ARI,
+// shared by the commands that connect to it (run, doctor).
+package ariflags
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kanca/kanca/ari"
+)
+
+// Flags are the ARI address, user, application and password file. The
+// password itself comes from KANCA_ARI_PASSWORD or the file, never from
+// the command line.
+type Flags struct {
+	URL, User, App, PasswordFile string
+}
+
+// Register adds --ari-url, --ari-user, --ari-app and --ari-password-file.
+func (f *Flags) Register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.URL, "ari-url", envOr("KANCA_ARI_URL", "http://127.0.0.1:8088"), "Asterisk HTTP server with ARI [KANCA_ARI_URL]")
+	fs.StringVar(&f.User, "ari-user", os.Getenv("KANCA_ARI_USER"), "ari.conf user [KANCA_ARI_USER]")
+	fs.StringVar(&f.App, "ari-app", envOr("KANCA_ARI_APP", "kanca"), "ARI application name kanca subscribes as [KANCA_ARI_APP]")
+	fs.StringVar(&f.PasswordFile, "ari-password-file", os.Getenv("KANCA_ARI_PASSWORD_FILE"), "file holding the ARI password (else KANCA_ARI_PASSWORD) [KANCA_ARI_PASSWORD_FILE]")
+}
+
+// Config returns the ari.Config the flags describe, with the password read
+// from --ari-password-file or KANCA_ARI_PASSWORD.
+func (f *Flags) Config(log *slog.Logger) (ari.Config, error) {
+	password := os.Getenv("KANCA_ARI_PASSWORD")
+	if f.PasswordFile != "" {
+		b, err := os.ReadFile(f.PasswordFile)
+		if err != nil {
+			return ari.Config{}, fmt.Errorf("read ARI password: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	}
+	return ari.Config{URL: f.URL, User: f.User, Password: password, App: f.App, Logger: log}, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
