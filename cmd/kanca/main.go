@@ -12,6 +12,7 @@ import (
 	"github.com/kanca/kanca/cmd/kanca/deliveriescmd"
 	"github.com/kanca/kanca/cmd/kanca/democmd"
 	"github.com/kanca/kanca/cmd/kanca/doctorcmd"
+	"github.com/kanca/kanca/cmd/kanca/envdefault"
 	"github.com/kanca/kanca/cmd/kanca/hookscmd"
 	"github.com/kanca/kanca/cmd/kanca/replaycmd"
 	"github.com/kanca/kanca/cmd/kanca/runcmd"
@@ -43,15 +44,8 @@ with 'kanca hooks add' and start the daemon with 'kanca run'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	db := root.PersistentFlags().String("db", envOr("KANCA_DB", "kanca.db"),
+	db := root.PersistentFlags().String("db", envdefault.String("KANCA_DB", "kanca.db"),
 		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
 	root.AddCommand(runcmd.New(db), hookscmd.New(db), deliveriescmd.New(db), doctorcmd.New(db), democmd.New(), replaycmd.New(), benchcmd.New())
 	return root
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/cmd/kanca/envdefault"
 )
 
 // Flags are the ARI address, user, application and password file. The
@@ -22,9 +23,9 @@ type Flags struct {
 
 // Register adds --ari-url, --ari-user, --ari-app and --ari-password-file.
 func (f *Flags) Register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.URL, "ari-url", envOr("KANCA_ARI_URL", "http://127.0.0.1:8088"), "Asterisk HTTP server with ARI [KANCA_ARI_URL]")
+	fs.StringVar(&f.URL, "ari-url", envdefault.String("KANCA_ARI_URL", "http://127.0.0.1:8088"), "Asterisk HTTP server with ARI [KANCA_ARI_URL]")
 	fs.StringVar(&f.User, "ari-user", os.Getenv("KANCA_ARI_USER"), "ari.conf user [KANCA_ARI_USER]")
-	fs.StringVar(&f.App, "ari-app", envOr("KANCA_ARI_APP", "kanca"), "ARI application name kanca subscribes as [KANCA_ARI_APP]")
+	fs.StringVar(&f.App, "ari-app", envdefault.String("KANCA_ARI_APP", "kanca"), "ARI application name kanca subscribes as [KANCA_ARI_APP]")
 	fs.StringVar(&f.PasswordFile, "ari-password-file", os.Getenv("KANCA_ARI_PASSWORD_FILE"), "file holding the ARI password (else KANCA_ARI_PASSWORD) [KANCA_ARI_PASSWORD_FILE]")
 }
 
@@ -40,11 +41,4 @@ func (f *Flags) Config(log *slog.Logger) (ari.Config, error) {
 		password = strings.TrimSpace(string(b))
 	}
 	return ari.Config{URL: f.URL, User: f.User, Password: password, App: f.App, Logger: log}, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kanca/kanca/cmd/kanca/envdefault"
 )
 
 // Flags choose the log format and level.
@@ -19,8 +20,8 @@ type Flags struct {
 
 // Register adds --log-format and --log-level.
 func (f *Flags) Register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.Format, "log-format", envOr("KANCA_LOG_FORMAT", "text"), "log format: text or json [KANCA_LOG_FORMAT]")
-	fs.StringVar(&f.Level, "log-level", envOr("KANCA_LOG_LEVEL", "info"), "log level: debug, info, warn or error [KANCA_LOG_LEVEL]")
+	fs.StringVar(&f.Format, "log-format", envdefault.String("KANCA_LOG_FORMAT", "text"), "log format: text or json [KANCA_LOG_FORMAT]")
+	fs.StringVar(&f.Level, "log-level", envdefault.String("KANCA_LOG_LEVEL", "info"), "log level: debug, info, warn or error [KANCA_LOG_LEVEL]")
 }
 
 // Logger builds the logger the flags describe, writing to w.
@@ -37,11 +38,4 @@ func (f *Flags) Logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", f.Format)
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

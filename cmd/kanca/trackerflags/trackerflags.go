@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cmd/kanca/envdefault"
 	"github.com/kanca/kanca/formats"
 )
 
@@ -24,7 +25,7 @@ type Flags struct {
 
 // Register adds the flags to fs, with defaults from the environment.
 func (f *Flags) Register(fs *pflag.FlagSet) {
-	fs.IntVar(&f.CountryCode, "country-code", envInt("KANCA_COUNTRY_CODE", 90),
+	fs.IntVar(&f.CountryCode, "country-code", envdefault.Int("KANCA_COUNTRY_CODE", 90),
 		"country calling code put before national numbers (0532... -> 90532...) [KANCA_COUNTRY_CODE]")
 	fs.StringVar(&f.TimeZone, "tz", os.Getenv("KANCA_TZ"),
 		"time zone of the ISO times in CDRs, e.g. Europe/Istanbul (default: this machine's) [KANCA_TZ]")
@@ -69,14 +70,4 @@ func (f *Flags) Format() (formats.Options, error) {
 		loc = l
 	}
 	return formats.Options{Location: loc, NumbersAsStrings: f.NumbersAsStrings}, nil
-}
-
-func envInt(name string, def int) int {
-	var v int
-	if s := os.Getenv(name); s != "" {
-		if _, err := fmt.Sscan(s, &v); err == nil {
-			return v
-		}
-	}
-	return def
 }

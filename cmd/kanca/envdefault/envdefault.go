@@ -1,0 +1,26 @@
+// Package envdefault gives flags their defaults from KANCA_* environment
+// variables, so that a systemd environment file and the command line say
+// the same things.
+package envdefault
+
+import (
+	"os"
+	"strconv"
+)
+
+// String is the variable's value, or def when it is unset or empty.
+func String(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Int is the variable's value as an integer, or def when it is unset or
+// not a number (the flag's own validation then reports the default's use).
+func Int(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
