@@ -4,7 +4,6 @@ package deliveriescmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanca/kanca/cmd/kanca/storecli"
 	"github.com/kanca/kanca/hooks"
 )
 
@@ -39,22 +39,6 @@ because its hook answered 410 Gone). Dead deliveries are kept until replayed.`,
 	return cmd
 }
 
-func run(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		cmd.SilenceUsage = true // a well-formed command that failed needs no usage
-		return f(cmd, args)
-	}
-}
-
-func withStore(db *string, f func(ctx context.Context, s *hooks.Store) error) error {
-	s, err := hooks.OpenExisting(*db)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return f(context.Background(), s)
-}
-
 func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	var f hooks.Filter
 	var state string
@@ -65,7 +49,7 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
   kanca deliveries list --hook 1 --state retrying
   kanca deliveries list --call f615986c-2001-11e5-bdee-6599352d46ce --json`,
 		Args: cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
 			if state != "" {
 				st, err := hooks.ParseState(state)
 				if err != nil {
@@ -76,7 +60,7 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 			if f.Limit < 0 {
 				return fmt.Errorf("--limit %d: must not be negative", f.Limit)
 			}
-			return withStore(db, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				if f.HookID != 0 {
 					if _, err := s.GetHook(ctx, f.HookID); err != nil {
 						return err
@@ -103,8 +87,8 @@ func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 		Short:   "Show a delivery, its body and every attempt",
 		Example: "  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21",
 		Args:    cobra.ExactArgs(1),
-		RunE: run(func(cmd *cobra.Command, args []string) error {
-			return withStore(db, func(ctx context.Context, s *hooks.Store) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				d, atts, err := s.Delivery(ctx, args[0])
 				if err != nil {
 					return err
@@ -138,7 +122,7 @@ same delivery id; or, with --dead, every dead delivery (of one hook with
 				return errors.New("--hook goes with --dead")
 			}
 			cmd.SilenceUsage = true
-			return withStore(db, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				w := cmd.OutOrStdout()
 				if !dead {
 					if err := s.Retry(ctx, args[0]); err != nil {
@@ -166,18 +150,12 @@ type printer struct {
 	json bool
 }
 
-func (p printer) encode(v any) error {
-	enc := json.NewEncoder(p.w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func (p printer) deliveries(ds []hooks.Delivery) error {
 	if p.json {
 		if ds == nil {
 			ds = []hooks.Delivery{}
 		}
-		return p.encode(ds)
+		return storecli.PrintJSON(p.w, ds)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tHOOK\tCALL\tSEQ\tEVENT\tSTATE\tATTEMPTS\tNEXT\tLAST")
@@ -197,7 +175,7 @@ func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt) error {
 		if atts == nil {
 			atts = []hooks.Attempt{}
 		}
-		return p.encode(struct {
+		return storecli.PrintJSON(p.w, struct {
 			hooks.Delivery
 			Body     string          `json:"body"`
 			Attempts []hooks.Attempt `json:"attempt_log"`

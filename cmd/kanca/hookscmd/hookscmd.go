@@ -4,7 +4,6 @@ package hookscmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cmd/kanca/storecli"
 	"github.com/kanca/kanca/formats"
 	"github.com/kanca/kanca/hooks"
 )
@@ -51,26 +51,6 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
 
 // run wraps a command body: usage is printed for a malformed command line,
 // not for a failure of a well-formed one.
-func run(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		cmd.SilenceUsage = true
-		return f(cmd, args)
-	}
-}
-
-func withStore(db *string, create bool, f func(ctx context.Context, s *hooks.Store) error) error {
-	open := hooks.OpenExisting
-	if create {
-		open = hooks.Open
-	}
-	s, err := open(*db)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return f(context.Background(), s)
-}
-
 func parseID(arg string) (int64, error) {
 	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id <= 0 {
@@ -170,7 +150,7 @@ func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
     --events call_init,incoming_call_extension,call_hangup
 ` + credentialExample,
 		Args: cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
 			if err := f.readCredentials(cmd); err != nil {
 				return err
 			}
@@ -180,7 +160,7 @@ func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 				DomainID: nonZero(f.domainID), AccountID: nonZero(f.accountID),
 				Timeout: f.timeout, InsecureSkipVerify: f.insecure,
 			}
-			return withStore(db, true, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, true, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.AddHook(ctx, h)
 				if err != nil {
 					return err
@@ -210,7 +190,7 @@ func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
   kanca hooks update 1 --user "" --password ""   # drop Basic auth
   kanca hooks update 1 --domain-id 0             # stop sending domain_id`,
 		Args: cobra.ExactArgs(1),
-		RunE: run(func(cmd *cobra.Command, args []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
@@ -251,7 +231,7 @@ func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 			if f.changed("insecure-skip-verify") {
 				u.InsecureSkipVerify = &f.insecure
 			}
-			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.UpdateHook(ctx, id, u)
 				if err != nil {
 					return err
@@ -270,8 +250,8 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 		Short:   "List the hooks",
 		Example: "  kanca hooks list\n  kanca hooks list --json",
 		Args:    cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				hs, err := s.ListHooks(ctx)
 				if err != nil {
 					return err
@@ -288,12 +268,12 @@ func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 		Short:   "Show one hook (credentials masked)",
 		Example: "  kanca hooks show 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: run(func(cmd *cobra.Command, args []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
 			}
-			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.GetHook(ctx, id)
 				if err != nil {
 					return err
@@ -310,12 +290,12 @@ func removeCmd(db *string) *cobra.Command {
 		Short:   "Remove a hook, with its queued and past deliveries",
 		Example: "  kanca hooks remove 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: run(func(cmd *cobra.Command, args []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
 			}
-			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				if err := s.RemoveHook(ctx, id); err != nil {
 					return err
 				}
@@ -336,12 +316,12 @@ func enableCmd(db *string, enable bool) *cobra.Command {
 		Short:   short,
 		Example: "  kanca hooks " + verb + " 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: run(func(cmd *cobra.Command, args []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
 			}
-			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				if err := s.SetEnabled(ctx, id, enable); err != nil {
 					return err
 				}
@@ -362,7 +342,7 @@ retried. The hook's format, credentials and signing are used, and it is sent
 even if the hook is disabled. Exits non-zero unless the answer is a 2xx.`,
 		Example: "  kanca hooks test 1\n  kanca hooks test 1 --event incoming_call_extension",
 		Args:    cobra.ExactArgs(1),
-		RunE: run(func(cmd *cobra.Command, args []string) error {
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
@@ -371,7 +351,7 @@ even if the hook is disabled. Exits non-zero unless the answer is a 2xx.`,
 			if err != nil {
 				return err
 			}
-			return withStore(db, false, func(ctx context.Context, s *hooks.Store) error {
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.GetHook(ctx, id)
 				if err != nil {
 					return err
@@ -419,18 +399,12 @@ type printer struct {
 	json bool
 }
 
-func (p printer) encode(v any) error {
-	enc := json.NewEncoder(p.w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func (p printer) hooks(hs []hooks.Hook) error {
 	if p.json {
 		if hs == nil {
 			hs = []hooks.Hook{}
 		}
-		return p.encode(hs)
+		return storecli.PrintJSON(p.w, hs)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNUMBER\tURL\tEVENTS\tFORMAT\tAUTH\tSECRET\tENABLED\tTIMEOUT\tINSECURE")
@@ -444,7 +418,7 @@ func (p printer) hooks(hs []hooks.Hook) error {
 
 func (p printer) hook(h hooks.Hook) error {
 	if p.json {
-		return p.encode(h)
+		return storecli.PrintJSON(p.w, h)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
