@@ -16,6 +16,7 @@ type Tracker struct {
 	cfg     Config
 	num     numbers
 	legs    map[string]*leg  // by leg id
+	locals  map[string]*leg  // Local channel halves by name, to pair ;1 with ;2
 	calls   map[string]*call // by server + linked id
 	bridges map[string]*call // bridge id -> the call that owns it
 	sweepAt time.Time
@@ -97,6 +98,7 @@ func NewTracker(cfg Config) *Tracker {
 		cfg:     cfg,
 		num:     newNumbers(cfg.CountryCode, cfg.ExtensionMaxDigits),
 		legs:    make(map[string]*leg),
+		locals:  make(map[string]*leg),
 		calls:   make(map[string]*call),
 		bridges: make(map[string]*call),
 	}
@@ -131,9 +133,9 @@ func (t *Tracker) Expire(now time.Time, out []Event) []Event {
 			out = t.finish(c, now, false, true, out)
 		}
 	}
-	for id, l := range t.legs {
+	for _, l := range t.legs {
 		if l.c == nil && l.created.Before(limit) {
-			delete(t.legs, id)
+			t.forget(l)
 		}
 	}
 	return out
@@ -153,6 +155,9 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 		l.created = in.Time
 	}
 	t.legs[ch.ID] = l
+	if l.local {
+		t.locals[l.name] = l
+	}
 	if ch.State == "Up" {
 		l.up = l.created
 	}
@@ -186,13 +191,24 @@ func (t *Tracker) localSibling(l *leg) *leg {
 	if !l.local || len(l.name) < 2 || l.name[len(l.name)-2] != ';' {
 		return nil
 	}
-	other := l.name[:len(l.name)-1] + map[byte]string{'1': "2", '2': "1"}[l.name[len(l.name)-1]]
-	for _, o := range t.legs {
-		if o.name == other && o != l {
-			return o
-		}
+	var half string
+	switch l.name[len(l.name)-1] {
+	case '1':
+		half = "2"
+	case '2':
+		half = "1"
+	default:
+		return nil
 	}
-	return nil
+	return t.locals[l.name[:len(l.name)-1]+half]
+}
+
+// forget drops a leg the tracker no longer needs.
+func (t *Tracker) forget(l *leg) {
+	delete(t.legs, l.id)
+	if l.local && t.locals[l.name] == l {
+		delete(t.locals, l.name)
+	}
 }
 
 func callKey(server, linked string) string { return server + "\x00" + linked }
@@ -332,7 +348,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			out = t.group(c, in.Detail, "", in.Time, out)
 		}
 	case KindDestroyed, KindGone:
-		delete(t.legs, l.id)
+		t.forget(l)
 		if c == nil {
 			return out
 		}
@@ -611,9 +627,9 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 		delete(t.bridges, b)
 	}
 	if expired {
-		for id, l := range t.legs {
+		for _, l := range t.legs {
 			if l.c == c {
-				delete(t.legs, id)
+				t.forget(l)
 			}
 		}
 	}

@@ -126,6 +126,7 @@ func TestFreePBXRingGroupThroughLocalChannels(t *testing.T) {
 	assert.False(t, h.CDR.Callflow[1].Answer.IsZero(), "the group step is answered when a member answers")
 	assert.Zero(t, s.tr.Calls(), "the call is forgotten once it ended")
 	assert.Empty(t, s.tr.legs)
+	assert.Empty(t, s.tr.locals, "Local halves are forgotten with their legs")
 }
 
 // With CHANNEL(linkedid) in channelvars, legs join their call by it, even a
