@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/internal/backoff"
 )
 
 // Config says where Asterisk is and how to behave when it goes away.
@@ -200,6 +201,22 @@ func New(cfg Config) (*Source, error) {
 	}, nil
 }
 
+// Seed tells the Source, before Run, which channels kanca followed when it
+// last stopped, each by its latest input: the first reconciliation reports
+// those Asterisk no longer lists as gone, at the latest time seeded. It
+// must not be called while Run runs.
+func (s *Source) Seed(live []cdr.Input) {
+	if s.running.Load() {
+		panic("ari: Seed called while the Source runs")
+	}
+	for _, in := range live {
+		s.live[in.Channel.ID] = liveChannel{ch: in.Channel, server: in.Server}
+		if in.Time.After(s.lastTime) {
+			s.lastTime = in.Time
+		}
+	}
+}
+
 // Run connects and calls emit with every input, synchronously and in
 // arrival order, from the calling goroutine: a slow emit slows reading
 // (TCP back-pressure to Asterisk) instead of dropping events. After each
@@ -249,12 +266,7 @@ func (s *Source) Run(ctx context.Context, emit func(cdr.Input)) error {
 // wait is the pause before attempt number attempt (0-based); jitter returns
 // a value in [0,1).
 func (b Backoff) wait(attempt int, jitter func() float64) time.Duration {
-	d := b.Initial
-	for i := 0; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	return time.Duration(float64(d) * (1 + b.Jitter*(2*jitter()-1)))
+	return backoff.Wait(b.Initial, b.Max, b.Jitter, attempt, jitter())
 }
 
 // session is one connection: dial, reconcile, read until it fails. up says

@@ -1,8 +1,9 @@
 // Package doctor checks, in the order kanca needs them, that a kanca
-// installation can work: Asterisk's ARI answers, accepts the credentials
-// and the subscription kanca makes, hands over each channel's linkedid,
-// the database can be written, and every enabled hook's host answers. Each
-// failed check says how to fix it.
+// installation can work: the PBX answers (Asterisk's ARI, or FreeSWITCH's
+// event socket), accepts the credentials and the subscription kanca makes
+// (and, for Asterisk, hands over each channel's linkedid; for FreeSWITCH,
+// lists its channels), the database can be written, and every enabled
+// hook's host answers. Each failed check says how to fix it.
 package doctor
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/hooks"
 )
 
@@ -44,8 +46,14 @@ type Result struct {
 
 // Config says what to check.
 type Config struct {
+	// PBX is "asterisk" (the default) or "freeswitch": which of ARI and
+	// ESL is checked.
+	PBX string
 	// ARI is the connection kanca run would make: URL, User, Password, App.
 	ARI ari.Config
+	// ESL is the event socket connection kanca run --pbx freeswitch would
+	// make: Addr, Password.
+	ESL esl.Config
 	// DB is the database path.
 	DB string
 	// Timeout bounds each network check (default 5 s).
@@ -70,7 +78,11 @@ func Run(ctx context.Context, cfg Config, report func(Result)) []Result {
 			report(r)
 		}
 	}
-	ariChecks(ctx, cfg, add)
+	if cfg.PBX == "freeswitch" {
+		eslChecks(ctx, cfg, add)
+	} else {
+		ariChecks(ctx, cfg, add)
+	}
 	dbChecks(ctx, cfg, add)
 	return out
 }

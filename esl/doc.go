@@ -6,6 +6,12 @@
 // (one JSON object, as in recorded NDJSON traces); DecodeFields maps one
 // whose headers are already split (the "event plain" format). Order puts
 // events back in Event-Sequence order, which the socket does not keep.
-// Source is the live connection: subscribe, decode, reorder, detect a
-// dropped connection, reconnect, and reconcile the channels it missed.
+// Conn is a small inbound client of the socket's protocol; Source is the
+// live connection built on it: subscribe, decode, reorder, detect a dropped
+// or hung connection, reconnect, and reconcile the channels it missed.
+//
+// The client is written on net rather than github.com/percipia/eslgo:
+// eslgo v1.4.1 races in its own code (Conn.close against its disconnectLoop
+// and authLoop map reads, so go test -race fails on every reconnect) and
+// gives no callback when TCP just drops.
 package esl

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
 )
@@ -27,8 +28,11 @@ import (
 // Config names what the server reads. Every source but Store is optional:
 // a nil one is left out of the metrics and of the health check.
 type Config struct {
-	Store      *hooks.Store
+	Store *hooks.Store
+	// ARI or ESL is the PBX source kanca runs with: Asterisk's or
+	// FreeSWITCH's.
 	ARI        interface{ Stats() ari.Stats }
+	ESL        interface{ Stats() esl.Stats }
 	Pipeline   interface{ Stats() pipeline.Stats }
 	Dispatcher interface{ Stats() hooks.DispatchStats }
 	// Attempts feeds the latency histogram; nil: no histogram.
@@ -42,7 +46,7 @@ const MaxListLimit = 1000
 // Handler serves:
 //
 //	GET /metrics           Prometheus metrics
-//	GET /healthz           200 when ARI is connected and the database answers, else 503
+//	GET /healthz           200 when the PBX (ARI or the event socket) is connected and the database answers, else 503
 //	GET /calls/{uuid}      the stored call_hangup of an ended call
 //	GET /deliveries        ?hook=&state=&call=&limit=, newest first
 //	GET /deliveries/{id}   one delivery with its body and attempts
@@ -81,6 +85,16 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.ARI != nil {
 		if st := h.cfg.ARI.Stats(); !st.Connected {
 			reason := "ARI: not connected to Asterisk"
+			if st.LastError != "" {
+				reason += ": " + st.LastError
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+			return
+		}
+	}
+	if h.cfg.ESL != nil {
+		if st := h.cfg.ESL.Stats(); !st.Connected {
+			reason := "event socket: not connected to FreeSWITCH"
 			if st.LastError != "" {
 				reason += ": " + st.LastError
 			}

@@ -37,6 +37,8 @@ type collector struct {
 	cfg Config
 
 	frames, malformed, connected, reconnects   *prometheus.Desc
+	eslEvents, eslMalformed                    *prometheus.Desc
+	eslConnected, eslReconnects                *prometheus.Desc
 	liveCalls, pbxEvents, callEvents, storeErr *prometheus.Desc
 	depth, inFlight, attempts                  *prometheus.Desc
 }
@@ -51,6 +53,12 @@ func newCollector(cfg Config) *collector {
 		malformed:  d("kanca_ari_malformed_frames_total", "ARI frames skipped because they did not decode."),
 		connected:  d("kanca_ari_connected", "1 while the ARI event WebSocket is connected, else 0."),
 		reconnects: d("kanca_ari_reconnects_total", "Successful ARI connections after the first."),
+
+		eslEvents:     d("kanca_esl_events_total", "FreeSWITCH event socket events received, by Event-Name (CUSTOM ones with their subclass).", "name"),
+		eslMalformed:  d("kanca_esl_malformed_events_total", "FreeSWITCH events skipped because they did not decode."),
+		eslConnected:  d("kanca_esl_connected", "1 while the FreeSWITCH event socket is connected, else 0."),
+		eslReconnects: d("kanca_esl_reconnects_total", "Successful event socket connections after the first."),
+
 		liveCalls:  d("kanca_live_calls", "Calls in progress as the tracker sees them."),
 		pbxEvents:  d("kanca_pbx_events_total", "PBX events fed to the call tracker."),
 		callEvents: d("kanca_call_events_total", "Call events committed to the outbox."),
@@ -62,7 +70,8 @@ func newCollector(cfg Config) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.frames, c.malformed, c.connected, c.reconnects, c.liveCalls,
+	for _, d := range []*prometheus.Desc{c.frames, c.malformed, c.connected, c.reconnects,
+		c.eslEvents, c.eslMalformed, c.eslConnected, c.eslReconnects, c.liveCalls,
 		c.pbxEvents, c.callEvents, c.storeErr, c.depth, c.inFlight, c.attempts} {
 		ch <- d
 	}
@@ -83,6 +92,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.malformed, float64(st.Malformed))
 		gauge(c.connected, b2f(st.Connected))
 		counter(c.reconnects, float64(st.Reconnects))
+	}
+	if c.cfg.ESL != nil {
+		st := c.cfg.ESL.Stats()
+		for name, n := range st.ByName {
+			counter(c.eslEvents, float64(n), name)
+		}
+		counter(c.eslMalformed, float64(st.Malformed))
+		gauge(c.eslConnected, b2f(st.Connected))
+		counter(c.eslReconnects, float64(st.Reconnects))
 	}
 	if c.cfg.Pipeline != nil {
 		st := c.cfg.Pipeline.Stats()

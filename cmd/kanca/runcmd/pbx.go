@@ -1,0 +1,58 @@
+package runcmd
+
+import (
+	"log/slog"
+
+	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/cmd/kanca/pbxflags"
+	"github.com/kanca/kanca/esl"
+	"github.com/kanca/kanca/httpapi"
+	"github.com/kanca/kanca/pipeline"
+)
+
+// pbxSource is the PBX source --pbx names, with what the HTTP side and the
+// start-up log read of it.
+type pbxSource struct {
+	pipeline.Source // the *ari.Source or *esl.Source itself, so optional interfaces show through
+	ari             *ari.Source
+	esl             *esl.Source
+	logArgs         []any
+}
+
+func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	if f.PBX == pbxflags.FreeSWITCH {
+		cfg, err := f.ESL.Config(log)
+		if err != nil {
+			return nil, err
+		}
+		src, err := esl.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &pbxSource{Source: src, esl: src, logArgs: []any{"pbx", f.PBX, "esl", src.Addr()}}, nil
+	}
+	cfg, err := f.ARI.Config(log)
+	if err != nil {
+		return nil, err
+	}
+	src, err := ari.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pbxSource{Source: src, ari: src, logArgs: []any{"pbx", f.PBX, "ari", cfg.URL, "app", cfg.App}}, nil
+}
+
+// api adds the source's stats to cfg; only the one in use is set, so the
+// other stays a nil interface.
+func (s *pbxSource) api(cfg httpapi.Config) httpapi.Config {
+	if s.ari != nil {
+		cfg.ARI = s.ari
+	}
+	if s.esl != nil {
+		cfg.ESL = s.esl
+	}
+	return cfg
+}

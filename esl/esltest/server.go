@@ -1,0 +1,737 @@
+// Package esltest is a fake FreeSWITCH event socket (mod_event_socket,
+// inbound mode) for tests and demos. It replays a script of recorded
+// events ("event json" objects, typically loaded with LoadNDJSON) to the
+// connections subscribed to them, keeps the channel table the script
+// implies, as FreeSWITCH's core database would, and can be told to cut
+// its clients off, carry on through a gap with nobody listening, refuse a
+// password or hang.
+//
+// It speaks what kanca uses: the auth/request greeting and "auth", "event
+// json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", and the
+// API commands "status" and "show channels as json", framed as
+// mod_event_socket frames them.
+package esltest
+
+import (
+	"bufio"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kanca/kanca/ari/aritest"
+)
+
+// Options configures a fake event socket. The zero value is usable.
+type Options struct {
+	// Password is the event_socket.conf.xml password accepted; default
+	// "ClueCon", FreeSWITCH's own default.
+	Password string
+	// Pace is the pause before each event is sent; zero sends as fast as
+	// the clients read.
+	Pace time.Duration
+	// APIDelay is the pause before each API command is answered, as on a
+	// busy switch: events keep flowing meanwhile.
+	APIDelay time.Duration
+}
+
+// LoadNDJSON reads a recording of events, one JSON object a line, plain or
+// gzip-compressed: the same NDJSON as ARI recordings.
+func LoadNDJSON(path string) ([][]byte, error) { return aritest.LoadNDJSON(path) }
+
+// Server is a fake FreeSWITCH event socket on 127.0.0.1.
+type Server struct {
+	// Addr is host:port, as a kanca event socket address.
+	Addr string
+
+	ln      net.Listener
+	opts    Options
+	started time.Time
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	password  string
+	script    [][]byte
+	pos       int // events FreeSWITCH has sent or lived through
+	channels  map[string]*channel
+	created   int // channels ever created, for order and "session(s) since startup"
+	dropAt    int
+	gap       int
+	hung      bool
+	hangUntil *time.Timer
+	attempts  int
+	conns     int
+	listings  int
+	clients   map[*client]bool
+	changed   chan struct{} // closed and replaced whenever the above changes
+	closed    bool
+}
+
+// client is one connection and what it subscribed to.
+type client struct {
+	nc  net.Conn
+	wmu sync.Mutex // one frame at a time: events and answers interleave whole
+
+	// Guarded by Server.mu.
+	subscribed bool
+	all        bool
+	names      map[string]bool
+	subclasses map[string]bool
+}
+
+// NewServer starts a fake event socket on 127.0.0.1. Close it when done.
+// Like httptest.NewServer it panics when it cannot listen.
+func NewServer(opts Options) *Server {
+	if opts.Password == "" {
+		opts.Password = "ClueCon"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("esltest: listen: %v", err))
+	}
+	s := &Server{
+		Addr:     ln.Addr().String(),
+		ln:       ln,
+		opts:     opts,
+		started:  time.Now(),
+		done:     make(chan struct{}),
+		password: opts.Password,
+		channels: map[string]*channel{},
+		dropAt:   -1,
+		clients:  map[*client]bool{},
+		changed:  make(chan struct{}),
+	}
+	s.wg.Add(2)
+	go s.accept()
+	go s.play()
+	return s
+}
+
+// Close cuts every client off and stops the server.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.done)
+	for c := range s.clients {
+		c.nc.Close()
+	}
+	if s.hangUntil != nil {
+		s.hangUntil.Stop()
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// Play appends events to the script. Subscribed clients get them at once
+// (after Pace); events played while nobody is subscribed wait for the next
+// subscriber. Events no client should see belong in DropAfter's gap.
+func (s *Server) Play(events ...[]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, events...)
+	s.notifyLocked()
+}
+
+// DropAfter cuts every client off once n events of the script have been
+// sent, then lives through the next gap events with nobody connected:
+// they change the channel table (what "show channels" answers) but no
+// client receives them. The gap events must already be played; a gap
+// longer than the script stops at its end. n counts from the start of the
+// script; a position already passed never triggers.
+func (s *Server) DropAfter(n, gap int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropAt, s.gap = n, gap
+	s.notifyLocked()
+}
+
+// SetPassword changes the password accepted from now on, as an operator
+// editing event_socket.conf.xml and reloading mod_event_socket would.
+func (s *Server) SetPassword(password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.password = password
+}
+
+// Hang makes the server stop answering for d (until Resume when d <= 0):
+// no greeting to new connections, no answer to commands, no events. TCP
+// stays open, as with a FreeSWITCH that is stuck.
+func (s *Server) Hang(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hung = true
+	if s.hangUntil != nil {
+		s.hangUntil.Stop()
+		s.hangUntil = nil
+	}
+	if d > 0 {
+		s.hangUntil = time.AfterFunc(d, s.Resume)
+	}
+	s.notifyLocked()
+}
+
+// Resume ends a Hang.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hung = false
+	s.notifyLocked()
+}
+
+// Attempts is how many TCP connections arrived, refused or not.
+func (s *Server) Attempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
+}
+
+// Connections is how many connections logged in.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Listings is how many "show channels as json" the server answered. A
+// client lists channels right after subscribing, so a test that plays its
+// script only once Listings has moved knows every event arrives after the
+// list.
+func (s *Server) Listings() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listings
+}
+
+// Pos is how many events of the script FreeSWITCH has sent or lived
+// through.
+func (s *Server) Pos() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pos
+}
+
+// Clients is how many connections are open now.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+// Changed returns a channel closed at the next change of the server's
+// state (an event sent, a connection opened, logged in or closed, an
+// answer given, events played), so callers can wait for a condition
+// without polling on a timer.
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// LiveChannels is the uuids of the channels alive at the script's
+// position, in creation order.
+func (s *Server) LiveChannels() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := s.liveLocked()
+	ids := make([]string, len(live))
+	for i, c := range live {
+		ids[i] = c.col["uuid"]
+	}
+	return ids
+}
+
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		c := &client{nc: nc}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.attempts++
+		s.clients[c] = true
+		s.notifyLocked()
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.serve(c)
+	}
+}
+
+// awake waits out a Hang; false when the server closed meanwhile.
+func (s *Server) awake() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.hung && !s.closed {
+		ch := s.changed
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	return !s.closed
+}
+
+// frame writes one message: headers, and a body with its Content-Length.
+func (c *client) frame(header string, body []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var b strings.Builder
+	b.WriteString(header)
+	if body != nil {
+		fmt.Fprintf(&b, "Content-Length: %d\n", len(body))
+	}
+	b.WriteString("\n")
+	b.Write(body)
+	_, err := io.WriteString(c.nc, b.String())
+	return err
+}
+
+// event writes one event as mod_event_socket does, Content-Length first.
+func (c *client) event(raw []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := io.WriteString(c.nc, fmt.Sprintf("Content-Length: %d\nContent-Type: text/event-json\n\n%s", len(raw), raw))
+	return err
+}
+
+func (c *client) reply(text string) error {
+	return c.frame("Content-Type: command/reply\nReply-Text: "+text+"\n", nil)
+}
+
+func (c *client) disconnect() {
+	_ = c.frame("Content-Type: text/disconnect-notice\n",
+		[]byte("Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"))
+}
+
+// serve runs one connection as mod_event_socket's listener thread does.
+func (s *Server) serve(c *client) {
+	defer s.wg.Done()
+	defer func() {
+		c.nc.Close()
+		s.mu.Lock()
+		delete(s.clients, c)
+		s.notifyLocked()
+		s.mu.Unlock()
+	}()
+	if !s.awake() || c.frame("Content-Type: auth/request\n", nil) != nil {
+		return
+	}
+	br := bufio.NewReader(c.nc)
+	authed := false
+	for {
+		cmd, err := readCommand(br)
+		if err != nil || !s.awake() {
+			return
+		}
+		if !authed {
+			s.mu.Lock()
+			want := s.password
+			s.mu.Unlock()
+			pass, ok := strings.CutPrefix(cmd, "auth ")
+			if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
+				_ = c.reply("-ERR invalid")
+				c.disconnect()
+				return
+			}
+			authed = true
+			s.mu.Lock()
+			s.conns++
+			s.notifyLocked()
+			s.mu.Unlock()
+			if c.reply("+OK accepted") != nil {
+				return
+			}
+			continue
+		}
+		word, rest, _ := strings.Cut(cmd, " ")
+		switch strings.ToLower(word) {
+		case "event":
+			err = c.reply(s.subscribe(c, rest))
+		case "noevents":
+			s.mu.Lock()
+			was := c.subscribed
+			c.subscribed, c.all, c.names, c.subclasses = false, false, nil, nil
+			s.mu.Unlock()
+			if was {
+				err = c.reply("+OK no longer listening for events")
+			} else {
+				err = c.reply("-ERR not listening for events")
+			}
+		case "api":
+			if !s.pause(s.opts.APIDelay) {
+				return
+			}
+			err = c.frame("Content-Type: api/response\n", []byte(s.api(rest)))
+		case "exit":
+			_ = c.reply("+OK bye")
+			c.disconnect()
+			return
+		default:
+			err = c.reply("-ERR command not found")
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readCommand reads one command: its first line, up to the blank line
+// that ends it.
+func readCommand(br *bufio.Reader) (string, error) {
+	var first string
+	for n := 0; ; n++ {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			if first == "" {
+				continue
+			}
+			return first, nil
+		}
+		if n > 64 {
+			return "", errors.New("command too long")
+		}
+		if first == "" {
+			first = line
+		}
+	}
+}
+
+// subscribe handles "event FORMAT NAMES...": after CUSTOM, words are
+// subclasses. Only the json format is spoken here.
+func (s *Server) subscribe(c *client, args string) string {
+	words := strings.Fields(args)
+	if len(words) == 0 || !strings.EqualFold(words[0], "json") {
+		return "-ERR esltest speaks the json format only"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.names == nil {
+		c.names, c.subclasses = map[string]bool{}, map[string]bool{}
+	}
+	keys, custom := 0, false
+	for _, w := range words[1:] {
+		switch {
+		case custom:
+			c.subclasses[w] = true
+		case strings.EqualFold(w, "ALL"):
+			c.all = true
+			keys++
+		default:
+			c.names[strings.ToUpper(w)] = true
+			keys++
+			custom = strings.EqualFold(w, "CUSTOM")
+		}
+	}
+	if keys == 0 {
+		return "-ERR no keywords supplied"
+	}
+	c.subscribed = true
+	s.notifyLocked()
+	return "+OK event listener enabled json"
+}
+
+// wants says whether c subscribed to an event of this name and subclass.
+func (c *client) wants(name, subclass string) bool {
+	if !c.subscribed {
+		return false
+	}
+	if c.all {
+		return true
+	}
+	if name == "CUSTOM" {
+		return c.names["CUSTOM"] && c.subclasses[subclass]
+	}
+	return c.names[name]
+}
+
+func (s *Server) api(cmd string) string {
+	switch strings.Join(strings.Fields(cmd), " ") {
+	case "status":
+		return s.status()
+	case "show channels as json":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.listings++
+		s.notifyLocked()
+		return s.channelsJSONLocked()
+	}
+	name, _, _ := strings.Cut(cmd, " ")
+	return fmt.Sprintf("-ERR %s Command not found!\n", name)
+}
+
+// status answers "status" as FreeSWITCH 1.10 does.
+func (s *Server) status() string {
+	s.mu.Lock()
+	live, created := len(s.channels), s.created
+	s.mu.Unlock()
+	up := time.Since(s.started)
+	return fmt.Sprintf("UP 0 years, 0 days, %d hours, %d minutes, %d seconds, %d milliseconds, %d microseconds\n"+
+		"FreeSWITCH (Version 1.10.12 -release 64bit) is ready\n"+
+		"%d session(s) since startup\n"+
+		"%d session(s) - peak %d, last 5min %d \n"+
+		"0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n"+
+		"1000 session(s) max\n"+
+		"min idle cpu 0.00/99.00\n"+
+		"Current Stack Size/Max 240K/8192K\n",
+		int(up.Hours()), int(up.Minutes())%60, int(up.Seconds())%60, up.Milliseconds()%1000, up.Microseconds()%1000,
+		created, live, live, live)
+}
+
+// pause waits d; false when the server closed meanwhile.
+func (s *Server) pause(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// play sends the script, in order, to every subscribed client, while
+// there is one and the server is not hung.
+func (s *Server) play() {
+	defer s.wg.Done()
+	for {
+		if !s.pause(s.opts.Pace) {
+			return
+		}
+		s.mu.Lock()
+		for !s.closed && !(s.hasSubscriberLocked() && !s.hung && (s.pos < len(s.script) || s.pos == s.dropAt)) {
+			ch := s.changed
+			s.mu.Unlock()
+			<-ch
+			s.mu.Lock()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		if s.pos == s.dropAt {
+			// The gap is lived through before the lock is released, so a
+			// client that reconnects at once already finds FreeSWITCH past it.
+			for i := 0; i < s.gap && s.pos < len(s.script); i++ {
+				s.advanceLocked()
+			}
+			s.dropAt, s.gap = -1, 0
+			for c := range s.clients {
+				// Gone at once, not when its goroutine notices: the next
+				// event must wait for the next subscriber.
+				c.nc.Close()
+				delete(s.clients, c)
+			}
+			s.notifyLocked()
+			s.mu.Unlock()
+			continue
+		}
+		raw := s.script[s.pos]
+		name, subclass := s.advanceLocked()
+		var to []*client
+		for c := range s.clients {
+			if c.wants(name, subclass) {
+				to = append(to, c)
+			}
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+		for _, c := range to {
+			// A client that cannot take it is gone; its own goroutine
+			// notices.
+			if c.event(raw) != nil {
+				c.nc.Close()
+			}
+		}
+	}
+}
+
+func (s *Server) hasSubscriberLocked() bool {
+	for c := range s.clients {
+		if c.subscribed {
+			return true
+		}
+	}
+	return false
+}
+
+// channel is one row of the core database's channels table.
+type channel struct {
+	seq int
+	col map[string]string
+}
+
+// columns are the channels table's columns in FreeSWITCH 1.10, in order.
+var columns = []string{"uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+	"ip_addr", "dest", "application", "application_data", "dialplan", "context", "read_codec", "read_rate",
+	"read_bit_rate", "write_codec", "write_rate", "write_bit_rate", "secure", "hostname", "presence_id",
+	"presence_data", "accountcode", "callstate", "callee_name", "callee_num", "callee_direction", "call_uuid",
+	"sent_callee_name", "sent_callee_num", "initial_cid_name", "initial_cid_num", "initial_ip_addr",
+	"initial_dest", "initial_dialplan", "initial_context"}
+
+func (s *Server) liveLocked() []*channel {
+	live := make([]*channel, 0, len(s.channels))
+	for _, c := range s.channels {
+		live = append(live, c)
+	}
+	slices.SortFunc(live, func(a, b *channel) int { return a.seq - b.seq })
+	return live
+}
+
+// channelsJSONLocked answers "show channels as json" with cJSON's
+// unformatted output: row_count, then the rows with every column as a
+// string, in the table's column order; no rows at all when none is live.
+func (s *Server) channelsJSONLocked() string {
+	live := s.liveLocked()
+	if len(live) == 0 {
+		return "{\"row_count\": 0}\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"row_count":%d,"rows":[`, len(live))
+	for i, c := range live {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('{')
+		for j, col := range columns {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(col)
+			v, _ := json.Marshal(c.col[col])
+			b.Write(k)
+			b.WriteByte(':')
+			b.Write(v)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// advanceLocked moves the script one event on and applies it to the
+// channel table the way FreeSWITCH's core database handler does, and
+// returns the event's name and subclass.
+func (s *Server) advanceLocked() (name, subclass string) {
+	raw := s.script[s.pos]
+	s.pos++
+	var e map[string]any
+	if json.Unmarshal(raw, &e) != nil {
+		return "", "" // a malformed event is replayed as it is and changes nothing
+	}
+	h := func(k string) string {
+		v, _ := e[k].(string)
+		return v
+	}
+	name, subclass = h("Event-Name"), h("Event-Subclass")
+	id := h("Unique-ID")
+	if id == "" {
+		return name, subclass
+	}
+	c := s.channels[id]
+	set := func(pairs ...string) {
+		if c == nil {
+			return
+		}
+		for i := 0; i+1 < len(pairs); i += 2 {
+			c.col[pairs[i]] = h(pairs[i+1])
+		}
+	}
+	switch name {
+	case "CHANNEL_CREATE":
+		s.created++
+		c = &channel{seq: s.created, col: map[string]string{}}
+		s.channels[id] = c
+		set("uuid", "Unique-ID", "direction", "Call-Direction", "created", "Event-Date-Local",
+			"name", "Channel-Name", "state", "Channel-State", "callstate", "Channel-Call-State",
+			"dialplan", "Caller-Dialplan", "context", "Caller-Context", "hostname", "FreeSWITCH-Switchname")
+		if us, err := strconv.ParseInt(h("Event-Date-Timestamp"), 10, 64); err == nil {
+			c.col["created_epoch"] = strconv.FormatInt(us/1e6, 10)
+		}
+	case "CHANNEL_DESTROY":
+		delete(s.channels, id)
+	case "CHANNEL_ANSWER", "CHANNEL_PROGRESS_MEDIA", "CODEC":
+		set("read_codec", "Channel-Read-Codec-Name", "read_rate", "Channel-Read-Codec-Rate",
+			"read_bit_rate", "Channel-Read-Codec-Bit-Rate", "write_codec", "Channel-Write-Codec-Name",
+			"write_rate", "Channel-Write-Codec-Rate", "write_bit_rate", "Channel-Write-Codec-Bit-Rate")
+	case "CHANNEL_EXECUTE", "CHANNEL_HOLD", "CHANNEL_UNHOLD":
+		set("application", "Application", "application_data", "Application-Data",
+			"presence_id", "Channel-Presence-ID", "presence_data", "Channel-Presence-Data")
+	case "CHANNEL_ORIGINATE":
+		set("presence_id", "Channel-Presence-ID", "presence_data", "Channel-Presence-Data", "call_uuid", "Channel-Call-UUID")
+	case "CALL_UPDATE":
+		set("callee_name", "Caller-Callee-ID-Name", "callee_num", "Caller-Callee-ID-Number",
+			"sent_callee_name", "Sent-Callee-ID-Name", "sent_callee_num", "Sent-Callee-ID-Number",
+			"callee_direction", "Direction", "cid_name", "Caller-Caller-ID-Name", "cid_num", "Caller-Caller-ID-Number")
+	case "CHANNEL_CALLSTATE":
+		if st := h("Channel-Call-State"); st != "DOWN" && st != "HANGUP" {
+			set("callstate", "Channel-Call-State")
+		}
+	case "CHANNEL_STATE":
+		switch h("Channel-State") {
+		case "CS_NEW", "CS_INIT", "CS_HANGUP", "CS_REPORTING", "CS_DESTROY":
+		case "CS_ROUTING":
+			set("state", "Channel-State", "cid_name", "Caller-Caller-ID-Name", "cid_num", "Caller-Caller-ID-Number",
+				"callee_name", "Caller-Callee-ID-Name", "callee_num", "Caller-Callee-ID-Number",
+				"sent_callee_name", "Sent-Callee-ID-Name", "sent_callee_num", "Sent-Callee-ID-Number",
+				"ip_addr", "Caller-Network-Addr", "dest", "Caller-Destination-Number",
+				"dialplan", "Caller-Dialplan", "context", "Caller-Context",
+				"presence_id", "Channel-Presence-ID", "presence_data", "Channel-Presence-Data")
+			if c != nil && c.col["initial_dest"] == "" {
+				set("initial_cid_name", "Caller-Caller-ID-Name", "initial_cid_num", "Caller-Caller-ID-Number",
+					"initial_ip_addr", "Caller-Network-Addr", "initial_dest", "Caller-Destination-Number",
+					"initial_dialplan", "Caller-Dialplan", "initial_context", "Caller-Context")
+			}
+		default:
+			set("state", "Channel-State")
+		}
+	case "CHANNEL_BRIDGE":
+		a, b := h("Bridge-A-Unique-ID"), h("Bridge-B-Unique-ID")
+		if a == "" || b == "" {
+			a, b = h("Caller-Unique-ID"), h("Other-Leg-Unique-ID")
+		}
+		for _, leg := range []string{a, b} {
+			if lc := s.channels[leg]; lc != nil {
+				lc.col["call_uuid"] = h("Channel-Call-UUID")
+			}
+		}
+	case "CHANNEL_UNBRIDGE":
+		call := h("Channel-Call-UUID")
+		for _, lc := range s.channels {
+			if lc.col["call_uuid"] == call {
+				lc.col["call_uuid"] = lc.col["uuid"]
+			}
+		}
+	}
+	return name, subclass
+}
