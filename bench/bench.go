@@ -307,6 +307,7 @@ func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int
 		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
 		Outbox:     r.outbox,
 		Dispatcher: hooks.NewDispatcher(r.store, hooks.DispatchOptions{Logger: o.Logger, ShutdownGrace: 200 * time.Millisecond}),
+		Journal:    r.store,
 		Logger:     o.Logger,
 	}
 	runCtx, cancel := context.WithCancel(ctx)

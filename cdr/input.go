@@ -37,52 +37,54 @@ func (k Kind) String() string {
 
 // Channel is a snapshot of one call leg as the PBX described it in an event.
 type Channel struct {
-	ID       string // the leg's unique id (Asterisk uniqueid, FreeSWITCH Unique-ID)
-	Name     string // technology name, e.g. PJSIP/trunk-00000001
-	LinkedID string // the call's id when the PBX states it; "" when unknown
-	State    string // Down, Ring, Ringing, Up, Busy
+	ID       string `json:",omitzero"` // the leg's unique id (Asterisk uniqueid, FreeSWITCH Unique-ID)
+	Name     string `json:",omitzero"` // technology name, e.g. PJSIP/trunk-00000001
+	LinkedID string `json:",omitzero"` // the call's id when the PBX states it; "" when unknown
+	State    string `json:",omitzero"` // Down, Ring, Ringing, Up, Busy
 
-	CallerNumber    string
-	CallerName      string
-	ConnectedNumber string
-	DialedNumber    string // the number the leg was dialed as, when the PBX says (DNID, sip_req_user)
-	RDNIS           string
+	CallerNumber    string `json:",omitzero"`
+	CallerName      string `json:",omitzero"`
+	ConnectedNumber string `json:",omitzero"`
+	DialedNumber    string `json:",omitzero"` // the number the leg was dialed as, when the PBX says (DNID, sip_req_user)
+	RDNIS           string `json:",omitzero"`
 
-	Context string
-	Exten   string
-	App     string // the dialplan application now running
-	AppData string
+	Context string `json:",omitzero"`
+	Exten   string `json:",omitzero"`
+	App     string `json:",omitzero"` // the dialplan application now running
+	AppData string `json:",omitzero"`
 
-	Created time.Time
-	Vars    map[string]string // channel variables delivered with the snapshot
+	Created time.Time         `json:",omitzero"`
+	Vars    map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 
 // Input is one PBX event, reduced to what the tracker needs. Sources
 // (ari, and the FreeSWITCH one) build it; the tracker never sees PBX structs.
+// Its JSON form is what kanca's journal keeps across restarts: rename a
+// field only with a migration.
 type Input struct {
-	Kind    Kind
-	Time    time.Time // when the PBX says it happened
-	Server  string    // the PBX's entity id; keeps call ids unique across servers
-	Channel Channel
+	Kind    Kind      `json:",omitzero"`
+	Time    time.Time `json:",omitzero"` // when the PBX says it happened
+	Server  string    `json:",omitzero"` // the PBX's entity id; keeps call ids unique across servers
+	Channel Channel   `json:",omitzero"`
 
-	Var, Value string // KindVar
+	Var, Value string `json:",omitzero"` // KindVar
 
-	Other      *Channel // KindDial: the dialing leg, nil for an originate
-	DialStatus string   // KindDial: "", RINGING, ANSWER, NOANSWER, BUSY, CANCEL, CONGESTION, CHANUNAVAIL
-	DialString string   // KindDial
-	Forward    string   // KindDial: where a callee forwarded the call
+	Other      *Channel `json:",omitzero"` // KindDial: the dialing leg, nil for an originate
+	DialStatus string   `json:",omitzero"` // KindDial: "", RINGING, ANSWER, NOANSWER, BUSY, CANCEL, CONGESTION, CHANUNAVAIL
+	DialString string   `json:",omitzero"` // KindDial
+	Forward    string   `json:",omitzero"` // KindDial: where a callee forwarded the call
 
-	Digit  string // KindDTMF
-	Bridge string // KindBridgeEnter, KindBridgeLeave
-	Detail string // KindFax, KindMenu, KindQueue
+	Digit  string `json:",omitzero"` // KindDTMF
+	Bridge string `json:",omitzero"` // KindBridgeEnter, KindBridgeLeave
+	Detail string `json:",omitzero"` // KindFax, KindMenu, KindQueue
 
-	Cause     int    // Q.850 cause code (KindHangupRequest, KindDestroyed); 0 when absent
-	CauseName string // Q.850 cause name when the PBX states it (FreeSWITCH does)
-	CauseText string // the PBX's words for the cause ("Normal Clearing"), for logs
-	TechCause int    // the SIP status behind the cause, 0 when absent
-	Soft      bool   // KindHangupRequest: a soft request (the PBX tearing down the other leg)
+	Cause     int    `json:",omitzero"` // Q.850 cause code (KindHangupRequest, KindDestroyed); 0 when absent
+	CauseName string `json:",omitzero"` // Q.850 cause name when the PBX states it (FreeSWITCH does)
+	CauseText string `json:",omitzero"` // the PBX's words for the cause ("Normal Clearing"), for logs
+	TechCause int    `json:",omitzero"` // the SIP status behind the cause, 0 when absent
+	Soft      bool   `json:",omitzero"` // KindHangupRequest: a soft request (the PBX tearing down the other leg)
 
 	// Disposition is the SIP hangup disposition when the PBX states it
 	// (recv_bye, send_refuse, ...); the tracker infers it otherwise.
-	Disposition string
+	Disposition string `json:",omitzero"`
 }

@@ -20,6 +20,9 @@ type Tracker struct {
 	calls   map[string]*call // by server + linked id
 	bridges map[string]*call // bridge id -> the call that owns it
 	sweepAt time.Time
+	// finished lists channels whose inputs stopped mattering since the
+	// last Finished call, for a journal of inputs to drop.
+	finished []string
 }
 
 // leg is one channel: the caller's, or one the call dialled.
@@ -64,6 +67,7 @@ type call struct {
 	origin            *leg
 	legs              int // attached legs still alive
 	bridges           []string
+	channels          []string // every leg ever attached, for Finished
 	start             time.Time
 	answer            time.Time // first answer of anything, a menu included
 	connected         bool      // a person (extension or outside party) answered
@@ -107,21 +111,60 @@ func NewTracker(cfg Config) *Tracker {
 // Calls returns how many calls are being followed.
 func (t *Tracker) Calls() int { return len(t.calls) }
 
+// Needs reports whether Handle would act on in: it creates a channel or
+// concerns one the tracker follows. A journal that restores the tracker
+// after a restart must keep what it needs, and only that.
+func (t *Tracker) Needs(in Input) bool {
+	return in.Kind == KindCreated || t.Follows(in.Channel.ID)
+}
+
+// Finished appends to dst the channels whose inputs stopped mattering
+// since the last call: every channel of a call that ended, and channels
+// dropped before any call claimed them. Feeding a new tracker the inputs
+// Needs kept, less those of finished channels, in their order, restores
+// the calls still live: a call's inputs are dropped only all together,
+// once it has ended.
+func (t *Tracker) Finished(dst []string) []string {
+	dst = append(dst, t.finished...)
+	t.finished = t.finished[:0]
+	return dst
+}
+
 // Handle feeds one PBX event and returns the call events it completes, in
 // the order they happened (often none).
 func (t *Tracker) Handle(in Input) []Event {
-	var out []Event
-	if in.Kind == KindCreated {
-		out = t.created(in, out)
-	} else if l := t.legs[in.Channel.ID]; l != nil {
-		out = t.update(l, in, out)
-	}
+	out := t.apply(in, nil)
 	if !in.Time.IsZero() && !in.Time.Before(t.sweepAt) {
 		out = t.Expire(in.Time, out)
 		t.sweepAt = in.Time.Add(time.Minute)
 	}
 	return out
 }
+
+func (t *Tracker) apply(in Input, out []Event) []Event {
+	if in.Kind == KindCreated {
+		return t.created(in, out)
+	}
+	if l := t.legs[in.Channel.ID]; l != nil {
+		return t.update(l, in, out)
+	}
+	return out
+}
+
+// Restore feeds a new tracker a journal: the inputs Needs kept, less those
+// of finished channels, in their order. It does not report the events
+// they make again (they were stored with them), and expires nothing on
+// the way: the next Handle or Expire does, at the PBX's time then. It
+// returns the channels that finished along the way.
+func (t *Tracker) Restore(journal []Input) (finished []string) {
+	for _, in := range journal {
+		t.apply(in, nil)
+	}
+	return t.Finished(nil)
+}
+
+// Follows reports whether the tracker follows the channel.
+func (t *Tracker) Follows(channelID string) bool { return t.legs[channelID] != nil }
 
 // Expire ends every call older than the maximum call duration at now, and
 // forgets legs that waited that long for a call to claim them. Handle calls
@@ -205,6 +248,9 @@ func (t *Tracker) localSibling(l *leg) *leg {
 
 // forget drops a leg the tracker no longer needs.
 func (t *Tracker) forget(l *leg) {
+	if l.c == nil {
+		t.finished = append(t.finished, l.id)
+	}
 	delete(t.legs, l.id)
 	if l.local && t.locals[l.name] == l {
 		delete(t.locals, l.name)
@@ -265,6 +311,7 @@ func (t *Tracker) attach(l *leg, c *call) {
 	}
 	l.c = c
 	c.legs++
+	c.channels = append(c.channels, l.id)
 	if sib := t.localSibling(l); sib != nil && sib.c == nil {
 		t.attach(sib, c)
 	}
@@ -623,6 +670,7 @@ func (t *Tracker) event(c *call, typ EventType, at time.Time) Event {
 // missing_call).
 func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out []Event) []Event {
 	delete(t.calls, c.key)
+	t.finished = append(t.finished, c.channels...)
 	for _, b := range c.bridges {
 		delete(t.bridges, b)
 	}

@@ -154,6 +154,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Summary, error) {
 		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
 		Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: hooks.Encoding{Location: o.Location}}),
 		Dispatcher: hooks.NewDispatcher(store, hooks.DispatchOptions{Logger: log, PollInterval: 100 * time.Millisecond}),
+		Journal:    store,
 		Logger:     log,
 	}
 	runCtx, stop := context.WithCancel(ctx)

@@ -31,6 +31,8 @@ type DispatchOptions struct {
 	// cancelling them (default 10 s).
 	ShutdownGrace  time.Duration
 	ConnectTimeout time.Duration // default 5 s
+	// NetPolicy limits the networks hooks are delivered to (zero: any).
+	NetPolicy NetPolicy
 	// Retention is how long attempts and delivered deliveries are kept
 	// (default 30 days); PruneInterval how often they are pruned (1 h).
 	Retention     time.Duration
@@ -71,10 +73,17 @@ type Dispatcher struct {
 	s      *Store
 	opts   DispatchOptions
 	sender *sender
+	rec    *recorder // Run's: set before its workers start
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	inflight map[int64]map[string]bool // hook id -> delivery ids being sent
+	mu sync.Mutex
+	// inflight holds, per hook, the deliveries sent or being sent and not
+	// yet recorded: the database still has them due, so they must not be
+	// sent again. sending counts those whose request is still open, which
+	// MaxInFlight bounds: a worker waiting for its record to commit holds
+	// no request slot, so the disk does not set the delivery rate.
+	inflight map[int64]map[string]bool
+	sending  map[int64]int
 	// finished sends leave inflight only at the start of a scheduling
 	// pass: removed any earlier, a pass that read a delivery as due just
 	// before its result was recorded would send it a second time.
@@ -120,9 +129,10 @@ func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 	return &Dispatcher{
 		s:        s,
 		opts:     o,
-		sender:   newSender(o.ConnectTimeout, o.Now),
+		sender:   newSender(o.ConnectTimeout, o.Now, o.NetPolicy),
 		log:      o.Logger,
 		inflight: map[int64]map[string]bool{},
+		sending:  map[int64]int{},
 		kick:     make(chan struct{}, 1),
 		byHook:   map[int64]*HookCounts{},
 	}
@@ -139,6 +149,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	var wg sync.WaitGroup
+	d.rec = newRecorder(d.s)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		d.rec.run(context.WithoutCancel(ctx))
+	}()
+	// Workers are done by the time Run returns (shutdown waits for them),
+	// so nothing sends to the recorder after this close.
+	defer func() {
+		close(d.rec.in)
+		<-recorded
+	}()
 
 	d.prune(ctx)
 	prune := time.NewTicker(d.opts.PruneInterval)
@@ -197,15 +219,15 @@ func (d *Dispatcher) schedule(ctx, sendCtx context.Context, wg *sync.WaitGroup) 
 	now := d.opts.Now()
 	for _, h := range hooks {
 		d.mu.Lock()
-		busy := d.inflight[h.ID]
-		free := d.opts.MaxInFlight - len(busy)
+		busy := len(d.inflight[h.ID])
+		free := d.opts.MaxInFlight - d.sending[h.ID]
 		d.mu.Unlock()
 		if free <= 0 {
 			continue
 		}
 		// Ask for enough to skip the ones already in flight, which stay
 		// pending in the database until their result is recorded.
-		due, err := d.s.dueHeads(ctx, h.ID, now, free+len(busy))
+		due, err := d.s.dueHeads(ctx, h.ID, now, free+busy)
 		if err != nil {
 			d.log.Error("dispatch: find due deliveries", "hook", h, "err", err)
 			continue
@@ -220,6 +242,9 @@ func (d *Dispatcher) schedule(ctx, sendCtx context.Context, wg *sync.WaitGroup) 
 			}
 			started := !d.inflight[h.ID][dl.ID]
 			d.inflight[h.ID][dl.ID] = true
+			if started {
+				d.sending[h.ID]++
+			}
 			d.mu.Unlock()
 			if !started {
 				continue
@@ -252,6 +277,16 @@ func (d *Dispatcher) deliver(ctx context.Context, h Hook, dl Delivery) {
 		}
 	}()
 	r := d.sender.send(ctx, h, dl)
+	d.mu.Lock()
+	d.sending[h.ID]--
+	if d.sending[h.ID] == 0 {
+		delete(d.sending, h.ID)
+	}
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}: // a request slot is free
+	default:
+	}
 	if ctx.Err() != nil {
 		// Cut off by shutdown: not the receiver's fault and not counted;
 		// the delivery stays due and the next run sends it again.
@@ -259,7 +294,7 @@ func (d *Dispatcher) deliver(ctx context.Context, h Hook, dl Delivery) {
 	}
 	now := d.opts.Now()
 	o := decide(d.opts.Retry, dl.Attempts+1, r, now)
-	ok, err := d.s.record(context.WithoutCancel(ctx), dl, h.ID, r, o, now)
+	ok, err := d.rec.record(&recording{dl: dl, hookID: h.ID, r: r, o: o, now: now})
 	if err != nil {
 		d.log.Error("dispatch: record attempt", "delivery", dl.ID, "hook", h, "err", err)
 		return

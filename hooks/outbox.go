@@ -76,8 +76,10 @@ type batch struct {
 }
 
 type request struct {
-	evs []cdr.Event
-	err error // this caller's own (encoding) error
+	evs      []cdr.Event
+	input    *cdr.Input // to journal
+	finished []string   // channels whose journal entries go
+	err      error      // this caller's own (encoding) error
 }
 
 // NewOutbox returns an outbox writing to s.
@@ -151,6 +153,51 @@ func (o *Outbox) Enqueue(ctx context.Context, evs []cdr.Event) error {
 }
 
 func (o *Outbox) commit(ctx context.Context, b *batch) error {
+	return o.commitReqs(ctx, b.reqs, b.events)
+}
+
+// Unit is what one PBX input (or one expiry pass) changed: the call
+// events it completed, the input itself when the tracker needs it to
+// restore its calls after a restart, and the channels whose journaled
+// inputs it no longer needs.
+type Unit struct {
+	Events   []cdr.Event
+	Input    *cdr.Input
+	Finished []string
+}
+
+// Commit stores units in one transaction, in the order given: their
+// deliveries, their call records, and the journal. errs[i] is unit i's own
+// failure (an event that cannot be encoded: retrying will not help), with
+// its journal changes and the other units committed; err is the
+// transaction's (database locked, disk full: retrying may), with nothing
+// committed. Events and the journal entry of the input that made them are
+// committed together, so a restored tracker never makes an event again
+// that is already stored.
+func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err error) {
+	reqs := make([]*request, len(units))
+	n := 0
+	for i, u := range units {
+		reqs[i] = &request{evs: u.Events, input: u.Input, finished: u.Finished}
+		n += len(u.Events)
+	}
+	o.commitMu.Lock()
+	err = o.commitReqs(ctx, reqs, n)
+	o.commitMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		o.s.notify()
+	}
+	errs = make([]error, len(units))
+	for i, r := range reqs {
+		errs[i] = r.err
+	}
+	return errs, nil
+}
+
+func (o *Outbox) commitReqs(ctx context.Context, reqs []*request, nEvents int) error {
 	tx, err := o.s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue: begin: %w", err)
@@ -158,7 +205,7 @@ func (o *Outbox) commit(ctx context.Context, b *batch) error {
 	defer tx.Rollback()
 	now := o.opts.Now()
 	var created, events int64
-	for _, r := range b.reqs {
+	for _, r := range reqs {
 		// A savepoint per caller: one caller's bad event fails that caller
 		// alone, not the others sharing the transaction.
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
@@ -177,9 +224,17 @@ func (o *Outbox) commit(ctx context.Context, b *batch) error {
 		if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
+		// The journal moves on even when the events failed: the tracker
+		// has taken the input either way.
+		if err := journal(ctx, tx, r.input, r.finished); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("enqueue: commit %d events: %w", b.events, err)
+		for _, r := range reqs {
+			r.err = nil
+		}
+		return fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
 	}
 	o.events.Add(events)
 	o.deliveries.Add(created)

@@ -92,6 +92,24 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_delivery ON attempts(delivery_id, at);
 CREATE INDEX attempts_at ON attempts(at);
 `,
+	// The dispatcher looks for due deliveries after every send. Indexes over
+	// the waiting rows alone, in the order it takes them, let it stop at
+	// the first few instead of sorting every waiting row of the hook.
+	`
+CREATE INDEX outbox_waiting ON outbox(hook_id, next_attempt_at, n) WHERE state IN ('pending', 'retrying');
+CREATE INDEX outbox_waiting_call ON outbox(hook_id, call_uuid, seq, n) WHERE state IN ('pending', 'retrying');
+DROP INDEX outbox_due;
+`,
+	// The tracker's journal: the inputs of the calls still live, so that a
+	// restart (a crash included) resumes them where they were.
+	`
+CREATE TABLE journal (
+	n       INTEGER PRIMARY KEY AUTOINCREMENT,
+	channel TEXT NOT NULL,
+	input   BLOB NOT NULL -- cdr.Input as JSON
+);
+CREATE INDEX journal_channel ON journal(channel);
+`,
 }
 
 // SchemaVersion is the schema this kanca writes.

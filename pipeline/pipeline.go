@@ -4,15 +4,18 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/hooks"
 )
 
 // Source is a PBX connection: it calls emit for every event, in the order
@@ -21,10 +24,24 @@ type Source interface {
 	Run(ctx context.Context, emit func(cdr.Input)) error
 }
 
-// Outbox takes call events durably: when Enqueue returns nil they are
-// committed.
+// Outbox takes what each input changed durably, several units in one
+// transaction, in the order given (hooks.Outbox.Commit). errs[i] is unit
+// i's own failure, which retrying will not cure; err is the
+// transaction's, with nothing committed.
 type Outbox interface {
-	Enqueue(ctx context.Context, evs []cdr.Event) error
+	Commit(ctx context.Context, units []hooks.Unit) (errs []error, err error)
+}
+
+// Journal reads back what the outbox journaled (hooks.Store.Journal).
+type Journal interface {
+	Journal(ctx context.Context) (ins []cdr.Input, bad []error, err error)
+}
+
+// Seeder is a Source that can be told, before Run, the channels kanca
+// followed when it last stopped (each one's latest input), so that its
+// first reconciliation ends those that went away meanwhile.
+type Seeder interface {
+	Seed(live []cdr.Input)
 }
 
 // Dispatcher delivers what the outbox holds until ctx ends, then finishes
@@ -39,19 +56,32 @@ type Pipeline struct {
 	Tracker    *cdr.Tracker
 	Outbox     Outbox
 	Dispatcher Dispatcher
-	Logger     *slog.Logger
+	// Journal, when set, makes calls survive a restart, a crash included:
+	// the inputs of live calls are journaled with the events they make,
+	// and Run restores the tracker from them before it starts the source.
+	Journal Journal
+	Logger  *slog.Logger
 	// ExpireEvery is how often calls past the maximum duration are ended
 	// when the PBX is quiet (default 1 min).
 	ExpireEvery time.Duration
 	// StoreRetry is the wait between tries when the outbox cannot take
-	// events (disk full, database locked): the source waits too, so
-	// nothing read is dropped (default 1 s).
+	// events (disk full, database locked) (default 1 s).
 	StoreRetry time.Duration
+	// MaxQueued bounds the inputs the tracker has taken and the outbox not
+	// yet committed (default 4096). The source reads on
+	// while a commit runs, which is what lets one commit take many
+	// frames' events; once this many wait, it stops reading until the
+	// store catches up, so a full disk holds the PBX stream rather than
+	// dropping what was read.
+	MaxQueued int
 
 	mu       sync.Mutex // the tracker is fed by the source and the expiry tick
 	inputs   atomic.Int64
 	events   atomic.Int64
 	storeErr atomic.Int64
+	dropped  atomic.Int64
+	live     atomic.Int64 // the tracker's live calls, readable while p.mu is held by a blocked queue
+	queued   atomic.Int64 // units taken and not yet committed (or dropped)
 }
 
 // Stats counts what went through the pipeline.
@@ -59,15 +89,20 @@ type Stats struct {
 	Inputs      int64 // PBX events fed to the tracker
 	Events      int64 // call events committed to the outbox
 	StoreErrors int64 // failed outbox commits (each retried)
-	LiveCalls   int
+	// Dropped counts events the outbox refused for good (they could not
+	// be encoded); each is logged with its call.
+	Dropped   int64
+	LiveCalls int
+	// Queued is what the tracker took that is not committed yet: inputs
+	// (with their events) waiting for, or in, an outbox transaction.
+	Queued int64
 }
 
 // Stats returns the pipeline's counters.
 func (p *Pipeline) Stats() Stats {
-	p.mu.Lock()
-	live := p.Tracker.Calls()
-	p.mu.Unlock()
-	return Stats{Inputs: p.inputs.Load(), Events: p.events.Load(), StoreErrors: p.storeErr.Load(), LiveCalls: live}
+	live := int(p.live.Load())
+	return Stats{Inputs: p.inputs.Load(), Events: p.events.Load(), StoreErrors: p.storeErr.Load(),
+		Dropped: p.dropped.Load(), LiveCalls: live, Queued: p.queued.Load()}
 }
 
 // Run runs until ctx ends or the source fails for good. On the way out it
@@ -88,6 +123,44 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- p.Dispatcher.Run(dctx) }()
 
+	maxQueued := p.MaxQueued
+	if maxQueued <= 0 {
+		maxQueued = 4096
+	}
+	// Units go into the queue under p.mu, in the order the tracker made
+	// them, and one committer takes them in that order: a call's events
+	// and journal entries reach the store in sequence across commits.
+	queue := make(chan hooks.Unit, maxQueued)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		p.commit(ctx, log, queue)
+	}()
+	if err := p.restore(ctx, log, queue); err != nil {
+		close(queue)
+		<-committed
+		stopDispatch()
+		<-dispatched
+		return err
+	}
+	handle := func(in *cdr.Input, f func() []cdr.Event) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		u := hooks.Unit{}
+		if in != nil && p.Journal != nil && p.Tracker.Needs(*in) {
+			u.Input = in
+		}
+		u.Events = f()
+		if p.Journal != nil {
+			u.Finished = p.Tracker.Finished(nil)
+		}
+		p.live.Store(int64(p.Tracker.Calls()))
+		if u.Input != nil || len(u.Events) > 0 || len(u.Finished) > 0 {
+			p.queued.Add(1)
+			queue <- u
+		}
+	}
+
 	sctx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
 	var wg sync.WaitGroup
@@ -101,23 +174,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			case <-sctx.Done():
 				return
 			case now := <-t.C:
-				p.mu.Lock()
-				evs := p.Tracker.Expire(now, nil)
-				p.mu.Unlock()
-				p.store(sctx, log, evs)
+				handle(nil, func() []cdr.Event { return p.Tracker.Expire(now, nil) })
 			}
 		}
 	}()
 
 	srcErr := p.Source.Run(sctx, func(in cdr.Input) {
 		p.inputs.Add(1)
-		p.mu.Lock()
-		evs := p.Tracker.Handle(in)
-		p.mu.Unlock()
-		p.store(sctx, log, evs)
+		handle(&in, func() []cdr.Event { return p.Tracker.Handle(in) })
 	})
 	stopSource()
 	wg.Wait()
+	close(queue)
+	<-committed
 
 	stopDispatch()
 	dispErr := <-dispatched
@@ -130,37 +199,127 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// store commits evs, retrying while the store refuses them: the source
-// blocks meanwhile, which is what keeps a full disk from losing calls.
-func (p *Pipeline) store(ctx context.Context, log *slog.Logger, evs []cdr.Event) {
-	if len(evs) == 0 {
-		return
+// restore rebuilds the tracker from the journal and tells the source
+// which channels were live, before the source starts.
+func (p *Pipeline) restore(ctx context.Context, log *slog.Logger, queue chan<- hooks.Unit) error {
+	if p.Journal == nil {
+		return nil
 	}
+	ins, bad, err := p.Journal.Journal(ctx)
+	if err != nil {
+		return fmt.Errorf("restore live calls: %w", err)
+	}
+	for _, err := range bad {
+		log.Error("skipping a damaged journal entry", "err", err)
+	}
+	if len(ins) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if finished := p.Tracker.Restore(ins); len(finished) > 0 {
+		p.queued.Add(1)
+		queue <- hooks.Unit{Finished: finished}
+	}
+	latest := map[string]cdr.Input{}
+	for _, in := range ins {
+		if p.Tracker.Follows(in.Channel.ID) {
+			latest[in.Channel.ID] = in
+		}
+	}
+	live := make([]cdr.Input, 0, len(latest))
+	for _, in := range latest {
+		live = append(live, in)
+	}
+	slices.SortFunc(live, func(a, b cdr.Input) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Channel.ID, b.Channel.ID))
+	})
+	p.live.Store(int64(p.Tracker.Calls()))
+	if s, ok := p.Source.(Seeder); ok {
+		s.Seed(live)
+	} else if len(live) > 0 {
+		log.Warn("this PBX source cannot reconcile restored channels; calls that ended while kanca was stopped end at the maximum call duration", "channels", len(live))
+	}
+	log.Info("resumed live calls from the journal", "calls", p.Tracker.Calls(), "channels", len(live), "entries", len(ins))
+	return nil
+}
+
+// maxCommit bounds the events and journal entries of one outbox
+// transaction, so that one commit does not hold SQLite's writer lock for
+// long.
+const maxCommit = 512
+
+// commit moves queued units into the outbox until the queue is closed and
+// empty, taking all that wait (up to maxCommit) in each transaction. A
+// transaction that fails is retried with the same units and nothing
+// behind them overtakes it.
+func (p *Pipeline) commit(ctx context.Context, log *slog.Logger, queue <-chan hooks.Unit) {
 	wait := p.StoreRetry
 	if wait <= 0 {
 		wait = time.Second
 	}
-	// Events the tracker produced were taken from the PBX: commit them even
-	// while shutting down.
-	commit := context.WithoutCancel(ctx)
+	// What the tracker took was taken from the PBX: commit it even while
+	// shutting down.
+	commitCtx := context.WithoutCancel(ctx)
+	var units []hooks.Unit
+	size := func(u hooks.Unit) int { return len(u.Events) + 1 }
 	for {
-		err := p.Outbox.Enqueue(commit, evs)
-		if err == nil {
-			p.events.Add(int64(len(evs)))
-			return
+		if len(units) == 0 {
+			u, ok := <-queue
+			if !ok {
+				return
+			}
+			units = append(units, u)
 		}
-		p.storeErr.Add(1)
-		if ctx.Err() != nil {
-			// Shutting down: these events were never committed. The calls
-			// they belong to are still live on the PBX or ended now; the
-			// next start reconciles them.
-			log.Error("events not stored at shutdown", "events", len(evs), "call", evs[0].CallID, "err", err)
-			return
+		n := 0
+		for _, u := range units {
+			n += size(u)
 		}
-		log.Error("cannot store call events; holding the PBX stream until the store accepts them", "events", len(evs), "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+	fill:
+		for n < maxCommit {
+			select {
+			case u, ok := <-queue:
+				if !ok {
+					break fill
+				}
+				units = append(units, u)
+				n += size(u)
+			default:
+				break fill
+			}
 		}
+		errs, err := p.Outbox.Commit(commitCtx, units)
+		if err != nil {
+			p.storeErr.Add(1)
+			events := 0
+			for _, u := range units {
+				events += len(u.Events)
+			}
+			if ctx.Err() != nil {
+				// Shutting down: these were never committed. Their calls are
+				// still live on the PBX or ended now; the next start
+				// reconciles them.
+				log.Error("inputs not stored at shutdown", "inputs", len(units), "events", events, "err", err)
+				p.queued.Add(-int64(len(units)))
+				units = units[:0]
+				continue
+			}
+			log.Error("cannot store call events; holding them until the store accepts them", "inputs", len(units), "events", events, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		for i, u := range units {
+			if errs[i] != nil {
+				p.dropped.Add(int64(len(u.Events)))
+				log.Error("call events refused by the outbox", "call", u.Events[0].CallID, "events", len(u.Events), "err", errs[i])
+				continue
+			}
+			p.events.Add(int64(len(u.Events)))
+		}
+		p.queued.Add(-int64(len(units)))
+		units = units[:0]
 	}
 }

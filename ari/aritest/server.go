@@ -182,6 +182,23 @@ func (s *Server) queueFailures(n int, f failure) {
 	}
 }
 
+// LiveThrough moves the script n frames on (up to its end) without sending
+// them: Asterisk going on while kanca is away. Its live channels change;
+// no client ever receives these frames. It returns how many it lived
+// through.
+func (s *Server) LiveThrough(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := 0
+	for ; done < n && s.pos < len(s.script); done++ {
+		s.advanceLocked()
+	}
+	if done > 0 {
+		s.notifyLocked()
+	}
+	return done
+}
+
 // SetAuth changes the Basic credentials accepted from now on, as an
 // operator editing ari.conf would.
 func (s *Server) SetAuth(user, password string) {
@@ -202,6 +219,14 @@ func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns
+}
+
+// Connected reports whether a client is subscribed now. A client that
+// closed its end is no longer connected once the server has read the close.
+func (s *Server) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur != nil
 }
 
 // Listings is how many GET /ari/channels the server answered. A client

@@ -1,0 +1,381 @@
+package faults
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/formats"
+)
+
+var kancaBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kanca-faults")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kancaBin = filepath.Join(dir, "kanca")
+	build := exec.Command("go", "build", "-o", kancaBin, "../cmd/kanca")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build kanca:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// got is one POST the receiver read.
+type got struct {
+	delivery, call, event string
+	seq                   int
+	body                  string
+}
+
+type receiver struct {
+	*httptest.Server
+	mu  sync.Mutex
+	all []got
+	// down makes it answer 503, as a receiver being redeployed does.
+	down bool
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.down {
+			http.Error(w, "deploying", http.StatusServiceUnavailable)
+			return
+		}
+		seq, _ := strconv.Atoi(req.Header.Get("X-Kanca-Sequence"))
+		r.all = append(r.all, got{delivery: req.Header.Get("X-Kanca-Delivery"), call: req.Header.Get("X-Kanca-Call"),
+			event: req.Header.Get("X-Kanca-Event"), seq: seq, body: string(b)})
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
+}
+
+func (r *receiver) snapshot() []got {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]got(nil), r.all...)
+}
+
+// kanca runs the real binary.
+func kanca(t *testing.T, db string, args ...string) *exec.Cmd {
+	cmd := exec.Command(kancaBin, append([]string{"--db", db}, args...)...)
+	cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
+	return cmd
+}
+
+func run(t *testing.T, db string, args ...string) string {
+	t.Helper()
+	out, err := kanca(t, db, args...).CombinedOutput()
+	require.NoError(t, err, "kanca %v: %s", args, out)
+	return string(out)
+}
+
+// daemon is one `kanca run`.
+type daemon struct {
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan error
+}
+
+func startDaemon(t *testing.T, db, ariURL string) *daemon {
+	t.Helper()
+	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = kanca(t, db, "run", "--ari-url", ariURL, "--ari-user", "kanca", "--tz", "UTC", "--log-level", "warn")
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	require.NoError(t, d.cmd.Start())
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+		}
+	})
+	return d
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// expected replays the recording offline: what a kanca that never stopped
+// sends, per call, and each call's span of frames.
+type call struct {
+	bodies      []string // by seq - 1
+	first, last int      // frame indexes that made its events
+}
+
+func expected(t *testing.T, frames [][]byte) map[string]*call {
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	calls := map[string]*call{}
+	for i, fr := range frames {
+		in, ok, err := ari.Decode(fr)
+		require.NoError(t, err)
+		if !ok {
+			continue
+		}
+		for _, ev := range tr.Handle(in) {
+			b, _, err := formats.Encode(formats.JSON, ev, formats.Options{Location: time.UTC})
+			require.NoError(t, err)
+			c := calls[ev.CallID]
+			if c == nil {
+				c = &call{first: i}
+				calls[ev.CallID] = c
+			}
+			require.Equal(t, len(c.bodies)+1, ev.Seq)
+			c.bodies = append(c.bodies, string(b))
+			c.last = i
+		}
+	}
+	// Calls still live at the end of the frames never end: not checked.
+	for id, c := range calls {
+		if !strings.Contains(c.bodies[len(c.bodies)-1], `"call_hangup"`) && !strings.Contains(c.bodies[len(c.bodies)-1], `"missing_call"`) {
+			delete(calls, id)
+		}
+	}
+	return calls
+}
+
+// TestKillUnderLoad runs kanca against 150 real calls and kills it with
+// SIGKILL at random moments, several times (and once stops it with
+// SIGTERM), restarting it each time. Asterisk goes on meanwhile; frames
+// written to a dead kanca are lost, as they would be. Then:
+//   - every call reaches the receiver, call_hangup included;
+//   - each call's events arrive in sequence: a later one never before an
+//     earlier one has arrived;
+//   - an event sent twice carries the same delivery id and body;
+//   - every call whose frames all fell outside the moments kanca was
+//     killed gets exactly the webhooks of a kanca that never stopped.
+func TestKillUnderLoad(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("needs POSIX signals")
+	}
+	frames, err := aritest.LoadNDJSON(filepath.Join("..", "testdata", "ari-load", "run1_10cps", "events.ndjson.gz"))
+	require.NoError(t, err)
+	// The first 10,000 frames: about 150 calls, 15 s of the recording.
+	frames = frames[:10000]
+	want := expected(t, frames)
+	require.Greater(t, len(want), 100)
+
+	// Paced so the socket never holds many unread frames: a kill loses
+	// the few in flight, as a real crash would, not thousands.
+	ast := aritest.NewServer(aritest.Options{Pace: 150 * time.Microsecond})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	db := filepath.Join(t.TempDir(), "kanca.db")
+	run(t, db, "hooks", "add", "--number", "908508850000", "--url", recv.URL+"/hook")
+	ast.Play(frames...)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	type window struct{ from, to int }
+	var windows []window
+	const kills = 4
+	for i := 0; i <= kills; i++ {
+		d := startDaemon(t, db, ast.URL)
+		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
+		if i == kills {
+			break
+		}
+		if i > 0 {
+			// A restart is also where frames can go missing: those
+			// Asterisk sent between the subscription and the channel list.
+			windows[len(windows)-1].to = ast.Pos() + 50
+		}
+		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
+		pos := ast.Pos()
+		if i == 2 {
+			// SIGTERM: kanca stops reading, commits what it took, finishes
+			// the requests in flight and exits 0.
+			require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+			select {
+			case err := <-d.done:
+				require.NoError(t, err, "kanca exits cleanly on SIGTERM: %s", d.log)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("kanca did not exit after SIGTERM: %s", d.log)
+			}
+		} else {
+			require.NoError(t, d.cmd.Process.Kill())
+			<-d.done
+		}
+		waitUntil(t, "Asterisk to see kanca gone", 10*time.Second, func() bool { return !ast.Connected() })
+		// Frames kanca had read but not committed are gone with it; with
+		// the pacing above they are a handful.
+		windows = append(windows, window{from: pos - 200, to: ast.Pos() + 50})
+		t.Logf("stop %d at frame %d of %d", i+1, pos, len(frames))
+	}
+	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
+
+	// Every call's hangup arrives, the reconciled ones included.
+	waitUntil(t, "every call's call_hangup", 120*time.Second, func() bool {
+		hung := map[string]bool{}
+		for _, g := range recv.snapshot() {
+			if g.event == "call_hangup" {
+				hung[g.call] = true
+			}
+		}
+		return len(hung) >= len(want)
+	})
+	// And whatever else is due; a short quiet spell means the outbox is empty.
+	n := -1
+	for n != len(recv.snapshot()) {
+		n = len(recv.snapshot())
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	all := recv.snapshot()
+	type key struct {
+		call string
+		seq  int
+	}
+	firstOf := map[key]got{}
+	arrived := map[string][]int{} // call -> seqs in first-arrival order
+	for _, g := range all {
+		k := key{g.call, g.seq}
+		if prev, dup := firstOf[k]; dup {
+			assert.Equal(t, prev.delivery, g.delivery, "call %s event %d sent twice with two delivery ids", g.call, g.seq)
+			assert.Equal(t, prev.body, g.body, "call %s event %d sent twice with two bodies", g.call, g.seq)
+			continue
+		}
+		firstOf[k] = g
+		arrived[g.call] = append(arrived[g.call], g.seq)
+	}
+	exact, touched := 0, 0
+	for id, c := range want {
+		seqs := arrived[id]
+		require.NotEmpty(t, seqs, "call %s never reached the receiver", id)
+		for i, s := range seqs {
+			require.Equal(t, i+1, s, "call %s: events arrived as %v", id, seqs)
+		}
+		var types []string
+		for _, s := range seqs {
+			types = append(types, firstOf[key{id, s}].event)
+		}
+		assert.Contains(t, types, "call_hangup", "call %s", id)
+
+		hit := false
+		for _, w := range windows {
+			if c.first <= w.to && c.last >= w.from {
+				hit = true
+			}
+		}
+		if hit {
+			touched++
+			continue
+		}
+		exact++
+		var bodies []string
+		for _, s := range seqs {
+			bodies = append(bodies, firstOf[key{id, s}].body)
+		}
+		assert.Equal(t, c.bodies, bodies, "call %s lived between the kills: its webhooks must be exact", id)
+	}
+	t.Logf("%d POSTs for %d calls; %d calls checked exactly, %d crossed a stop", len(all), len(want), exact, touched)
+	require.Positive(t, exact)
+
+	// Restarted once more, kanca finds nothing left to do: every call
+	// ended, so its journal is empty and no delivery waits.
+	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
+	assert.JSONEq(t, "[]", out)
+}
+
+// TestReceiverDownThenUp has the receiver refuse everything (503) while
+// calls come in, then come back: the backlog drains, each call's events
+// in order, none missing.
+func TestReceiverDownThenUp(t *testing.T) {
+	frames, err := aritest.LoadNDJSON(filepath.Join("..", "testdata", "ari-load", "run1_10cps", "events.ndjson.gz"))
+	require.NoError(t, err)
+	frames = frames[:3000]
+	want := expected(t, frames)
+	require.Greater(t, len(want), 20)
+
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	recv.setDown(true)
+	db := filepath.Join(t.TempDir(), "kanca.db")
+	run(t, db, "hooks", "add", "--number", "908508850000", "--url", recv.URL+"/hook")
+	ast.Play(frames...)
+	startDaemon(t, db, ast.URL)
+	waitUntil(t, "Asterisk to send every frame", 60*time.Second, func() bool { return ast.Pos() == len(frames) })
+	time.Sleep(2 * time.Second)
+	require.Empty(t, recv.snapshot(), "nothing is taken while the receiver is down")
+	recv.setDown(false)
+
+	type key struct {
+		call string
+		seq  int
+	}
+	waitUntil(t, "the backlog to drain", 120*time.Second, func() bool {
+		seen := map[key]bool{}
+		for _, g := range recv.snapshot() {
+			seen[key{g.call, g.seq}] = true
+		}
+		for id, c := range want {
+			for i := range c.bodies {
+				if !seen[key{id, i + 1}] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	arrived := map[string][]string{}
+	firstOf := map[key]bool{}
+	for _, g := range recv.snapshot() {
+		if firstOf[key{g.call, g.seq}] {
+			continue
+		}
+		firstOf[key{g.call, g.seq}] = true
+		arrived[g.call] = append(arrived[g.call], g.body)
+	}
+	for id, c := range want {
+		assert.Equal(t, c.bodies, arrived[id], "call %s: the backlog arrives whole and in order", id)
+	}
+}

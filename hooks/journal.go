@@ -1,0 +1,59 @@
+package hooks
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/kanca/kanca/cdr"
+)
+
+// journal appends in (when set) and drops the entries of finished
+// channels.
+func journal(ctx context.Context, tx *sql.Tx, in *cdr.Input, finished []string) error {
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("journal %s of channel %s: %w", in.Kind, in.Channel.ID, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO journal (channel, input) VALUES (?, ?)", in.Channel.ID, b); err != nil {
+			return fmt.Errorf("journal %s of channel %s: %w", in.Kind, in.Channel.ID, err)
+		}
+	}
+	for _, ch := range finished {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM journal WHERE channel = ?", ch); err != nil {
+			return fmt.Errorf("drop journal of channel %s: %w", ch, err)
+		}
+	}
+	return nil
+}
+
+// Journal returns the journaled inputs in the order they were taken: fed
+// to a new tracker, they restore the calls that were live when kanca
+// stopped. An entry that does not decode is skipped and reported in bad,
+// so that one damaged row cannot keep kanca from starting.
+func (s *Store) Journal(ctx context.Context) (ins []cdr.Input, bad []error, err error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT n, input FROM journal ORDER BY n")
+	if err != nil {
+		return nil, nil, fmt.Errorf("read journal: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		var b []byte
+		if err := rows.Scan(&n, &b); err != nil {
+			return nil, nil, fmt.Errorf("read journal: %w", err)
+		}
+		var in cdr.Input
+		if err := json.Unmarshal(b, &in); err != nil {
+			bad = append(bad, fmt.Errorf("journal entry %d: %w", n, err))
+			continue
+		}
+		ins = append(ins, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read journal: %w", err)
+	}
+	return ins, bad, nil
+}

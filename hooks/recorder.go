@@ -1,0 +1,136 @@
+package hooks
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// maxRecordBatch bounds the attempts one transaction records, so that one
+// commit does not hold SQLite's writer lock for long.
+const maxRecordBatch = 256
+
+// recording is one attempt waiting to be recorded; done is closed once it
+// is committed (ok, err set).
+type recording struct {
+	dl     Delivery
+	hookID int64
+	r      AttemptResult
+	o      outcome
+	now    time.Time
+
+	ok   bool
+	err  error
+	done chan struct{}
+}
+
+// recorder records attempts for the dispatcher's workers. A synced commit
+// costs the same for one attempt as for a hundred, so each transaction
+// takes every attempt that finished while the previous one committed
+// (group commit): with many requests in flight, the disk no longer sets
+// the delivery rate.
+type recorder struct {
+	s  *Store
+	in chan *recording
+}
+
+func newRecorder(s *Store) *recorder {
+	return &recorder{s: s, in: make(chan *recording, maxRecordBatch)}
+}
+
+// record blocks until rec is committed or has failed.
+func (rc *recorder) record(rec *recording) (bool, error) {
+	rec.done = make(chan struct{})
+	rc.in <- rec
+	<-rec.done
+	return rec.ok, rec.err
+}
+
+// run records until in is closed and drained.
+func (rc *recorder) run(ctx context.Context) {
+	batch := make([]*recording, 0, maxRecordBatch)
+	for first := range rc.in {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxRecordBatch {
+			select {
+			case rec, ok := <-rc.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, rec)
+			default:
+				break fill
+			}
+		}
+		rc.s.recordAll(ctx, batch)
+		for _, rec := range batch {
+			close(rec.done)
+		}
+	}
+}
+
+// recordAll logs each attempt and moves its delivery on, all in one
+// transaction. A transaction that fails fails every attempt in it: their
+// deliveries stay due and are sent again, at least once.
+func (s *Store) recordAll(ctx context.Context, recs []*recording) {
+	fail := func(err error) {
+		for _, rec := range recs {
+			rec.ok, rec.err = false, err
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("record %d attempts: begin: %w", len(recs), err))
+		return
+	}
+	defer tx.Rollback()
+	for _, rec := range recs {
+		rec.ok, rec.err = recordTx(ctx, tx, rec)
+		if rec.err != nil {
+			// Only the database fails these statements, and it fails them
+			// for the whole transaction.
+			fail(rec.err)
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("record %d attempts: commit: %w", len(recs), err))
+	}
+}
+
+// recordTx logs an attempt and moves its delivery on. It returns false if
+// the delivery vanished or was given up meanwhile (its hook removed, or
+// disabled by a 410 that another request of the hook got first).
+func recordTx(ctx context.Context, tx *sql.Tx, rec *recording) (bool, error) {
+	d, r, o, now := rec.dl, rec.r, rec.o, rec.now
+	lastErr := r.errText()
+	if o.reason != "" {
+		lastErr = o.reason
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
+		last_status = ?, last_error = ?, updated_at = ? WHERE id = ? AND state IN ('pending', 'retrying')`,
+		string(o.state), ms(o.next), r.Status, lastErr, ms(now), d.ID)
+	if err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at, status, latency_ms, response, error)
+		VALUES (?, ?, ?, ?, ?, ?)`, d.ID, ms(now), r.Status, r.Latency.Milliseconds(), r.Response, r.errText()); err != nil {
+		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
+	}
+	if o.gone {
+		if _, err := tx.ExecContext(ctx, `UPDATE hooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+			o.reason, ms(now), rec.hookID); err != nil {
+			return false, fmt.Errorf("disable hook %d: %w", rec.hookID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, last_error = ?, updated_at = ?
+			WHERE hook_id = ? AND state IN ('pending', 'retrying')`, string(Dead), o.reason, ms(now), rec.hookID); err != nil {
+			return false, fmt.Errorf("give up deliveries of hook %d: %w", rec.hookID, err)
+		}
+	}
+	return true, nil
+}
