@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -70,23 +73,34 @@ func DefaultConfig() Config {
 	}
 }
 
+// dialplanFile is the YAML layout of a dialplan config; its type name shows
+// in no message (see yamlError).
+type dialplanFile struct {
+	CountryCode        *int              `yaml:"country_code"`
+	ExtensionMaxDigits *int              `yaml:"extension_max_digits"`
+	MaxCallDuration    string            `yaml:"max_call_duration"`
+	Contexts           Contexts          `yaml:"contexts"`
+	Trunks             []string          `yaml:"trunks"`
+	Names              map[string]string `yaml:"names"`
+	DIDVariables       []string          `yaml:"did_variables"`
+}
+
 // ParseConfig reads a YAML dialplan mapping on top of DefaultConfig: the
-// lists it gives replace the defaults, what it leaves out keeps them.
+// lists it gives replace the defaults, what it leaves out keeps them. The
+// error is one line.
 func ParseConfig(data []byte) (Config, error) {
 	c := DefaultConfig()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	var raw struct {
-		CountryCode        *int              `yaml:"country_code"`
-		ExtensionMaxDigits *int              `yaml:"extension_max_digits"`
-		MaxCallDuration    string            `yaml:"max_call_duration"`
-		Contexts           Contexts          `yaml:"contexts"`
-		Trunks             []string          `yaml:"trunks"`
-		Names              map[string]string `yaml:"names"`
-		DIDVariables       []string          `yaml:"did_variables"`
-	}
+	var raw dialplanFile
 	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("parse dialplan config: %w", err)
+		return Config{}, fmt.Errorf("parse dialplan config: %s", yamlError(err))
+	}
+	// A second document would be silently ignored: more likely a pasting
+	// accident than something meant.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("parse dialplan config: more than one YAML document (a '---' line); want one mapping")
 	}
 	if raw.CountryCode != nil {
 		c.CountryCode = *raw.CountryCode
@@ -133,17 +147,83 @@ func (c Config) Validate() error {
 	}
 	for _, list := range [][]string{c.Contexts.Inbound, c.Contexts.Internal, c.Contexts.Menu, c.Contexts.Group, c.Contexts.Queue, c.Contexts.Fax, c.Trunks} {
 		for _, p := range list {
+			if !isName(p) {
+				return fmt.Errorf("pattern %q: want a context or endpoint name, without spaces", p)
+			}
 			if _, err := path.Match(p, ""); err != nil {
 				return fmt.Errorf("pattern %q: %w", p, err)
 			}
 		}
 	}
+	for _, v := range c.DIDVariables {
+		if !isName(v) {
+			return fmt.Errorf("did_variables: %q: want a channel variable name, without spaces", v)
+		}
+	}
 	for name, num := range c.Names {
+		if name == "" || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+			return fmt.Errorf("names: %q: want a menu, group or queue name", name)
+		}
 		if _, _, ok := digits(num); !ok {
 			return fmt.Errorf("names: %q maps to %q, which is not a number", name, num)
 		}
 	}
 	return nil
+}
+
+// isName holds for what Asterisk can name a context, endpoint, queue or
+// variable: a word without spaces or control characters. Anything else in
+// the file is a typo that would never match.
+func isName(s string) bool {
+	return s != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	})
+}
+
+var (
+	unknownField = regexp.MustCompile(`field (.*) not found in type [\w.]+$`)
+	wrongType    = regexp.MustCompile(`cannot unmarshal (!!\w+)(?: (.*))? into (.+)$`)
+)
+
+// yamlError turns the decoder's error, which names Go types and may span
+// lines, into one line in the file's own terms.
+func yamlError(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if g := unknownField.FindStringSubmatch(m); g != nil {
+			m = m[:len(m)-len(g[0])] + fmt.Sprintf("unknown key %q", g[1])
+		} else if g := wrongType.FindStringSubmatch(m); g != nil {
+			got := g[1]
+			if g[2] != "" {
+				got += " " + g[2]
+			}
+			m = m[:len(m)-len(g[0])] + fmt.Sprintf("got %s, want %s", got, wantOf(g[3]))
+		}
+		msgs[i] = strings.Join(strings.Fields(m), " ")
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func wantOf(goType string) string {
+	switch goType {
+	case "cdr.dialplanFile":
+		return "a mapping of country_code, extension_max_digits, max_call_duration, contexts, trunks, names, did_variables"
+	case "cdr.Contexts":
+		return "a mapping of inbound, internal, menu, group, queue, fax"
+	case "map[string]string":
+		return "a mapping of names to numbers"
+	case "[]string":
+		return "a list"
+	case "int":
+		return "a whole number"
+	case "string":
+		return "a single value"
+	}
+	return goType
 }
 
 func matchAny(patterns []string, s string) bool {

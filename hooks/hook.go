@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/formats"
@@ -88,13 +89,13 @@ func (h Hook) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int64("id", h.ID),
 		slog.String("number", h.Number),
-		slog.String("url", h.URL),
+		slog.String("url", redactURL(h.URL)),
 	)
 }
 
 // String keeps credentials out of %v in errors.
 func (h Hook) String() string {
-	return fmt.Sprintf("hook %d (%s -> %s)", h.ID, h.Number, h.URL)
+	return fmt.Sprintf("hook %d (%s -> %s)", h.ID, h.Number, redactURL(h.URL))
 }
 
 // EventName returns the spelling this hook asked for t, and whether it
@@ -169,6 +170,10 @@ func (h *Hook) Validate() error {
 	if strings.ContainsRune(h.User, ':') {
 		probs = append(probs, "user must not contain ':' (HTTP Basic forbids it)")
 	}
+	if strings.ContainsFunc(h.User, unicode.IsControl) {
+		// It would garble every listing it is printed in.
+		probs = append(probs, "user must not contain control characters")
+	}
 	if _, err := signingKey(h.Secret); err != nil {
 		probs = append(probs, err.Error())
 	}
@@ -196,19 +201,37 @@ func checkURL(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("url %q does not parse", raw)
+		return fmt.Errorf("url %q does not parse", redactURL(raw))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("url %q must be absolute http or https", raw)
+		return fmt.Errorf("url %q must be absolute http or https", redactURL(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("url %q has no host", raw)
+		return fmt.Errorf("url %q has no host", redactURL(raw))
 	}
 	if u.User != nil {
 		// Credentials in the URL would be printed wherever the URL is.
 		return errors.New("url must not carry credentials: use --user and --password-env")
 	}
 	return nil
+}
+
+// redactURL masks the userinfo of a URL for messages and logs. A URL that
+// does not parse may still carry a password, so everything before its last
+// '@' goes too.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.LastIndexByte(raw, '@'); i >= 0 {
+			return Mask + raw[i:]
+		}
+		return raw
+	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = url.User(Mask)
+	return u.String()
 }
 
 // normaliseEvents lower-cases the spellings and refuses unknown or repeated

@@ -38,6 +38,8 @@ func (r AttemptResult) errText() string {
 		return r.Err.Error()
 	case r.OK():
 		return ""
+	case r.Status >= 300 && r.Status < 400:
+		return fmt.Sprintf("HTTP %d %s: redirects are not followed; point the hook at the final URL", r.Status, http.StatusText(r.Status))
 	}
 	return fmt.Sprintf("HTTP %d %s", r.Status, http.StatusText(r.Status))
 }
@@ -49,11 +51,19 @@ type sender struct {
 	now              func() time.Time
 }
 
-func newSender(connect time.Duration, now func() time.Time) *sender {
+func newSender(connect time.Duration, now func() time.Time, policy NetPolicy) *sender {
+	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	proxy := http.ProxyFromEnvironment
+	if !policy.IsZero() {
+		dialer.Control = policy.control
+		// Through a proxy the policy would judge the proxy's address and
+		// the proxy would pick the destination: a policy means direct.
+		proxy = nil
+	}
 	client := func(insecure bool) *http.Client {
 		tr := &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy:                 proxy,
+			DialContext:           dialer.DialContext,
 			TLSHandshakeTimeout:   connect,
 			MaxIdleConnsPerHost:   8,
 			IdleConnTimeout:       90 * time.Second,

@@ -5,6 +5,7 @@ package ariflags
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 
@@ -24,6 +25,11 @@ type Flags struct {
 // Register adds --ari-url, --ari-user, --ari-app and --ari-password-file.
 func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.URL, "ari-url", envdefault.String("KANCA_ARI_URL", "http://127.0.0.1:8088"), "Asterisk HTTP server with ARI [KANCA_ARI_URL]")
+	// The default comes from the environment and is printed by --help: a
+	// password put in the URL by mistake must not be (kanca refuses it).
+	if u, err := url.Parse(f.URL); err != nil || u.User != nil {
+		fs.Lookup("ari-url").DefValue = "(KANCA_ARI_URL, not shown: it does not parse or carries credentials)"
+	}
 	fs.StringVar(&f.User, "ari-user", os.Getenv("KANCA_ARI_USER"), "ari.conf user [KANCA_ARI_USER]")
 	fs.StringVar(&f.App, "ari-app", envdefault.String("KANCA_ARI_APP", "kanca"), "ARI application name kanca subscribes as [KANCA_ARI_APP]")
 	fs.StringVar(&f.PasswordFile, "ari-password-file", os.Getenv("KANCA_ARI_PASSWORD_FILE"), "file holding the ARI password (else KANCA_ARI_PASSWORD) [KANCA_ARI_PASSWORD_FILE]")

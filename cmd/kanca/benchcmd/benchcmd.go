@@ -48,6 +48,21 @@ recordings are read from testdata/ari) or pass --traces.`,
   kanca bench --calls 500 --concurrent 10000 --cpuprofile cpu.out`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// bench.Options reads a non-positive size as "the default":
+			// a negative one given here is a typo, not a request for it.
+			for _, c := range []struct {
+				flag, want string
+				bad        bool
+			}{
+				{"calls", "more than 0", o.Calls <= 0}, {"rate", "0 or more", o.Rate < 0},
+				{"speedup", "more than 0", o.Speedup <= 0}, {"concurrent", "0 or more", o.Concurrent < 0},
+				{"baseline", "0 or more", o.BaselineRequests < 0}, {"slow-delay", "more than 0", o.SlowDelay <= 0},
+				{"timeout", "more than 0", o.Timeout <= 0},
+			} {
+				if c.bad {
+					return fmt.Errorf("--%s %s: want %s", c.flag, cmd.Flags().Lookup(c.flag).Value, c.want)
+				}
+			}
 			if short {
 				o = bench.Short(o.Traces)
 			}

@@ -6,6 +6,7 @@ package envdefault
 import (
 	"os"
 	"strconv"
+	"strings"
 )
 
 // String is the variable's value, or def when it is unset or empty.
@@ -23,4 +24,16 @@ func Int(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// List is the variable's value split at commas, blanks dropped: nil when
+// it is unset or empty.
+func List(name string) []string {
+	var out []string
+	for _, s := range strings.Split(os.Getenv(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

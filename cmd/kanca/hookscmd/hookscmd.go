@@ -49,8 +49,8 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
 	return cmd
 }
 
-// run wraps a command body: usage is printed for a malformed command line,
-// not for a failure of a well-formed one.
+// parseID names the listing that has the ids, since a hook is known to
+// the admin by its number and URL, not by its id.
 func parseID(arg string) (int64, error) {
 	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id <= 0 {
@@ -145,6 +145,26 @@ func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add",
 		Short: "Bind a new hook to a PBX number",
+		Long: `Bind a new hook to a PBX number and print it with its id, which the other
+hooks commands take.
+
+--number is the public number, in international form without + (digits
+only): the hook receives the events of the calls that arrive on it
+(inbound) or are presented with it as caller id (outbound). --url is where
+each event is POSTed. It receives the events that happen after it is
+added, not those of past calls; a number may have several hooks.
+
+--events picks some of the seven (default: all), in either spelling
+Bulutfon used; the hook receives the spelling it asked for. --format json
+sends application/json; --format form sends PHP bracket-notation form data,
+so that a receiver's $_POST equals json_decode($body, true).
+
+--user with --password-env or --password-file adds HTTP Basic auth;
+--secret-env or --secret-file adds a Standard Webhooks signature
+(webhook-id, webhook-timestamp, webhook-signature). Credentials are stored
+in the database and masked in every listing.
+
+The database is created if it does not exist yet.`,
 		Example: `  kanca hooks add --number 908508850000 --url https://crm.example/bulutfon
   kanca hooks add --number 908508850000 --url http://10.0.0.5/hook.php --format form \
     --events call_init,incoming_call_extension,call_hangup
@@ -165,6 +185,7 @@ func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				warnRefused(ctx, cmd.ErrOrStderr(), h)
 				return out(cmd).hook(h)
 			})
 		}),
@@ -185,6 +206,13 @@ func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update ID",
 		Short: "Change a hook: only the flags given change",
+		Long: `Change a hook: only the flags given change, and the result is checked as
+'kanca hooks add' checks a new hook. An empty --user, --password or
+--secret removes it; --domain-id 0 or --account-id 0 stops sending that id.
+
+A new URL, credentials, secret or timeout apply to the deliveries already
+queued too. A new number, events, format or ids apply to the events that
+happen from then on: queued deliveries keep the body they were stored with.`,
 		Example: `  kanca hooks update 1 --url https://crm.example/v2/bulutfon
   kanca hooks update 1 --events call_hangup,missing_call --timeout 30s
   kanca hooks update 1 --user "" --password ""   # drop Basic auth
@@ -236,6 +264,9 @@ func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if u.URL != nil {
+					warnRefused(ctx, cmd.ErrOrStderr(), h)
+				}
 				return out(cmd).hook(h)
 			})
 		}),
@@ -246,8 +277,15 @@ func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
-		Use:     "list",
-		Short:   "List the hooks",
+		Use:   "list",
+		Short: "List the hooks",
+		Long: `List every hook by id: its number, URL, events, format, whether it uses
+Basic auth (the password masked) and a signing secret, whether it is
+enabled, its timeout and whether it skips TLS verification. --json prints
+the same, credentials masked, for scripts.
+
+A hook that kanca disabled itself (its receiver answered 410 Gone) shows
+ENABLED no; 'kanca hooks show ID' says why.`,
 		Example: "  kanca hooks list\n  kanca hooks list --json",
 		Args:    cobra.NoArgs,
 		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
@@ -264,8 +302,12 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show one hook (credentials masked)",
+		Use:   "show ID",
+		Short: "Show one hook (credentials masked)",
+		Long: `Show one hook with every setting, credentials masked: the fields of
+'kanca hooks list' plus domain and account ids, when it was created and
+last changed, and, when kanca disabled it, why. Its deliveries are listed
+by 'kanca deliveries list --hook ID'.`,
 		Example: "  kanca hooks show 1",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -286,8 +328,11 @@ func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 func removeCmd(db *string) *cobra.Command {
 	return &cobra.Command{
-		Use:     "remove ID",
-		Short:   "Remove a hook, with its queued and past deliveries",
+		Use:   "remove ID",
+		Short: "Remove a hook, with its queued and past deliveries",
+		Long: `Remove a hook for good, together with its deliveries: queued ones are
+never sent, and its delivery history and attempts are deleted. To stop a
+hook for a while and keep its queue, use 'kanca hooks disable' instead.`,
 		Example: "  kanca hooks remove 1",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -308,12 +353,22 @@ func removeCmd(db *string) *cobra.Command {
 
 func enableCmd(db *string, enable bool) *cobra.Command {
 	verb, short := "enable", "Enable a hook: its queued deliveries resume"
+	long := `Enable a hook: the deliveries queued while it was disabled are sent, in
+order per call, and the events of new calls reach it again. This also
+re-enables a hook that kanca disabled because its receiver answered
+410 Gone; the deliveries given up then stay dead until 'kanca deliveries
+retry --dead --hook ID'.`
 	if !enable {
 		verb, short = "disable", "Disable a hook: it gets no new events, its queue waits"
+		long = `Disable a hook, for example while its receiver is down for maintenance:
+nothing is sent to it, the deliveries already queued wait (their retry
+schedule does not run down), and the events that happen while it is
+disabled are not queued for it. 'kanca hooks enable' resumes it.`
 	}
 	return &cobra.Command{
 		Use:     verb + " ID",
 		Short:   short,
+		Long:    long,
 		Example: "  kanca hooks " + verb + " 1",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -339,7 +394,10 @@ func testCmd(db *string) *cobra.Command {
 		Short: "Send a sample event to a hook now and show the answer",
 		Long: `Send a sample event to a hook now, outside the queue: nothing is stored or
 retried. The hook's format, credentials and signing are used, and it is sent
-even if the hook is disabled. Exits non-zero unless the answer is a 2xx.`,
+even if the hook is disabled. Exits non-zero unless the answer is a 2xx.
+
+The networks kanca run may deliver to (KANCA_HOOK_ALLOW_NET and
+KANCA_HOOK_DENY_NET) limit the test too.`,
 		Example: "  kanca hooks test 1\n  kanca hooks test 1 --event incoming_call_extension",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -348,6 +406,11 @@ even if the hook is disabled. Exits non-zero unless the answer is a 2xx.`,
 				return err
 			}
 			t, err := cdr.ParseEventType(event)
+			if err != nil {
+				return err
+			}
+			// Tested as kanca run would send it, refusals included.
+			policy, err := envNetPolicy()
 			if err != nil {
 				return err
 			}
@@ -361,7 +424,7 @@ even if the hook is disabled. Exits non-zero unless the answer is a 2xx.`,
 					// Not an event of this hook: send it in the spelling asked.
 					h.Events = []string{event}
 				}
-				r, err := hooks.NewDispatcher(s, hooks.DispatchOptions{}).Test(ctx, h, ev, hooks.Encoding{})
+				r, err := hooks.NewDispatcher(s, hooks.DispatchOptions{NetPolicy: policy}).Test(ctx, h, ev, hooks.Encoding{})
 				if err != nil {
 					return err
 				}

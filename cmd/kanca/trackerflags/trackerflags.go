@@ -21,12 +21,15 @@ type Flags struct {
 	Dialplan         string
 	NumbersAsStrings bool
 	MaxCallDuration  time.Duration
+
+	fs *pflag.FlagSet
 }
 
 // Register adds the flags to fs, with defaults from the environment.
 func (f *Flags) Register(fs *pflag.FlagSet) {
+	f.fs = fs
 	fs.IntVar(&f.CountryCode, "country-code", envdefault.Int("KANCA_COUNTRY_CODE", 90),
-		"country calling code put before national numbers (0532... -> 90532...) [KANCA_COUNTRY_CODE]")
+		"country calling code put before national numbers (0532... -> 90532...); overrides the dialplan file's [KANCA_COUNTRY_CODE]")
 	fs.StringVar(&f.TimeZone, "tz", os.Getenv("KANCA_TZ"),
 		"time zone of the ISO times in CDRs, e.g. Europe/Istanbul (default: this machine's) [KANCA_TZ]")
 	fs.StringVar(&f.Dialplan, "dialplan", os.Getenv("KANCA_DIALPLAN"),
@@ -49,7 +52,12 @@ func (f *Flags) Tracker() (cdr.Config, error) {
 			return cdr.Config{}, fmt.Errorf("%s: %w", f.Dialplan, err)
 		}
 	}
-	cfg.CountryCode = f.CountryCode
+	// A dialplan file's country_code holds unless the flag or its
+	// environment variable says otherwise.
+	_, fromEnv := os.LookupEnv("KANCA_COUNTRY_CODE")
+	if f.Dialplan == "" || fromEnv || (f.fs != nil && f.fs.Changed("country-code")) {
+		cfg.CountryCode = f.CountryCode
+	}
 	if f.MaxCallDuration != 0 {
 		cfg.MaxCallDuration = f.MaxCallDuration
 	}
