@@ -3,6 +3,7 @@ package examples_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
@@ -12,9 +13,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +31,7 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/hooks"
 )
 
 // turkey is the reference PBX's zone, as in the replay goldens.
@@ -43,12 +47,14 @@ const (
 // Delivery is one webhook of the recorded corpus as kanca POSTs it, in both
 // formats.
 type Delivery struct {
-	ID   string // stable: scenario/index
-	Type string
-	UUID string
-	JSON []byte
-	Form []byte
-	Body map[string]any // the JSON, numbers as json.Number
+	ID    string // stable: scenario/index
+	Type  string
+	UUID  string
+	JSON  []byte
+	Form  []byte
+	Body  map[string]any // the JSON, numbers as json.Number
+	Event cdr.Event      // what the tracker made of the frames
+	Frame int            // the frame that produced it, numbered across the corpus
 }
 
 // Corpus replays every recorded Asterisk scenario (testdata/ari) through
@@ -61,16 +67,22 @@ func Corpus(t testing.TB) []Delivery {
 	require.NotEmpty(t, dirs)
 	opts := formats.Options{Location: turkey}
 	var out []Delivery
+	frames := 0
 	for _, dir := range dirs {
 		name := filepath.Base(dir)
 		golden := readLines(t, filepath.Join("..", "replay", "testdata", name+".ndjson"))
 		tracker := cdr.NewTracker(cdr.DefaultConfig())
 		var evs []cdr.Event
+		var frameOf []int
 		for _, frame := range readLines(t, filepath.Join(dir, "events.ndjson")) {
+			frames++
 			in, ok, err := ari.Decode(frame)
 			require.NoError(t, err, name)
 			if ok {
-				evs = append(evs, tracker.Handle(in)...)
+				for _, ev := range tracker.Handle(in) {
+					evs = append(evs, ev)
+					frameOf = append(frameOf, frames)
+				}
 			}
 		}
 		require.Len(t, evs, len(golden), "%s: events replayed vs golden bodies", name)
@@ -82,7 +94,8 @@ func Corpus(t testing.TB) []Delivery {
 			form, ct, err := formats.Encode(formats.Form, ev, opts)
 			require.NoError(t, err)
 			require.Equal(t, "application/x-www-form-urlencoded", ct)
-			d := Delivery{ID: fmt.Sprintf("%s/%d", name, i), Type: string(ev.Type), UUID: ev.CallID, JSON: js, Form: form}
+			d := Delivery{ID: fmt.Sprintf("%s/%d", name, i), Type: string(ev.Type), UUID: ev.CallID, JSON: js, Form: form,
+				Event: ev, Frame: frameOf[i]}
 			dec := json.NewDecoder(bytes.NewReader(js))
 			dec.UseNumber()
 			require.NoError(t, dec.Decode(&d.Body))
@@ -146,7 +159,7 @@ func RequirePHP(t testing.TB, extensions ...string) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s is needed by the PHP examples' tests", what)
 		}
-		t.Skipf("%s is not installed", what)
+		t.Skipf("%s is not installed, so the PHP examples are not tested (CI installs it)", what)
 	}
 	php, err := exec.LookPath("php")
 	if err != nil {
@@ -309,17 +322,6 @@ func Sign(t testing.TB, secret, id string, at time.Time, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// deliver posts d signed and authenticated, as JSON or form.
-func deliver(t testing.TB, s *PHPServer, path string, d Delivery, form bool) (int, string) {
-	t.Helper()
-	w := Webhook{Path: path, Body: d.JSON, ContentType: "application/json",
-		User: hookUser, Password: hookPassword, Delivery: d.ID, Secret: hookSecret}
-	if form {
-		w.Body, w.ContentType = d.Form, "application/x-www-form-urlencoded"
-	}
-	return s.Send(t, w)
-}
-
 // ------------------------------------------------------------------- values
 
 // str is a field as the receivers store and show it: numbers as digits,
@@ -404,21 +406,48 @@ func rows(t testing.TB, db *sql.DB, query string) []map[string]any {
 	return out
 }
 
-// TestCRMStoresEveryDelivery feeds the whole corpus to two CRMs, one as
-// JSON and one as form data, and checks what they stored: one row per
-// delivery, one per call with the CDR's facts, and the same in both.
-func TestCRMStoresEveryDelivery(t *testing.T) {
+// recordedCalls is what each recorded call was, from the scenario notes
+// (testdata/ari/*/notes.txt) and Asterisk's own CDRs beside them, in the
+// CRM's terms, by caller.
+var recordedCalls = map[string]struct{ direction, callee, outcome, callType, cause string }{
+	"905321234567": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},  // s01
+	"905321234568": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},  // s02
+	"905321234569": {"IN", "908508850000", "missed", "voice", "NO_ANSWER"},          // s03: rang out
+	"905321234570": {"IN", "908508850000", "missed", "voice", "ORIGINATOR_CANCEL"},  // s04: caller gave up
+	"905321234571": {"IN", "908508850000", "missed", "voice", "USER_BUSY"},          // s05
+	"905321234572": {"IN", "908508850001", "answered", "voice", "NORMAL_CLEARING"},  // s06: IVR, then 1000
+	"905321234573": {"IN", "908508850002", "answered", "voice", "NORMAL_CLEARING"},  // s07: queue
+	"908508850000": {"OUT", "905321112233", "answered", "voice", "NORMAL_CLEARING"}, // s08
+	"902121234567": {"IN", "908508850009", "answered", "fax", "NORMAL_CLEARING"},    // s09: answered by ReceiveFAX
+	"905329000001": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},  // s11, five at once
+	"905329000002": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},
+	"905329000003": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},
+	"905329000004": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},
+	"905329000005": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"},
+	"905321234576": {"IN", "908508850003", "answered", "voice", "NORMAL_CLEARING"}, // s12: ring group
+	"905321234578": {"IN", "908508850000", "answered", "voice", "NORMAL_CLEARING"}, // s14
+}
+
+// TestCRMStoresWhatKancaDelivers has kanca deliver the recorded calls to
+// two CRMs: JSON to hook.php and form data to the site's root, each hook
+// with Basic credentials and a signing secret. It checks what the CRMs
+// stored against the bodies kanca sent and the calls against what they
+// were; then that a redelivery kanca makes is stored once.
+func TestCRMStoresWhatKancaDelivers(t *testing.T) {
 	corpus := Corpus(t)
 	jsonCRM, jsonDB := startCRM(t)
 	formCRM, formDB := startCRM(t)
-	for _, d := range corpus {
-		for _, c := range []struct {
-			s    *PHPServer
-			form bool
-		}{{jsonCRM, false}, {formCRM, true}} {
-			status, body := deliver(t, c.s, "/hook.php", d, c.form)
-			require.Equal(t, http.StatusOK, status, "%s (form %v): %s", d.ID, c.form, body)
-			assert.JSONEq(t, fmt.Sprintf(`{"delivery":%q,"duplicate":false}`, d.ID), body)
+	k := NewKanca(t, corpus,
+		Receiver{URL: jsonCRM.URL + "/hook.php", Format: formats.JSON, Secret: hookSecret},
+		Receiver{URL: formCRM.URL + "/", Format: formats.Form, Secret: hookSecret})
+	k.Deliver(t)
+	sentJSON, sentForm := k.Delivered(t, 0), k.Delivered(t, 1)
+	for _, sent := range []map[string]Delivery{sentJSON, sentForm} {
+		for id := range sent {
+			atts := k.Attempts(t, id)
+			require.Len(t, atts, 1)
+			assert.Equal(t, http.StatusOK, atts[0].Status, id)
+			assert.JSONEq(t, fmt.Sprintf(`{"delivery":%q,"duplicate":false}`, id), atts[0].Response, "the CRM's answer")
 		}
 	}
 
@@ -460,23 +489,20 @@ func TestCRMStoresEveryDelivery(t *testing.T) {
 			w.hangup = d
 		}
 	}
+	require.Len(t, calls, len(recordedCalls), "the corpus's calls")
 
 	db := openDB(t, jsonDB)
 	events := rows(t, db, `SELECT delivery_id, call_uuid, event_type, timestamp_us, destination, content_type, body FROM events ORDER BY delivery_id`)
 	require.Len(t, events, len(corpus))
-	byID := map[string]Delivery{}
-	for _, d := range corpus {
-		byID[d.ID] = d
-	}
 	for _, e := range events {
-		d, ok := byID[e["delivery_id"].(string)]
-		require.True(t, ok, "stored an unknown delivery %v", e["delivery_id"])
+		d, ok := sentJSON[e["delivery_id"].(string)]
+		require.True(t, ok, "stored a delivery kanca did not send: %v", e["delivery_id"])
 		assert.Equal(t, d.UUID, e["call_uuid"])
 		assert.Equal(t, d.Type, e["event_type"])
 		assert.Equal(t, str(d.Body["timestamp"]), e["timestamp_us"])
 		assert.Equal(t, opt(d.Body["destination"]), e["destination"])
 		assert.Equal(t, "application/json", e["content_type"])
-		assert.Equal(t, string(d.JSON), e["body"], "the body is kept as received")
+		assert.Equal(t, string(d.JSON), e["body"], "%s: kanca sent the replayed body, the CRM kept it as received", d.ID)
 	}
 
 	stored := rows(t, db, `SELECT * FROM calls ORDER BY uuid`)
@@ -524,31 +550,51 @@ func TestCRMStoresEveryDelivery(t *testing.T) {
 		var got []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(c["callflow"].(string)), &got))
 		assert.Equal(t, flow, got, uuid)
-	}
-	assert.Positive(t, missed, "the corpus has missed calls")
 
-	// The form CRM stored the very same, but for how the bodies came.
+		// And what the call was, whatever the bodies said.
+		rc, ok := recordedCalls[c["caller"].(string)]
+		if assert.True(t, ok, "a call from %v is not in the recordings", c["caller"]) {
+			assert.Equal(t, rc.direction, c["direction"], uuid)
+			assert.Equal(t, rc.callee, c["callee"], uuid)
+			assert.Equal(t, rc.outcome == "missed", c["missed"] == "1", uuid)
+			assert.Equal(t, rc.callType, c["call_type"], uuid)
+			assert.Equal(t, rc.cause, c["hangup_cause"], uuid)
+			assert.Equal(t, rc.outcome == "answered", c["answer_time"] != nil, uuid)
+		}
+	}
+	assert.Equal(t, 3, missed, "s03, s04 and s05 are missed calls")
+
+	// The form CRM stored the very same, but for how the bodies came and
+	// under the delivery ids of its own hooks.
 	fdb := openDB(t, formDB)
-	assert.Equal(t,
-		rows(t, db, `SELECT delivery_id, call_uuid, event_type, timestamp_us, destination FROM events ORDER BY delivery_id`),
-		rows(t, fdb, `SELECT delivery_id, call_uuid, event_type, timestamp_us, destination FROM events ORDER BY delivery_id`))
+	const sameEvents = `SELECT call_uuid, event_type, timestamp_us, destination FROM events ORDER BY call_uuid, timestamp_us, event_type`
+	assert.Equal(t, rows(t, db, sameEvents), rows(t, fdb, sameEvents))
 	assert.Equal(t,
 		rows(t, db, `SELECT * FROM calls ORDER BY uuid`),
 		dropColumn(rows(t, fdb, `SELECT * FROM calls ORDER BY uuid`), "updated_at", rows(t, db, `SELECT uuid, updated_at FROM calls ORDER BY uuid`)))
-	for _, e := range rows(t, fdb, `SELECT content_type, body FROM events`) {
+	formEvents := rows(t, fdb, `SELECT delivery_id, content_type, body FROM events`)
+	require.Len(t, formEvents, len(corpus))
+	for _, e := range formEvents {
+		d, ok := sentForm[e["delivery_id"].(string)]
+		require.True(t, ok, "stored a delivery kanca did not send: %v", e["delivery_id"])
 		assert.Equal(t, "application/x-www-form-urlencoded", e["content_type"])
-		assert.Contains(t, e["body"], "event_type=")
+		assert.Equal(t, string(d.Form), e["body"], d.ID)
 	}
 
-	// The page lists every call, the missed ones marked.
+	// The page lists every call with its outcome, the missed ones marked.
 	status, page := jsonCRM.Send(t, Webhook{Method: http.MethodGet, Path: "/", User: hookUser, Password: hookPassword})
 	require.Equal(t, http.StatusOK, status, page)
+	outcomes := map[string]string{}
+	for _, m := range regexp.MustCompile(`<tr class="([^"]*)" id="call-([^"]+)">`).FindAllStringSubmatch(page, -1) {
+		outcomes[m[2]] = m[1]
+	}
+	wantOutcomes := map[string]string{}
 	for uuid, w := range calls {
-		assert.Contains(t, page, `id="call-`+uuid+`"`)
+		wantOutcomes[uuid] = recordedCalls[w.caller].outcome
 		assert.Contains(t, page, ">"+w.caller+"<")
 		assert.Contains(t, page, ">"+w.callee+"<")
 	}
-	assert.Equal(t, missed, strings.Count(page, `<tr class="missed"`))
+	assert.Equal(t, wantOutcomes, outcomes, "each call's row and outcome on the page")
 	status, _ = jsonCRM.Send(t, Webhook{Method: http.MethodGet, Path: "/"})
 	assert.Equal(t, http.StatusUnauthorized, status, "the page needs the credentials too")
 	status, list := formCRM.Send(t, Webhook{Method: http.MethodGet, Path: "/?format=json", User: hookUser, Password: hookPassword})
@@ -566,6 +612,29 @@ func TestCRMStoresEveryDelivery(t *testing.T) {
 		assert.Equal(t, calls[c.UUID].missed, c.Missed, c.UUID)
 		assert.Equal(t, calls[c.UUID].events, c.Events, c.UUID)
 	}
+
+	// `kanca deliveries retry` sends delivered deliveries again, with the
+	// same ids and fresh signatures: each CRM answers that it had them, and
+	// stores nothing twice.
+	var again []string
+	for _, sent := range []map[string]Delivery{sentJSON, sentForm} {
+		for id, d := range sent {
+			if d.Type == "call_hangup" {
+				again = append(again, id)
+				require.NoError(t, k.Store.Retry(context.Background(), id))
+			}
+		}
+	}
+	require.Len(t, again, 2*len(calls))
+	k.Settle(t)
+	for _, id := range again {
+		atts := k.Attempts(t, id)
+		require.Len(t, atts, 2, id)
+		assert.Equal(t, http.StatusOK, atts[1].Status, id)
+		assert.JSONEq(t, fmt.Sprintf(`{"delivery":%q,"duplicate":true}`, id), atts[1].Response)
+	}
+	assert.Len(t, rows(t, db, `SELECT delivery_id FROM events`), len(corpus))
+	assert.Len(t, rows(t, fdb, `SELECT delivery_id FROM events`), len(corpus))
 }
 
 // dropColumn replaces col in got with the value the reference rows have
@@ -763,78 +832,255 @@ func startChat(t testing.TB, lang string, extra ...string) (*PHPServer, string) 
 	return StartPHP(t, filepath.Join("php", "hipchat"), env), sink
 }
 
-// TestChatRelays feeds the corpus, as JSON and as form data, to the HipChat
-// relay in Turkish and the Slack relay in English, and checks each message
-// they would send.
-func TestChatRelays(t *testing.T) {
+// fakeChat is a chat service on loopback that takes HipChat room
+// notifications and Slack or Mattermost incoming webhooks, as the relays
+// post them.
+type fakeChat struct {
+	URL string
+
+	mu    sync.Mutex
+	posts []chatPost
+	fails int // the next this many posts are answered 500, as a chat in trouble does
+}
+
+type chatPost struct {
+	path, auth, contentType string
+	payload                 map[string]any
+	failed                  bool
+}
+
+func startFakeChat(t testing.TB) *fakeChat {
+	t.Helper()
+	c := &fakeChat{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		post := chatPost{path: r.URL.Path, auth: r.Header.Get("Authorization"), contentType: r.Header.Get("Content-Type"), payload: p}
+		if c.fails > 0 {
+			c.fails--
+			post.failed = true
+			c.posts = append(c.posts, post)
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		c.posts = append(c.posts, post)
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	c.URL = srv.URL
+	return c
+}
+
+func (c *fakeChat) failNext(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fails = n
+}
+
+// taken returns the posts the chat took, in order, and how many it refused.
+func (c *fakeChat) taken() (posts []chatPost, refused int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.posts {
+		if p.failed {
+			refused++
+		} else {
+			posts = append(posts, p)
+		}
+	}
+	return posts, refused
+}
+
+const (
+	hipchatPath = "/v2/room/7/notification"
+	slackPath   = "/hooks/T000/B000/XXXX"
+	roomToken   = "room-token"
+)
+
+// startRelay serves the chat relays, posting to chat.
+func startRelay(t testing.TB, chat *fakeChat, lang string) *PHPServer {
+	t.Helper()
+	return StartPHP(t, filepath.Join("php", "hipchat"), []string{
+		"KANCA_HOOK_USER=" + hookUser,
+		"KANCA_HOOK_PASSWORD=" + hookPassword,
+		"KANCA_HOOK_SECRET=" + hookSecret,
+		"KANCA_CHAT_LANG=" + lang,
+		"HIPCHAT_URL=" + chat.URL + hipchatPath,
+		"HIPCHAT_TOKEN=" + roomToken,
+		"SLACK_WEBHOOK_URL=" + chat.URL + slackPath,
+	}, "curl")
+}
+
+// messageText checks that a post is what the service takes and returns
+// the message in it.
+func messageText(t *testing.T, service string, p chatPost) string {
+	t.Helper()
+	switch service {
+	case "hipchat":
+		assert.Equal(t, hipchatPath, p.path)
+		assert.Equal(t, "Bearer "+roomToken, p.auth)
+		assert.Equal(t, "application/json", p.contentType)
+		assert.Equal(t, "text", p.payload["message_format"])
+		assert.Equal(t, "kanca", p.payload["from"])
+		text, _ := p.payload["message"].(string)
+		return text
+	case "slack":
+		assert.Equal(t, slackPath, p.path)
+		assert.Empty(t, p.auth, "the incoming webhook's URL is its credential")
+		assert.Equal(t, "application/json", p.contentType)
+		text, _ := p.payload["text"].(string)
+		return text
+	}
+	t.Fatalf("unknown chat service %q", service)
+	return ""
+}
+
+// whichEvent finds the corpus event a chat message is about: the one call
+// whose caller and callee it names, and the one kind of message its
+// wording is.
+func whichEvent(t *testing.T, corpus []Delivery, lang, text string) (Delivery, bool) {
+	t.Helper()
+	var calls []string
+	for _, d := range corpus {
+		if d.Type == "call_init" && strings.Contains(text, str(d.Body["caller"])) && strings.Contains(text, str(d.Body["callee"])) {
+			calls = append(calls, d.UUID)
+		}
+	}
+	var kinds []string
+	for kind, phrase := range chatKinds[lang] {
+		if strings.Contains(text, phrase) {
+			kinds = append(kinds, kind)
+		}
+	}
+	if !assert.Len(t, calls, 1, "the calls of %q", text) || !assert.Len(t, kinds, 1, "the kinds of %q", text) {
+		return Delivery{}, false
+	}
+	var found []Delivery
+	for _, d := range corpus {
+		if d.UUID == calls[0] && chatKind(d) == kinds[0] {
+			found = append(found, d)
+		}
+	}
+	if !assert.Len(t, found, 1, "the events of call %s that make a %s message", calls[0], kinds[0]) {
+		return Delivery{}, false
+	}
+	return found[0], true
+}
+
+// bulutfonSpellings asks for every event, in the spellings of Bulutfon's
+// documentation where it has two, typo included.
+var bulutfonSpellings = []string{"call_init", "incoming_call_extension", "incoming_call_group", "call_init_manu",
+	"fax_init", "call_hangup", "missing_call"}
+
+// TestChatRelaysForwardWhatKancaDelivers has kanca deliver the recorded
+// calls to the HipChat relay in Turkish and the Slack relay in English
+// (and the other way round), from a JSON hook and from a form hook asking
+// for Bulutfon's spellings, and checks every message the relays post to
+// the chat: one per delivery, worded for its event.
+func TestChatRelaysForwardWhatKancaDelivers(t *testing.T) {
+	RequirePHP(t, "curl")
 	corpus := Corpus(t)
 	for _, c := range []struct {
 		service, lang, path string
 	}{{"hipchat", "tr", "/index.php"}, {"slack", "en", "/slack.php"}, {"hipchat", "en", "/"}, {"slack", "tr", "/slack.php"}} {
 		t.Run(c.service+"-"+c.lang, func(t *testing.T) {
-			s, sink := startChat(t, c.lang)
-			for _, d := range corpus {
-				for _, form := range []bool{false, true} {
-					status, body := deliver(t, s, c.path, d, form)
-					require.Equal(t, http.StatusOK, status, "%s (form %v): %s", d.ID, form, body)
+			chat := startFakeChat(t)
+			relay := startRelay(t, chat, c.lang)
+			k := NewKanca(t, corpus,
+				Receiver{URL: relay.URL + c.path, Format: formats.JSON, Secret: hookSecret},
+				Receiver{URL: relay.URL + c.path, Format: formats.Form, Secret: hookSecret, Events: bulutfonSpellings})
+			k.Deliver(t)
+			for i := range 2 {
+				for id, d := range k.Delivered(t, i) {
+					atts := k.Attempts(t, id)
+					require.Len(t, atts, 1)
+					assert.JSONEq(t, fmt.Sprintf(`{"sent":%q}`, chatKind(d)), atts[0].Response, "%s: the relay's answer", d.ID)
 				}
 			}
-			sent := readSink(t, sink)
-			require.Len(t, sent, 2*len(corpus), "one message per delivery")
+			spelt, err := k.Store.Deliveries(context.Background(), hooks.Filter{Limit: 10000})
+			require.NoError(t, err)
+			names := map[string]bool{}
+			for _, d := range spelt {
+				names[d.Event] = true
+			}
+			assert.True(t, names["incoming_call_extension"] && names["incoming_call_group"] && names["call_init_extension"],
+				"both spellings were sent: %v", names)
+
+			posts, refused := chat.taken()
+			assert.Zero(t, refused)
+			require.Len(t, posts, 2*len(corpus), "one message per delivery")
+			messages := map[string]int{}
 			seen := map[string]bool{}
-			for i, d := range corpus {
-				msg, fromForm := sent[2*i], sent[2*i+1]
-				assert.Equal(t, msg, fromForm, "%s: JSON and form bodies make the same message", d.ID)
-				assert.Equal(t, c.service, msg.Service)
+			for _, p := range posts {
+				text := messageText(t, c.service, p)
+				d, ok := whichEvent(t, corpus, c.lang, text)
+				if !ok {
+					continue
+				}
+				messages[d.ID]++
 				kind := chatKind(d)
 				seen[kind] = true
-				var text string
 				switch c.service {
 				case "hipchat":
-					assert.Equal(t, hipchatURL, msg.URL)
-					text, _ = msg.Payload["message"].(string)
-					assert.Equal(t, "text", msg.Payload["message_format"])
-					assert.Equal(t, "kanca", msg.Payload["from"])
-					assert.Equal(t, d.Type == "missing_call", msg.Payload["color"] == "red", "%s: red is for missed calls", d.ID)
-					assert.Equal(t, d.Type == "missing_call" || d.Type == "fax_init", msg.Payload["notify"], d.ID)
+					assert.Equal(t, d.Type == "missing_call", p.payload["color"] == "red", "%s: red is for missed calls", d.ID)
+					assert.Equal(t, d.Type == "missing_call" || d.Type == "fax_init", p.payload["notify"], d.ID)
 				case "slack":
-					assert.Equal(t, slackURL, msg.URL)
-					text, _ = msg.Payload["text"].(string)
 					assert.Equal(t, d.Type == "missing_call", strings.HasPrefix(text, ":warning: "), "%s: %s", d.ID, text)
 				}
 				checkWording(t, c.lang, kind, d, text)
 			}
+			for _, d := range corpus {
+				assert.Equal(t, 2, messages[d.ID], "%s: one message from the JSON hook, one from the form hook", d.ID)
+			}
 			for kind := range chatKinds[c.lang] {
 				assert.True(t, seen[kind], "the corpus has no %s message", kind)
 			}
+		})
+	}
+}
 
-			// Other spellings of an event, and events the relay does not know.
-			before := len(sent)
+// TestChatRelayOddRequests checks what kanca does not send: other
+// spellings of an event, events the relay does not know, and requests to
+// refuse. The relays write to a file instead of posting (dry run).
+func TestChatRelayOddRequests(t *testing.T) {
+	for _, c := range []struct {
+		service, lang, path string
+	}{{"hipchat", "tr", "/index.php"}, {"slack", "en", "/slack.php"}} {
+		t.Run(c.service+"-"+c.lang, func(t *testing.T) {
+			s, sink := startChat(t, c.lang)
+			post := func(body []byte, delivery string, edit func(w *Webhook)) (int, string) {
+				w := Webhook{Path: c.path, Body: body, ContentType: "application/json",
+					User: hookUser, Password: hookPassword, Delivery: delivery, Secret: hookSecret}
+				if edit != nil {
+					edit(&w)
+				}
+				return s.Send(t, w)
+			}
 			menu := []byte(`{"event_type":"call_init_manu","caller":90532000000,"callee":908508850000,"uuid":"f615986c","direction":"IN","timestamp":1435762851086820,"destination":10}`)
-			status, body := s.Send(t, Webhook{Path: c.path, Body: menu, ContentType: "application/json",
-				User: hookUser, Password: hookPassword, Delivery: "alias", Secret: hookSecret})
+			status, body := post(menu, "alias", nil)
 			require.Equal(t, http.StatusOK, status, body)
 			unknown := []byte(`{"event_type":"call_transfer","caller":90532000000,"callee":908508850000,"uuid":"f615986c","direction":"IN","timestamp":1}`)
-			status, body = s.Send(t, Webhook{Path: c.path, Body: unknown, ContentType: "application/json",
-				User: hookUser, Password: hookPassword, Delivery: "unknown", Secret: hookSecret})
+			status, body = post(unknown, "unknown", nil)
 			require.Equal(t, http.StatusOK, status, body)
 			assert.Contains(t, body, "ignored")
-			sent = readSink(t, sink)
-			require.Len(t, sent, before+1, "an unknown event sends nothing (no fax message)")
-			last := sent[before].Payload["message"]
+			sent := readSink(t, sink)
+			require.Len(t, sent, 1, "an unknown event sends nothing")
+			assert.Equal(t, c.service, sent[0].Service)
+			assert.Equal(t, map[string]string{"hipchat": hipchatURL, "slack": slackURL}[c.service], sent[0].URL)
+			last := sent[0].Payload["message"]
 			if c.service == "slack" {
-				last = sent[before].Payload["text"]
+				last = sent[0].Payload["text"]
 			}
 			assert.Contains(t, last, chatKinds[c.lang]["call_init_menu"])
 
 			// Refusals: nothing sent.
-			status, _ = s.Send(t, Webhook{Path: c.path, Body: menu, ContentType: "application/json",
-				User: hookUser, Password: "wrong", Delivery: "alias", Secret: hookSecret})
+			status, _ = post(menu, "alias", func(w *Webhook) { w.Password = "wrong" })
 			assert.Equal(t, http.StatusUnauthorized, status)
-			status, _ = s.Send(t, Webhook{Path: c.path, Body: menu, ContentType: "application/json",
-				User: hookUser, Password: hookPassword, Delivery: "alias", Secret: hookSecret, Signature: "v1,AAAA"})
+			status, _ = post(menu, "alias", func(w *Webhook) { w.Signature = "v1,AAAA" })
 			assert.Equal(t, http.StatusUnauthorized, status)
-			assert.Len(t, readSink(t, sink), before+1)
+			assert.Len(t, readSink(t, sink), 1)
 		})
 	}
 }
@@ -861,75 +1107,58 @@ func checkWording(t *testing.T, lang, kind string, d Delivery, text string) {
 		"%s: only fax events speak of a fax: %q", d.ID, text)
 }
 
-// TestChatRelaySends checks the real POST to the chat (no dry run): against
-// a loopback chat server, then against one that fails, which the relay
-// answers with 502 so kanca delivers again.
-func TestChatRelaySends(t *testing.T) {
+// TestChatDownMeansKancaDeliversAgain: while the chat fails, the relay
+// answers 502 and kanca keeps the delivery to try again, holding back the
+// call's later events; once the chat takes posts again, every message
+// arrives, in the order of the call.
+func TestChatDownMeansKancaDeliversAgain(t *testing.T) {
 	RequirePHP(t, "curl")
-	var missed Delivery
+	var busy []Delivery
 	for _, d := range Corpus(t) {
+		if strings.HasPrefix(d.ID, "s05-busy/") {
+			busy = append(busy, d)
+		}
+	}
+	require.Len(t, busy, 4)
+	chat := startFakeChat(t)
+	relay := startRelay(t, chat, "en")
+	k := NewKanca(t, busy,
+		Receiver{URL: relay.URL + "/index.php", Format: formats.Form, Secret: hookSecret},
+		Receiver{URL: relay.URL + "/slack.php", Format: formats.JSON, Secret: hookSecret})
+	// Enough tries for the chat's trouble, quickly.
+	k.Retry = hooks.RetryPolicy{Initial: 20 * time.Millisecond, Factor: 1, Attempts: 50}
+	const down = 3
+	chat.failNext(down)
+	k.Deliver(t)
+
+	posts, refused := chat.taken()
+	assert.Equal(t, down, refused)
+	failed := 0
+	for _, i := range []int{0, 1} {
+		for id := range k.Delivered(t, i) {
+			for _, a := range k.Attempts(t, id) {
+				if a.Status == http.StatusBadGateway {
+					failed++
+					assert.Contains(t, a.Response, "answered HTTP 500", "the relay says why")
+				} else {
+					assert.Equal(t, http.StatusOK, a.Status)
+				}
+			}
+		}
+	}
+	assert.Equal(t, down, failed, "each refused post failed one delivery attempt, which kanca repeated")
+
+	kinds := map[string][]string{}
+	for _, p := range posts {
+		service := map[string]string{hipchatPath: "hipchat", slackPath: "slack"}[p.path]
+		text := messageText(t, service, p)
+		d, ok := whichEvent(t, busy, "en", text)
+		require.True(t, ok)
+		kinds[service] = append(kinds[service], chatKind(d))
 		if d.Type == "missing_call" {
-			missed = d
-			break
+			assert.Contains(t, text, "MISSED CALL: +"+str(d.Body["caller"]))
 		}
 	}
-	require.NotEmpty(t, missed.ID)
-
-	type got struct {
-		path, auth, contentType string
-		payload                 map[string]any
-	}
-	var mu sync.Mutex
-	var reqs []got
-	fail := false
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	chat := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&p)
-		mu.Lock()
-		defer mu.Unlock()
-		reqs = append(reqs, got{r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), p})
-		if fail {
-			http.Error(w, "down", http.StatusInternalServerError)
-			return
-		}
-		w.Write([]byte("ok"))
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go chat.Serve(l)
-	t.Cleanup(func() { chat.Close() })
-	base := "http://" + l.Addr().String()
-
-	s := StartPHP(t, filepath.Join("php", "hipchat"), []string{
-		"KANCA_HOOK_USER=" + hookUser, "KANCA_HOOK_PASSWORD=" + hookPassword,
-		"KANCA_CHAT_LANG=en",
-		"HIPCHAT_URL=" + base + "/v2/room/7/notification", "HIPCHAT_TOKEN=room-token",
-		"SLACK_WEBHOOK_URL=" + base + "/hooks/T000",
-	}, "curl")
-	post := func(path string) (int, string) {
-		return s.Send(t, Webhook{Path: path, Body: missed.Form, ContentType: "application/x-www-form-urlencoded",
-			User: hookUser, Password: hookPassword, Delivery: missed.ID})
-	}
-	status, body := post("/index.php")
-	require.Equal(t, http.StatusOK, status, body)
-	status, body = post("/slack.php")
-	require.Equal(t, http.StatusOK, status, body)
-
-	mu.Lock()
-	require.Len(t, reqs, 2)
-	hc, sl := reqs[0], reqs[1]
-	fail = true
-	mu.Unlock()
-	assert.Equal(t, "/v2/room/7/notification", hc.path)
-	assert.Equal(t, "Bearer room-token", hc.auth)
-	assert.Equal(t, "application/json", hc.contentType)
-	assert.Equal(t, "red", hc.payload["color"])
-	assert.Equal(t, true, hc.payload["notify"])
-	assert.Contains(t, hc.payload["message"], "MISSED CALL: +"+str(missed.Body["caller"]))
-	assert.Equal(t, "/hooks/T000", sl.path)
-	assert.Empty(t, sl.auth)
-	assert.Contains(t, sl.payload["text"], ":warning: MISSED CALL")
-
-	status, _ = post("/slack.php")
-	assert.Equal(t, http.StatusBadGateway, status, "a failing chat fails the webhook, so it is delivered again")
+	inOrder := []string{"call_init_IN", "call_init_extension", "call_hangup_unanswered", "missing_call"}
+	assert.Equal(t, map[string][]string{"hipchat": inOrder, "slack": inOrder}, kinds)
 }

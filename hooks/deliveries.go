@@ -194,25 +194,110 @@ func (s *Store) Retry(ctx context.Context, id string) error {
 	return nil
 }
 
+// RetryDeadBatch is how many dead deliveries RetryDead requeues per
+// transaction. SQLite has one writer: a requeue of a million rows in one
+// transaction would hold the outbox and the dispatcher for its whole run,
+// and would leave nothing to report progress on.
+const RetryDeadBatch = 500
+
 // RetryDead requeues every dead delivery, of one hook when hookID is not 0,
-// and returns how many.
+// and returns how many. See RetryDeadProgress.
 func (s *Store) RetryDead(ctx context.Context, hookID int64) (int, error) {
-	q := `UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = 0, updated_at = ? WHERE state = ?`
-	args := []any{string(Pending), ms(time.Now()), string(Dead)}
+	return s.RetryDeadProgress(ctx, hookID, nil)
+}
+
+// RetryDeadProgress is RetryDead telling progress, when not nil, after
+// each committed batch: done requeued so far, of total found dead at the
+// start. It takes the deliveries in enqueue order, RetryDeadBatch per
+// transaction, so an interrupted run keeps what it committed and a second
+// run finishes the rest; deliveries that die while it runs wait for the
+// next run.
+func (s *Store) RetryDeadProgress(ctx context.Context, hookID int64, progress func(done, total int)) (int, error) {
+	return s.retryDead(ctx, hookID, RetryDeadBatch, progress)
+}
+
+func (s *Store) retryDead(ctx context.Context, hookID int64, batch int, progress func(done, total int)) (int, error) {
+	// The filter is written twice. The count reads it from an index. The
+	// batches must walk the primary key instead, from where the previous
+	// batch ended: through an index on state, each batch would read every
+	// remaining dead row and sort them, quadratic in their number. Unary +
+	// keeps SQLite from choosing those indexes.
+	where, walk, args := "state = ?", "+state = ?", []any{string(Dead)}
 	if hookID != 0 {
 		if _, err := s.GetHook(ctx, hookID); err != nil {
 			return 0, err
 		}
-		q += " AND hook_id = ?"
-		args = append(args, hookID)
+		where, walk, args = where+" AND hook_id = ?", walk+" AND +hook_id = ?", append(args, hookID)
 	}
-	res, err := s.db.ExecContext(ctx, q, args...)
+	var total int
+	var first, last sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*), min(n), max(n) FROM outbox WHERE "+where, args...).Scan(&total, &first, &last); err != nil {
+		return 0, fmt.Errorf("retry dead deliveries: count them: %w", err)
+	}
+	if total == 0 {
+		return 0, nil
+	}
+	// The batches walk n, the enqueue order, up to the last delivery dead
+	// at the start: each batch starts past the previous one, so the walk
+	// ends even while the dispatcher kills deliveries behind it, and no
+	// delivery dead at the start is passed over. In enqueue order, a
+	// call's earlier events are requeued no later than its later ones, so
+	// a running dispatcher does not send a later event while an earlier
+	// one still waits for its batch.
+	done, after := 0, first.Int64-1
+	for after < last.Int64 {
+		if err := ctx.Err(); err != nil {
+			return done, fmt.Errorf("retry dead deliveries: stopped after %d of %d: %w", done, total, err)
+		}
+		n, upTo, err := s.retryDeadBatch(ctx, walk, args, after, last.Int64, batch)
+		if err != nil {
+			return done, fmt.Errorf("retry dead deliveries: after %d of %d: %w", done, total, err)
+		}
+		if n == 0 {
+			break // the rest were requeued by someone else meanwhile
+		}
+		done, after = done+n, upTo
+		s.notify()
+		if progress != nil {
+			// A delivery that died after the count, ahead of the walk,
+			// is requeued too: never report more done than in all.
+			progress(done, max(total, done))
+		}
+	}
+	return done, nil
+}
+
+// retryDeadBatch requeues up to limit deliveries matching where with n in
+// (after, last], in one transaction, and returns how many and the highest
+// n among them.
+func (s *Store) retryDeadBatch(ctx context.Context, where string, args []any, after, last int64, limit int) (int, int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("retry dead deliveries: %w", err)
+		return 0, 0, err
 	}
-	n, _ := res.RowsAffected()
-	s.notify()
-	return int(n), nil
+	defer tx.Rollback()
+	keyed := where + " AND n > ? AND n <= ?"
+	var upTo sql.NullInt64
+	err = tx.QueryRowContext(ctx, "SELECT max(n) FROM (SELECT n FROM outbox WHERE "+keyed+" ORDER BY n LIMIT ?)",
+		append(append([]any{}, args...), after, last, limit)...).Scan(&upTo)
+	if err != nil || !upTo.Valid {
+		return 0, 0, err
+	}
+	// The transaction holds the write lock since BEGIN (_txlock=immediate),
+	// so the range holds exactly the rows just selected.
+	res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = 0, updated_at = ?
+		WHERE `+keyed, append(append([]any{string(Pending), ms(time.Now())}, args...), after, upTo.Int64)...)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, err
+	}
+	return int(n), upTo.Int64, nil
 }
 
 // Depth counts deliveries by state: Pending plus Retrying is the backlog.
@@ -239,9 +324,9 @@ func (s *Store) Depth(ctx context.Context) (map[State]int, error) {
 // hook. That is the whole ordering rule: a delivery being retried holds
 // back the later ones of its call to its hook, and nothing else.
 func (s *Store) dueHeads(ctx context.Context, hookID int64, now time.Time, limit int) ([]Delivery, error) {
-	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM outbox o
+	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM outbox o INDEXED BY outbox_waiting
 		WHERE o.hook_id = ? AND o.state IN ('pending', 'retrying') AND o.next_attempt_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.hook_id = o.hook_id AND p.call_uuid = o.call_uuid
+		AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_waiting_call WHERE p.hook_id = o.hook_id AND p.call_uuid = o.call_uuid
 			AND p.state IN ('pending', 'retrying') AND (p.seq < o.seq OR (p.seq = o.seq AND p.n < o.n)))
 		ORDER BY o.next_attempt_at, o.n LIMIT ?`, hookID, ms(now), limit)
 }
@@ -250,8 +335,11 @@ func (s *Store) dueHeads(ctx context.Context, hookID int64, now time.Time, limit
 // falls due after now, or false if none waits.
 func (s *Store) nextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
 	var next sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT min(o.next_attempt_at) FROM outbox o JOIN hooks h ON h.id = o.hook_id
-		WHERE h.enabled = 1 AND o.state IN ('pending', 'retrying') AND o.next_attempt_at > ?`, ms(now)).Scan(&next)
+	// Per hook, so that each minimum is one index seek rather than a scan
+	// of every waiting row.
+	err := s.db.QueryRowContext(ctx, `SELECT min((SELECT min(o.next_attempt_at) FROM outbox o INDEXED BY outbox_waiting
+		WHERE o.hook_id = h.id AND o.state IN ('pending', 'retrying') AND o.next_attempt_at > ?))
+		FROM hooks h WHERE h.enabled = 1`, ms(now)).Scan(&next)
 	if err != nil || !next.Valid {
 		return time.Time{}, false, err
 	}
@@ -264,47 +352,6 @@ type outcome struct {
 	next   time.Time
 	reason string // dead: why
 	gone   bool   // the receiver said 410: disable the hook
-}
-
-// record logs an attempt and moves its delivery on, in one transaction.
-// It returns false if the delivery vanished meanwhile (its hook removed).
-func (s *Store) record(ctx context.Context, d Delivery, hookID int64, r AttemptResult, o outcome, now time.Time) (bool, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
-	}
-	defer tx.Rollback()
-	lastErr := r.errText()
-	if o.reason != "" {
-		lastErr = o.reason
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
-		last_status = ?, last_error = ?, updated_at = ? WHERE id = ?`,
-		string(o.state), ms(o.next), r.Status, lastErr, ms(now), d.ID)
-	if err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at, status, latency_ms, response, error)
-		VALUES (?, ?, ?, ?, ?, ?)`, d.ID, ms(now), r.Status, r.Latency.Milliseconds(), r.Response, r.errText()); err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
-	}
-	if o.gone {
-		if _, err := tx.ExecContext(ctx, `UPDATE hooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
-			o.reason, ms(now), hookID); err != nil {
-			return false, fmt.Errorf("disable hook %d: %w", hookID, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, last_error = ?, updated_at = ?
-			WHERE hook_id = ? AND state IN ('pending', 'retrying')`, string(Dead), o.reason, ms(now), hookID); err != nil {
-			return false, fmt.Errorf("give up deliveries of hook %d: %w", hookID, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
-	}
-	return true, nil
 }
 
 // prune drops attempts, and delivered deliveries, older than before. Dead

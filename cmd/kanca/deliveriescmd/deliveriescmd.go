@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cmd/kanca/storecli"
+	"github.com/kanca/kanca/cmd/kanca/termline"
 	"github.com/kanca/kanca/hooks"
 )
 
@@ -45,6 +46,16 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List deliveries, newest first",
+		Long: `List deliveries, newest first, at most --limit of them (default 100).
+--hook, --state and --call narrow the list; they combine.
+
+Each row is one event bound for one hook: its delivery id, hook, call uuid,
+sequence number within the call, event, state, attempts so far, when the
+next attempt is due (pending and retrying only) and the last error.
+
+Start here when a receiver says it missed something: --call UUID shows
+what became of each event of that call, --state dead what kanca gave up
+on, and 'kanca deliveries show ID' the attempts of one delivery.`,
 		Example: `  kanca deliveries list
   kanca deliveries list --hook 1 --state retrying
   kanca deliveries list --call f615986c-2001-11e5-bdee-6599352d46ce --json`,
@@ -83,8 +94,15 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show a delivery, its body and every attempt",
+		Use:   "show ID",
+		Short: "Show a delivery, its body and every attempt",
+		Long: `Show one delivery: its state and timing, the body exactly as it is POSTed,
+and every attempt with its time, HTTP status, latency, error and the first
+KiB of the receiver's answer. The answer is usually what tells why a
+receiver refused a delivery.
+
+Attempts, and delivered deliveries, are pruned after 30 days; dead
+deliveries stay until retried.`,
 		Example: "  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -107,7 +125,17 @@ func retryCmd(db *string) *cobra.Command {
 		Short: "Send a delivery again now, or every dead one",
 		Long: `Queue a delivery to be sent again now, with a fresh retry schedule and the
 same delivery id; or, with --dead, every dead delivery (of one hook with
---hook). A running kanca picks them up within its poll interval.`,
+--hook). A running kanca picks them up within its poll interval.
+
+A receiver that drops duplicates by the delivery id (X-Kanca-Delivery)
+takes a retried delivery that had arrived only once. Fix what made the
+deliveries fail first (the LAST column of 'kanca deliveries list --state
+dead' says what it was), then retry.
+
+--dead works in batches of ` + strconv.Itoa(hooks.RetryDeadBatch) + `, oldest first, each committed on its own:
+a running kanca keeps delivering meanwhile, and an interrupted retry keeps
+what it requeued (run it again for the rest). On a terminal it shows its
+progress on standard error; it always ends with the count.`,
 		Example: `  kanca deliveries retry 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21
   kanca deliveries retry --dead
   kanca deliveries retry --dead --hook 1`,
@@ -131,12 +159,16 @@ same delivery id; or, with --dead, every dead delivery (of one hook with
 					fmt.Fprintf(w, "requeued delivery %s\n", args[0])
 					return nil
 				}
-				n, err := s.RetryDead(ctx, hookID)
-				if err != nil {
-					return err
+				line := termline.New(cmd.ErrOrStderr())
+				n, err := s.RetryDeadProgress(ctx, hookID, func(done, total int) {
+					line.Show("requeued %d of %d dead deliveries", done, total)
+				})
+				line.Clear()
+				if err == nil || n > 0 {
+					// Batches committed before a failure stay requeued.
+					fmt.Fprintf(w, "requeued %d dead deliveries\n", n)
 				}
-				fmt.Fprintf(w, "requeued %d dead deliveries\n", n)
-				return nil
+				return err
 			})
 		},
 	}

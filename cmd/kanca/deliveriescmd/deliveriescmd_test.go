@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cmd/kanca/termline/ptytest"
 	"github.com/kanca/kanca/hooks"
 )
 
@@ -26,6 +27,10 @@ func kanca(t *testing.T, db string, args ...string) (string, error) {
 	cmd.SetErr(&errb)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
+	if err == nil {
+		// Off a terminal, progress lines would only clutter a log.
+		assert.Empty(t, errb.String(), "kanca deliveries %s wrote to standard error", strings.Join(args, " "))
+	}
 	return out.String(), err
 }
 
@@ -154,4 +159,19 @@ func TestBadInput(t *testing.T) {
 	for _, sub := range []string{"list", "show", "retry"} {
 		assert.Contains(t, ok(t, db, sub, "--help"), "Examples:", sub)
 	}
+}
+
+func TestRetryDeadShowsProgressOnATerminal(t *testing.T) {
+	db, _, _ := setup(t)
+	tty, screen := ptytest.Open(t)
+	cmd := New(&db)
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(tty)
+	cmd.SetArgs([]string{"retry", "--dead"})
+	require.NoError(t, cmd.Execute())
+	assert.Equal(t, "requeued 2 dead deliveries\n", out.String())
+	const progress = "requeued 2 of 2 dead deliveries"
+	assert.Equal(t, "\r"+progress+"\r"+strings.Repeat(" ", len(progress))+"\r", screen(),
+		"progress, then a blank line for what follows")
 }

@@ -4,12 +4,11 @@ package replaycmd
 
 import (
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/cmd/kanca/termline"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
 	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/replay"
@@ -61,15 +60,16 @@ printed.`,
 				return fmt.Errorf("--pbx %q: want asterisk or freeswitch", pbx)
 			}
 			stderr := cmd.ErrOrStderr()
-			progress := !quiet && isTerminal(stderr)
-			if progress {
-				o.Progress = func(n int) { fmt.Fprintf(stderr, "\rreplay: %d frames read", n) }
+			var line *termline.Line
+			if !quiet {
+				line = termline.New(stderr)
+			}
+			if line != nil {
+				o.Progress = func(n int) { line.Show("replay: %d frames read", n) }
 			}
 			st, err := replay.Files(args, cmd.InOrStdin(), cmd.OutOrStdout(), o)
+			line.Clear()
 			if !quiet {
-				if progress {
-					fmt.Fprint(stderr, "\r")
-				}
 				fmt.Fprintf(stderr, "replay: %d frames read, %d used, %d webhooks written\n", st.Frames, st.Inputs, st.Events)
 			}
 			return err
@@ -79,14 +79,4 @@ printed.`,
 	cmd.Flags().StringVar(&pbx, "pbx", "asterisk", "what recorded the events: asterisk (ARI frames) or freeswitch (event-socket events, json format)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print no progress or summary on standard error")
 	return cmd
-}
-
-// isTerminal keeps progress lines, which rewrite themselves, out of logs.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

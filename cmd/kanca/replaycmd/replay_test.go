@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/cmd/kanca/termline/ptytest"
 )
 
 func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
@@ -85,4 +87,22 @@ func TestReplayErrorsNameFileAndLine(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		}
 	}
+}
+
+func TestReplayShowsProgressOnATerminalOnly(t *testing.T) {
+	tty, screen := ptytest.Open(t)
+	cmd := New()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(tty)
+	cmd.SetArgs([]string{"--tz", "UTC", trace})
+	require.NoError(t, cmd.Execute())
+	const progress = "replay: 32 frames read"
+	assert.Equal(t, "\r"+progress+"\r"+strings.Repeat(" ", len(progress))+"\r"+
+		"replay: 32 frames read, 30 used, 4 webhooks written\r\n", screen())
+	assert.Equal(t, 4, strings.Count(out.String(), "\n"))
+
+	_, errOut, err := run(t, "", "--tz", "UTC", trace)
+	require.NoError(t, err)
+	assert.Equal(t, "replay: 32 frames read, 30 used, 4 webhooks written\n", errOut, "the summary alone")
 }
