@@ -17,10 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cdr"
-	"github.com/kanca/kanca/cmd/kanca/ariflags"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
+	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
@@ -31,28 +30,34 @@ import (
 func New(db *string) *cobra.Command {
 	var (
 		tf        trackerflags.Flags
+		nf        netFlags
 		lf        logflags.Flags
-		af        ariflags.Flags
+		pf        pbxflags.Flags
 		listen    string
 		publicURL string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Attach to Asterisk and deliver call webhooks (the daemon)",
-		Long: `run connects to Asterisk's ARI (subscribed to every channel), follows every
-call, stores each call event for each matching hook in the database, and
-delivers them with retries. Stop it with SIGTERM or Ctrl-C: it stops taking
-PBX events, finishes the requests in flight and leaves the rest queued for
-the next start.
+		Short: "Attach to Asterisk or FreeSWITCH and deliver call webhooks (the daemon)",
+		Long: `run connects to the PBX, follows every call, stores each call event for
+each matching hook in the database, and delivers them with retries. Stop it
+with SIGTERM or Ctrl-C: it stops taking PBX events, finishes the requests
+in flight and leaves the rest queued for the next start.
 
-The ARI password is read from KANCA_ARI_PASSWORD or --ari-password-file,
-never from the command line.
+--pbx asterisk (the default) connects to Asterisk's ARI, subscribed to
+every channel (--ari-* flags); the ARI password is read from
+KANCA_ARI_PASSWORD or --ari-password-file. --pbx freeswitch connects to
+FreeSWITCH's event socket, mod_event_socket (--esl-addr, default
+127.0.0.1:8021); its password (event_socket.conf.xml) is read from
+KANCA_ESL_PASSWORD or --esl-password-file. Passwords never come from the
+command line. After every reconnect kanca lists the PBX's channels, so
+calls that ended while it was away still get their call_hangup.
 
 With --listen, run also serves over HTTP (no authentication: bind it to
 loopback or a management network):
 
   /metrics             Prometheus metrics
-  /healthz             200 when ARI is connected and the database answers, else 503
+  /healthz             200 when the PBX is connected and the database answers, else 503
   /calls/{uuid}        the stored call_hangup of an ended call
   /deliveries          ?hook=&state=&call=&limit=, newest first
   /deliveries/{id}     one delivery with its attempts
@@ -60,6 +65,9 @@ loopback or a management network):
 and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
+
+  # FreeSWITCH: the event socket on another host, its password in a file
+  kanca run --pbx freeswitch --esl-addr 10.0.0.2:8021 --esl-password-file /etc/kanca/esl.pass
 
   # JSON logs for a log shipper, ISO times in Istanbul time
   kanca run --log-format json --tz Europe/Istanbul
@@ -80,6 +88,10 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			if err != nil {
 				return err
 			}
+			netPolicy, err := nf.policy(log)
+			if err != nil {
+				return err
+			}
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
 			}
@@ -88,11 +100,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 					return err
 				}
 			}
-			acfg, err := af.Config(log)
-			if err != nil {
-				return err
-			}
-			src, err := ari.New(acfg)
+			src, err := newSource(&pf, log)
 			if err != nil {
 				return err
 			}
@@ -103,7 +111,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			defer store.Close()
 
 			enc := hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}
-			dopts := hooks.DispatchOptions{Logger: log}
+			dopts := hooks.DispatchOptions{Logger: log, NetPolicy: netPolicy}
 			var ln net.Listener
 			var attempts *httpapi.Attempts
 			if listen != "" {
@@ -122,10 +130,11 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			}
 			disp := hooks.NewDispatcher(store, dopts)
 			p := &pipeline.Pipeline{
-				Source:     src,
+				Source:     src.Source,
 				Tracker:    cdr.NewTracker(tcfg),
 				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc}),
 				Dispatcher: disp,
+				Journal:    store,
 				Logger:     log,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -135,8 +144,8 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			var srv *http.Server
 			if ln != nil {
 				srv = &http.Server{
-					Handler: httpapi.Handler(httpapi.Config{Store: store, ARI: src, Pipeline: p, Dispatcher: disp,
-						Attempts: attempts, Logger: log}),
+					Handler: httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
+						Attempts: attempts, Logger: log})),
 					ReadHeaderTimeout: 10 * time.Second,
 					ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 				}
@@ -150,7 +159,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 				}()
 				log.Info("serving metrics and API", "addr", ln.Addr().String())
 			}
-			log.Info("kanca running", "ari", acfg.URL, "app", acfg.App, "db", *db)
+			log.Info("kanca running", append(src.logArgs, "db", *db)...)
 			err = p.Run(ctx)
 			st := p.Stats()
 			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls)
@@ -169,11 +178,12 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 		},
 	}
 	fs := cmd.Flags()
-	af.Register(fs)
+	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	tf.Register(fs)
 	lf.Register(fs)
+	nf.register(fs)
 	return cmd
 }
 
