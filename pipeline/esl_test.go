@@ -134,17 +134,7 @@ func TestFreeSWITCHTraceThroughPipeline(t *testing.T) {
 // marked as reconciled.
 func TestFreeSWITCHDropMidCallIsReconciled(t *testing.T) {
 	events := loadFreeSWITCH(t, "f01_inbound_answered_caller_hangup")
-	bridged := -1
-	for i, raw := range events {
-		var e struct {
-			Name string `json:"Event-Name"`
-		}
-		require.NoError(t, json.Unmarshal(raw, &e))
-		if e.Name == "CHANNEL_BRIDGE" {
-			bridged = i
-		}
-	}
-	require.Positive(t, bridged)
+	bridged := lastWith(t, events, "Event-Name", "CHANNEL_BRIDGE")
 	fs := esltest.NewServer(esltest.Options{})
 	t.Cleanup(fs.Close)
 	fs.DropAfter(bridged+1, len(events)-bridged-1)

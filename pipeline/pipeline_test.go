@@ -129,6 +129,22 @@ func start(t *testing.T, frames [][]byte, configure func(*aritest.Server)) *fixt
 	return f
 }
 
+// lastWith returns the index of the last recorded frame or event whose
+// top-level field has value: where a test cuts a recording.
+func lastWith(t *testing.T, frames [][]byte, field, value string) int {
+	t.Helper()
+	last := -1
+	for i, fr := range frames {
+		var f map[string]any
+		require.NoError(t, json.Unmarshal(fr, &f))
+		if f[field] == value {
+			last = i
+		}
+	}
+	require.Positive(t, last, "no %s %s in the recording", field, value)
+	return last
+}
+
 func load(t *testing.T, scenario string) [][]byte {
 	frames, err := aritest.LoadNDJSON(filepath.Join("..", "testdata", "ari", scenario, "events.ndjson"))
 	require.NoError(t, err)
@@ -168,17 +184,7 @@ func TestTraceThroughPipeline(t *testing.T) {
 // marked as reconciled.
 func TestDropMidCallIsReconciled(t *testing.T) {
 	frames := load(t, "s01-answered-caller-hangs-up")
-	bridged := -1
-	for i, fr := range frames {
-		var f struct {
-			Type string `json:"type"`
-		}
-		require.NoError(t, json.Unmarshal(fr, &f))
-		if f.Type == "ChannelEnteredBridge" {
-			bridged = i
-		}
-	}
-	require.Positive(t, bridged)
+	bridged := lastWith(t, frames, "type", "ChannelEnteredBridge")
 	f := start(t, frames, func(s *aritest.Server) { s.DropAfter(bridged+1, len(frames)-bridged-1) })
 	got := f.recv.wait(t, 3)
 	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, []string{got[0].Type, got[1].Type, got[2].Type})

@@ -242,17 +242,7 @@ func TestRestartMidCallResumesTheCall(t *testing.T) {
 // maximum call duration.
 func TestCallEndedWhileStoppedIsReconciledOnStart(t *testing.T) {
 	frames := load(t, "s01-answered-caller-hangs-up")
-	bridged := -1
-	for i, fr := range frames {
-		var f struct {
-			Type string `json:"type"`
-		}
-		require.NoError(t, json.Unmarshal(fr, &f))
-		if f.Type == "ChannelEnteredBridge" {
-			bridged = i
-		}
-	}
-	require.Positive(t, bridged)
+	bridged := lastWith(t, frames, "type", "ChannelEnteredBridge")
 	ast := aritest.NewServer(aritest.Options{})
 	t.Cleanup(ast.Close)
 	recv := newReceiver(t)
