@@ -138,10 +138,14 @@ type Report struct {
 	Load    LoadStats
 	Slow    *LoadStats // with --slow-hook
 	Memory  *MemStats
-	Post    Baseline // plain POSTs of the same bodies
-	SQLite  Baseline // plain inserts of the same rows
+	// Delivery is the delivery stage alone, on as many deliveries as the
+	// POST baseline sends.
+	Delivery DeliveryStats
+	Post     Baseline // plain POSTs of the same bodies
+	SQLite   Baseline // plain inserts of the same rows
 	// Ratios against the same-run baselines.
 	DeliveriesVsPost float64
+	DeliveryVsPost   float64 // the delivery stage alone
 	RowsVsSQLite     float64
 	SlowP99Change    float64 // (slow p99 - p99) / p99
 	Targets          []Target
@@ -193,6 +197,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if n <= 0 {
 		n = int(ld.Delivered)
 	}
+	fmt.Fprintf(o.Progress, "delivery stage: the events of %d deliveries committed and sent\n", n)
+	if rep.Delivery, err = deliveryStage(ctx, o, tps, n); err != nil {
+		return rep, fmt.Errorf("delivery stage: %w", err)
+	}
 	workers := ld.Hooks * hooksMaxInFlight
 	fmt.Fprintf(o.Progress, "baseline: %d plain POSTs with %d workers\n", n, workers)
 	if rep.Post, err = postBaseline(ctx, bodies, n, workers); err != nil {
@@ -204,6 +212,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if rep.Post.PerSec > 0 {
 		rep.DeliveriesVsPost = ld.DeliveriesPerSec / rep.Post.PerSec
+		rep.DeliveryVsPost = rep.Delivery.PerSec / rep.Post.PerSec
 	}
 	if rep.SQLite.PerSec > 0 {
 		rep.RowsVsSQLite = ld.RowsPerSec / rep.SQLite.PerSec

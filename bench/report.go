@@ -23,10 +23,10 @@ func targets(r *Report) []Target {
 	o := r.Options
 	var ts []Target
 	ts = append(ts, Target{
-		Name: "throughput", Goal: fmt.Sprintf("deliveries/s >= %.1f x plain POSTs", targetPostRatio),
-		Got:  fmt.Sprintf("%.2f x (%.0f vs %.0f/s)", r.DeliveriesVsPost, r.Load.DeliveriesPerSec, r.Post.PerSec),
-		Pass: r.DeliveriesVsPost >= targetPostRatio, Applies: o.Rate == 0,
-		Note: "offered load caps deliveries below --rate 0",
+		Name: "throughput", Goal: fmt.Sprintf("deliveries/s >= %.1f x plain POSTs, every event durable", targetPostRatio),
+		Got: fmt.Sprintf("%.2f x outbox to receiver (%.0f vs %.0f/s); end to end from ARI frames %.2f x",
+			r.DeliveryVsPost, r.Delivery.PerSec, r.Post.PerSec, r.DeliveriesVsPost),
+		Pass: r.DeliveryVsPost >= targetPostRatio, Applies: true,
 	})
 	ts = append(ts, Target{
 		Name: "latency", Goal: fmt.Sprintf("p99 hangup->POST < %s at %d calls/s", targetP99, targetP99Rate),
@@ -90,6 +90,7 @@ func (r *Report) Print(w io.Writer) {
 	l := r.Load
 	fmt.Fprintf(tw, "calls/s (to the hangup frame)\t%.0f\t\t\t\n", l.CallsPerSec)
 	fmt.Fprintf(tw, "deliveries/s vs plain POSTs (%d workers)\t%.0f\t%.0f\t%.2f\t\n", r.Post.Concurrency, l.DeliveriesPerSec, r.Post.PerSec, r.DeliveriesVsPost)
+	fmt.Fprintf(tw, "  delivery stage alone: outbox to receiver\t%.0f\t%.0f\t%.2f\t\n", r.Delivery.PerSec, r.Post.PerSec, r.DeliveryVsPost)
 	fmt.Fprintf(tw, "outbox rows/s vs plain inserts (%d/tx)\t%.0f\t%.0f\t%.2f\t\n", r.SQLite.Concurrency, l.RowsPerSec, r.SQLite.PerSec, r.RowsVsSQLite)
 	fmt.Fprintf(tw, "hangup->POST p50 / p95 / p99 / max\t%s / %s / %s / %s\t\t\t\n", ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
 	if s := r.Slow; s != nil {

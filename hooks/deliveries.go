@@ -46,6 +46,8 @@ type Delivery struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`
+
+	n int64 // enqueue order
 }
 
 // Attempt is one logged try of a delivery.
@@ -319,31 +321,31 @@ func (s *Store) Depth(ctx context.Context) (map[State]int, error) {
 	return out, rows.Err()
 }
 
-// dueHeads returns up to limit deliveries of one hook that may be sent now:
-// due, and first among the unfinished deliveries of their call to this
-// hook. That is the whole ordering rule: a delivery being retried holds
-// back the later ones of its call to its hook, and nothing else.
-func (s *Store) dueHeads(ctx context.Context, hookID int64, now time.Time, limit int) ([]Delivery, error) {
-	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM outbox o INDEXED BY outbox_waiting
-		WHERE o.hook_id = ? AND o.state IN ('pending', 'retrying') AND o.next_attempt_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_waiting_call WHERE p.hook_id = o.hook_id AND p.call_uuid = o.call_uuid
-			AND p.state IN ('pending', 'retrying') AND (p.seq < o.seq OR (p.seq = o.seq AND p.n < o.n)))
-		ORDER BY o.next_attempt_at, o.n LIMIT ?`, hookID, ms(now), limit)
-}
-
-// nextDue returns when the earliest waiting delivery of an enabled hook
-// falls due after now, or false if none waits.
-func (s *Store) nextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
-	var next sql.NullInt64
-	// Per hook, so that each minimum is one index seek rather than a scan
-	// of every waiting row.
-	err := s.db.QueryRowContext(ctx, `SELECT min((SELECT min(o.next_attempt_at) FROM outbox o INDEXED BY outbox_waiting
-		WHERE o.hook_id = h.id AND o.state IN ('pending', 'retrying') AND o.next_attempt_at > ?))
-		FROM hooks h WHERE h.enabled = 1`, ms(now)).Scan(&next)
-	if err != nil || !next.Valid {
-		return time.Time{}, false, err
+// waiting returns the first limit waiting deliveries of a hook in enqueue
+// order: what the dispatcher's window holds.
+func (s *Store) waiting(ctx context.Context, hookID int64, limit int) ([]*entry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT n, id, call_uuid, seq, event, body, content_type, state, attempts,
+		next_attempt_at FROM outbox INDEXED BY outbox_waiting_n
+		WHERE hook_id = ? AND state IN ('pending', 'retrying') ORDER BY n LIMIT ?`, hookID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read waiting deliveries of hook %d: %w", hookID, err)
 	}
-	return fromMS(next.Int64), true, nil
+	defer rows.Close()
+	var out []*entry
+	for rows.Next() {
+		e := &entry{Delivery: Delivery{HookID: hookID}}
+		var next int64
+		if err := rows.Scan(&e.n, &e.ID, &e.CallID, &e.Seq, &e.Event, &e.Body, &e.ContentType, &e.State, &e.Attempts, &next); err != nil {
+			return nil, fmt.Errorf("read waiting deliveries of hook %d: %w", hookID, err)
+		}
+		e.NextAttempt = fromMS(next)
+		e.due = e.NextAttempt
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read waiting deliveries of hook %d: %w", hookID, err)
+	}
+	return out, nil
 }
 
 // outcome is what the dispatcher decided after one attempt.

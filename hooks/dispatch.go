@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kanca/kanca/cdr"
 )
-
-type finished struct {
-	hook int64
-	id   string
-}
 
 // DispatchOptions tune the dispatcher; zero values take the defaults.
 type DispatchOptions struct {
@@ -69,6 +65,14 @@ type HookCounts struct {
 }
 
 // Dispatcher sends the outbox's deliveries.
+//
+// Run holds each hook's waiting deliveries in memory, a window of them
+// per hook: the outbox hands new ones over as it commits them, and the
+// store is read only to fill a window that could not take everything,
+// and once per PollInterval for what other processes changed (a retry
+// from the command line, a hook enabled). A call's next delivery is sent
+// as soon as the previous one is answered; the attempt is recorded
+// meanwhile, in groups, so the disk does not set the pace of a call.
 type Dispatcher struct {
 	s      *Store
 	opts   DispatchOptions
@@ -76,23 +80,10 @@ type Dispatcher struct {
 	rec    *recorder // Run's: set before its workers start
 	log    *slog.Logger
 
-	mu sync.Mutex
-	// inflight holds, per hook, the deliveries sent or being sent and not
-	// yet recorded: the database still has them due, so they must not be
-	// sent again. sending counts those whose request is still open, which
-	// MaxInFlight bounds: a worker waiting for its record to commit holds
-	// no request slot, so the disk does not set the delivery rate.
-	inflight map[int64]map[string]bool
-	sending  map[int64]int
-	// finished sends leave inflight only at the start of a scheduling
-	// pass: removed any earlier, a pass that read a delivery as due just
-	// before its result was recorded would send it a second time.
-	finished []finished
+	mu     sync.Mutex
+	byHook map[int64]*HookCounts
 
-	kick chan struct{} // a send finished: its call's next may be due
-
-	byHook map[int64]*HookCounts // guarded by mu
-
+	inflight                      atomic.Int64 // sent or being sent, not yet recorded
 	delivered, failed, dead, gone atomic.Int64
 	latencyCount, latencySum      atomic.Int64 // sum in microseconds
 }
@@ -127,16 +118,17 @@ func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 		o.Logger = slog.Default()
 	}
 	return &Dispatcher{
-		s:        s,
-		opts:     o,
-		sender:   newSender(o.ConnectTimeout, o.Now, o.NetPolicy),
-		log:      o.Logger,
-		inflight: map[int64]map[string]bool{},
-		sending:  map[int64]int{},
-		kick:     make(chan struct{}, 1),
-		byHook:   map[int64]*HookCounts{},
+		s:      s,
+		opts:   o,
+		sender: newSender(o.ConnectTimeout, o.Now, o.NetPolicy),
+		log:    o.Logger,
+		byHook: map[int64]*HookCounts{},
 	}
 }
+
+// refillEvery is how often, at most, the window of a hook with more
+// waiting than it holds is read again from the store.
+const refillEvery = 10 * time.Millisecond
 
 // Run sends due deliveries until ctx ends, then waits up to ShutdownGrace
 // for requests in flight and returns. What is not delivered stays queued
@@ -148,153 +140,394 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.sender.close()
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	var wg sync.WaitGroup
 	d.rec = newRecorder(d.s)
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
 		d.rec.run(context.WithoutCancel(ctx))
 	}()
-	// Workers are done by the time Run returns (shutdown waits for them),
+	// Senders are done by the time Run returns (shutdown waits for them),
 	// so nothing sends to the recorder after this close.
 	defer func() {
 		close(d.rec.in)
 		<-recorded
 	}()
+	d.s.attach(true)
+	defer d.s.attach(false)
 
+	l := &loop{
+		d:         d,
+		sendCtx:   sendCtx,
+		hooks:     map[int64]*hookQueue{},
+		recording: map[string]int{},
+		finished:  map[string]int64{},
+		gone:      map[int64]string{},
+		answers:   make(chan answer, 256),
+		recorded:  make(chan string, 256),
+	}
 	d.prune(ctx)
+	l.sync(ctx)
 	prune := time.NewTicker(d.opts.PruneInterval)
 	defer prune.Stop()
+	poll := time.NewTicker(d.opts.PollInterval)
+	defer poll.Stop()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 	for {
-		next := d.schedule(ctx, sendCtx, &wg)
+		now := d.opts.Now()
+		if l.absorb() {
+			l.sync(ctx)
+		}
+		l.refill(ctx, now)
+		l.start(now)
+		next := d.opts.PollInterval
+		if at := fire(&l.timers, now); !at.IsZero() {
+			next = min(next, max(at.Sub(now), 0))
+		}
+		if l.refilling {
+			next = min(next, refillEvery)
+		}
 		wait.Reset(next)
 		select {
 		case <-ctx.Done():
-			return d.shutdown(&wg, cancelSends)
+			return l.shutdown(cancelSends)
 		case <-d.s.wake:
-		case <-d.kick:
+		case a := <-l.answers:
+			l.answered(a)
+		case id := <-l.recorded:
+			l.done(id)
 		case <-wait.C:
+		case <-poll.C:
+			l.sync(ctx)
 		case <-prune.C:
 			d.prune(ctx)
 		}
+		l.drain()
 	}
 }
 
-func (d *Dispatcher) shutdown(wg *sync.WaitGroup, cancelSends context.CancelFunc) error {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d.opts.ShutdownGrace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		cancelSends()
-		<-done
-	}
-	return nil
+// loop is Run's state, touched by Run's goroutine alone.
+type loop struct {
+	d       *Dispatcher
+	sendCtx context.Context
+	wg      sync.WaitGroup
+
+	hooks map[int64]*hookQueue
+	order []*hookQueue // by hook id
+	// recording counts, per delivery, answers not yet recorded: until
+	// they are, the store still has the delivery waiting as it was, and
+	// reading it back must not send it again.
+	recording map[string]int
+	// finished holds deliveries read from the store, sent and done before
+	// the outbox's handoff of them arrived (the read and the handoff race),
+	// so that the handoff does not send them again; handed is the enqueue
+	// order of the last handoff taken.
+	finished map[string]int64
+	handed   int64
+	// gone holds hooks that answered 410, with the delivery whose record
+	// disables them: until it is recorded, the store says enabled.
+	gone   map[int64]string
+	timers timers
+	// refilling: some hook's window is short of what waits in the store.
+	refilling bool
+
+	answers  chan answer
+	recorded chan string
 }
 
-// schedule starts the sends that may start now and returns how long to
-// sleep before looking again, if nothing wakes it first.
-func (d *Dispatcher) schedule(ctx, sendCtx context.Context, wg *sync.WaitGroup) time.Duration {
-	if ctx.Err() != nil {
-		return d.opts.PollInterval
-	}
-	d.mu.Lock()
-	for _, f := range d.finished {
-		delete(d.inflight[f.hook], f.id)
-		if len(d.inflight[f.hook]) == 0 {
-			delete(d.inflight, f.hook)
+// answer is what a sender reports back as soon as a request is over.
+type answer struct {
+	cq  *callQueue
+	e   *entry
+	o   outcome
+	cut bool // cut off by shutdown: send again
+}
+
+// absorb takes what the outbox handed over and reports whether the store
+// must be read as well.
+func (l *loop) absorb() bool {
+	ds, resync := l.d.s.takeFresh()
+	now := l.d.opts.Now()
+	for i := range ds {
+		hq := l.hooks[ds[i].HookID]
+		if hq == nil {
+			resync = true // a hook this loop has not read yet
+			continue
+		}
+		if _, ok := l.finished[ds[i].ID]; ok || hq.byID[ds[i].ID] != nil || l.recording[ds[i].ID] > 0 {
+			continue // read from the store before it was handed over
+		}
+		if !hq.complete || hq.size() >= queueWindow {
+			hq.complete = false
+			l.refilling = true
+			continue
+		}
+		e := &entry{Delivery: ds[i], due: ds[i].NextAttempt}
+		if cq, head := hq.add(e); head {
+			schedule(cq, now, &l.timers)
 		}
 	}
-	d.finished = d.finished[:0]
-	d.mu.Unlock()
-	hooks, err := d.s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks WHERE enabled = 1 ORDER BY id")
+	if len(ds) > 0 {
+		// Handoffs come in enqueue order: none to come is at or below this.
+		l.handed = ds[len(ds)-1].n
+		for id, n := range l.finished {
+			if n <= l.handed {
+				delete(l.finished, id)
+			}
+		}
+	}
+	return resync
+}
+
+// drain takes every answer and record already reported, so that one pass
+// of the loop starts all the sends they free.
+func (l *loop) drain() {
+	for {
+		select {
+		case a := <-l.answers:
+			l.answered(a)
+		case id := <-l.recorded:
+			l.done(id)
+		default:
+			return
+		}
+	}
+}
+
+// sync reads the enabled hooks and fills every window from the store.
+func (l *loop) sync(ctx context.Context) {
+	d := l.d
+	hs, err := d.s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks WHERE enabled = 1 ORDER BY id")
 	if err != nil {
 		d.log.Error("dispatch: list hooks", "err", err)
-		return d.opts.PollInterval
+		return
 	}
-	now := d.opts.Now()
-	for _, h := range hooks {
-		d.mu.Lock()
-		busy := len(d.inflight[h.ID])
-		free := d.opts.MaxInFlight - d.sending[h.ID]
-		d.mu.Unlock()
-		if free <= 0 {
+	enabled := map[int64]bool{}
+	order := l.order[:0]
+	for _, h := range hs {
+		if _, ok := l.gone[h.ID]; ok {
 			continue
 		}
-		// Ask for enough to skip the ones already in flight, which stay
-		// pending in the database until their result is recorded.
-		due, err := d.s.dueHeads(ctx, h.ID, now, free+busy)
-		if err != nil {
-			d.log.Error("dispatch: find due deliveries", "hook", h, "err", err)
-			continue
+		enabled[h.ID] = true
+		hq := l.hooks[h.ID]
+		if hq == nil {
+			hq = newHookQueue(h)
+			l.hooks[h.ID] = hq
 		}
-		for _, dl := range due {
-			if free == 0 {
-				break
-			}
-			d.mu.Lock()
-			if d.inflight[h.ID] == nil {
-				d.inflight[h.ID] = map[string]bool{}
-			}
-			started := !d.inflight[h.ID][dl.ID]
-			d.inflight[h.ID][dl.ID] = true
-			if started {
-				d.sending[h.ID]++
-			}
-			d.mu.Unlock()
-			if !started {
-				continue
-			}
-			free--
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d.deliver(sendCtx, h, dl)
-			}()
+		hq.hook = h
+		order = append(order, hq)
+	}
+	for id, hq := range l.hooks {
+		if !enabled[id] {
+			l.drop(hq)
 		}
 	}
-	next := d.opts.PollInterval
-	if t, ok, err := d.s.nextDue(ctx, now); err != nil {
-		d.log.Error("dispatch: find next due delivery", "err", err)
-	} else if ok {
-		next = min(next, max(t.Sub(now), 0))
+	l.order = order
+	for _, hq := range l.order {
+		l.fill(ctx, hq)
 	}
-	return next
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, h Hook, dl Delivery) {
-	defer func() {
-		d.mu.Lock()
-		d.finished = append(d.finished, finished{h.ID, dl.ID})
-		d.mu.Unlock()
-		select {
-		case d.kick <- struct{}{}:
-		default:
+// drop forgets a hook's window: it was disabled or removed.
+func (l *loop) drop(hq *hookQueue) {
+	for _, cq := range hq.calls {
+		cq.items = nil
+	}
+	hq.calls, hq.byID, hq.ready = map[string]*callQueue{}, map[string]*entry{}, nil
+	delete(l.hooks, hq.hook.ID)
+	l.order = slices.DeleteFunc(l.order, func(o *hookQueue) bool { return o == hq })
+}
+
+// refill reads again the windows that could not take all that waits,
+// once they have room, at most every refillEvery.
+func (l *loop) refill(ctx context.Context, now time.Time) {
+	if !l.refilling {
+		return
+	}
+	l.refilling = false
+	for _, hq := range l.order {
+		if hq.complete {
+			continue
 		}
-	}()
+		if hq.size() < queueWindow/2 && now.Sub(hq.lastRead) >= refillEvery {
+			l.fill(ctx, hq)
+		}
+		if !hq.complete {
+			l.refilling = true
+		}
+	}
+}
+
+// fill makes hq's window what the store says waits, up to queueWindow in
+// enqueue order, leaving alone what is being sent or recorded.
+func (l *loop) fill(ctx context.Context, hq *hookQueue) {
+	d := l.d
+	rows, err := d.s.waiting(ctx, hq.hook.ID, queueWindow)
+	now := d.opts.Now()
+	hq.lastRead = now
+	if err != nil {
+		d.log.Error("dispatch: read waiting deliveries", "hook", hq.hook, "err", err)
+		hq.complete = false
+		l.refilling = true
+		return
+	}
+	seen := make(map[string]bool, len(rows))
+	var moved []*callQueue
+	for _, e := range rows {
+		seen[e.ID] = true
+		if l.recording[e.ID] > 0 {
+			continue
+		}
+		if old := hq.byID[e.ID]; old != nil {
+			cq := hq.calls[old.CallID]
+			if cq.busy && cq.head() == old {
+				continue
+			}
+			if !old.due.Equal(e.due) || old.Attempts != e.Attempts {
+				// Requeued by someone else (deliveries retry).
+				old.Attempts, old.State, old.NextAttempt, old.due = e.Attempts, e.State, e.NextAttempt, e.due
+				moved = append(moved, cq)
+			}
+			continue
+		}
+		cq, _ := hq.add(e)
+		moved = append(moved, cq)
+	}
+	full := len(rows) == queueWindow
+	var last int64
+	if full {
+		last = rows[len(rows)-1].n
+	}
+	for id, e := range hq.byID {
+		if seen[id] || l.recording[id] > 0 || (full && e.n > last) {
+			continue
+		}
+		cq := hq.calls[e.CallID]
+		if cq != nil && cq.busy && cq.head() == e {
+			continue
+		}
+		// Finished by someone else, or its hook's rows removed.
+		hq.remove(e)
+		if cq != nil {
+			moved = append(moved, cq)
+		}
+	}
+	for _, cq := range moved {
+		schedule(cq, now, &l.timers)
+	}
+	hq.complete = !full
+	if full {
+		l.refilling = true
+	}
+}
+
+// start sends every ready head its hook has room for.
+func (l *loop) start(now time.Time) {
+	for _, hq := range l.order {
+		for hq.sending < l.d.opts.MaxInFlight && len(hq.ready) > 0 {
+			cq := hq.ready[0]
+			hq.ready[0] = nil
+			hq.ready = hq.ready[1:]
+			cq.ready = false
+			e := cq.head()
+			if e == nil || cq.busy {
+				continue
+			}
+			if e.due.After(now) {
+				schedule(cq, now, &l.timers)
+				continue
+			}
+			cq.busy = true
+			hq.sending++
+			l.d.inflight.Add(1)
+			l.wg.Add(1)
+			go l.send(hq.hook, cq, e)
+		}
+	}
+}
+
+// answered moves a call on once its head's request is over.
+func (l *loop) answered(a answer) {
+	cq, e := a.cq, a.e
+	hq := cq.hook
+	hq.sending--
+	cq.busy = false
+	now := l.d.opts.Now()
+	switch {
+	case a.cut:
+		if e.due.Before(now) {
+			e.due = now
+		}
+	case a.o.gone:
+		l.recording[e.ID]++
+		l.gone[hq.hook.ID] = e.ID
+		if l.hooks[hq.hook.ID] == hq {
+			l.drop(hq)
+		}
+		return
+	case a.o.state == Retrying:
+		l.recording[e.ID]++
+		e.Attempts++
+		e.State, e.NextAttempt, e.due = Retrying, a.o.next, a.o.next
+	default: // delivered, or dead: the call's next may go
+		l.recording[e.ID]++
+		hq.remove(e)
+		if e.n > l.handed {
+			l.finished[e.ID] = e.n
+		}
+	}
+	schedule(cq, now, &l.timers)
+}
+
+// done notes that an answer was recorded (or failed to be).
+func (l *loop) done(id string) {
+	if l.recording[id]--; l.recording[id] <= 0 {
+		delete(l.recording, id)
+	}
+	for hook, by := range l.gone {
+		if by == id {
+			delete(l.gone, hook)
+		}
+	}
+}
+
+func (l *loop) shutdown(cancelSends context.CancelFunc) error {
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	t := time.NewTimer(l.d.opts.ShutdownGrace)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+			cancelSends()
+		case <-l.answers:
+		case <-l.recorded:
+		}
+	}
+}
+
+// send POSTs e, reports the answer to the loop at once, then records the
+// attempt.
+func (l *loop) send(h Hook, cq *callQueue, e *entry) {
+	d := l.d
+	defer l.wg.Done()
+	defer d.inflight.Add(-1)
+	ctx := l.sendCtx
+	dl := e.Delivery
 	r := d.sender.send(ctx, h, dl)
-	d.mu.Lock()
-	d.sending[h.ID]--
-	if d.sending[h.ID] == 0 {
-		delete(d.sending, h.ID)
-	}
-	d.mu.Unlock()
-	select {
-	case d.kick <- struct{}{}: // a request slot is free
-	default:
-	}
 	if ctx.Err() != nil {
 		// Cut off by shutdown: not the receiver's fault and not counted;
 		// the delivery stays due and the next run sends it again.
+		l.answers <- answer{cq: cq, e: e, cut: true}
 		return
 	}
 	now := d.opts.Now()
 	o := decide(d.opts.Retry, dl.Attempts+1, r, now)
+	l.answers <- answer{cq: cq, e: e, o: o}
 	ok, err := d.rec.record(&recording{dl: dl, hookID: h.ID, r: r, o: o, now: now})
+	l.recorded <- dl.ID
 	if err != nil {
 		d.log.Error("dispatch: record attempt", "delivery", dl.ID, "hook", h, "err", err)
 		return
@@ -398,12 +631,8 @@ type DispatchStats struct {
 
 // Stats returns a snapshot of the dispatcher's counters.
 func (d *Dispatcher) Stats() DispatchStats {
+	n := int(d.inflight.Load())
 	d.mu.Lock()
-	n := 0
-	for _, m := range d.inflight {
-		n += len(m)
-	}
-	n -= len(d.finished)
 	byHook := make(map[int64]HookCounts, len(d.byHook))
 	for id, c := range d.byHook {
 		byHook[id] = *c

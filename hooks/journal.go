@@ -11,18 +11,22 @@ import (
 
 // journal appends in (when set) and drops the entries of finished
 // channels.
-func journal(ctx context.Context, tx *sql.Tx, in *cdr.Input, finished []string) error {
+func (s *Store) journal(ctx context.Context, tx *sql.Tx, in *cdr.Input, finished []string) error {
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("journal %s of channel %s: %w", in.Kind, in.Channel.ID, err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO journal (channel, input) VALUES (?, ?)", in.Channel.ID, b); err != nil {
+		if _, err := tx.StmtContext(ctx, s.stmts.journalInput).ExecContext(ctx, in.Channel.ID, b); err != nil {
 			return fmt.Errorf("journal %s of channel %s: %w", in.Kind, in.Channel.ID, err)
 		}
 	}
+	if len(finished) == 0 {
+		return nil
+	}
+	drop := tx.StmtContext(ctx, s.stmts.journalDrop)
 	for _, ch := range finished {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM journal WHERE channel = ?", ch); err != nil {
+		if _, err := drop.ExecContext(ctx, ch); err != nil {
 			return fmt.Errorf("drop journal of channel %s: %w", ch, err)
 		}
 	}

@@ -3,9 +3,7 @@ package hooks
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,13 +43,7 @@ func (e Encoding) Encode(h Hook, ev cdr.Event) (body []byte, contentType, eventN
 // OutboxOptions tune the outbox; zero values take the defaults.
 type OutboxOptions struct {
 	Encoding Encoding
-	// MaxBatch closes a group commit at this many events (default 256).
-	MaxBatch int
-	// BatchWait is how long the first caller of a group waits for others
-	// to join it (default 2 ms). Callers arriving while a commit runs join
-	// the next group anyway, so this only matters on an idle store.
-	BatchWait time.Duration
-	Now       func() time.Time
+	Now      func() time.Time
 }
 
 // Outbox turns call events into durable deliveries.
@@ -59,20 +51,7 @@ type Outbox struct {
 	s    *Store
 	opts OutboxOptions
 
-	mu   sync.Mutex
-	open *batch // the group callers join; nil: the next caller starts one
-
-	commitMu sync.Mutex // SQLite has one writer: groups commit one after another
-
 	events, deliveries, batches atomic.Int64
-}
-
-type batch struct {
-	reqs   []*request
-	events int
-	full   chan struct{} // closed when the batch reaches MaxBatch
-	done   chan struct{} // closed when committed (or failed)
-	err    error         // the commit's
 }
 
 type request struct {
@@ -84,76 +63,20 @@ type request struct {
 
 // NewOutbox returns an outbox writing to s.
 func NewOutbox(s *Store, o OutboxOptions) *Outbox {
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 256
-	}
-	if o.BatchWait <= 0 {
-		o.BatchWait = 2 * time.Millisecond
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Outbox{s: s, opts: o}
 }
 
-// Enqueue stores one delivery per (event, matching hook), and the CDR of
-// every call_hangup, and returns once they are committed: an event is
-// taken only when it is durable. It does database work only, never
-// network work, so a slow receiver cannot hold up the event source.
-// Concurrent callers share one transaction (group commit).
+// Enqueue stores evs as one unit (see Commit) and returns once they are
+// committed.
 func (o *Outbox) Enqueue(ctx context.Context, evs []cdr.Event) error {
-	if len(evs) == 0 {
-		return nil
+	errs, err := o.Commit(ctx, []Unit{{Events: evs}})
+	if err != nil {
+		return err
 	}
-	req := &request{evs: evs}
-	o.mu.Lock()
-	b := o.open
-	leader := b == nil
-	if leader {
-		b = &batch{full: make(chan struct{}), done: make(chan struct{})}
-		o.open = b
-	}
-	b.reqs = append(b.reqs, req)
-	b.events += len(evs)
-	if b.events >= o.opts.MaxBatch {
-		o.open = nil
-		close(b.full)
-	}
-	o.mu.Unlock()
-
-	if !leader {
-		select {
-		case <-b.done:
-			return errors.Join(req.err, b.err)
-		case <-ctx.Done():
-			// The rows may still be committed: at least once, never lost.
-			return fmt.Errorf("enqueue %d events: %w", len(evs), ctx.Err())
-		}
-	}
-	// The leader commits for everyone, so it ignores its own cancellation.
-	t := time.NewTimer(o.opts.BatchWait)
-	select {
-	case <-b.full:
-	case <-t.C:
-	}
-	t.Stop()
-	o.commitMu.Lock()
-	o.mu.Lock()
-	if o.open == b {
-		o.open = nil
-	}
-	o.mu.Unlock()
-	b.err = o.commit(context.WithoutCancel(ctx), b)
-	o.commitMu.Unlock()
-	close(b.done)
-	if b.err == nil {
-		o.s.notify()
-	}
-	return errors.Join(req.err, b.err)
-}
-
-func (o *Outbox) commit(ctx context.Context, b *batch) error {
-	return o.commitReqs(ctx, b.reqs, b.events)
+	return errs[0]
 }
 
 // Unit is what one PBX input (or one expiry pass) changed: the call
@@ -181,14 +104,9 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 		reqs[i] = &request{evs: u.Events, input: u.Input, finished: u.Finished}
 		n += len(u.Events)
 	}
-	o.commitMu.Lock()
 	err = o.commitReqs(ctx, reqs, n)
-	o.commitMu.Unlock()
 	if err != nil {
 		return nil, err
-	}
-	if n > 0 {
-		o.s.notify()
 	}
 	errs = make([]error, len(units))
 	for i, r := range reqs {
@@ -198,35 +116,50 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 }
 
 func (o *Outbox) commitReqs(ctx context.Context, reqs []*request, nEvents int) error {
-	tx, err := o.s.db.BeginTx(ctx, nil)
+	tx, done, err := o.s.begin(ctx, true)
 	if err != nil {
 		return fmt.Errorf("enqueue: begin: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	now := o.opts.Now()
-	var created, events int64
+	hooks, err := o.s.hooksByNumber(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	insert := tx.StmtContext(ctx, o.s.stmts.insertDelivery)
+	save := tx.StmtContext(ctx, o.s.stmts.saveCall)
+	var events int64
+	var fresh []Delivery
 	for _, r := range reqs {
-		// A savepoint per caller: one caller's bad event fails that caller
-		// alone, not the others sharing the transaction.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
-			return fmt.Errorf("enqueue: %w", err)
-		}
-		n, err := o.insert(ctx, tx, r.evs, now)
+		// Everything that can fail for one unit alone (an event that does
+		// not encode) fails before its first row, so the unit is left out
+		// whole without a savepoint.
+		calls, ds, err := o.render(hooks, r.evs, now)
 		if err != nil {
 			r.err = err
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
-				return fmt.Errorf("enqueue: %w", err)
-			}
 		} else {
-			created += n
+			for _, c := range calls {
+				if _, err := save.ExecContext(ctx, c...); err != nil {
+					return fmt.Errorf("save call %s: %w", c[0], err)
+				}
+			}
+			for i := range ds {
+				d := &ds[i]
+				res, err := insert.ExecContext(ctx, d.ID, d.HookID, d.CallID, d.Seq, d.Event, d.Body, d.ContentType,
+					string(Pending), ms(now), ms(now), ms(now))
+				if err == nil {
+					d.n, err = res.LastInsertId()
+				}
+				if err != nil {
+					return fmt.Errorf("enqueue %s of call %s for hook %d: %w", d.Event, d.CallID, d.HookID, err)
+				}
+			}
+			fresh = append(fresh, ds...)
 			events += int64(len(r.evs))
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
-			return fmt.Errorf("enqueue: %w", err)
 		}
 		// The journal moves on even when the events failed: the tracker
 		// has taken the input either way.
-		if err := journal(ctx, tx, r.input, r.finished); err != nil {
+		if err := o.s.journal(ctx, tx, r.input, r.finished); err != nil {
 			return err
 		}
 	}
@@ -237,85 +170,87 @@ func (o *Outbox) commitReqs(ctx context.Context, reqs []*request, nEvents int) e
 		return fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
 	}
 	o.events.Add(events)
-	o.deliveries.Add(created)
+	o.deliveries.Add(int64(len(fresh)))
 	o.batches.Add(1)
+	o.s.handOff(fresh)
 	return nil
 }
 
-func (o *Outbox) insert(ctx context.Context, tx *sql.Tx, evs []cdr.Event, now time.Time) (int64, error) {
-	var created int64
+// render makes the rows of one unit's events: the call record of each
+// call_hangup (the saveCall statement's arguments) and one delivery per
+// matching hook.
+func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Time) (calls [][]any, ds []Delivery, err error) {
 	for _, ev := range evs {
 		if ev.Type == cdr.CallHangup {
-			if err := o.saveCall(ctx, tx, ev, now); err != nil {
-				return 0, err
+			c, err := o.callRow(ev, now)
+			if err != nil {
+				return nil, nil, err
 			}
+			calls = append(calls, c)
 		}
-		hooks, err := matchingHooks(ctx, tx, ev)
-		if err != nil {
-			return 0, err
-		}
-		for _, h := range hooks {
+		for _, h := range byNumber[ev.Number] {
+			if !h.Matches(ev) {
+				continue
+			}
 			body, ctype, name, err := o.opts.Encoding.Encode(h, ev)
 			if err != nil {
-				return 0, fmt.Errorf("enqueue %s for hook %d: %w", ev.Type, h.ID, err)
+				return nil, nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", ev.Type, ev.CallID, h.ID, err)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, hook_id, call_uuid, seq, event, body, content_type,
-				state, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				newDeliveryID(now), h.ID, ev.CallID, ev.Seq, name, body, ctype, string(Pending), ms(now), ms(now), ms(now))
-			if err != nil {
-				return 0, fmt.Errorf("enqueue %s of call %s for hook %d: %w", ev.Type, ev.CallID, h.ID, err)
-			}
-			created++
+			ds = append(ds, Delivery{ID: newDeliveryID(now), HookID: h.ID, CallID: ev.CallID, Seq: ev.Seq, Event: name,
+				Body: body, ContentType: ctype, State: Pending, NextAttempt: fromMS(ms(now))})
 		}
 	}
-	return created, nil
+	return calls, ds, nil
 }
 
-func matchingHooks(ctx context.Context, tx *sql.Tx, ev cdr.Event) ([]Hook, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT "+hookColumns+" FROM hooks WHERE number = ? AND enabled = 1 ORDER BY id", ev.Number)
+// hooksByNumber returns the enabled hooks by the number they are bound
+// to, in id order, reading them again only when they changed. The caller
+// holds wmu.
+func (s *Store) hooksByNumber(ctx context.Context, tx *sql.Tx) (map[string][]Hook, error) {
+	var v int64
+	if err := tx.StmtContext(ctx, s.stmts.hooksVersion).QueryRowContext(ctx).Scan(&v); err != nil {
+		return nil, fmt.Errorf("match hooks: %w", err)
+	}
+	if s.hooks.byNumber != nil && s.hooks.version == v {
+		return s.hooks.byNumber, nil
+	}
+	rows, err := tx.StmtContext(ctx, s.stmts.enabledHooks).QueryContext(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("match hooks for %s: %w", ev.Number, err)
+		return nil, fmt.Errorf("match hooks: %w", err)
 	}
 	defer rows.Close()
-	var out []Hook
+	out := map[string][]Hook{}
 	for rows.Next() {
 		h, err := scanHook(rows)
 		if err != nil {
-			return nil, fmt.Errorf("match hooks for %s: %w", ev.Number, err)
+			return nil, fmt.Errorf("match hooks: %w", err)
 		}
-		if h.Matches(ev) {
-			out = append(out, h)
-		}
+		out[h.Number] = append(out[h.Number], h)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("match hooks: %w", err)
+	}
+	s.hooks.version, s.hooks.byNumber = v, out
+	return out, nil
 }
 
-// saveCall keeps the CDR of an ended call whether or not any hook wants it.
-func (o *Outbox) saveCall(ctx context.Context, tx *sql.Tx, ev cdr.Event, now time.Time) error {
+// callRow is the saveCall statement's arguments for a call_hangup: the
+// CDR of an ended call is kept whether or not any hook wants it.
+func (o *Outbox) callRow(ev cdr.Event, now time.Time) ([]any, error) {
 	if ev.CDR == nil {
-		return fmt.Errorf("enqueue call_hangup of call %s: no call detail record", ev.CallID)
+		return nil, fmt.Errorf("enqueue call_hangup of call %s: no call detail record", ev.CallID)
 	}
 	body, _, err := formats.Encode(formats.JSON, ev, formats.Options{
 		Location: o.opts.Encoding.Location, NumbersAsStrings: o.opts.Encoding.NumbersAsStrings})
 	if err != nil {
-		return fmt.Errorf("enqueue call_hangup of call %s: %w", ev.CallID, err)
+		return nil, fmt.Errorf("enqueue call_hangup of call %s: %w", ev.CallID, err)
 	}
 	var answer any
 	if !ev.CDR.AnswerTime.IsZero() {
 		answer = ms(ev.CDR.AnswerTime)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO calls (uuid, number, direction, caller, callee, call_time, answer_time,
-		hangup_time, hangup_cause, hangup_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (uuid) DO UPDATE SET number = excluded.number, direction = excluded.direction,
-		caller = excluded.caller, callee = excluded.callee, call_time = excluded.call_time,
-		answer_time = excluded.answer_time, hangup_time = excluded.hangup_time,
-		hangup_cause = excluded.hangup_cause, hangup_json = excluded.hangup_json, updated_at = excluded.updated_at`,
-		ev.CallID, ev.Number, ev.Direction, ev.Caller, ev.Callee, ms(ev.CDR.CallTime), answer,
-		ms(ev.CDR.HangupTime), ev.HangupCause, body, ms(now))
-	if err != nil {
-		return fmt.Errorf("save call %s: %w", ev.CallID, err)
-	}
-	return nil
+	return []any{ev.CallID, ev.Number, ev.Direction, ev.Caller, ev.Callee, ms(ev.CDR.CallTime), answer,
+		ms(ev.CDR.HangupTime), ev.HangupCause, body, ms(now)}, nil
 }
 
 // OutboxStats are running totals since NewOutbox.

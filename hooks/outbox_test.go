@@ -2,9 +2,7 @@ package hooks
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,82 +70,42 @@ func TestEnqueueSavesCallRecord(t *testing.T) {
 	assert.Empty(t, deliveries(t, s, Filter{}))
 }
 
-func TestEnqueueBadEventFailsOnlyItsCaller(t *testing.T) {
+func TestCommitBadEventFailsOnlyItsUnit(t *testing.T) {
 	s, _ := newStore(t)
 	addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})
 	o := NewOutbox(s, OutboxOptions{})
 	bad := event("bad", 1, cdr.CallHangup) // a hangup without its record cannot be encoded
 	good := event("good", 1, cdr.CallInit)
+	in := cdr.Input{Kind: cdr.KindCreated, Channel: cdr.Channel{ID: "chan-bad"}}
 
-	o.commitMu.Lock() // keep both callers in one group
-	errs := make(chan error, 2)
-	go func() { errs <- o.Enqueue(context.Background(), []cdr.Event{event("bad", 0, cdr.CallInit), bad}) }()
-	go func() { errs <- o.Enqueue(context.Background(), []cdr.Event{good}) }()
-	waitFor(t, "both callers in the group", func() bool {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		return o.open != nil && len(o.open.reqs) == 2
+	errs, err := o.Commit(context.Background(), []Unit{
+		{Events: []cdr.Event{event("bad", 0, cdr.CallInit), bad}, Input: &in},
+		{Events: []cdr.Event{good}},
 	})
-	o.commitMu.Unlock()
-	var failed int
-	for range 2 {
-		if err := <-errs; err != nil {
-			failed++
-			assert.ErrorContains(t, err, "call bad")
-		}
-	}
-	assert.Equal(t, 1, failed)
+	require.NoError(t, err)
+	assert.ErrorContains(t, errs[0], "call bad")
+	assert.NoError(t, errs[1])
 	got := deliveries(t, s, Filter{})
-	require.Len(t, got, 1, "the bad caller's first event is rolled back with it")
+	require.Len(t, got, 1, "the bad unit's first event is rolled back with it")
 	assert.Equal(t, "good", got[0].CallID)
-	assert.Equal(t, int64(1), o.Stats().Batches)
-	assert.Equal(t, int64(1), o.Stats().Events)
+	ins, _, err := s.Journal(context.Background())
+	require.NoError(t, err)
+	require.Len(t, ins, 1, "the journal moves on: the tracker took the input")
+	assert.Equal(t, "chan-bad", ins[0].Channel.ID)
+	assert.Equal(t, OutboxStats{Events: 1, Deliveries: 1, Batches: 1}, o.Stats())
 }
 
-func TestEnqueueGroupCommit(t *testing.T) {
+func TestCommitKeepsAUnitWhole(t *testing.T) {
 	s, _ := newStore(t)
 	addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})
-	o := NewOutbox(s, OutboxOptions{MaxBatch: 1000})
-	const callers = 20
-
-	o.commitMu.Lock() // a commit in progress: every caller gathers behind it
-	var wg sync.WaitGroup
-	returned := make(chan string, callers)
-	for i := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			call := fmt.Sprintf("call-%d", i)
-			assert.NoError(t, o.Enqueue(context.Background(), []cdr.Event{event(call, 1, cdr.CallInit)}))
-			returned <- call
-		}()
-	}
-	waitFor(t, "all callers in one group", func() bool {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		return o.open != nil && len(o.open.reqs) == callers
-	})
-	assert.Empty(t, returned, "nobody returns before the commit")
-	assert.Empty(t, deliveries(t, s, Filter{}))
-	o.commitMu.Unlock()
-	wg.Wait()
-	close(returned)
-	for call := range returned {
-		assert.Len(t, deliveries(t, s, Filter{CallID: call}), 1, "committed when Enqueue returned")
-	}
-	assert.Equal(t, OutboxStats{Events: callers, Deliveries: callers, Batches: 1}, o.Stats())
-}
-
-func TestEnqueueBatchLimit(t *testing.T) {
-	s, _ := newStore(t)
-	addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})
-	o := NewOutbox(s, OutboxOptions{MaxBatch: 3})
+	o := NewOutbox(s, OutboxOptions{})
 	var evs []cdr.Event
 	for i := range 7 {
 		evs = append(evs, event("c", i+1, cdr.CallInit))
 	}
 	require.NoError(t, o.Enqueue(context.Background(), evs))
-	assert.Len(t, deliveries(t, s, Filter{}), 7, "one caller's events are never split")
+	got := deliveries(t, s, Filter{})
+	assert.Len(t, got, 7)
 	assert.Equal(t, int64(1), o.Stats().Batches)
-	assert.True(t, strings.HasPrefix(deliveries(t, s, Filter{})[0].ID[14:15], "7"), "UUIDv7")
+	assert.True(t, strings.HasPrefix(got[0].ID[14:15], "7"), "UUIDv7")
 }

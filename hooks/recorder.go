@@ -47,11 +47,20 @@ func (rc *recorder) record(rec *recording) (bool, error) {
 	return rec.ok, rec.err
 }
 
+// recordLinger is how long a group waits for more attempts before it
+// commits. Nothing waits for a record to be sent on (a call's next
+// delivery goes once the previous one is answered), so a few milliseconds
+// here cost no latency and spare the disk most of its commits.
+const recordLinger = 5 * time.Millisecond
+
 // run records until in is closed and drained.
 func (rc *recorder) run(ctx context.Context) {
 	batch := make([]*recording, 0, maxRecordBatch)
+	linger := time.NewTimer(0)
+	<-linger.C
 	for first := range rc.in {
 		batch = append(batch[:0], first)
+		linger.Reset(recordLinger)
 	fill:
 		for len(batch) < maxRecordBatch {
 			select {
@@ -60,8 +69,14 @@ func (rc *recorder) run(ctx context.Context) {
 					break fill
 				}
 				batch = append(batch, rec)
-			default:
+			case <-linger.C:
 				break fill
+			}
+		}
+		if !linger.Stop() {
+			select {
+			case <-linger.C:
+			default:
 			}
 		}
 		rc.s.recordAll(ctx, batch)
@@ -80,14 +95,16 @@ func (s *Store) recordAll(ctx context.Context, recs []*recording) {
 			rec.ok, rec.err = false, err
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx, false)
 	if err != nil {
 		fail(fmt.Errorf("record %d attempts: begin: %w", len(recs), err))
 		return
 	}
-	defer tx.Rollback()
+	defer done()
+	update := tx.StmtContext(ctx, s.stmts.recordAttempt)
+	log := tx.StmtContext(ctx, s.stmts.logAttempt)
 	for _, rec := range recs {
-		rec.ok, rec.err = recordTx(ctx, tx, rec)
+		rec.ok, rec.err = recordTx(ctx, tx, update, log, rec)
 		if rec.err != nil {
 			// Only the database fails these statements, and it fails them
 			// for the whole transaction.
@@ -103,23 +120,20 @@ func (s *Store) recordAll(ctx context.Context, recs []*recording) {
 // recordTx logs an attempt and moves its delivery on. It returns false if
 // the delivery vanished or was given up meanwhile (its hook removed, or
 // disabled by a 410 that another request of the hook got first).
-func recordTx(ctx context.Context, tx *sql.Tx, rec *recording) (bool, error) {
+func recordTx(ctx context.Context, tx *sql.Tx, update, log *sql.Stmt, rec *recording) (bool, error) {
 	d, r, o, now := rec.dl, rec.r, rec.o, rec.now
 	lastErr := r.errText()
 	if o.reason != "" {
 		lastErr = o.reason
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
-		last_status = ?, last_error = ?, updated_at = ? WHERE id = ? AND state IN ('pending', 'retrying')`,
-		string(o.state), ms(o.next), r.Status, lastErr, ms(now), d.ID)
+	res, err := update.ExecContext(ctx, string(o.state), ms(o.next), r.Status, lastErr, ms(now), d.n, d.ID)
 	if err != nil {
 		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at, status, latency_ms, response, error)
-		VALUES (?, ?, ?, ?, ?, ?)`, d.ID, ms(now), r.Status, r.Latency.Milliseconds(), r.Response, r.errText()); err != nil {
+	if _, err := log.ExecContext(ctx, d.ID, ms(now), r.Status, r.Latency.Milliseconds(), r.Response, r.errText()); err != nil {
 		return false, fmt.Errorf("record attempt of delivery %s: %w", d.ID, err)
 	}
 	if o.gone {

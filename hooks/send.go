@@ -62,10 +62,13 @@ func newSender(connect time.Duration, now func() time.Time, policy NetPolicy) *s
 	}
 	client := func(insecure bool) *http.Client {
 		tr := &http.Transport{
-			Proxy:                 proxy,
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   connect,
-			MaxIdleConnsPerHost:   8,
+			Proxy:               proxy,
+			DialContext:         dialer.DialContext,
+			TLSHandshakeTimeout: connect,
+			// Many hooks often point at one receiver (a CRM), each with
+			// MaxInFlight requests open: a pool smaller than that closes
+			// connections after use and dials new ones all the time.
+			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			ForceAttemptHTTP2:     true,

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the embedded store
@@ -110,6 +111,23 @@ CREATE TABLE journal (
 );
 CREATE INDEX journal_channel ON journal(channel);
 `,
+	// The dispatcher holds each hook's waiting deliveries in memory and reads
+	// them back from the store only in enqueue order, to fill its window:
+	// one index serves that, and the two it no longer queries would cost
+	// every insert and every recorded attempt an update each.
+	`
+CREATE INDEX outbox_waiting_n ON outbox(hook_id, n) WHERE state IN ('pending', 'retrying');
+DROP INDEX outbox_waiting;
+DROP INDEX outbox_waiting_call;
+
+-- Every change to the hooks, by any process, moves this on, so the
+-- outbox reads the hooks again only when they changed.
+CREATE TABLE hooks_version (v INTEGER NOT NULL);
+INSERT INTO hooks_version VALUES (0);
+CREATE TRIGGER hooks_inserted AFTER INSERT ON hooks BEGIN UPDATE hooks_version SET v = v + 1; END;
+CREATE TRIGGER hooks_updated AFTER UPDATE ON hooks BEGIN UPDATE hooks_version SET v = v + 1; END;
+CREATE TRIGGER hooks_deleted AFTER DELETE ON hooks BEGIN UPDATE hooks_version SET v = v + 1; END;
+`,
 }
 
 // SchemaVersion is the schema this kanca writes.
@@ -123,6 +141,72 @@ type Store struct {
 	// wake tells this process's dispatcher that work may be due, so that
 	// the hot path does not wait for a poll.
 	wake chan struct{}
+	// wmu queues this process's write transactions in Go. Left to SQLite,
+	// a writer that finds the lock taken sleeps in the busy handler, up to
+	// 100 ms at a time, and wakes long after the lock is free.
+	wmu   writeLock
+	stmts *statements
+	fresh handoff
+	// hooks is the enabled hooks by number as of hooks_version, read
+	// under wmu only.
+	hooks struct {
+		version  int64
+		byNumber map[string][]Hook
+	}
+}
+
+// handoff carries deliveries from the outbox to this process's dispatcher
+// as they are committed, so that sending them does not wait for the
+// dispatcher to read them back.
+type handoff struct {
+	mu       sync.Mutex
+	attached bool // a dispatcher takes them; otherwise none are kept
+	list     []Delivery
+	// resync: some were not kept, or the store changed in a way only a
+	// read shows (a retry, a hook enabled): the dispatcher must read.
+	resync bool
+}
+
+// maxHandoff bounds what waits for a dispatcher that is busy: beyond it,
+// deliveries stay in the store alone and the dispatcher reads them back.
+const maxHandoff = 1 << 15
+
+// handOff gives committed deliveries to the dispatcher.
+func (s *Store) handOff(ds []Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	h := &s.fresh
+	h.mu.Lock()
+	if h.attached {
+		if len(h.list)+len(ds) <= maxHandoff {
+			h.list = append(h.list, ds...)
+		} else {
+			h.resync = true
+		}
+	}
+	h.mu.Unlock()
+	s.wakeUp()
+}
+
+// attach starts keeping committed deliveries for a dispatcher; the
+// dispatcher reads the store once attached, so that none falls between.
+func (s *Store) attach(on bool) {
+	h := &s.fresh
+	h.mu.Lock()
+	h.attached, h.list, h.resync = on, nil, false
+	h.mu.Unlock()
+}
+
+// takeFresh returns what was handed off since the last call, and whether
+// the dispatcher must read the store as well.
+func (s *Store) takeFresh() (ds []Delivery, resync bool) {
+	h := &s.fresh
+	h.mu.Lock()
+	ds, resync = h.list, h.resync
+	h.list, h.resync = nil, false
+	h.mu.Unlock()
+	return ds, resync
 }
 
 // Open opens the store at path, creating it (mode 0600) and its schema if
@@ -154,7 +238,68 @@ func open(path string, create bool) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.stmts, err = prepare(context.Background(), db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open hook store %s: %w", path, err)
+	}
 	return s, nil
+}
+
+// begin starts a write transaction, in turn with this process's other
+// writers; done rolls back what was not committed and lets the next in.
+// An urgent writer (the outbox: a call's webhooks wait for its commit)
+// goes before the others (attempt records, which nothing waits for).
+func (s *Store) begin(ctx context.Context, urgent bool) (tx *sql.Tx, done func(), err error) {
+	s.wmu.lock(urgent)
+	tx, err = s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.wmu.unlock()
+		return nil, nil, err
+	}
+	return tx, func() {
+		tx.Rollback()
+		s.wmu.unlock()
+	}, nil
+}
+
+// writeLock is a mutex whose urgent holders go first. A waiter that is
+// not urgent still gets its turn after maxDefer, so a stream of urgent
+// commits cannot starve it.
+type writeLock struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	held   bool
+	urgent int // urgent waiters
+}
+
+const maxDefer = 20 * time.Millisecond
+
+func (l *writeLock) lock(urgent bool) {
+	l.mu.Lock()
+	if l.cond.L == nil {
+		l.cond.L = &l.mu
+	}
+	if urgent {
+		l.urgent++
+		for l.held {
+			l.cond.Wait()
+		}
+		l.urgent--
+	} else {
+		start := time.Now()
+		for l.held || (l.urgent > 0 && time.Since(start) < maxDefer) {
+			l.cond.Wait()
+		}
+	}
+	l.held = true
+	l.mu.Unlock()
+}
+
+func (l *writeLock) unlock() {
+	l.mu.Lock()
+	l.held = false
+	l.mu.Unlock()
+	l.cond.Broadcast()
 }
 
 // prepareFile creates a new database file with owner-only permissions
@@ -234,14 +379,24 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close hook store %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// notify wakes the dispatcher without ever blocking the caller.
+// notify tells this process's dispatcher that the store changed under
+// it (a delivery requeued, a hook enabled): it reads the store again.
 func (s *Store) notify() {
+	s.fresh.mu.Lock()
+	s.fresh.resync = true
+	s.fresh.mu.Unlock()
+	s.wakeUp()
+}
+
+// wakeUp wakes the dispatcher without ever blocking the caller.
+func (s *Store) wakeUp() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
