@@ -36,8 +36,8 @@ type DispatchOptions struct {
 	Now           func() time.Time
 	Logger        *slog.Logger
 	// OnAttempt, if set, is called after each attempt is recorded, from
-	// the goroutine that sent it: it must be quick and safe for concurrent
-	// use. Requests cut off by shutdown are not attempts.
+	// the goroutine that records them: it must be quick and must not wait
+	// for the dispatcher. Requests cut off by shutdown are not attempts.
 	OnAttempt func(AttemptReport)
 }
 
@@ -140,21 +140,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.sender.close()
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	d.rec = newRecorder(d.s)
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		d.rec.run(context.WithoutCancel(ctx))
-	}()
-	// Senders are done by the time Run returns (shutdown waits for them),
-	// so nothing sends to the recorder after this close.
-	defer func() {
-		close(d.rec.in)
-		<-recorded
-	}()
-	d.s.attach(true)
-	defer d.s.attach(false)
-
 	l := &loop{
 		d:         d,
 		sendCtx:   sendCtx,
@@ -163,8 +148,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		finished:  map[string]int64{},
 		gone:      map[int64]string{},
 		answers:   make(chan answer, 256),
-		recorded:  make(chan string, 256),
+		recorded:  make(chan []*recording, 16),
 	}
+	d.rec = newRecorder(d.s, func(recs []*recording) {
+		d.recorded(recs)
+		l.recorded <- recs
+	})
+	l.recorderDone = make(chan struct{})
+	go func() {
+		defer close(l.recorderDone)
+		d.rec.run(context.WithoutCancel(ctx))
+	}()
+	d.s.attach(true)
+	defer d.s.attach(false)
+
 	d.prune(ctx)
 	l.sync(ctx)
 	prune := time.NewTicker(d.opts.PruneInterval)
@@ -194,8 +191,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-d.s.wake:
 		case a := <-l.answers:
 			l.answered(a)
-		case id := <-l.recorded:
-			l.done(id)
+		case recs := <-l.recorded:
+			l.done(recs)
 		case <-wait.C:
 		case <-poll.C:
 			l.sync(ctx)
@@ -231,8 +228,9 @@ type loop struct {
 	// refilling: some hook's window is short of what waits in the store.
 	refilling bool
 
-	answers  chan answer
-	recorded chan string
+	answers      chan answer
+	recorded     chan []*recording
+	recorderDone chan struct{}
 }
 
 // answer is what a sender reports back as soon as a request is over.
@@ -286,8 +284,8 @@ func (l *loop) drain() {
 		select {
 		case a := <-l.answers:
 			l.answered(a)
-		case id := <-l.recorded:
-			l.done(id)
+		case recs := <-l.recorded:
+			l.done(recs)
 		default:
 			return
 		}
@@ -479,30 +477,42 @@ func (l *loop) answered(a answer) {
 	schedule(cq, now, &l.timers)
 }
 
-// done notes that an answer was recorded (or failed to be).
-func (l *loop) done(id string) {
-	if l.recording[id]--; l.recording[id] <= 0 {
-		delete(l.recording, id)
-	}
-	for hook, by := range l.gone {
-		if by == id {
-			delete(l.gone, hook)
+// done notes that answers were recorded (or failed to be).
+func (l *loop) done(recs []*recording) {
+	for _, rec := range recs {
+		id := rec.dl.ID
+		if l.recording[id]--; l.recording[id] <= 0 {
+			delete(l.recording, id)
+		}
+		if by, ok := l.gone[rec.hook.ID]; ok && by == id {
+			delete(l.gone, rec.hook.ID)
 		}
 	}
 }
 
+// shutdown waits up to the grace for the requests in flight, then cuts
+// them off, and returns once every answer is recorded.
 func (l *loop) shutdown(cancelSends context.CancelFunc) error {
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
+	sent := make(chan struct{})
+	go func() { l.wg.Wait(); close(sent) }()
 	t := time.NewTimer(l.d.opts.ShutdownGrace)
 	defer t.Stop()
-	for {
+	for sent != nil {
 		select {
-		case <-done:
-			return nil
+		case <-sent:
+			sent = nil
 		case <-t.C:
 			cancelSends()
 		case <-l.answers:
+		case <-l.recorded:
+		}
+	}
+	// No sender is left to hand the recorder anything.
+	close(l.d.rec.in)
+	for {
+		select {
+		case <-l.recorderDone:
+			return nil
 		case <-l.recorded:
 		}
 	}
@@ -526,45 +536,53 @@ func (l *loop) send(h Hook, cq *callQueue, e *entry) {
 	now := d.opts.Now()
 	o := decide(d.opts.Retry, dl.Attempts+1, r, now)
 	l.answers <- answer{cq: cq, e: e, o: o}
-	ok, err := d.rec.record(&recording{dl: dl, hookID: h.ID, r: r, o: o, now: now})
-	l.recorded <- dl.ID
-	if err != nil {
-		d.log.Error("dispatch: record attempt", "delivery", dl.ID, "hook", h, "err", err)
-		return
-	}
-	if !ok {
-		return // the hook was removed meanwhile
-	}
-	d.latencyCount.Add(1)
-	d.latencySum.Add(r.Latency.Microseconds())
-	out := OutcomeFailed
-	switch {
-	case o.state == Delivered:
-		out = OutcomeDelivered
-	case o.gone:
-		out = OutcomeGone
-	case o.state == Dead:
-		out = OutcomeDead
-	}
-	d.count(h.ID, out)
-	if d.opts.OnAttempt != nil {
-		d.opts.OnAttempt(AttemptReport{HookID: h.ID, Outcome: out, Status: r.Status, Latency: r.Latency})
-	}
-	switch {
-	case o.state == Delivered:
-		d.delivered.Add(1)
-		d.log.Debug("delivered", "delivery", dl.ID, "hook", h, "event", dl.Event, "status", r.Status, "latency", r.Latency)
-	case o.gone:
-		d.gone.Add(1)
-		d.dead.Add(1)
-		d.log.Warn("hook disabled: receiver answered 410 Gone", "hook", h)
-	case o.state == Dead:
-		d.dead.Add(1)
-		d.log.Warn("delivery dead", "delivery", dl.ID, "hook", h, "event", dl.Event, "reason", o.reason)
-	default:
-		d.failed.Add(1)
-		d.log.Info("delivery failed, will retry", "delivery", dl.ID, "hook", h, "event", dl.Event,
-			"attempt", dl.Attempts+1, "err", r.errText(), "next", o.next)
+	d.inflight.Add(1) // until recorded
+	d.rec.in <- &recording{dl: dl, hook: h, r: r, o: o, now: now}
+}
+
+// recorded counts and logs what the recorder committed.
+func (d *Dispatcher) recorded(recs []*recording) {
+	for _, rec := range recs {
+		d.inflight.Add(-1)
+		dl, h, r, o := rec.dl, rec.hook, rec.r, rec.o
+		if rec.err != nil {
+			d.log.Error("dispatch: record attempt", "delivery", dl.ID, "hook", h, "err", rec.err)
+			continue
+		}
+		if !rec.ok {
+			continue // the hook was removed meanwhile
+		}
+		d.latencyCount.Add(1)
+		d.latencySum.Add(r.Latency.Microseconds())
+		out := OutcomeFailed
+		switch {
+		case o.state == Delivered:
+			out = OutcomeDelivered
+		case o.gone:
+			out = OutcomeGone
+		case o.state == Dead:
+			out = OutcomeDead
+		}
+		d.count(h.ID, out)
+		if d.opts.OnAttempt != nil {
+			d.opts.OnAttempt(AttemptReport{HookID: h.ID, Outcome: out, Status: r.Status, Latency: r.Latency})
+		}
+		switch {
+		case o.state == Delivered:
+			d.delivered.Add(1)
+			d.log.Debug("delivered", "delivery", dl.ID, "hook", h, "event", dl.Event, "status", r.Status, "latency", r.Latency)
+		case o.gone:
+			d.gone.Add(1)
+			d.dead.Add(1)
+			d.log.Warn("hook disabled: receiver answered 410 Gone", "hook", h)
+		case o.state == Dead:
+			d.dead.Add(1)
+			d.log.Warn("delivery dead", "delivery", dl.ID, "hook", h, "event", dl.Event, "reason", o.reason)
+		default:
+			d.failed.Add(1)
+			d.log.Info("delivery failed, will retry", "delivery", dl.ID, "hook", h, "event", dl.Event,
+				"attempt", dl.Attempts+1, "err", r.errText(), "next", o.next)
+		}
 	}
 }
 

@@ -103,7 +103,7 @@ func TestHandoffAfterReadIsNotSentTwice(t *testing.T) {
 	e := cq.head()
 	cq.busy, hq.sending = true, 1
 	l.answered(answer{cq: cq, e: e, o: outcome{state: Delivered}})
-	l.done(e.ID)
+	l.done([]*recording{{dl: e.Delivery, hook: h}})
 	require.Zero(t, hq.size())
 
 	s.handOff(fresh) // late

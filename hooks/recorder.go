@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -11,40 +12,32 @@ import (
 // commit does not hold SQLite's writer lock for long.
 const maxRecordBatch = 256
 
-// recording is one attempt waiting to be recorded; done is closed once it
-// is committed (ok, err set).
+// recording is one attempt waiting to be recorded; ok and err are set
+// once its transaction is over.
 type recording struct {
-	dl     Delivery
-	hookID int64
-	r      AttemptResult
-	o      outcome
-	now    time.Time
+	dl   Delivery
+	hook Hook
+	r    AttemptResult
+	o    outcome
+	now  time.Time
 
-	ok   bool
-	err  error
-	done chan struct{}
+	ok  bool
+	err error
 }
 
-// recorder records attempts for the dispatcher's workers. A synced commit
-// costs the same for one attempt as for a hundred, so each transaction
-// takes every attempt that finished while the previous one committed
-// (group commit): with many requests in flight, the disk no longer sets
-// the delivery rate.
+// recorder records attempts for the dispatcher's senders. A synced
+// commit costs the same for one attempt as for a hundred, so each
+// transaction takes every attempt that finished meanwhile (group commit):
+// the disk does not set the delivery rate. Senders hand an attempt over
+// and are done; after each commit, done gets the group.
 type recorder struct {
-	s  *Store
-	in chan *recording
+	s    *Store
+	in   chan *recording
+	done func([]*recording)
 }
 
-func newRecorder(s *Store) *recorder {
-	return &recorder{s: s, in: make(chan *recording, maxRecordBatch)}
-}
-
-// record blocks until rec is committed or has failed.
-func (rc *recorder) record(rec *recording) (bool, error) {
-	rec.done = make(chan struct{})
-	rc.in <- rec
-	<-rec.done
-	return rec.ok, rec.err
+func newRecorder(s *Store, done func([]*recording)) *recorder {
+	return &recorder{s: s, in: make(chan *recording, maxRecordBatch), done: done}
 }
 
 // recordLinger is how long a group waits for more attempts before it
@@ -80,9 +73,7 @@ func (rc *recorder) run(ctx context.Context) {
 			}
 		}
 		rc.s.recordAll(ctx, batch)
-		for _, rec := range batch {
-			close(rec.done)
-		}
+		rc.done(slices.Clone(batch))
 	}
 }
 
@@ -138,12 +129,12 @@ func recordTx(ctx context.Context, tx *sql.Tx, update, log *sql.Stmt, rec *recor
 	}
 	if o.gone {
 		if _, err := tx.ExecContext(ctx, `UPDATE hooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
-			o.reason, ms(now), rec.hookID); err != nil {
-			return false, fmt.Errorf("disable hook %d: %w", rec.hookID, err)
+			o.reason, ms(now), rec.hook.ID); err != nil {
+			return false, fmt.Errorf("disable hook %d: %w", rec.hook.ID, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, last_error = ?, updated_at = ?
-			WHERE hook_id = ? AND state IN ('pending', 'retrying')`, string(Dead), o.reason, ms(now), rec.hookID); err != nil {
-			return false, fmt.Errorf("give up deliveries of hook %d: %w", rec.hookID, err)
+			WHERE hook_id = ? AND state IN ('pending', 'retrying')`, string(Dead), o.reason, ms(now), rec.hook.ID); err != nil {
+			return false, fmt.Errorf("give up deliveries of hook %d: %w", rec.hook.ID, err)
 		}
 	}
 	return true, nil
