@@ -24,6 +24,10 @@ type DeliveryStats struct {
 	Duplicates int
 	Elapsed    time.Duration // first commit to last delivery received
 	PerSec     float64
+	// TrackPerSec is how many deliveries' worth of ARI frames one
+	// goroutine decodes and tracks per second, with no I/O at all: the
+	// ceiling that reading the PBX puts on the end-to-end rate.
+	TrackPerSec float64
 }
 
 // unitsPerCommit matches the pipeline's largest transaction.
@@ -31,10 +35,16 @@ const unitsPerCommit = 512
 
 func deliveryStage(ctx context.Context, o Options, tps []*template, n int) (DeliveryStats, error) {
 	var st DeliveryStats
+	t0 := time.Now()
 	units, err := trackedUnits(tps, n)
 	if err != nil {
 		return st, err
 	}
+	events := 0
+	for _, u := range units {
+		events += len(u.Events)
+	}
+	st.TrackPerSec = float64(events) / time.Since(t0).Seconds()
 	dir, err := os.MkdirTemp("", "kanca-bench-delivery-")
 	if err != nil {
 		return st, err

@@ -91,6 +91,7 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(tw, "calls/s (to the hangup frame)\t%.0f\t\t\t\n", l.CallsPerSec)
 	fmt.Fprintf(tw, "deliveries/s vs plain POSTs (%d workers)\t%.0f\t%.0f\t%.2f\t\n", r.Post.Concurrency, l.DeliveriesPerSec, r.Post.PerSec, r.DeliveriesVsPost)
 	fmt.Fprintf(tw, "  delivery stage alone: outbox to receiver\t%.0f\t%.0f\t%.2f\t\n", r.Delivery.PerSec, r.Post.PerSec, r.DeliveryVsPost)
+	fmt.Fprintf(tw, "  decoding and tracking ARI frames alone, one core\t%.0f\t\t\t\n", r.Delivery.TrackPerSec)
 	fmt.Fprintf(tw, "outbox rows/s vs plain inserts (%d/tx)\t%.0f\t%.0f\t%.2f\t\n", r.SQLite.Concurrency, l.RowsPerSec, r.SQLite.PerSec, r.RowsVsSQLite)
 	fmt.Fprintf(tw, "hangup->POST p50 / p95 / p99 / max\t%s / %s / %s / %s\t\t\t\n", ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max))
 	if s := r.Slow; s != nil {

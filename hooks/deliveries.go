@@ -321,12 +321,46 @@ func (s *Store) Depth(ctx context.Context) (map[State]int, error) {
 	return out, rows.Err()
 }
 
-// waiting returns the first limit waiting deliveries of a hook in enqueue
-// order: what the dispatcher's window holds.
-func (s *Store) waiting(ctx context.Context, hookID int64, limit int) ([]*entry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT n, id, call_uuid, seq, event, body, content_type, state, attempts,
-		next_attempt_at FROM outbox INDEXED BY outbox_waiting_n
-		WHERE hook_id = ? AND state IN ('pending', 'retrying') ORDER BY n LIMIT ?`, hookID, limit)
+// dueHeads returns up to limit deliveries of one hook that may be sent
+// now: due, and first among the unfinished deliveries of their call to
+// this hook, oldest due first. Their bodies are not read.
+func (s *Store) dueHeads(ctx context.Context, hookID int64, now time.Time, limit int) ([]*entry, error) {
+	return s.entries(ctx, `SELECT n, id, call_uuid, seq, event, NULL, content_type, state, attempts,
+		next_attempt_at FROM outbox o INDEXED BY outbox_waiting
+		WHERE o.hook_id = ? AND o.state IN ('pending', 'retrying') AND o.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_waiting_call WHERE p.hook_id = o.hook_id AND p.call_uuid = o.call_uuid
+			AND p.state IN ('pending', 'retrying') AND (p.seq < o.seq OR (p.seq = o.seq AND p.n < o.n)))
+		ORDER BY o.next_attempt_at, o.n LIMIT ?`, hookID, hookID, ms(now), limit)
+}
+
+// waitingOfCalls returns every waiting delivery of the given calls to
+// one hook, each call's in sequence.
+func (s *Store) waitingOfCalls(ctx context.Context, hookID int64, calls []string) ([]*entry, error) {
+	const chunk = 200 // well under SQLite's limit on parameters
+	var out []*entry
+	for len(calls) > 0 {
+		part := calls[:min(chunk, len(calls))]
+		calls = calls[len(part):]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, hookID)
+		for _, c := range part {
+			args = append(args, c)
+		}
+		es, err := s.entries(ctx, `SELECT n, id, call_uuid, seq, event, body, content_type, state, attempts,
+			next_attempt_at FROM outbox INDEXED BY outbox_waiting_call
+			WHERE hook_id = ? AND state IN ('pending', 'retrying') AND call_uuid IN (?`+strings.Repeat(", ?", len(part)-1)+`)
+			ORDER BY call_uuid, seq, n`, hookID, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+// entries reads deliveries of one hook for the dispatcher's window.
+func (s *Store) entries(ctx context.Context, q string, hookID int64, args ...any) ([]*entry, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read waiting deliveries of hook %d: %w", hookID, err)
 	}
@@ -346,6 +380,22 @@ func (s *Store) waiting(ctx context.Context, hookID int64, limit int) ([]*entry,
 		return nil, fmt.Errorf("read waiting deliveries of hook %d: %w", hookID, err)
 	}
 	return out, nil
+}
+
+// waitingUpTo counts the deliveries of one hook not yet finished, up to
+// limit: enough to tell whether there are as many as expected.
+func (s *Store) waitingUpTo(ctx context.Context, hookID int64, limit int) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_waiting
+		WHERE hook_id = ? AND state IN ('pending', 'retrying') LIMIT ?)`, hookID, limit).Scan(&n)
+	return n, err
+}
+
+// lastEnqueued is the enqueue order of the newest delivery (0: none).
+func (s *Store) lastEnqueued(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT max(n) FROM outbox").Scan(&n)
+	return n.Int64, err
 }
 
 // outcome is what the dispatcher decided after one attempt.

@@ -140,16 +140,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.sender.close()
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	l := &loop{
-		d:         d,
-		sendCtx:   sendCtx,
-		hooks:     map[int64]*hookQueue{},
-		recording: map[string]int{},
-		finished:  map[string]int64{},
-		gone:      map[int64]string{},
-		answers:   make(chan answer, 256),
-		recorded:  make(chan []*recording, 16),
-	}
+	l := newLoop(d, sendCtx)
 	d.rec = newRecorder(d.s, func(recs []*recording) {
 		d.recorded(recs)
 		l.recorded <- recs
@@ -161,6 +152,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}()
 	d.s.attach(true)
 	defer d.s.attach(false)
+	// What was enqueued before attaching is never handed over: only a
+	// read finds it.
+	last, err := d.s.lastEnqueued(ctx)
+	if err != nil {
+		close(d.rec.in)
+		<-l.recorderDone
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	l.handed = last
 
 	d.prune(ctx)
 	l.sync(ctx)
@@ -176,9 +176,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			l.sync(ctx)
 		}
 		l.refill(ctx, now)
+		at := fire(&l.timers, now) // retries now due join the ready lists
 		l.start(now)
 		next := d.opts.PollInterval
-		if at := fire(&l.timers, now); !at.IsZero() {
+		if !at.IsZero() {
 			next = min(next, max(at.Sub(now), 0))
 		}
 		if l.refilling {
@@ -203,6 +204,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+func newLoop(d *Dispatcher, sendCtx context.Context) *loop {
+	return &loop{
+		d:         d,
+		sendCtx:   sendCtx,
+		hooks:     map[int64]*hookQueue{},
+		recording: map[string]int{},
+		finished:  map[string]int64{},
+		taken:     map[int64]int64{},
+		gone:      map[int64]string{},
+		answers:   make(chan answer, 256),
+		recorded:  make(chan []*recording, 16),
+	}
+}
+
 // loop is Run's state, touched by Run's goroutine alone.
 type loop struct {
 	d       *Dispatcher
@@ -221,6 +236,10 @@ type loop struct {
 	// order of the last handoff taken.
 	finished map[string]int64
 	handed   int64
+	// taken counts, per hook, answers that took a delivery out of the
+	// window (delivered, dead) and whose record did not fail; the
+	// recorder counts those it committed.
+	taken map[int64]int64
 	// gone holds hooks that answered 410, with the delivery whose record
 	// disables them: until it is recorded, the store says enabled.
 	gone   map[int64]string
@@ -256,8 +275,7 @@ func (l *loop) absorb() bool {
 			continue // read from the store before it was handed over
 		}
 		if !hq.complete || hq.size() >= queueWindow {
-			hq.complete = false
-			l.refilling = true
+			l.incomplete(hq, now)
 			continue
 		}
 		e := &entry{Delivery: ds[i], due: ds[i].NextAttempt}
@@ -267,7 +285,7 @@ func (l *loop) absorb() bool {
 	}
 	if len(ds) > 0 {
 		// Handoffs come in enqueue order: none to come is at or below this.
-		l.handed = ds[len(ds)-1].n
+		l.handed = max(l.handed, ds[len(ds)-1].n)
 		for id, n := range l.finished {
 			if n <= l.handed {
 				delete(l.finished, id)
@@ -301,7 +319,7 @@ func (l *loop) sync(ctx context.Context) {
 		return
 	}
 	enabled := map[int64]bool{}
-	order := l.order[:0]
+	order := make([]*hookQueue, 0, len(hs))
 	for _, h := range hs {
 		if _, ok := l.gone[h.ID]; ok {
 			continue
@@ -356,67 +374,117 @@ func (l *loop) refill(ctx context.Context, now time.Time) {
 	}
 }
 
-// fill makes hq's window what the store says waits, up to queueWindow in
-// enqueue order, leaving alone what is being sent or recorded.
+// fill reads the deliveries of hq that may be sent now (due, and first
+// of their call) into the window, and finds whether the window then
+// holds everything the hook has waiting.
 func (l *loop) fill(ctx context.Context, hq *hookQueue) {
 	d := l.d
-	rows, err := d.s.waiting(ctx, hq.hook.ID, queueWindow)
 	now := d.opts.Now()
 	hq.lastRead = now
+	// Heads already held or answered come back too: ask for that many
+	// more than there is room for.
+	unrecorded := int(l.taken[hq.hook.ID] - d.rec.committedFor(hq.hook.ID))
+	limit := max(queueWindow-hq.size(), 0) + len(hq.calls) + max(unrecorded, 0)
+	heads, err := d.s.dueHeads(ctx, hq.hook.ID, now, limit)
 	if err != nil {
 		d.log.Error("dispatch: read waiting deliveries", "hook", hq.hook, "err", err)
-		hq.complete = false
-		l.refilling = true
+		l.incomplete(hq, now)
 		return
 	}
-	seen := make(map[string]bool, len(rows))
-	var moved []*callQueue
-	for _, e := range rows {
-		seen[e.ID] = true
+	var calls []string
+	for _, e := range heads {
 		if l.recording[e.ID] > 0 {
-			continue
+			continue // answered; the store has not caught up
 		}
 		if old := hq.byID[e.ID]; old != nil {
 			cq := hq.calls[old.CallID]
-			if cq.busy && cq.head() == old {
-				continue
-			}
-			if !old.due.Equal(e.due) || old.Attempts != e.Attempts {
+			if cq.head() == old && !cq.busy && !old.due.Equal(e.due) {
 				// Requeued by someone else (deliveries retry).
 				old.Attempts, old.State, old.NextAttempt, old.due = e.Attempts, e.State, e.NextAttempt, e.due
-				moved = append(moved, cq)
+				schedule(cq, now, &l.timers)
 			}
 			continue
 		}
-		cq, _ := hq.add(e)
-		moved = append(moved, cq)
+		calls = append(calls, e.CallID)
 	}
-	full := len(rows) == queueWindow
-	var last int64
-	if full {
-		last = rows[len(rows)-1].n
+	// A call is taken whole, so that its next delivery goes as soon as the
+	// previous one is answered, not once its record is read back.
+	rows, err := d.s.waitingOfCalls(ctx, hq.hook.ID, calls)
+	if err != nil {
+		d.log.Error("dispatch: read waiting deliveries", "hook", hq.hook, "err", err)
+		l.incomplete(hq, now)
+		return
 	}
-	for id, e := range hq.byID {
-		if seen[id] || l.recording[id] > 0 || (full && e.n > last) {
+	for _, e := range rows {
+		if l.recording[e.ID] > 0 || hq.byID[e.ID] != nil {
 			continue
 		}
-		cq := hq.calls[e.CallID]
-		if cq != nil && cq.busy && cq.head() == e {
-			continue
+		if hq.size() >= queueWindow {
+			l.incomplete(hq, now)
+			break
 		}
-		// Finished by someone else, or its hook's rows removed.
-		hq.remove(e)
-		if cq != nil {
-			moved = append(moved, cq)
+		if cq, head := hq.add(e); head {
+			schedule(cq, now, &l.timers)
 		}
 	}
-	for _, cq := range moved {
-		schedule(cq, now, &l.timers)
+	if len(heads) == limit || hq.size() >= queueWindow {
+		// More may be due than were read: the window is short for now.
+		l.incomplete(hq, now)
+		return
 	}
-	hq.complete = !full
-	if full {
-		l.refilling = true
+	// Whether the window holds all the hook has waiting is asked with the
+	// writers held off: every delivery committed so far has then been
+	// handed over (the outbox hands over under the lock), and the records
+	// committed are counted exactly. The store then has waiting the
+	// window, the answers whose record is not committed, and whatever the
+	// window lacks.
+	d.s.wmu.lock(true) // briefly: a count of at most a window
+	resync := l.absorb()
+	expect := hq.size() + int(l.taken[hq.hook.ID]-d.rec.committedFor(hq.hook.ID))
+	waiting, err := d.s.waitingUpTo(ctx, hq.hook.ID, expect+1)
+	d.s.wmu.unlock()
+	if resync {
+		d.s.notify()
 	}
+	if err != nil {
+		d.log.Error("dispatch: count waiting deliveries", "hook", hq.hook, "err", err)
+		l.incomplete(hq, now)
+		return
+	}
+	if waiting != expect {
+		l.incomplete(hq, now)
+		return
+	}
+	hq.complete = true
+}
+
+// incomplete marks hq's window as short of what waits in the store: new
+// deliveries stay there until a read takes them, in call order. Calls
+// parked until a retry leave the window, so that they cannot fill it
+// while others could be sent; the read brings them back when due.
+func (l *loop) incomplete(hq *hookQueue, now time.Time) {
+	l.refilling = true
+	if !hq.complete {
+		return
+	}
+	hq.complete = false
+	for _, cq := range hq.calls {
+		l.park(cq, now)
+	}
+}
+
+// park takes cq out of an incomplete window when its head waits for a
+// retry.
+func (l *loop) park(cq *callQueue, now time.Time) {
+	hq := cq.hook
+	if hq.complete || cq.busy || cq.head() == nil || !cq.head().due.After(now) {
+		return
+	}
+	for _, e := range cq.items {
+		delete(hq.byID, e.ID)
+	}
+	cq.items = nil
+	delete(hq.calls, cq.call)
 }
 
 // start sends every ready head its hook has room for.
@@ -467,8 +535,10 @@ func (l *loop) answered(a answer) {
 		l.recording[e.ID]++
 		e.Attempts++
 		e.State, e.NextAttempt, e.due = Retrying, a.o.next, a.o.next
+		l.park(cq, now)
 	default: // delivered, or dead: the call's next may go
 		l.recording[e.ID]++
+		l.taken[hq.hook.ID]++
 		hq.remove(e)
 		if e.n > l.handed {
 			l.finished[e.ID] = e.n
@@ -483,6 +553,9 @@ func (l *loop) done(recs []*recording) {
 		id := rec.dl.ID
 		if l.recording[id]--; l.recording[id] <= 0 {
 			delete(l.recording, id)
+		}
+		if rec.err != nil && takes(rec.o) {
+			l.taken[rec.hook.ID]-- // still waiting in the store
 		}
 		if by, ok := l.gone[rec.hook.ID]; ok && by == id {
 			delete(l.gone, rec.hook.ID)

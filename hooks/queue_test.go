@@ -90,8 +90,7 @@ func TestHandoffAfterReadIsNotSentTwice(t *testing.T) {
 	h := addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})
 	s.attach(true)
 	enqueue(t, s, event("A", 1, cdr.CallInit))
-	l := &loop{d: NewDispatcher(s, DispatchOptions{Logger: quiet}), hooks: map[int64]*hookQueue{},
-		recording: map[string]int{}, finished: map[string]int64{}, gone: map[int64]string{}}
+	l := newLoop(NewDispatcher(s, DispatchOptions{Logger: quiet}), ctx)
 	// The read happens before the handoff is taken.
 	fresh, _ := s.takeFresh()
 	require.Len(t, fresh, 1)
@@ -154,4 +153,70 @@ func TestRetryFromAnotherProcessReachesTheWindow(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, 2, got)
+}
+
+// After an outage that left more deliveries waiting for a retry than the
+// window holds, a new call's event goes out as soon as the receiver
+// answers again: parked calls do not fill the window ahead of it.
+func TestNewCallsFlowPastParkedRetries(t *testing.T) {
+	s, _ := newStore(t)
+	var mu sync.Mutex
+	down := true
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		sent = append(sent, r.Header.Get("X-Kanca-Call"))
+	}))
+	defer srv.Close()
+	addHook(t, s, Hook{URL: srv.URL})
+	var units []Unit
+	for c := range queueWindow + 200 {
+		units = append(units, Unit{Events: []cdr.Event{event(fmt.Sprint("old-", c), 1, cdr.CallInit)}})
+	}
+	o := NewOutbox(s, OutboxOptions{})
+	_, err := o.Commit(context.Background(), units)
+	require.NoError(t, err)
+	hour := RetryPolicy{Initial: time.Hour, Factor: 1, Max: time.Hour, Attempts: 5}
+	run(t, s, DispatchOptions{Retry: hour, MaxInFlight: 16, PollInterval: time.Hour})
+	waitFor(t, "every old delivery tried once", allIn(t, s, Retrying))
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	require.NoError(t, o.Enqueue(context.Background(), []cdr.Event{event("new", 1, cdr.CallInit)}))
+	waitFor(t, "the new call delivered", func() bool {
+		return len(deliveries(t, s, Filter{CallID: "new", State: Delivered})) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"new"}, sent, "the old ones wait for their retry")
+}
+
+// A retry falls due on its own timer: nothing else has to wake the
+// dispatcher for it to be sent.
+func TestRetryIsSentWhenDueWithoutAPoll(t *testing.T) {
+	s, _ := newStore(t)
+	var mu sync.Mutex
+	tries := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tries++; tries == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	addHook(t, s, Hook{URL: srv.URL})
+	enqueue(t, s, event("A", 1, cdr.CallInit))
+	soon := RetryPolicy{Initial: 50 * time.Millisecond, Factor: 1, Max: 50 * time.Millisecond, Attempts: 3}
+	run(t, s, DispatchOptions{Retry: soon, PollInterval: time.Hour})
+	waitFor(t, "delivered on the second try", allIn(t, s, Delivered))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 2, tries)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -34,10 +35,29 @@ type recorder struct {
 	s    *Store
 	in   chan *recording
 	done func([]*recording)
+
+	mu        sync.Mutex
+	committed map[int64]int64 // per hook, answers taking a delivery out of the window, recorded
+}
+
+// takes reports whether an answer takes its delivery out of the waiting
+// ones.
+func takes(o outcome) bool { return o.state != Retrying && !o.gone }
+
+// committedFor is how many answers of the hook that took a delivery out
+// of the window are committed. It moves only under the store's write
+// lock, with the commit.
+func (rc *recorder) committedFor(hookID int64) int64 {
+	if rc == nil {
+		return 0
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.committed[hookID]
 }
 
 func newRecorder(s *Store, done func([]*recording)) *recorder {
-	return &recorder{s: s, in: make(chan *recording, maxRecordBatch), done: done}
+	return &recorder{s: s, in: make(chan *recording, maxRecordBatch), done: done, committed: map[int64]int64{}}
 }
 
 // recordLinger is how long a group waits for more attempts before it
@@ -72,7 +92,15 @@ func (rc *recorder) run(ctx context.Context) {
 			default:
 			}
 		}
-		rc.s.recordAll(ctx, batch)
+		rc.s.recordAll(ctx, batch, func() {
+			rc.mu.Lock()
+			for _, rec := range batch {
+				if takes(rec.o) {
+					rc.committed[rec.hook.ID]++
+				}
+			}
+			rc.mu.Unlock()
+		})
 		rc.done(slices.Clone(batch))
 	}
 }
@@ -80,7 +108,7 @@ func (rc *recorder) run(ctx context.Context) {
 // recordAll logs each attempt and moves its delivery on, all in one
 // transaction. A transaction that fails fails every attempt in it: their
 // deliveries stay due and are sent again, at least once.
-func (s *Store) recordAll(ctx context.Context, recs []*recording) {
+func (s *Store) recordAll(ctx context.Context, recs []*recording, committed func()) {
 	fail := func(err error) {
 		for _, rec := range recs {
 			rec.ok, rec.err = false, err
@@ -105,7 +133,9 @@ func (s *Store) recordAll(ctx context.Context, recs []*recording) {
 	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("record %d attempts: commit: %w", len(recs), err))
+		return
 	}
+	committed() // still holding the write lock
 }
 
 // recordTx logs an attempt and moves its delivery on. It returns false if

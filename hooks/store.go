@@ -111,15 +111,7 @@ CREATE TABLE journal (
 );
 CREATE INDEX journal_channel ON journal(channel);
 `,
-	// The dispatcher holds each hook's waiting deliveries in memory and reads
-	// them back from the store only in enqueue order, to fill its window:
-	// one index serves that, and the two it no longer queries would cost
-	// every insert and every recorded attempt an update each.
 	`
-CREATE INDEX outbox_waiting_n ON outbox(hook_id, n) WHERE state IN ('pending', 'retrying');
-DROP INDEX outbox_waiting;
-DROP INDEX outbox_waiting_call;
-
 -- Every change to the hooks, by any process, moves this on, so the
 -- outbox reads the hooks again only when they changed.
 CREATE TABLE hooks_version (v INTEGER NOT NULL);
