@@ -391,6 +391,14 @@ func (s *Store) waitingUpTo(ctx context.Context, hookID int64, limit int) (int, 
 	return n, err
 }
 
+// changes is a number that moves whenever a hook changes or a delivery
+// is requeued, by any process.
+func (s *Store) changes(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.stmts.changes.QueryRowContext(ctx).Scan(&v)
+	return v, err
+}
+
 // lastEnqueued is the enqueue order of the newest delivery (0: none).
 func (s *Store) lastEnqueued(ctx context.Context) (int64, error) {
 	var n sql.NullInt64

@@ -196,7 +196,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			l.done(recs)
 		case <-wait.C:
 		case <-poll.C:
-			l.sync(ctx)
+			l.poll(ctx)
 		case <-prune.C:
 			d.prune(ctx)
 		}
@@ -246,6 +246,7 @@ type loop struct {
 	timers timers
 	// refilling: some hook's window is short of what waits in the store.
 	refilling bool
+	version   int64 // the store's changes as of the last sync
 
 	answers      chan answer
 	recorded     chan []*recording
@@ -310,9 +311,28 @@ func (l *loop) drain() {
 	}
 }
 
+// poll reads the store again if another process changed it: a window
+// that holds all its hook has waiting learns of nothing else there.
+func (l *loop) poll(ctx context.Context) {
+	v, err := l.d.s.changes(ctx)
+	if err != nil {
+		l.d.log.Error("dispatch: look for changes", "err", err)
+		return
+	}
+	if v != l.version {
+		l.sync(ctx)
+	}
+}
+
 // sync reads the enabled hooks and fills every window from the store.
 func (l *loop) sync(ctx context.Context) {
 	d := l.d
+	v, err := d.s.changes(ctx)
+	if err != nil {
+		d.log.Error("dispatch: look for changes", "err", err)
+		return
+	}
+	l.version = v // read first: a change during the sync is seen next poll
 	hs, err := d.s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks WHERE enabled = 1 ORDER BY id")
 	if err != nil {
 		d.log.Error("dispatch: list hooks", "err", err)
@@ -554,8 +574,13 @@ func (l *loop) done(recs []*recording) {
 		if l.recording[id]--; l.recording[id] <= 0 {
 			delete(l.recording, id)
 		}
-		if rec.err != nil && takes(rec.o) {
-			l.taken[rec.hook.ID]-- // still waiting in the store
+		if rec.err != nil {
+			// The store still has the delivery as it was, and the window
+			// no longer does: read it back.
+			if takes(rec.o) {
+				l.taken[rec.hook.ID]--
+			}
+			l.d.s.notify()
 		}
 		if by, ok := l.gone[rec.hook.ID]; ok && by == id {
 			delete(l.gone, rec.hook.ID)

@@ -140,7 +140,7 @@ func TestOutcomeOfEachResponse(t *testing.T) {
 				assert.Contains(t, hook.DisabledReason, "410 Gone")
 				assert.Equal(t, Dead, other.State, "the hook's queue is given up")
 				assert.Contains(t, other.LastError, "410 Gone")
-				assert.Equal(t, int64(1), d.Stats().Gone)
+				waitFor(t, "the 410 counted", func() bool { return d.Stats().Gone == 1 })
 			} else {
 				assert.True(t, hook.Enabled)
 				assert.NotEqual(t, Dead, other.State)
@@ -434,7 +434,8 @@ func TestDeadAfterLastAttemptThenReplayed(t *testing.T) {
 		assert.Len(t, atts, 3)
 		assert.Contains(t, dl.LastError, "gave up after 3 attempts: HTTP 502")
 	}
-	assert.Equal(t, int64(3), d.Stats().Dead)
+	// Counted once the record is committed, just after the store says so.
+	waitFor(t, "the dead counted", func() bool { return d.Stats().Dead == 3 })
 	depth, err := s.Depth(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, map[State]int{Pending: 0, Retrying: 0, Delivered: 0, Dead: 3}, depth)

@@ -208,7 +208,7 @@ func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Ti
 // holds wmu.
 func (s *Store) hooksByNumber(ctx context.Context, tx *sql.Tx) (map[string][]Hook, error) {
 	var v int64
-	if err := tx.StmtContext(ctx, s.stmts.hooksVersion).QueryRowContext(ctx).Scan(&v); err != nil {
+	if err := tx.StmtContext(ctx, s.stmts.changes).QueryRowContext(ctx).Scan(&v); err != nil {
 		return nil, fmt.Errorf("match hooks: %w", err)
 	}
 	if s.hooks.byNumber != nil && s.hooks.version == v {

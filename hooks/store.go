@@ -112,13 +112,17 @@ CREATE TABLE journal (
 CREATE INDEX journal_channel ON journal(channel);
 `,
 	`
--- Every change to the hooks, by any process, moves this on, so the
--- outbox reads the hooks again only when they changed.
-CREATE TABLE hooks_version (v INTEGER NOT NULL);
-INSERT INTO hooks_version VALUES (0);
-CREATE TRIGGER hooks_inserted AFTER INSERT ON hooks BEGIN UPDATE hooks_version SET v = v + 1; END;
-CREATE TRIGGER hooks_updated AFTER UPDATE ON hooks BEGIN UPDATE hooks_version SET v = v + 1; END;
-CREATE TRIGGER hooks_deleted AFTER DELETE ON hooks BEGIN UPDATE hooks_version SET v = v + 1; END;
+-- Every change to the hooks, and every delivery requeued, by any process,
+-- moves this on: the outbox reads the hooks again, and the dispatcher the
+-- deliveries, only when it moved.
+CREATE TABLE changes (v INTEGER NOT NULL);
+INSERT INTO changes VALUES (0);
+CREATE TRIGGER hooks_inserted AFTER INSERT ON hooks BEGIN UPDATE changes SET v = v + 1; END;
+CREATE TRIGGER hooks_updated AFTER UPDATE ON hooks BEGIN UPDATE changes SET v = v + 1; END;
+CREATE TRIGGER hooks_deleted AFTER DELETE ON hooks BEGIN UPDATE changes SET v = v + 1; END;
+CREATE TRIGGER outbox_requeued AFTER UPDATE OF state, next_attempt_at ON outbox
+	WHEN new.state = 'pending' AND (old.state != 'pending' OR new.next_attempt_at < old.next_attempt_at)
+	BEGIN UPDATE changes SET v = v + 1; END;
 `,
 }
 
@@ -139,8 +143,8 @@ type Store struct {
 	wmu   writeLock
 	stmts *statements
 	fresh handoff
-	// hooks is the enabled hooks by number as of hooks_version, read
-	// under wmu only.
+	// hooks is the enabled hooks by number as of the changes version,
+	// read under wmu only.
 	hooks struct {
 		version  int64
 		byNumber map[string][]Hook
