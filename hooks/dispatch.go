@@ -403,8 +403,7 @@ func (l *loop) fill(ctx context.Context, hq *hookQueue) {
 	hq.lastRead = now
 	// Heads already held or answered come back too: ask for that many
 	// more than there is room for.
-	unrecorded := int(l.taken[hq.hook.ID] - d.rec.committedFor(hq.hook.ID))
-	limit := max(queueWindow-hq.size(), 0) + len(hq.calls) + max(unrecorded, 0)
+	limit := max(queueWindow-hq.size(), 0) + len(hq.calls) + max(l.unrecorded(hq), 0)
 	heads, err := d.s.dueHeads(ctx, hq.hook.ID, now, limit)
 	if err != nil {
 		d.log.Error("dispatch: read waiting deliveries", "hook", hq.hook, "err", err)
@@ -460,7 +459,7 @@ func (l *loop) fill(ctx context.Context, hq *hookQueue) {
 	// window lacks.
 	d.s.wmu.lock(true) // briefly: a count of at most a window
 	resync := l.absorb()
-	expect := hq.size() + int(l.taken[hq.hook.ID]-d.rec.committedFor(hq.hook.ID))
+	expect := hq.size() + l.unrecorded(hq)
 	waiting, err := d.s.waitingUpTo(ctx, hq.hook.ID, expect+1)
 	d.s.wmu.unlock()
 	if resync {
@@ -476,6 +475,12 @@ func (l *loop) fill(ctx context.Context, hq *hookQueue) {
 		return
 	}
 	hq.complete = true
+}
+
+// unrecorded is how many answers took deliveries out of hq's window
+// whose records are not committed yet: the store still has them waiting.
+func (l *loop) unrecorded(hq *hookQueue) int {
+	return int(l.taken[hq.hook.ID] - l.d.rec.committedFor(hq.hook.ID))
 }
 
 // incomplete marks hq's window as short of what waits in the store: new

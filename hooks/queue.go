@@ -44,7 +44,7 @@ type hookQueue struct {
 	ready []*callQueue // heads due now and not being sent, oldest first
 	// complete: every waiting delivery of the hook is in the window, so a
 	// new one may join it directly. Otherwise new ones wait in the store
-	// until the window has read up to them.
+	// until a read finds their call's head due.
 	complete bool
 	sending  int
 	lastRead time.Time // when the window was last read from the store
