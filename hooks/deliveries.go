@@ -360,7 +360,7 @@ func (s *Store) waitingOfCalls(ctx context.Context, hookID int64, calls []string
 
 // entries reads deliveries of one hook for the dispatcher's window.
 func (s *Store) entries(ctx context.Context, q string, hookID int64, args ...any) ([]*entry, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.db.QueryContext(quick(ctx), q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read waiting deliveries of hook %d: %w", hookID, err)
 	}
@@ -386,7 +386,7 @@ func (s *Store) entries(ctx context.Context, q string, hookID int64, args ...any
 // limit: enough to tell whether there are as many as expected.
 func (s *Store) waitingUpTo(ctx context.Context, hookID int64, limit int) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_waiting
+	err := s.db.QueryRowContext(quick(ctx), `SELECT count(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_waiting
 		WHERE hook_id = ? AND state IN ('pending', 'retrying') LIMIT ?)`, hookID, limit).Scan(&n)
 	return n, err
 }
@@ -395,7 +395,7 @@ func (s *Store) waitingUpTo(ctx context.Context, hookID int64, limit int) (int, 
 // is requeued, by any process.
 func (s *Store) changes(ctx context.Context) (int64, error) {
 	var v int64
-	err := s.stmts.changes.QueryRowContext(ctx).Scan(&v)
+	err := s.stmts.changes.QueryRowContext(quick(ctx)).Scan(&v)
 	return v, err
 }
 

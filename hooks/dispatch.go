@@ -427,23 +427,29 @@ func (l *loop) fill(ctx context.Context, hq *hookQueue) {
 		calls = append(calls, e.CallID)
 	}
 	// A call is taken whole, so that its next delivery goes as soon as the
-	// previous one is answered, not once its record is read back.
-	rows, err := d.s.waitingOfCalls(ctx, hq.hook.ID, calls)
-	if err != nil {
-		d.log.Error("dispatch: read waiting deliveries", "hook", hq.hook, "err", err)
-		l.incomplete(hq, now)
-		return
-	}
-	for _, e := range rows {
-		if l.recording[e.ID] > 0 || hq.byID[e.ID] != nil {
-			continue
-		}
-		if hq.size() >= queueWindow {
+	// previous one is answered, not once its record is read back. Calls
+	// are read a part at a time, half as many as there is room for
+	// deliveries (most calls have several), so that the bodies of calls
+	// that will not fit are not read at all.
+	for len(calls) > 0 && hq.size() < queueWindow {
+		part := calls[:min(len(calls), max((queueWindow-hq.size())/2, 16))]
+		calls = calls[len(part):]
+		rows, err := d.s.waitingOfCalls(ctx, hq.hook.ID, part)
+		if err != nil {
+			d.log.Error("dispatch: read waiting deliveries", "hook", hq.hook, "err", err)
 			l.incomplete(hq, now)
-			break
+			return
 		}
-		if cq, head := hq.add(e); head {
-			schedule(cq, now, &l.timers)
+		for _, e := range rows {
+			if l.recording[e.ID] > 0 || hq.byID[e.ID] != nil {
+				continue
+			}
+			if hq.size() >= queueWindow {
+				break
+			}
+			if cq, head := hq.add(e); head {
+				schedule(cq, now, &l.timers)
+			}
 		}
 	}
 	if len(heads) == limit || hq.size() >= queueWindow {

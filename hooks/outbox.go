@@ -121,6 +121,7 @@ func (o *Outbox) commitReqs(ctx context.Context, reqs []*request, nEvents int) e
 		return fmt.Errorf("enqueue: begin: %w", err)
 	}
 	defer done()
+	ctx = quick(ctx)
 	now := o.opts.Now()
 	hooks, err := o.s.hooksByNumber(ctx, tx)
 	if err != nil {

@@ -120,6 +120,7 @@ func (s *Store) recordAll(ctx context.Context, recs []*recording, committed func
 		return
 	}
 	defer done()
+	ctx = quick(ctx)
 	update := tx.StmtContext(ctx, s.stmts.recordAttempt)
 	log := tx.StmtContext(ctx, s.stmts.logAttempt)
 	for _, rec := range recs {
