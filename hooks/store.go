@@ -276,9 +276,10 @@ func (s *Store) begin(ctx context.Context, urgent bool) (tx *sql.Tx, done func()
 
 // quick is the context for one statement on the hot path. go-sqlite3
 // starts a goroutine per statement, and one per row read, to watch a
-// context that can be cancelled; these statements take microseconds, so
-// they run to their end, and the transaction around them still honours
-// the caller's context.
+// context that can be cancelled. These statements are short (a row, or
+// a window's worth of rows), so they run to their end; a cancelled caller
+// stops at its next step, and a transaction begun with its context is
+// still rolled back.
 func quick(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // writeLock is a mutex whose urgent holders go first. A waiter that is
