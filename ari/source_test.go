@@ -478,19 +478,6 @@ func TestSourceBackPressure(t *testing.T) {
 	assert.Equal(t, 1, srv.Connections())
 }
 
-func TestBackoffWaits(t *testing.T) {
-	b := Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}
-	low, mid, high := func() float64 { return 0 }, func() float64 { return 0.5 }, func() float64 { return 0.999999 }
-	want := 500 * time.Millisecond
-	for attempt := range 12 {
-		assert.Equal(t, want, b.wait(attempt, mid), "attempt %d", attempt)
-		assert.Equal(t, time.Duration(float64(want)*0.8), b.wait(attempt, low))
-		assert.InDelta(t, float64(want)*1.2, float64(b.wait(attempt, high)), float64(time.Millisecond))
-		want = min(want*2, b.Max)
-	}
-	assert.Equal(t, b.Max, b.wait(1000, mid), "no overflow for a long outage")
-}
-
 func TestNewChecksConfig(t *testing.T) {
 	s, err := New(Config{User: "u", Password: "p"})
 	require.NoError(t, err)

@@ -309,13 +309,19 @@ func (c *Conn) Err() error {
 // order; it is closed when the connection ends.
 func (c *Conn) Events() <-chan []byte { return c.events }
 
-// command sends one command and waits for its answer, until ctx ends or
-// the connection does. A cmd with a line break is refused: it would be
-// read as several.
+// command sends one command and waits for its answer, until the
+// connection's timeout passes, ctx ends or the connection does. A cmd with
+// a line break is refused: it would be read as several.
 func (c *Conn) command(ctx context.Context, cmd string) (message, error) {
 	if strings.ContainsAny(cmd, "\r\n") {
 		return message{}, fmt.Errorf("command %.40q has a line break", cmd)
 	}
+	wait := c.timeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait = time.Until(d)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	ch := make(chan message, 1)
 	c.wmu.Lock()
 	c.qmu.Lock()
@@ -335,6 +341,11 @@ func (c *Conn) command(ctx context.Context, cmd string) (message, error) {
 	case m := <-ch:
 		return m, nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The answer may still come; it is matched to this command and
+			// dropped, so the answers behind it stay in step.
+			return message{}, fmt.Errorf("no answer from FreeSWITCH within %s: %w", wait.Round(time.Millisecond), ctx.Err())
+		}
 		return message{}, ctx.Err()
 	case <-c.done:
 		return message{}, c.err
@@ -343,7 +354,9 @@ func (c *Conn) command(ctx context.Context, cmd string) (message, error) {
 
 // API runs an API command ("status", "show channels as json") and returns
 // its answer; an answer starting with -ERR is returned as an error
-// wrapping ErrCommand.
+// wrapping ErrCommand. Like every command it waits for its answer no
+// longer than the timeout given to Dial (or ctx's deadline if sooner): then
+// it fails with an error that says so and wraps context.DeadlineExceeded.
 func (c *Conn) API(ctx context.Context, cmd string) (string, error) {
 	m, err := c.command(ctx, "api "+cmd)
 	if err != nil {
@@ -354,6 +367,31 @@ func (c *Conn) API(ctx context.Context, cmd string) (string, error) {
 		return "", fmt.Errorf("api %s: %w: %s", cmd, ErrCommand, firstLine(m.body))
 	}
 	return body, nil
+}
+
+// BgAPI starts an API command in the background ("originate ...") and
+// returns the Job-UUID FreeSWITCH gave it, once FreeSWITCH took it; the
+// command's own answer comes later as a BACKGROUND_JOB event with that
+// Job-UUID, to whoever subscribed to it. A refusal ("-ERR ...") wraps
+// ErrCommand.
+func (c *Conn) BgAPI(ctx context.Context, cmd string) (string, error) {
+	m, err := c.command(ctx, "bgapi "+cmd)
+	if err != nil {
+		return "", fmt.Errorf("bgapi %s: %w", cmd, err)
+	}
+	reply := m.replyText()
+	if !isOK(reply) {
+		return "", fmt.Errorf("bgapi %s: %w: %.80s", cmd, ErrCommand, reply)
+	}
+	job := m.header["Job-UUID"]
+	if job == "" {
+		_, job, _ = strings.Cut(reply, "Job-UUID: ")
+		job = strings.TrimSpace(job)
+	}
+	if job == "" {
+		return "", fmt.Errorf("bgapi %s: the answer names no Job-UUID: %.80s", cmd, reply)
+	}
+	return job, nil
 }
 
 // Subscribe asks for events in the "event json" format: names are event

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kanca/kanca/cdr"
-	"github.com/kanca/kanca/internal/backoff"
+	"github.com/kanca/kanca/follow"
 )
 
 // Config says where FreeSWITCH's event socket is and how to behave when it
@@ -38,19 +35,13 @@ type Config struct {
 	// ReorderWait is how long an event may be held back for events with a
 	// lower Event-Sequence still on their way. Default 100 ms.
 	ReorderWait time.Duration
+	// OnReconcile, if set, is called after every (re)connect's
+	// reconciliation; see follow.Config.
+	OnReconcile func(follow.Gap)
 }
 
-// Backoff shapes the waits between connection attempts, as ari.Backoff
-// does: Initial, doubling up to Max, each spread by ±Jitter.
-type Backoff struct {
-	Initial time.Duration // default 500 ms
-	Max     time.Duration // default 30 s
-	Jitter  float64       // fraction of each wait, default 0.2
-}
-
-func (b Backoff) wait(attempt int, jitter func() float64) time.Duration {
-	return backoff.Wait(b.Initial, b.Max, b.Jitter, attempt, jitter())
-}
+// Backoff shapes the waits between connection attempts (see follow.Backoff).
+type Backoff = follow.Backoff
 
 const (
 	// DefaultAddr is mod_event_socket's own default.
@@ -59,14 +50,14 @@ const (
 	defaultProbeInterval = 30 * time.Second
 	defaultReorderWait   = 100 * time.Millisecond
 
-	// maxNames bounds Stats.ByName against a peer inventing event names.
-	maxNames = 128
 	// maxEarly bounds the event bytes held while waiting for the channel
 	// list after a (re)connect.
 	maxEarly = 64 << 20
-	// excerptLen is how much of a malformed event is logged.
-	excerptLen = 160
 )
+
+// ErrNotConnected is returned by a command sent while the Source has no
+// live connection (before the first, or between a drop and the reconnect).
+var ErrNotConnected = errors.New("not connected to FreeSWITCH")
 
 // Subscription is what the Source asks the socket for ("event json" and
 // these words): every event DecodeFields maps to a tracker input, and
@@ -83,37 +74,17 @@ var Subscription = []string{
 }
 
 // Source follows one FreeSWITCH through its event socket and turns its
-// events into tracker inputs.
+// events into tracker inputs: the event socket adapter of a
+// follow.Follower.
 type Source struct {
-	cfg     Config
-	log     *slog.Logger
-	jitter  func() float64 // in [0,1); replaceable by tests
-	running atomic.Bool
+	f    *follow.Follower
+	cfg  Config
+	log  *slog.Logger
+	conn atomic.Pointer[Conn] // the subscribed connection, nil between sessions
 
-	// Owned by the Run goroutine.
-	order    *Order[Fields]
-	live     map[string]liveChannel
-	pending  map[string]pendingChannel
-	lastTime time.Time // latest event time handled: when the connection dropped, at best
-	everUp   bool
-
-	mu    sync.Mutex
-	stats Stats
-}
-
-// liveChannel is a channel seen created (or adopted) and not yet
-// destroyed, with its latest snapshot and the switch that reported it.
-type liveChannel struct {
-	ch     cdr.Channel
-	server string
-}
-
-// pendingChannel is what the channel list said that the stream may still
-// be about to say itself; the channel's next event settles it.
-type pendingChannel struct {
-	lc    liveChannel
-	adopt bool      // unknown channel: adopt it; else it was answered in the gap
-	at    time.Time // the latest time the list can be placed at
+	// Owned by the Run goroutine: kept across sessions, so a reconnect to
+	// the same FreeSWITCH (same Core-UUID) goes on where it left.
+	order *Order[Fields]
 }
 
 // Stats is a copy of the Source's counters, for metrics.
@@ -145,30 +116,22 @@ func New(cfg Config) (*Source, error) {
 	if cfg.ReorderWait <= 0 {
 		cfg.ReorderWait = defaultReorderWait
 	}
-	if cfg.Backoff.Initial <= 0 {
-		cfg.Backoff.Initial = 500 * time.Millisecond
-	}
-	if cfg.Backoff.Max <= 0 {
-		cfg.Backoff.Max = 30 * time.Second
-	}
-	if cfg.Backoff.Max < cfg.Backoff.Initial {
-		cfg.Backoff.Max = cfg.Backoff.Initial
-	}
-	if cfg.Backoff.Jitter <= 0 || cfg.Backoff.Jitter >= 1 {
-		cfg.Backoff.Jitter = 0.2
-	}
 	if err := CheckConfig(cfg); err != nil {
 		return nil, err
 	}
-	return &Source{
-		cfg:     cfg,
-		log:     cfg.Logger.With("source", "esl"),
-		jitter:  rand.Float64,
-		order:   NewOrder[Fields](DefaultWindow),
-		live:    make(map[string]liveChannel),
-		pending: make(map[string]pendingChannel),
-		stats:   Stats{ByName: make(map[string]uint64)},
-	}, nil
+	s := &Source{
+		cfg:   cfg,
+		log:   cfg.Logger.With("source", "esl"),
+		order: NewOrder[Fields](DefaultWindow),
+	}
+	s.f = follow.New(follow.Config{
+		Name: "esl", PBX: "FreeSWITCH", Logger: s.log, Backoff: cfg.Backoff,
+		ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.Timeout, Probe: "api status",
+		Refusals:       []error{ErrUnauthorized, ErrRejected},
+		ConnectedAttrs: []any{"addr", cfg.Addr},
+		OnReconcile:    cfg.OnReconcile,
+	}, s.dial)
+	return s, nil
 }
 
 // CheckConfig reports what makes cfg unusable, as New does, without
@@ -192,182 +155,107 @@ func CheckConfig(cfg Config) error {
 }
 
 // Seed tells the Source, before Run, which channels kanca followed when it
-// last stopped, each by its latest input: the first reconciliation reports
-// those FreeSWITCH no longer lists as gone, at the latest time seeded. It
-// must not be called while Run runs.
-func (s *Source) Seed(live []cdr.Input) {
-	if s.running.Load() {
-		panic("esl: Seed called while the Source runs")
-	}
-	for _, in := range live {
-		s.live[in.Channel.ID] = liveChannel{ch: in.Channel, server: in.Server}
-		if in.Time.After(s.lastTime) {
-			s.lastTime = in.Time
-		}
-	}
-}
+// last stopped (see follow.Follower.Seed).
+func (s *Source) Seed(live []cdr.Input) { s.f.Seed(live) }
+
+// Run follows FreeSWITCH until ctx ends, calling emit with every input in
+// Event-Sequence order (see follow.Follower.Run). It reconnects, with
+// backoff, after every failure, a refused password included.
+func (s *Source) Run(ctx context.Context, emit func(cdr.Input)) error { return s.f.Run(ctx, emit) }
 
 // Addr is the event socket address the Source connects to.
 func (s *Source) Addr() string { return s.cfg.Addr }
 
-// Run connects and calls emit with every input, synchronously and in
-// Event-Sequence order, from the calling goroutine: a slow emit slows
-// reading (TCP back-pressure to FreeSWITCH) instead of dropping events.
-// After each (re)connect the reconciliation inputs (KindGone, and the
-// KindCreated and KindState held for the channels' next events) come before
-// any event of the new connection. Run reconnects, with backoff, after
-// every failure, a refused password included, and returns nil when ctx
-// ends. It returns an error only if misused.
-func (s *Source) Run(ctx context.Context, emit func(cdr.Input)) error {
-	if emit == nil {
-		return errors.New("esl: Run needs an emit function")
-	}
-	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("esl: Source is already running")
-	}
-	defer s.running.Store(false)
-
-	attempt := 0
-	for {
-		up, err := s.session(ctx, emit)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if up {
-			attempt = 0
-		}
-		s.setError(err)
-		wait := s.cfg.Backoff.wait(attempt, s.jitter)
-		attempt++
-		switch {
-		case up:
-			s.log.Warn("disconnected from FreeSWITCH", "err", err, "retry_in", wait)
-		case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrRejected):
-			s.log.Error("cannot connect to FreeSWITCH", "err", err, "retry_in", wait)
-		default:
-			s.log.Warn("cannot connect to FreeSWITCH", "err", err, "retry_in", wait)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+// Stats returns a copy of the counters; safe from any goroutine.
+func (s *Source) Stats() Stats {
+	st := s.f.Stats()
+	return Stats{Events: st.Received, ByName: st.ByType, Malformed: st.Malformed,
+		Reconnects: st.Reconnects, Connected: st.Connected, LastError: st.LastError, Gone: st.Gone, Adopted: st.Adopted}
 }
 
-// session is one connection: dial, subscribe, reconcile, read until it
-// fails. up says whether it got as far as reconciling, which resets the
-// backoff.
-func (s *Source) session(ctx context.Context, emit func(cdr.Input)) (up bool, err error) {
+// API runs an API command ("uuid_kill UUID", "uuid_broadcast UUID
+// playback::FILE aleg") on the connection the Source follows FreeSWITCH
+// with, and returns its answer (see Conn.API); within Config.Timeout, or
+// ctx's deadline if sooner. It fails with ErrNotConnected between
+// connections.
+func (s *Source) API(ctx context.Context, cmd string) (string, error) {
+	c := s.conn.Load()
+	if c == nil {
+		return "", fmt.Errorf("api %s: %w", cmd, ErrNotConnected)
+	}
+	return c.API(ctx, cmd)
+}
+
+// BgAPI starts an API command in the background ("originate ...") on the
+// connection the Source follows FreeSWITCH with and returns its Job-UUID
+// once FreeSWITCH took it (see Conn.BgAPI). It fails with ErrNotConnected
+// between connections.
+func (s *Source) BgAPI(ctx context.Context, cmd string) (string, error) {
+	c := s.conn.Load()
+	if c == nil {
+		return "", fmt.Errorf("bgapi %s: %w", cmd, ErrNotConnected)
+	}
+	return c.BgAPI(ctx, cmd)
+}
+
+// dial connects, logs in and subscribes.
+func (s *Source) dial(ctx context.Context) (follow.Session, error) {
 	c, err := Dial(ctx, s.cfg.Addr, s.cfg.Password, s.cfg.Timeout)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	defer c.Close()
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	err = c.Subscribe(cctx, Subscription...)
-	cancel()
-	if err != nil {
-		return false, fmt.Errorf("event socket %s: %w", s.cfg.Addr, err)
-	}
-
-	// The channel list is asked for after the subscription exists, so
-	// every change after the list is also in the stream: nothing falls
-	// between. Events that come before the list's answer wait for it.
-	rows, early, err := s.list(ctx, c)
-	if err != nil {
-		return false, fmt.Errorf("event socket %s: reconcile: %w", s.cfg.Addr, err)
-	}
-	s.reconcile(rows, early, emit)
-
-	s.mu.Lock()
-	s.stats.Connected = true
-	if s.everUp {
-		s.stats.Reconnects++
-	}
-	s.mu.Unlock()
-	if s.everUp {
-		s.log.Info("reconnected to FreeSWITCH", "addr", s.cfg.Addr)
-	} else {
-		s.log.Info("connected to FreeSWITCH", "addr", s.cfg.Addr)
-	}
-	s.everUp = true
-	defer func() {
-		s.mu.Lock()
-		s.stats.Connected = false
-		s.mu.Unlock()
-	}()
-
-	if s.cfg.ProbeInterval > 0 {
-		pctx, cancel := context.WithCancel(ctx)
-		stopped := make(chan struct{})
-		go func() {
-			defer close(stopped)
-			s.probe(pctx, c)
-		}()
-		// The prober never outlives its connection.
-		defer func() {
-			cancel()
-			<-stopped
-		}()
-	}
-
-	// Events received are real whatever happens next: what the reorder
-	// buffer holds goes out before the next connection reconciles.
-	defer s.flush(emit)
-	for _, f := range early {
-		s.receive(f, emit)
+	if err := c.Subscribe(ctx, Subscription...); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("event socket %s: %w", s.cfg.Addr, err)
 	}
 	hold := time.NewTimer(time.Hour)
 	hold.Stop()
-	defer hold.Stop()
-	armed := false
-	arm := func() {
-		if !armed && s.order.Len() > 0 {
-			hold.Reset(s.cfg.ReorderWait)
-			armed = true
-		}
-	}
-	arm()
-	for {
-		var due <-chan time.Time
-		if armed {
-			due = hold.C
-		}
-		select {
-		case raw, ok := <-c.Events():
-			if !ok {
-				return true, fmt.Errorf("event socket %s: %w", s.cfg.Addr, c.Err())
-			}
-			if f, ok := s.parse(raw); ok {
-				s.receive(f, emit)
-			}
-		case <-due:
-			armed = false
-			for _, f := range s.order.Release(time.Now().Add(-s.cfg.ReorderWait)) {
-				s.handle(f, emit)
-			}
-		case <-ctx.Done():
-			return true, ctx.Err()
-		}
-		arm()
-	}
+	e := &session{src: s, c: c, hold: hold}
+	s.conn.Store(c)
+	return e, nil
 }
 
-// list asks for the live channels and collects the events that arrive
-// before the answer.
-func (s *Source) list(ctx context.Context, c *Conn) ([]row, []Fields, error) {
+// session is one subscribed connection.
+type session struct {
+	src     *Source
+	c       *Conn
+	early   []Fields // events read while waiting for the channel list
+	started bool     // early was handed over
+	hold    *time.Timer
+	armed   bool // hold runs: held events are due when it fires
+}
+
+// List asks for the live channels and collects the events that arrive
+// before the answer: the socket answers on the event stream.
+func (e *session) List(ctx context.Context) (follow.Listing, error) {
+	rows, early, err := e.list(ctx)
+	if err != nil {
+		return follow.Listing{}, fmt.Errorf("event socket %s: reconcile: %w", e.src.cfg.Addr, err)
+	}
+	e.early = early
+	l := follow.Listing{Coarse: true, Ended: map[string]bool{}}
+	for _, f := range early {
+		switch f["event-name"] {
+		case "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY":
+			l.Ended[f["unique-id"]] = true
+		}
+	}
+	for _, r := range rows {
+		l.Channels = append(l.Channels, follow.Listed{Channel: r.channel(), Server: r.Hostname})
+	}
+	return l, nil
+}
+
+func (e *session) list(ctx context.Context) ([]row, []Fields, error) {
 	type answer struct {
 		body string
 		err  error
 	}
 	got := make(chan answer, 1)
-	lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	lctx, cancel := context.WithTimeout(ctx, e.src.cfg.Timeout)
 	defer cancel()
 	go func() {
-		body, err := c.API(lctx, "show channels as json")
+		body, err := e.c.API(lctx, "show channels as json")
 		got <- answer{body, err}
 	}()
 	var early []Fields
@@ -380,51 +268,81 @@ func (s *Source) list(ctx context.Context, c *Conn) ([]row, []Fields, error) {
 			}
 			rows, err := parseChannels(a.body)
 			return rows, early, err
-		case raw, ok := <-c.Events():
+		case raw, ok := <-e.c.Events():
 			if !ok {
-				return nil, nil, c.Err()
+				return nil, nil, e.c.Err()
 			}
 			size += len(raw)
 			if size > maxEarly {
 				return nil, nil, fmt.Errorf("over %d bytes of events before the channel list", maxEarly)
 			}
-			if f, ok := s.parse(raw); ok {
+			if f, ok := e.src.parse(raw); ok {
 				early = append(early, f)
 			}
 		}
 	}
 }
 
-// probe closes c when FreeSWITCH stops answering "api status" while the
-// reader waits for it. An answer that is late while events flow, or while
-// emit holds the reader (nobody reads the answer), proves nothing.
-func (s *Source) probe(ctx context.Context, c *Conn) {
-	t := time.NewTicker(s.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.Done():
-			return
-		case <-t.C:
+// Next hands over the events read before the list first, then reads one
+// event, or releases those the reorder buffer held long enough. When the
+// connection ends, what the buffer holds goes out with the error: events
+// received are real whatever happens next.
+func (e *session) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error) {
+	if !e.started {
+		e.started = true
+		for _, f := range e.early {
+			dst = e.src.receive(f, dst)
 		}
-		before := c.read.Load()
-		sent := time.Now().UnixNano()
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		_, err := c.API(pctx, "status")
-		cancel()
-		if err == nil || ctx.Err() != nil || c.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			continue
-		}
-		since := c.waitingSince.Load()
-		if c.read.Load() != before || since == 0 || since > sent {
-			continue
-		}
-		s.log.Warn("FreeSWITCH stopped answering; dropping the connection", "waited", s.cfg.Timeout)
-		c.fail(fmt.Errorf("no answer to api status within %s", s.cfg.Timeout))
-		return
+		e.early = nil
+		e.arm()
+		return dst, nil
 	}
+	var due <-chan time.Time
+	if e.armed {
+		due = e.hold.C
+	}
+	select {
+	case raw, ok := <-e.c.Events():
+		if !ok {
+			return e.src.flush(dst), fmt.Errorf("event socket %s: %w", e.src.cfg.Addr, e.c.Err())
+		}
+		if f, ok := e.src.parse(raw); ok {
+			dst = e.src.receive(f, dst)
+		}
+	case <-due:
+		e.armed = false
+		for _, f := range e.src.order.Release(time.Now().Add(-e.src.cfg.ReorderWait)) {
+			dst = e.src.handle(f, dst)
+		}
+	case <-ctx.Done():
+		return e.src.flush(dst), ctx.Err()
+	}
+	e.arm()
+	return dst, nil
+}
+
+// arm starts the hold timer when events wait in the reorder buffer.
+func (e *session) arm() {
+	if !e.armed && e.src.order.Len() > 0 {
+		e.hold.Reset(e.src.cfg.ReorderWait)
+		e.armed = true
+	}
+}
+
+// Probe asks "api status": the answer comes on the event stream, behind
+// the events, so it proves the reader is fed too.
+func (e *session) Probe(ctx context.Context) error {
+	_, err := e.c.API(ctx, "status")
+	return err
+}
+
+func (e *session) Close(cause error) {
+	e.src.conn.CompareAndSwap(e.c, nil)
+	if cause != nil {
+		e.c.fail(cause)
+	}
+	e.c.Close()
+	e.hold.Stop()
 }
 
 // parse reads one event and counts it; a malformed one is logged and
@@ -438,135 +356,46 @@ func (s *Source) parse(raw []byte) (Fields, bool) {
 			name += " " + f["event-subclass"]
 		}
 	}
-	s.mu.Lock()
-	s.stats.Events++
-	if _, seen := s.stats.ByName[name]; seen || len(s.stats.ByName) < maxNames {
-		s.stats.ByName[name]++
-	} else {
-		s.stats.ByName["other"]++
-	}
+	s.f.Received(name)
 	if err != nil {
-		s.stats.Malformed++
-	}
-	s.mu.Unlock()
-	if err != nil {
-		s.log.Warn("skipped a malformed FreeSWITCH event", "err", err, "event", excerpt(raw))
+		s.f.Malformed()
+		s.log.Warn("skipped a malformed FreeSWITCH event", "err", err, "event", follow.Excerpt(raw))
 		return nil, false
 	}
 	return f, true
 }
 
-// receive puts an event through the reorder buffer and handles what it
+// receive puts an event through the reorder buffer and decodes what it
 // releases. An event without a sequence is handled where it stands, after
 // everything held, as Reorder does.
-func (s *Source) receive(f Fields, emit func(cdr.Input)) {
+func (s *Source) receive(f Fields, dst []cdr.Input) []cdr.Input {
 	seq, ok := f.Sequence()
 	if !ok {
-		s.flush(emit)
-		s.handle(f, emit)
-		return
+		return s.handle(f, s.flush(dst))
 	}
 	for _, g := range s.order.Push(f["core-uuid"], seq, time.Now(), f) {
-		s.handle(g, emit)
+		dst = s.handle(g, dst)
 	}
+	return dst
 }
 
-func (s *Source) flush(emit func(cdr.Input)) {
+func (s *Source) flush(dst []cdr.Input) []cdr.Input {
 	for _, f := range s.order.Flush() {
-		s.handle(f, emit)
+		dst = s.handle(f, dst)
 	}
+	return dst
 }
 
-// handle decodes one event in sequence order, keeps the live-channel
-// memory and emits.
-func (s *Source) handle(f Fields, emit func(cdr.Input)) {
+// handle decodes one event in sequence order.
+func (s *Source) handle(f Fields, dst []cdr.Input) []cdr.Input {
 	in, ok, err := DecodeFields(f)
 	if err != nil {
-		s.mu.Lock()
-		s.stats.Malformed++
-		s.mu.Unlock()
+		s.f.Malformed()
 		s.log.Warn("skipped a malformed FreeSWITCH event", "name", f["event-name"], "err", err)
-		return
+		return dst
 	}
-	if !ok {
-		return
+	if ok {
+		dst = append(dst, in)
 	}
-	if in.Time.After(s.lastTime) {
-		s.lastTime = in.Time
-	}
-	id := in.Channel.ID
-	if p, ok := s.pending[id]; ok {
-		delete(s.pending, id)
-		s.settle(p, in, emit)
-	}
-	switch in.Kind {
-	case cdr.KindCreated:
-		if _, known := s.live[id]; known {
-			return
-		}
-		s.live[id] = liveChannel{ch: in.Channel, server: in.Server}
-	case cdr.KindDestroyed:
-		delete(s.live, id)
-	default:
-		// in.Other is only the A-leg's id, not a snapshot: it refreshes
-		// nothing.
-		if lc, known := s.live[id]; known {
-			lc.ch = in.Channel
-			s.live[id] = lc
-		}
-	}
-	emit(in)
-}
-
-// settle emits what the channel list said about a channel, unless in, the
-// channel's first event since the list, says it itself. A CHANNEL_CREATE
-// means the channel was born after the subscription: its events tell its
-// whole story. Any other event means it is older: it is adopted with the
-// listed snapshot. A listed answer is kept only when in is not the answer
-// itself and shows the channel up or hanging up (Answer-State "hangup",
-// no state): in sequence order neither can come before its answer, while
-// an earlier state means the answer is still on its way.
-func (s *Source) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) {
-	at := p.at
-	if in.Time.Before(at) {
-		at = in.Time
-	}
-	switch {
-	case p.adopt && in.Kind != cdr.KindCreated:
-		s.live[p.lc.ch.ID] = p.lc
-		s.mu.Lock()
-		s.stats.Adopted++
-		s.mu.Unlock()
-		emit(cdr.Input{Kind: cdr.KindCreated, Time: at, Server: p.lc.server, Channel: p.lc.ch})
-	case !p.adopt && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == ""):
-		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch})
-	}
-}
-
-func excerpt(data []byte) string {
-	if len(data) > excerptLen {
-		data = data[:excerptLen]
-	}
-	return strings.ToValidUTF8(string(data), string(utf8.RuneError))
-}
-
-func (s *Source) setError(err error) {
-	if err == nil {
-		return
-	}
-	s.mu.Lock()
-	s.stats.LastError = err.Error()
-	s.mu.Unlock()
-}
-
-// Stats returns a copy of the counters; safe from any goroutine.
-func (s *Source) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	st.ByName = make(map[string]uint64, len(s.stats.ByName))
-	for k, v := range s.stats.ByName {
-		st.ByName[k] = v
-	}
-	return st
+	return dst
 }

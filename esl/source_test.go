@@ -652,10 +652,6 @@ func TestSourceSeededChannelsGoneAtStart(t *testing.T) {
 	}
 	cancel()
 	require.NoError(t, <-done)
-	assert.Panics(t, func() {
-		src.running.Store(true)
-		src.Seed(seed)
-	})
 }
 
 func countName(events [][]byte, name string) int {
@@ -666,17 +662,6 @@ func countName(events [][]byte, name string) int {
 		}
 	}
 	return n
-}
-
-func TestBackoffWaits(t *testing.T) {
-	b := Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}
-	mid := func() float64 { return 0.5 }
-	want := 500 * time.Millisecond
-	for attempt := range 12 {
-		assert.Equal(t, want, b.wait(attempt, mid), "attempt %d", attempt)
-		want = min(want*2, b.Max)
-	}
-	assert.Equal(t, b.Max, b.wait(1000, mid))
 }
 
 func TestNewChecksConfig(t *testing.T) {

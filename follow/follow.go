@@ -1,0 +1,510 @@
+package follow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/internal/backoff"
+)
+
+// Dial is what a PBX's adapter gives the Follower: it connects,
+// authenticates and subscribes to the PBX's events, and returns the
+// session. The subscription must exist when it returns: the channel list
+// is taken after it, so that every change after the list is also in the
+// stream.
+type Dial func(ctx context.Context) (Session, error)
+
+// Session is one connection to the PBX, used by one goroutine (the
+// Follower's Run) but for Probe and Close, which the liveness probe calls
+// from its own.
+type Session interface {
+	// List takes the channel list, once, right after Dial.
+	List(ctx context.Context) (Listing, error)
+	// Next waits until something happens on the connection (an event read,
+	// events held back released), appends the inputs it decoded to dst, in
+	// the PBX's order, and returns them; none is fine. When the connection
+	// ends it returns an error, with whatever inputs it still held.
+	Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error)
+	// Probe asks the PBX for an answer, within ctx. An error wrapping
+	// context.DeadlineExceeded means no answer came.
+	Probe(ctx context.Context) error
+	// Close ends the session; a Next under way returns. cause, when not
+	// nil, is why: Next's error should say it.
+	Close(cause error)
+}
+
+// Listed is one channel of a channel list, shaped as the adapter's decoder
+// shapes an event's channel, with the server that runs it.
+type Listed struct {
+	Channel cdr.Channel
+	Server  string
+}
+
+// Listing is a PBX's channel list as the adapter read it.
+type Listing struct {
+	Channels []Listed
+	// At is the PBX's clock when it listed, zero when the answer has none.
+	At time.Time
+	// Ended names channels whose end is among events already read but not
+	// yet handed over (a protocol that answers on the event stream reads
+	// them while it waits for the list): they are not reported gone, their
+	// own events say precisely when they ended.
+	Ended map[string]bool
+	// Coarse says the list's states are coarser than the events': only an
+	// answer ("Up") missed in a gap is reported, on the remembered
+	// snapshot. Otherwise any state change is, with the listed snapshot,
+	// and a listed snapshot replaces the remembered one.
+	Coarse bool
+}
+
+// Gap is what a (re)connect's reconciliation knew of the time nobody
+// listened, for Config.OnReconcile.
+type Gap struct {
+	// First is true for the first connection of a Run: the gap is then the
+	// time kanca was stopped, and Since the latest input seeded (zero when
+	// nothing was seeded).
+	First bool
+	// Since is the latest PBX time seen before the gap: when the stream
+	// was last heard, as far as the Follower can tell; zero if never.
+	Since time.Time
+	// Until is when the stream came back: the PBX's clock at the channel
+	// list when the list carries one, else this machine's.
+	Until time.Time
+	// Gone and Pending count the channels reported gone and the listed
+	// ones held for their next event (to adopt or to update).
+	Gone, Pending int
+}
+
+// Backoff shapes the waits between connection attempts: Initial, doubling
+// up to Max, each spread by ±Jitter so a fleet of kanca instances does not
+// reconnect in step after a PBX restart.
+type Backoff struct {
+	Initial time.Duration // default 500 ms
+	Max     time.Duration // default 30 s
+	Jitter  float64       // fraction of each wait, default 0.2
+}
+
+// WithDefaults fills what b leaves unset.
+func (b Backoff) WithDefaults() Backoff {
+	if b.Initial <= 0 {
+		b.Initial = 500 * time.Millisecond
+	}
+	if b.Max <= 0 {
+		b.Max = 30 * time.Second
+	}
+	if b.Max < b.Initial {
+		b.Max = b.Initial
+	}
+	if b.Jitter <= 0 || b.Jitter >= 1 {
+		b.Jitter = 0.2
+	}
+	return b
+}
+
+// Wait is the pause before attempt number attempt (0-based); r is a value
+// in [0,1) that spreads it.
+func (b Backoff) Wait(attempt int, r float64) time.Duration {
+	return backoff.Wait(b.Initial, b.Max, b.Jitter, attempt, r)
+}
+
+// Config says how to follow a PBX; the adapter fills it.
+type Config struct {
+	// Name prefixes errors of misuse ("ari"); PBX names the PBX in logs
+	// ("Asterisk").
+	Name, PBX string
+	Logger    *slog.Logger // default slog.Default()
+	Backoff   Backoff
+	// ProbeInterval is how often an idle connection is probed; zero or
+	// negative turns the probe off. ProbeTimeout bounds the wait for its
+	// answer. Probe is what the probe is called in logs ("pings").
+	ProbeInterval, ProbeTimeout time.Duration
+	Probe                       string
+	// Refusals are the dial errors that mean the PBX turned kanca away
+	// (credentials, an ACL): the operator must act, so they are logged as
+	// errors, with RefusalAttrs. They are retried all the same.
+	Refusals     []error
+	RefusalAttrs []any
+	// ConnectedAttrs say where the PBX is, in the (re)connected log line.
+	ConnectedAttrs []any
+	// OtherIsSnapshot says an input's Other carries the other channel's
+	// full snapshot, which then refreshes what is remembered of it (ARI's
+	// Dial); otherwise it is only an id.
+	OtherIsSnapshot bool
+	// OnReconcile, if set, is called after every (re)connect's
+	// reconciliation inputs were emitted and before any event of the new
+	// connection, from the goroutine that runs Run: a slow hook slows
+	// reading, as a slow emit does.
+	OnReconcile func(Gap)
+}
+
+const (
+	// maxTypes bounds Stats.ByType against a peer inventing event types.
+	maxTypes = 128
+	// excerptLen is how much of a malformed event is logged.
+	excerptLen = 160
+)
+
+// Stats is a copy of a Follower's counters, for metrics.
+type Stats struct {
+	Received   uint64            // events received
+	ByType     map[string]uint64 // events per type, as the adapter names them
+	Unknown    uint64            // events of types the PBX does not document
+	Malformed  uint64            // events skipped because they did not decode
+	Reconnects uint64            // successful connections after the first
+	Connected  bool
+	LastError  string // the latest connection or read error, "" if none yet
+	Gone       uint64 // channels reported gone by reconciliation
+	Adopted    uint64 // channels adopted by reconciliation
+}
+
+// Follower follows one PBX through an Adapter and turns its events into
+// tracker inputs.
+type Follower struct {
+	cfg     Config
+	log     *slog.Logger
+	dial    Dial
+	jitter  func() float64 // in [0,1); replaceable by tests
+	running atomic.Bool
+
+	// For the liveness probe: how many times Next returned, and since when
+	// (Unix ns) the loop has been waiting in Next (0 while it handles what
+	// Next returned).
+	reads        atomic.Uint64
+	waitingSince atomic.Int64
+
+	// Owned by the Run goroutine.
+	live     map[string]liveChannel
+	pending  map[string]pendingChannel
+	lastTime time.Time // latest event time seen: when the connection dropped, at best
+	everUp   bool
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// liveChannel is a channel seen created (or adopted) and not yet
+// destroyed, with its latest snapshot and the server that reported it.
+type liveChannel struct {
+	ch     cdr.Channel
+	server string
+}
+
+// pendingChannel is what a channel list said that the stream may still be
+// about to say itself: events queued behind the list describe the same
+// moments more precisely. It is settled by the channel's next event.
+type pendingChannel struct {
+	lc    liveChannel
+	adopt bool      // unknown channel: adopt it; else its state changed
+	at    time.Time // the latest time the list can be placed at
+}
+
+// New returns a Follower of the PBX dial opens sessions with. It does not
+// connect.
+func New(cfg Config, dial Dial) *Follower {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Backoff = cfg.Backoff.WithDefaults()
+	return &Follower{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		dial:    dial,
+		jitter:  rand.Float64,
+		live:    make(map[string]liveChannel),
+		pending: make(map[string]pendingChannel),
+		stats:   Stats{ByType: make(map[string]uint64)},
+	}
+}
+
+// Seed tells the Follower, before Run, which channels kanca followed when
+// it last stopped, each by its latest input: the first reconciliation
+// reports those the PBX no longer lists as gone, at the latest time
+// seeded. It must not be called while Run runs.
+func (f *Follower) Seed(live []cdr.Input) {
+	if f.running.Load() {
+		panic(f.cfg.Name + ": Seed called while the Source runs")
+	}
+	for _, in := range live {
+		f.live[in.Channel.ID] = liveChannel{ch: in.Channel, server: in.Server}
+		if in.Time.After(f.lastTime) {
+			f.lastTime = in.Time
+		}
+	}
+}
+
+// Run connects and calls emit with every input, synchronously and in the
+// PBX's order, from the calling goroutine: a slow emit slows reading (TCP
+// back-pressure to the PBX) instead of dropping events. After each
+// (re)connect the reconciliation inputs (KindGone, and the KindCreated and
+// KindState held for the channels' next events) come before any event of
+// the new connection. Run reconnects, with backoff, after every failure, a
+// refusal included, and returns nil when ctx ends. It returns an error
+// only if misused.
+func (f *Follower) Run(ctx context.Context, emit func(cdr.Input)) error {
+	if emit == nil {
+		return errors.New(f.cfg.Name + ": Run needs an emit function")
+	}
+	if !f.running.CompareAndSwap(false, true) {
+		return errors.New(f.cfg.Name + ": Source is already running")
+	}
+	defer f.running.Store(false)
+
+	attempt := 0
+	for {
+		up, err := f.session(ctx, emit)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if up {
+			attempt = 0
+		}
+		f.setError(err)
+		wait := f.cfg.Backoff.Wait(attempt, f.jitter())
+		attempt++
+		switch {
+		case up:
+			f.log.Warn("disconnected from "+f.cfg.PBX, "err", err, "retry_in", wait)
+		case f.refused(err):
+			f.log.Error("cannot connect to "+f.cfg.PBX, append(f.cfg.RefusalAttrs[:len(f.cfg.RefusalAttrs):len(f.cfg.RefusalAttrs)], "err", err, "retry_in", wait)...)
+		default:
+			f.log.Warn("cannot connect to "+f.cfg.PBX, "err", err, "retry_in", wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (f *Follower) refused(err error) bool {
+	for _, r := range f.cfg.Refusals {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// session is one connection: dial, reconcile, read until it fails. up says
+// whether it got as far as reconciling, which resets the backoff.
+func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, err error) {
+	s, err := f.dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer s.Close(nil)
+	l, err := s.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	gap := f.reconcile(l, emit)
+
+	f.mu.Lock()
+	f.stats.Connected = true
+	if f.everUp {
+		f.stats.Reconnects++
+	}
+	f.mu.Unlock()
+	if f.everUp {
+		f.log.Info("reconnected to "+f.cfg.PBX, f.cfg.ConnectedAttrs...)
+	} else {
+		f.log.Info("connected to "+f.cfg.PBX, f.cfg.ConnectedAttrs...)
+	}
+	gap.First = !f.everUp
+	f.everUp = true
+	defer func() {
+		f.mu.Lock()
+		f.stats.Connected = false
+		f.mu.Unlock()
+	}()
+	if f.cfg.OnReconcile != nil {
+		f.cfg.OnReconcile(gap)
+	}
+
+	if f.cfg.ProbeInterval > 0 {
+		pctx, cancel := context.WithCancel(ctx)
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			f.probe(pctx, s)
+		}()
+		// The prober never outlives its session.
+		defer func() {
+			cancel()
+			<-stopped
+		}()
+	}
+	var got []cdr.Input
+	for {
+		f.waitingSince.Store(time.Now().UnixNano())
+		got, err = s.Next(ctx, got[:0])
+		f.waitingSince.Store(0)
+		f.reads.Add(1)
+		for _, in := range got {
+			f.handle(in, emit)
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+}
+
+// probe closes s when the PBX stops answering while the loop waits for it.
+// An answer that is late while events flow, or while emit holds the loop
+// (nobody reads the answer), proves nothing and is ignored.
+func (f *Follower) probe(ctx context.Context, s Session) {
+	t := time.NewTicker(f.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		before := f.reads.Load()
+		sent := time.Now().UnixNano()
+		pctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
+		err := s.Probe(pctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			continue
+		}
+		since := f.waitingSince.Load()
+		if f.reads.Load() != before || since == 0 || since > sent {
+			continue
+		}
+		f.log.Warn(f.cfg.PBX+" stopped answering "+f.cfg.Probe+"; dropping the connection", "waited", f.cfg.ProbeTimeout, "err", err)
+		s.Close(fmt.Errorf("no answer to %s within %s", f.cfg.Probe, f.cfg.ProbeTimeout))
+		return
+	}
+}
+
+// handle keeps the live-channel memory, settles what a list said about
+// in's channel, and emits.
+func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
+	if in.Time.After(f.lastTime) {
+		f.lastTime = in.Time
+	}
+	id := in.Channel.ID
+	if p, ok := f.pending[id]; ok {
+		delete(f.pending, id)
+		f.settle(p, in, emit)
+	}
+	switch in.Kind {
+	case cdr.KindCreated:
+		if _, known := f.live[id]; known {
+			// Reconciliation adopted it from the channel list moments
+			// before its own creation, queued behind the list, arrived.
+			return
+		}
+		f.live[id] = liveChannel{ch: in.Channel, server: in.Server}
+	case cdr.KindDestroyed:
+		delete(f.live, id)
+	default:
+		f.refresh(in.Channel)
+		if in.Other != nil && f.cfg.OtherIsSnapshot {
+			f.refresh(*in.Other)
+		}
+	}
+	emit(in)
+}
+
+func (f *Follower) refresh(ch cdr.Channel) {
+	if lc, known := f.live[ch.ID]; known {
+		lc.ch = ch
+		f.live[ch.ID] = lc
+	}
+}
+
+// settle emits what a channel list said about a channel, unless in, the
+// channel's first input since the list, says it itself. A KindCreated means
+// the channel was born after the subscription: its events tell its whole
+// story. Any other input means it is older: it is adopted with the listed
+// snapshot. A listed state change is kept only when in is not the change
+// itself and shows it had already happened: the same state, or none (a
+// channel hanging up), since in the PBX's order a state cannot come before
+// the change to it, while another state means the change is on its way.
+func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) {
+	at := p.at
+	if in.Time.Before(at) {
+		at = in.Time
+	}
+	switch {
+	case p.adopt && in.Kind != cdr.KindCreated:
+		f.live[p.lc.ch.ID] = p.lc
+		f.mu.Lock()
+		f.stats.Adopted++
+		f.mu.Unlock()
+		emit(cdr.Input{Kind: cdr.KindCreated, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+	case !p.adopt && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == ""):
+		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+	}
+}
+
+// Received counts one event of type typ read from the PBX ("" when it has
+// none); safe from any goroutine.
+func (f *Follower) Received(typ string) {
+	f.mu.Lock()
+	f.stats.Received++
+	if _, seen := f.stats.ByType[typ]; seen || len(f.stats.ByType) < maxTypes {
+		f.stats.ByType[typ]++
+	} else {
+		f.stats.ByType["other"]++
+	}
+	f.mu.Unlock()
+}
+
+// Unknown counts an event of a type the PBX does not document.
+func (f *Follower) Unknown() {
+	f.mu.Lock()
+	f.stats.Unknown++
+	f.mu.Unlock()
+}
+
+// Malformed counts an event skipped because it did not decode.
+func (f *Follower) Malformed() {
+	f.mu.Lock()
+	f.stats.Malformed++
+	f.mu.Unlock()
+}
+
+func (f *Follower) setError(err error) {
+	if err == nil {
+		return
+	}
+	f.mu.Lock()
+	f.stats.LastError = err.Error()
+	f.mu.Unlock()
+}
+
+// Stats returns a copy of the counters; safe from any goroutine.
+func (f *Follower) Stats() Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.stats
+	st.ByType = make(map[string]uint64, len(f.stats.ByType))
+	for k, v := range f.stats.ByType {
+		st.ByType[k] = v
+	}
+	return st
+}
+
+// Excerpt is the start of a malformed event, safe to log.
+func Excerpt(data []byte) string {
+	if len(data) > excerptLen {
+		data = data[:excerptLen]
+	}
+	return strings.ToValidUTF8(string(data), string(utf8.RuneError))
+}

@@ -1,0 +1,122 @@
+package follow
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/kanca/kanca/cdr"
+)
+
+// reconcile compares the channels the Follower remembers with the channels
+// the PBX lists and emits what the stream could not say while nobody was
+// listening:
+//
+//   - KindGone for a remembered channel that is no longer listed, unless
+//     its end is among the events read before the list (Listing.Ended):
+//     those say it precisely. Its Time is the latest event time seen
+//     before the list: the moment the connection dropped as far as the
+//     Follower can tell; the channel ended at or after it.
+//   - KindCreated for a listed channel the Follower did not know, so a
+//     call born in the gap (or in progress when kanca starts) is adopted.
+//   - KindState for a remembered channel whose state changed in the gap
+//     (typically answered), with the listed snapshot (the remembered one,
+//     answered, when the list is coarse).
+//
+// The list is taken after the subscription, so events queued behind it
+// may describe the same channels: the last two are held until the
+// channel's next event settles them (see settle), lest a snapshot taken
+// mid-call stand for a channel whose own creation is on its way. They are
+// placed at the PBX's clock at the list (the latest event time seen when
+// the list has none), or the channel's creation when later, and no later
+// than that next event.
+func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
+	gap := Gap{Since: f.lastTime, Until: l.At}
+	if gap.Until.IsZero() {
+		gap.Until = time.Now()
+	}
+	present := make(map[string]bool, len(l.Channels))
+	for _, c := range l.Channels {
+		if c.Channel.ID != "" {
+			present[c.Channel.ID] = true
+		}
+	}
+
+	var gone []liveChannel
+	for id, lc := range f.live {
+		if !present[id] && !l.Ended[id] {
+			gone = append(gone, lc)
+		}
+	}
+	// Map order is random; creation order keeps the output reproducible.
+	slices.SortFunc(gone, func(a, b liveChannel) int {
+		return cmp.Or(a.ch.Created.Compare(b.ch.Created), cmp.Compare(a.ch.ID, b.ch.ID))
+	})
+	dropped := f.lastTime
+	if dropped.IsZero() {
+		// Nothing was ever timed: neither an event nor the list's clock.
+		dropped = time.Now()
+	}
+	for _, lc := range gone {
+		delete(f.live, lc.ch.ID)
+		emit(cdr.Input{Kind: cdr.KindGone, Time: dropped, Server: lc.server, Channel: lc.ch})
+	}
+
+	clock := l.At
+	if clock.IsZero() {
+		clock = f.lastTime
+	}
+	for id := range f.pending {
+		if !present[id] {
+			delete(f.pending, id)
+		}
+	}
+	pending := 0
+	for _, c := range l.Channels {
+		ch := c.Channel
+		if ch.ID == "" {
+			continue
+		}
+		at := later(clock, ch.Created)
+		lc, known := f.live[ch.ID]
+		switch {
+		case !known:
+			pending++
+			f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: at}
+		case l.Coarse:
+			// Only an answer matters to the tracker; a coarse list's other
+			// states would only differ from the events'.
+			if ch.State == "Up" && lc.ch.State != "Up" {
+				lc.ch.State = "Up"
+				pending++
+				f.pending[ch.ID] = pendingChannel{lc: lc, at: at}
+			}
+		case lc.ch.State != ch.State:
+			lc.ch = ch
+			pending++
+			f.pending[ch.ID] = pendingChannel{lc: lc, at: at}
+		default:
+			lc.ch = ch
+			f.live[ch.ID] = lc
+		}
+	}
+	if l.At.After(f.lastTime) {
+		f.lastTime = l.At
+	}
+
+	f.mu.Lock()
+	f.stats.Gone += uint64(len(gone))
+	f.mu.Unlock()
+	if len(gone) > 0 || pending > 0 {
+		f.log.Info("reconciled channels with "+f.cfg.PBX, "gone", len(gone), "to_adopt_or_update", pending, "live", len(f.live))
+	}
+	gap.Gone, gap.Pending = len(gone), pending
+	return gap
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
