@@ -14,13 +14,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/kanca/kanca/follow/followtest"
 )
 
 // Options configures a fake Asterisk. The zero value is usable.
@@ -49,37 +50,29 @@ type Options struct {
 
 const defaultEntityID = "02:00:00:00:00:01"
 
-// Server is a fake Asterisk on a loopback httptest server.
+// LoadNDJSON reads a recording of raw ARI frames (see followtest.LoadNDJSON).
+func LoadNDJSON(path string) ([][]byte, error) { return followtest.LoadNDJSON(path) }
+
+// ReadNDJSON reads raw ARI frames, one a line (see followtest.ReadNDJSON).
+func ReadNDJSON(r io.Reader) ([][]byte, error) { return followtest.ReadNDJSON(r) }
+
+// Server is a fake Asterisk on a loopback httptest server. The script, its
+// drops and gaps, and the counters are its Stage's.
 type Server struct {
+	*followtest.Stage
 	// URL is the base address, http://127.0.0.1:PORT, as a kanca ARI URL.
 	URL string
 
 	srv  *httptest.Server
 	opts Options
-	done chan struct{}
 
-	mu             sync.Mutex
+	// Guarded by the Stage's lock.
 	user, password string
-	script         [][]byte
-	pos            int                    // frames Asterisk has sent or lived through
-	live           map[string]liveChannel // by channel id
-	liveSeq        int                    // creation counter, for order
-	lastTime       time.Time              // latest frame timestamp: Asterisk's clock
+	live           followtest.Channels[json.RawMessage]
+	lastTime       time.Time // latest frame timestamp: Asterisk's clock
 	entityID       string
-	dropAt, gap    int
 	failures       []failure
-	attempts       int
-	conns          int
-	listings       int
 	cur            *websocket.Conn // the connected client; a newer one replaces it
-	changed        chan struct{}   // closed and replaced whenever the above changes
-	closed         bool
-}
-
-type liveChannel struct {
-	id   string
-	seq  int // creation order
-	snap json.RawMessage
 }
 
 type failure struct {
@@ -100,14 +93,11 @@ func NewServer(opts Options) *Server {
 	}
 	s := &Server{
 		opts:     opts,
-		done:     make(chan struct{}),
 		user:     opts.User,
 		password: opts.Password,
 		entityID: opts.EntityID,
-		dropAt:   -1,
-		live:     map[string]liveChannel{},
-		changed:  make(chan struct{}),
 	}
+	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply, ForgetSent: opts.ForgetSent})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ari/events", s.events)
 	mux.HandleFunc("GET /ari/channels", s.channels)
@@ -122,43 +112,17 @@ func NewServer(opts Options) *Server {
 
 // Close cuts every client off and stops the server.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.Lock()
+	if !s.CloseLocked() {
+		s.Unlock()
 		return
 	}
-	s.closed = true
-	close(s.done)
 	if s.cur != nil {
 		s.cur.CloseNow()
 	}
-	s.mu.Unlock()
+	s.Unlock()
 	s.srv.CloseClientConnections()
 	s.srv.Close()
-}
-
-// Play appends frames to the script. A connected client gets them at once
-// (after Pace); frames played while nobody is connected wait for the next
-// client. Frames no client should see belong in DropAfter's gap.
-func (s *Server) Play(frames ...[]byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script = append(s.script, frames...)
-	s.notifyLocked()
-}
-
-// DropAfter cuts the connected client off once n frames of the script have
-// been sent, then lives through the next gap frames with nobody connected:
-// they change the live channels (what GET /ari/channels answers) but no
-// client ever receives them. The gap frames must already be played; a gap
-// longer than the script stops at its end. The next connection resumes
-// after the gap. n counts from the start of the script; a position already
-// passed never triggers.
-func (s *Server) DropAfter(n, gap int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dropAt, s.gap = n, gap
-	s.notifyLocked()
 }
 
 // FailNext makes the next n event-WebSocket attempts answer status (for
@@ -175,118 +139,42 @@ func (s *Server) HangNext(n int, d time.Duration) {
 }
 
 func (s *Server) queueFailures(n int, f failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	for range n {
 		s.failures = append(s.failures, f)
 	}
 }
 
-// LiveThrough moves the script n frames on (up to its end) without sending
-// them: Asterisk going on while kanca is away. Its live channels change;
-// no client ever receives these frames. It returns how many it lived
-// through.
-func (s *Server) LiveThrough(n int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	done := 0
-	for ; done < n && s.pos < len(s.script); done++ {
-		s.advanceLocked()
-	}
-	if done > 0 {
-		s.notifyLocked()
-	}
-	return done
-}
-
 // SetAuth changes the Basic credentials accepted from now on, as an
 // operator editing ari.conf would.
 func (s *Server) SetAuth(user, password string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	s.user, s.password = user, password
-}
-
-// Attempts is how many event-WebSocket requests arrived, refused or not.
-func (s *Server) Attempts() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts
-}
-
-// Connections is how many event WebSockets the server accepted.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
 }
 
 // Connected reports whether a client is subscribed now. A client that
 // closed its end is no longer connected once the server has read the close.
 func (s *Server) Connected() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	return s.cur != nil
-}
-
-// Listings is how many GET /ari/channels the server answered. A client
-// lists channels right after subscribing, so a test that plays its script
-// only once Listings has moved knows every frame arrives after the list.
-func (s *Server) Listings() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.listings
-}
-
-// Pos is how many frames of the script Asterisk has sent or lived through.
-func (s *Server) Pos() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pos
-}
-
-// Changed returns a channel closed at the next change of the server's state
-// (a frame sent, a connection accepted or dropped, a frame played), so
-// callers can wait for a condition without polling on a timer.
-func (s *Server) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
 }
 
 // LiveChannels is the ids of the channels alive at the script's position, in
 // creation order.
 func (s *Server) LiveChannels() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	live := s.liveLocked()
-	ids := make([]string, len(live))
-	for i, c := range live {
-		ids[i] = c.id
-	}
-	return ids
-}
-
-// liveLocked is the live channels in creation order.
-func (s *Server) liveLocked() []liveChannel {
-	live := make([]liveChannel, 0, len(s.live))
-	for _, c := range s.live {
-		live = append(live, c)
-	}
-	slices.SortFunc(live, func(a, b liveChannel) int { return a.seq - b.seq })
-	return live
-}
-
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.Lock()
+	defer s.Unlock()
+	return s.live.IDs()
 }
 
 func (s *Server) authorized(r *http.Request) bool {
 	user, pass, ok := r.BasicAuth()
-	s.mu.Lock()
+	s.Lock()
 	wantUser, wantPass := s.user, s.password
-	s.mu.Unlock()
+	s.Unlock()
 	return ok && subtle.ConstantTimeCompare([]byte(user), []byte(wantUser)) == 1 &&
 		subtle.ConstantTimeCompare([]byte(pass), []byte(wantPass)) == 1
 }
@@ -297,27 +185,18 @@ func unauthorized(w http.ResponseWriter) {
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.attempts++
+	s.Lock()
+	s.AttemptLocked()
 	var fail *failure
 	if len(s.failures) > 0 {
 		fail = &s.failures[0]
 		s.failures = s.failures[1:]
 	}
-	s.notifyLocked()
-	s.mu.Unlock()
+	s.Unlock()
 
 	if fail != nil {
-		if fail.delay > 0 {
-			t := time.NewTimer(fail.delay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				return
-			case <-s.done:
-				return
-			}
+		if fail.delay > 0 && !s.Pause(r.Context(), fail.delay) {
+			return
 		}
 		writeJSON(w, fail.status, map[string]string{"message": http.StatusText(fail.status)})
 		return
@@ -337,14 +216,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	// Counted before the handshake completes, so a client that got in
 	// always finds itself counted.
-	s.mu.Lock()
-	s.conns++
-	s.mu.Unlock()
+	s.Lock()
+	s.ConnectedLocked(1)
+	s.Unlock()
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
-		s.mu.Lock()
-		s.conns--
-		s.mu.Unlock()
+		s.Lock()
+		s.ConnectedLocked(-1)
+		s.Unlock()
 		return
 	}
 	defer c.CloseNow()
@@ -352,24 +231,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	// notices when it goes away.
 	ctx := c.CloseRead(context.Background())
 
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.Lock()
+	if s.ClosedLocked() {
+		s.Unlock()
 		return
 	}
 	if s.cur != nil {
 		s.cur.CloseNow()
 	}
 	s.cur = c
-	s.notifyLocked()
-	s.mu.Unlock()
+	s.NotifyLocked()
+	s.Unlock()
 	defer func() {
-		s.mu.Lock()
+		s.Lock()
 		if s.cur == c {
 			s.cur = nil
-			s.notifyLocked()
+			s.NotifyLocked()
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}()
 	s.stream(ctx, c)
 }
@@ -378,52 +257,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // is replaced, or DropAfter cuts it off.
 func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 	for {
-		if s.opts.Pace > 0 {
-			t := time.NewTimer(s.opts.Pace)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-s.done:
-				t.Stop()
-				return
-			}
-		}
-		s.mu.Lock()
-		for s.cur == c && s.pos >= len(s.script) && s.pos != s.dropAt {
-			ch := s.changed
-			s.mu.Unlock()
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			}
-			s.mu.Lock()
-		}
-		if s.cur != c {
-			s.mu.Unlock()
+		// A replaced client is closed by its successor, which ends ctx.
+		step, i, fr := s.Next(ctx, func() bool { return s.cur == c }, func() { s.cur = nil })
+		switch step {
+		case followtest.Stop:
 			return
-		}
-		if s.pos == s.dropAt {
-			// The gap is lived through before the lock is released, so a
-			// client that reconnects at once already finds Asterisk past it.
-			for i := 0; i < s.gap && s.pos < len(s.script); i++ {
-				s.advanceLocked()
-			}
-			s.dropAt, s.gap = -1, 0
-			s.cur = nil
-			s.notifyLocked()
-			s.mu.Unlock()
+		case followtest.Drop:
 			c.CloseNow()
 			return
 		}
-		i, fr := s.pos, s.script[s.pos]
-		s.advanceLocked()
-		s.notifyLocked()
-		s.mu.Unlock()
 		if s.opts.OnSend != nil {
 			s.opts.OnSend(i)
 		}
@@ -433,15 +275,9 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 	}
 }
 
-// advanceLocked moves the script one frame on and applies it to the live
-// channels the way Asterisk's own state moves: a channel lives from its first
-// snapshot to its ChannelDestroyed.
-func (s *Server) advanceLocked() {
-	raw := s.script[s.pos]
-	if s.opts.ForgetSent {
-		s.script[s.pos] = nil
-	}
-	s.pos++
+// apply moves Asterisk's channels by one frame, the way its own state
+// moves: a channel lives from its first snapshot to its ChannelDestroyed.
+func (s *Server) apply(_ int, raw []byte) {
 	var f struct {
 		Type       string          `json:"type"`
 		Timestamp  string          `json:"timestamp"`
@@ -462,7 +298,7 @@ func (s *Server) advanceLocked() {
 	switch f.Type {
 	case "ChannelDestroyed":
 		if id := channelID(f.Channel); id != "" {
-			delete(s.live, id)
+			s.live.Delete(id)
 		}
 	case "Dial":
 		s.upsertLocked(f.Peer)
@@ -473,17 +309,9 @@ func (s *Server) advanceLocked() {
 }
 
 func (s *Server) upsertLocked(snap json.RawMessage) {
-	id := channelID(snap)
-	if id == "" {
-		return
+	if id := channelID(snap); id != "" {
+		s.live.Put(id, snap)
 	}
-	if c, ok := s.live[id]; ok {
-		c.snap = snap
-		s.live[id] = c
-		return
-	}
-	s.liveSeq++
-	s.live[id] = liveChannel{id: id, seq: s.liveSeq, snap: snap}
 }
 
 func channelID(snap json.RawMessage) string {
@@ -522,16 +350,11 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
-	s.mu.Lock()
-	live := s.liveLocked()
-	list := make([]json.RawMessage, len(live))
-	for i, c := range live {
-		list[i] = c.snap
-	}
+	s.Lock()
+	list := s.live.Values()
 	s.setDateLocked(w)
-	s.listings++
-	s.notifyLocked()
-	s.mu.Unlock()
+	s.ListedLocked()
+	s.Unlock()
 	writeJSON(w, http.StatusOK, list)
 }
 
@@ -540,10 +363,10 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
-	s.mu.Lock()
+	s.Lock()
 	id := s.entityID
 	s.setDateLocked(w)
-	s.mu.Unlock()
+	s.Unlock()
 	if id == "" {
 		id = defaultEntityID
 	}

@@ -14,19 +14,19 @@ package esltest
 
 import (
 	"bufio"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/follow/followtest"
 )
 
 // Options configures a fake event socket. The zero value is usable.
@@ -44,35 +44,24 @@ type Options struct {
 
 // LoadNDJSON reads a recording of events, one JSON object a line, plain or
 // gzip-compressed: the same NDJSON as ARI recordings.
-func LoadNDJSON(path string) ([][]byte, error) { return aritest.LoadNDJSON(path) }
+func LoadNDJSON(path string) ([][]byte, error) { return followtest.LoadNDJSON(path) }
 
-// Server is a fake FreeSWITCH event socket on 127.0.0.1.
+// Server is a fake FreeSWITCH event socket on 127.0.0.1. The script, its
+// drops and gaps, hangs and the counters are its Stage's.
 type Server struct {
+	*followtest.Stage
 	// Addr is host:port, as a kanca event socket address.
 	Addr string
 
 	ln      net.Listener
 	opts    Options
 	started time.Time
-	done    chan struct{}
 	wg      sync.WaitGroup
 
-	mu        sync.Mutex
-	password  string
-	script    [][]byte
-	pos       int // events FreeSWITCH has sent or lived through
-	channels  map[string]*channel
-	created   int // channels ever created, for order and "session(s) since startup"
-	dropAt    int
-	gap       int
-	hung      bool
-	hangUntil *time.Timer
-	attempts  int
-	conns     int
-	listings  int
-	clients   map[*client]bool
-	changed   chan struct{} // closed and replaced whenever the above changes
-	closed    bool
+	// Guarded by the Stage's lock.
+	password string
+	channels followtest.Channels[map[string]string] // the core database's channels table, by uuid
+	clients  map[*client]bool
 }
 
 // client is one connection and what it subscribed to.
@@ -102,13 +91,10 @@ func NewServer(opts Options) *Server {
 		ln:       ln,
 		opts:     opts,
 		started:  time.Now(),
-		done:     make(chan struct{}),
 		password: opts.Password,
-		channels: map[string]*channel{},
-		dropAt:   -1,
 		clients:  map[*client]bool{},
-		changed:  make(chan struct{}),
 	}
+	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply})
 	s.wg.Add(2)
 	go s.accept()
 	go s.play()
@@ -117,146 +103,40 @@ func NewServer(opts Options) *Server {
 
 // Close cuts every client off and stops the server.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.Lock()
+	if !s.CloseLocked() {
+		s.Unlock()
 		return
 	}
-	s.closed = true
-	close(s.done)
 	for c := range s.clients {
 		c.nc.Close()
 	}
-	if s.hangUntil != nil {
-		s.hangUntil.Stop()
-	}
-	s.notifyLocked()
-	s.mu.Unlock()
+	s.Unlock()
 	s.ln.Close()
 	s.wg.Wait()
-}
-
-// Play appends events to the script. Subscribed clients get them at once
-// (after Pace); events played while nobody is subscribed wait for the next
-// subscriber. Events no client should see belong in DropAfter's gap.
-func (s *Server) Play(events ...[]byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script = append(s.script, events...)
-	s.notifyLocked()
-}
-
-// DropAfter cuts every client off once n events of the script have been
-// sent, then lives through the next gap events with nobody connected:
-// they change the channel table (what "show channels" answers) but no
-// client receives them. The gap events must already be played; a gap
-// longer than the script stops at its end. n counts from the start of the
-// script; a position already passed never triggers.
-func (s *Server) DropAfter(n, gap int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dropAt, s.gap = n, gap
-	s.notifyLocked()
 }
 
 // SetPassword changes the password accepted from now on, as an operator
 // editing event_socket.conf.xml and reloading mod_event_socket would.
 func (s *Server) SetPassword(password string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	s.password = password
-}
-
-// Hang makes the server stop answering for d (until Resume when d <= 0):
-// no greeting to new connections, no answer to commands, no events. TCP
-// stays open, as with a FreeSWITCH that is stuck.
-func (s *Server) Hang(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hung = true
-	if s.hangUntil != nil {
-		s.hangUntil.Stop()
-		s.hangUntil = nil
-	}
-	if d > 0 {
-		s.hangUntil = time.AfterFunc(d, s.Resume)
-	}
-	s.notifyLocked()
-}
-
-// Resume ends a Hang.
-func (s *Server) Resume() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hung = false
-	s.notifyLocked()
-}
-
-// Attempts is how many TCP connections arrived, refused or not.
-func (s *Server) Attempts() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts
-}
-
-// Connections is how many connections logged in.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
-}
-
-// Listings is how many "show channels as json" the server answered. A
-// client lists channels right after subscribing, so a test that plays its
-// script only once Listings has moved knows every event arrives after the
-// list.
-func (s *Server) Listings() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.listings
-}
-
-// Pos is how many events of the script FreeSWITCH has sent or lived
-// through.
-func (s *Server) Pos() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pos
 }
 
 // Clients is how many connections are open now.
 func (s *Server) Clients() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	return len(s.clients)
-}
-
-// Changed returns a channel closed at the next change of the server's
-// state (an event sent, a connection opened, logged in or closed, an
-// answer given, events played), so callers can wait for a condition
-// without polling on a timer.
-func (s *Server) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
 }
 
 // LiveChannels is the uuids of the channels alive at the script's
 // position, in creation order.
 func (s *Server) LiveChannels() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	live := s.liveLocked()
-	ids := make([]string, len(live))
-	for i, c := range live {
-		ids[i] = c.col["uuid"]
-	}
-	return ids
-}
-
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.Lock()
+	defer s.Unlock()
+	return s.channels.IDs()
 }
 
 func (s *Server) accept() {
@@ -267,32 +147,18 @@ func (s *Server) accept() {
 			return
 		}
 		c := &client{nc: nc}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		s.Lock()
+		if s.ClosedLocked() {
+			s.Unlock()
 			nc.Close()
 			return
 		}
-		s.attempts++
 		s.clients[c] = true
-		s.notifyLocked()
-		s.mu.Unlock()
+		s.AttemptLocked()
+		s.Unlock()
 		s.wg.Add(1)
 		go s.serve(c)
 	}
-}
-
-// awake waits out a Hang; false when the server closed meanwhile.
-func (s *Server) awake() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.hung && !s.closed {
-		ch := s.changed
-		s.mu.Unlock()
-		<-ch
-		s.mu.Lock()
-	}
-	return !s.closed
 }
 
 // frame writes one message: headers, and a body with its Content-Length.
@@ -332,25 +198,25 @@ func (s *Server) serve(c *client) {
 	defer s.wg.Done()
 	defer func() {
 		c.nc.Close()
-		s.mu.Lock()
+		s.Lock()
 		delete(s.clients, c)
-		s.notifyLocked()
-		s.mu.Unlock()
+		s.NotifyLocked()
+		s.Unlock()
 	}()
-	if !s.awake() || c.frame("Content-Type: auth/request\n", nil) != nil {
+	if !s.Awake() || c.frame("Content-Type: auth/request\n", nil) != nil {
 		return
 	}
 	br := bufio.NewReader(c.nc)
 	authed := false
 	for {
 		cmd, err := readCommand(br)
-		if err != nil || !s.awake() {
+		if err != nil || !s.Awake() {
 			return
 		}
 		if !authed {
-			s.mu.Lock()
+			s.Lock()
 			want := s.password
-			s.mu.Unlock()
+			s.Unlock()
 			pass, ok := strings.CutPrefix(cmd, "auth ")
 			if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
 				_ = c.reply("-ERR invalid")
@@ -358,10 +224,9 @@ func (s *Server) serve(c *client) {
 				return
 			}
 			authed = true
-			s.mu.Lock()
-			s.conns++
-			s.notifyLocked()
-			s.mu.Unlock()
+			s.Lock()
+			s.ConnectedLocked(1)
+			s.Unlock()
 			if c.reply("+OK accepted") != nil {
 				return
 			}
@@ -372,17 +237,17 @@ func (s *Server) serve(c *client) {
 		case "event":
 			err = c.reply(s.subscribe(c, rest))
 		case "noevents":
-			s.mu.Lock()
+			s.Lock()
 			was := c.subscribed
 			c.subscribed, c.all, c.names, c.subclasses = false, false, nil, nil
-			s.mu.Unlock()
+			s.Unlock()
 			if was {
 				err = c.reply("+OK no longer listening for events")
 			} else {
 				err = c.reply("-ERR not listening for events")
 			}
 		case "api":
-			if !s.pause(s.opts.APIDelay) {
+			if !s.Pause(context.Background(), s.opts.APIDelay) {
 				return
 			}
 			err = c.frame("Content-Type: api/response\n", []byte(s.api(rest)))
@@ -431,8 +296,8 @@ func (s *Server) subscribe(c *client, args string) string {
 	if len(words) == 0 || !strings.EqualFold(words[0], "json") {
 		return "-ERR esltest speaks the json format only"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	if c.names == nil {
 		c.names, c.subclasses = map[string]bool{}, map[string]bool{}
 	}
@@ -454,7 +319,7 @@ func (s *Server) subscribe(c *client, args string) string {
 		return "-ERR no keywords supplied"
 	}
 	c.subscribed = true
-	s.notifyLocked()
+	s.NotifyLocked()
 	return "+OK event listener enabled json"
 }
 
@@ -477,10 +342,9 @@ func (s *Server) api(cmd string) string {
 	case "status":
 		return s.status()
 	case "show channels as json":
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.listings++
-		s.notifyLocked()
+		s.Lock()
+		defer s.Unlock()
+		s.ListedLocked()
 		return s.channelsJSONLocked()
 	}
 	name, _, _ := strings.Cut(cmd, " ")
@@ -489,9 +353,9 @@ func (s *Server) api(cmd string) string {
 
 // status answers "status" as FreeSWITCH 1.10 does.
 func (s *Server) status() string {
-	s.mu.Lock()
-	live, created := len(s.channels), s.created
-	s.mu.Unlock()
+	s.Lock()
+	live, created := s.channels.Len(), s.channels.Created()
+	s.Unlock()
 	up := time.Since(s.started)
 	return fmt.Sprintf("UP 0 years, 0 days, %d hours, %d minutes, %d seconds, %d milliseconds, %d microseconds\n"+
 		"FreeSWITCH (Version 1.10.12 -release 64bit) is ready\n"+
@@ -505,67 +369,38 @@ func (s *Server) status() string {
 		created, live, live, live)
 }
 
-// pause waits d; false when the server closed meanwhile.
-func (s *Server) pause(d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.done:
-		return false
-	}
-}
-
 // play sends the script, in order, to every subscribed client, while
 // there is one and the server is not hung.
 func (s *Server) play() {
 	defer s.wg.Done()
 	for {
-		if !s.pause(s.opts.Pace) {
-			return
-		}
-		s.mu.Lock()
-		for !s.closed && !(s.hasSubscriberLocked() && !s.hung && (s.pos < len(s.script) || s.pos == s.dropAt)) {
-			ch := s.changed
-			s.mu.Unlock()
-			<-ch
-			s.mu.Lock()
-		}
-		if s.closed {
-			s.mu.Unlock()
-			return
-		}
-		if s.pos == s.dropAt {
-			// The gap is lived through before the lock is released, so a
-			// client that reconnects at once already finds FreeSWITCH past it.
-			for i := 0; i < s.gap && s.pos < len(s.script); i++ {
-				s.advanceLocked()
-			}
-			s.dropAt, s.gap = -1, 0
+		step, _, raw := s.Next(context.Background(), s.hasSubscriberLocked, func() {
 			for c := range s.clients {
 				// Gone at once, not when its goroutine notices: the next
 				// event must wait for the next subscriber.
 				c.nc.Close()
 				delete(s.clients, c)
 			}
-			s.notifyLocked()
-			s.mu.Unlock()
+		})
+		switch step {
+		case followtest.Stop:
+			return
+		case followtest.Drop:
 			continue
 		}
-		raw := s.script[s.pos]
-		name, subclass := s.advanceLocked()
+		var e struct {
+			Name     string `json:"Event-Name"`
+			Subclass string `json:"Event-Subclass"`
+		}
+		_ = json.Unmarshal(raw, &e) // a malformed event goes to those who asked for ALL
 		var to []*client
+		s.Lock()
 		for c := range s.clients {
-			if c.wants(name, subclass) {
+			if c.wants(e.Name, e.Subclass) {
 				to = append(to, c)
 			}
 		}
-		s.notifyLocked()
-		s.mu.Unlock()
+		s.Unlock()
 		for _, c := range to {
 			// A client that cannot take it is gone; its own goroutine
 			// notices.
@@ -585,12 +420,6 @@ func (s *Server) hasSubscriberLocked() bool {
 	return false
 }
 
-// channel is one row of the core database's channels table.
-type channel struct {
-	seq int
-	col map[string]string
-}
-
 // columns are the channels table's columns in FreeSWITCH 1.10, in order.
 var columns = []string{"uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
 	"ip_addr", "dest", "application", "application_data", "dialplan", "context", "read_codec", "read_rate",
@@ -599,20 +428,11 @@ var columns = []string{"uuid", "direction", "created", "created_epoch", "name", 
 	"sent_callee_name", "sent_callee_num", "initial_cid_name", "initial_cid_num", "initial_ip_addr",
 	"initial_dest", "initial_dialplan", "initial_context"}
 
-func (s *Server) liveLocked() []*channel {
-	live := make([]*channel, 0, len(s.channels))
-	for _, c := range s.channels {
-		live = append(live, c)
-	}
-	slices.SortFunc(live, func(a, b *channel) int { return a.seq - b.seq })
-	return live
-}
-
 // channelsJSONLocked answers "show channels as json" with cJSON's
 // unformatted output: row_count, then the rows with every column as a
 // string, in the table's column order; no rows at all when none is live.
 func (s *Server) channelsJSONLocked() string {
-	live := s.liveLocked()
+	live := s.channels.Values()
 	if len(live) == 0 {
 		return "{\"row_count\": 0}\n"
 	}
@@ -628,7 +448,7 @@ func (s *Server) channelsJSONLocked() string {
 				b.WriteByte(',')
 			}
 			k, _ := json.Marshal(col)
-			v, _ := json.Marshal(c.col[col])
+			v, _ := json.Marshal(c[col])
 			b.Write(k)
 			b.WriteByte(':')
 			b.Write(v)
@@ -639,47 +459,44 @@ func (s *Server) channelsJSONLocked() string {
 	return b.String()
 }
 
-// advanceLocked moves the script one event on and applies it to the
-// channel table the way FreeSWITCH's core database handler does, and
-// returns the event's name and subclass.
-func (s *Server) advanceLocked() (name, subclass string) {
-	raw := s.script[s.pos]
-	s.pos++
+// apply moves the channel table by one event the way FreeSWITCH's core
+// database handler does.
+func (s *Server) apply(_ int, raw []byte) {
 	var e map[string]any
 	if json.Unmarshal(raw, &e) != nil {
-		return "", "" // a malformed event is replayed as it is and changes nothing
+		return // a malformed event is replayed as it is and changes nothing
 	}
 	h := func(k string) string {
 		v, _ := e[k].(string)
 		return v
 	}
-	name, subclass = h("Event-Name"), h("Event-Subclass")
+	name := h("Event-Name")
 	id := h("Unique-ID")
 	if id == "" {
-		return name, subclass
+		return
 	}
-	c := s.channels[id]
+	c, _ := s.channels.Get(id)
 	set := func(pairs ...string) {
 		if c == nil {
 			return
 		}
 		for i := 0; i+1 < len(pairs); i += 2 {
-			c.col[pairs[i]] = h(pairs[i+1])
+			c[pairs[i]] = h(pairs[i+1])
 		}
 	}
 	switch name {
 	case "CHANNEL_CREATE":
-		s.created++
-		c = &channel{seq: s.created, col: map[string]string{}}
-		s.channels[id] = c
+		c = map[string]string{}
+		s.channels.Delete(id) // a new channel, last in creation order
+		s.channels.Put(id, c)
 		set("uuid", "Unique-ID", "direction", "Call-Direction", "created", "Event-Date-Local",
 			"name", "Channel-Name", "state", "Channel-State", "callstate", "Channel-Call-State",
 			"dialplan", "Caller-Dialplan", "context", "Caller-Context", "hostname", "FreeSWITCH-Switchname")
 		if us, err := strconv.ParseInt(h("Event-Date-Timestamp"), 10, 64); err == nil {
-			c.col["created_epoch"] = strconv.FormatInt(us/1e6, 10)
+			c["created_epoch"] = strconv.FormatInt(us/1e6, 10)
 		}
 	case "CHANNEL_DESTROY":
-		delete(s.channels, id)
+		s.channels.Delete(id)
 	case "CHANNEL_ANSWER", "CHANNEL_PROGRESS_MEDIA", "CODEC":
 		set("read_codec", "Channel-Read-Codec-Name", "read_rate", "Channel-Read-Codec-Rate",
 			"read_bit_rate", "Channel-Read-Codec-Bit-Rate", "write_codec", "Channel-Write-Codec-Name",
@@ -707,7 +524,7 @@ func (s *Server) advanceLocked() (name, subclass string) {
 				"ip_addr", "Caller-Network-Addr", "dest", "Caller-Destination-Number",
 				"dialplan", "Caller-Dialplan", "context", "Caller-Context",
 				"presence_id", "Channel-Presence-ID", "presence_data", "Channel-Presence-Data")
-			if c != nil && c.col["initial_dest"] == "" {
+			if c != nil && c["initial_dest"] == "" {
 				set("initial_cid_name", "Caller-Caller-ID-Name", "initial_cid_num", "Caller-Caller-ID-Number",
 					"initial_ip_addr", "Caller-Network-Addr", "initial_dest", "Caller-Destination-Number",
 					"initial_dialplan", "Caller-Dialplan", "initial_context", "Caller-Context")
@@ -721,17 +538,16 @@ func (s *Server) advanceLocked() (name, subclass string) {
 			a, b = h("Caller-Unique-ID"), h("Other-Leg-Unique-ID")
 		}
 		for _, leg := range []string{a, b} {
-			if lc := s.channels[leg]; lc != nil {
-				lc.col["call_uuid"] = h("Channel-Call-UUID")
+			if lc, ok := s.channels.Get(leg); ok {
+				lc["call_uuid"] = h("Channel-Call-UUID")
 			}
 		}
 	case "CHANNEL_UNBRIDGE":
 		call := h("Channel-Call-UUID")
-		for _, lc := range s.channels {
-			if lc.col["call_uuid"] == call {
-				lc.col["call_uuid"] = lc.col["uuid"]
+		for _, lc := range s.channels.Values() {
+			if lc["call_uuid"] == call {
+				lc["call_uuid"] = lc["uuid"]
 			}
 		}
 	}
-	return name, subclass
 }

@@ -1,4 +1,4 @@
-package aritest
+package followtest
 
 import (
 	"bufio"
@@ -13,8 +13,9 @@ import (
 // with many channels, a snapshot with many channelvars) stay far below it.
 const maxLine = 16 << 20
 
-// LoadNDJSON reads a recording of raw ARI frames, one JSON object a line,
-// plain or gzip-compressed (detected by content, not by name).
+// LoadNDJSON reads a recording of raw PBX events (ARI frames, event socket
+// "event json" objects), one JSON object a line, plain or gzip-compressed
+// (detected by content, not by name).
 func LoadNDJSON(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -28,8 +29,8 @@ func LoadNDJSON(path string) ([][]byte, error) {
 	return frames, nil
 }
 
-// ReadNDJSON reads raw ARI frames, one a line, from plain or gzip-compressed
-// NDJSON. Blank lines are skipped; each frame is its own copy.
+// ReadNDJSON reads raw PBX events, one a line, from plain or
+// gzip-compressed NDJSON. Blank lines are skipped; each frame is its own copy.
 func ReadNDJSON(r io.Reader) ([][]byte, error) {
 	br := bufio.NewReader(r)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {

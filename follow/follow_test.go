@@ -1,0 +1,63 @@
+package follow
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/cdr"
+)
+
+func TestBackoffWaits(t *testing.T) {
+	b := Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}
+	want := 500 * time.Millisecond
+	for attempt := range 12 {
+		assert.Equal(t, want, b.Wait(attempt, 0.5), "attempt %d", attempt)
+		assert.Equal(t, time.Duration(float64(want)*0.8), b.Wait(attempt, 0))
+		assert.InDelta(t, float64(want)*1.2, float64(b.Wait(attempt, 0.999999)), float64(time.Millisecond))
+		want = min(want*2, b.Max)
+	}
+	assert.Equal(t, b.Max, b.Wait(1000, 0.5), "no overflow for a long outage")
+}
+
+func TestBackoffDefaults(t *testing.T) {
+	assert.Equal(t, Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}, Backoff{}.WithDefaults())
+	assert.Equal(t, Backoff{Initial: time.Second, Max: time.Second, Jitter: 0.2},
+		Backoff{Initial: time.Second, Max: time.Millisecond, Jitter: 1}.WithDefaults(), "Max is at least Initial")
+}
+
+// Seeding is for before Run: the channels it holds belong to Run's
+// goroutine.
+func TestSeedPanicsWhileRunning(t *testing.T) {
+	dialing := make(chan struct{}, 1)
+	f := New(Config{Name: "x", PBX: "X", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		func(ctx context.Context) (Session, error) {
+			dialing <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(cdr.Input) {}) }()
+	<-dialing
+	assert.PanicsWithValue(t, "x: Seed called while the Source runs", func() { f.Seed(nil) })
+	assert.EqualError(t, f.Run(ctx, func(cdr.Input) {}), "x: Source is already running")
+	cancel()
+	require.NoError(t, <-done)
+	assert.EqualError(t, f.Run(ctx, nil), "x: Run needs an emit function")
+	f.Seed(nil) // stopped: allowed again
+}
+
+func TestExcerpt(t *testing.T) {
+	long := make([]byte, 1000)
+	for i := range long {
+		long[i] = 'a'
+	}
+	assert.Len(t, Excerpt(long), excerptLen)
+	assert.Equal(t, "ok\uFFFD", Excerpt([]byte("ok\xff")), "invalid UTF-8 is made safe to log")
+}
