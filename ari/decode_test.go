@@ -12,35 +12,15 @@ import (
 
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow/sourcetest"
 )
 
 const traceDir = "../testdata/ari"
 
 // scenario loads the raw frames of one recorded scenario, by folder prefix.
-func scenario(t testing.TB, prefix string) [][]byte {
-	t.Helper()
-	matches, err := filepath.Glob(filepath.Join(traceDir, prefix+"*", "events.ndjson"))
-	require.NoError(t, err)
-	require.Len(t, matches, 1, "scenario %s", prefix)
-	frames, err := aritest.LoadNDJSON(matches[0])
-	require.NoError(t, err)
-	require.NotEmpty(t, frames)
-	return frames
-}
+func scenario(t testing.TB, prefix string) [][]byte { return sourcetest.Recording(t, traceDir, prefix) }
 
-func allScenarios(t testing.TB) map[string][][]byte {
-	t.Helper()
-	matches, err := filepath.Glob(filepath.Join(traceDir, "*", "events.ndjson"))
-	require.NoError(t, err)
-	require.NotEmpty(t, matches)
-	out := make(map[string][][]byte, len(matches))
-	for _, m := range matches {
-		frames, err := aritest.LoadNDJSON(m)
-		require.NoError(t, err)
-		out[filepath.Base(filepath.Dir(m))] = frames
-	}
-	return out
-}
+func allScenarios(t testing.TB) map[string][][]byte { return sourcetest.Recordings(t, traceDir) }
 
 // decodeAll decodes frames and keeps the inputs, failing on any error.
 func decodeAll(t testing.TB, frames [][]byte) []cdr.Input {

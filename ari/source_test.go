@@ -2,14 +2,10 @@ package ari
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,35 +16,24 @@ import (
 
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow/sourcetest"
 )
 
-// failsafe only keeps a broken test from hanging forever; no assertion
-// depends on how long anything takes.
-const failsafe = 20 * time.Second
+const failsafe = sourcetest.Failsafe
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+var (
+	sameInputs     = sourcetest.SameInputs
+	latest         = sourcetest.Latest
+	createdIDs     = sourcetest.CreatedIDs
+	countKind      = sourcetest.CountKind
+	withoutCreated = sourcetest.WithoutCreated
+	eventually     = sourcetest.Eventually
+)
 
 type harness struct {
+	*sourcetest.Run
 	src  *Source
-	logs *syncBuffer
-	got  chan cdr.Input
-	stop func()
+	logs *sourcetest.Logs
 }
 
 // start runs a Source against srv until the test ends. The emit buffer is
@@ -61,12 +46,12 @@ func start(t *testing.T, url string, tweak func(*Config)) *harness {
 // startBuffered is start with emit blocking once buf inputs wait untaken.
 func startBuffered(t *testing.T, url string, buf int, tweak func(*Config)) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &sourcetest.Logs{}
 	cfg := Config{
 		URL:          url,
 		User:         "kanca",
 		Password:     "kanca",
-		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       logs.Logger(),
 		Backoff:      Backoff{Initial: time.Millisecond, Max: 4 * time.Millisecond},
 		HTTPTimeout:  5 * time.Second,
 		PingInterval: -1,
@@ -76,70 +61,13 @@ func startBuffered(t *testing.T, url string, buf int, tweak func(*Config)) *harn
 	}
 	src, err := New(cfg)
 	require.NoError(t, err)
-	h := &harness{src: src, logs: logs, got: make(chan cdr.Input, buf)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func(in cdr.Input) { h.got <- in }) }()
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(failsafe):
-				t.Error("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(h.stop)
-	return h
-}
-
-func (h *harness) take(t *testing.T, n int) []cdr.Input {
-	t.Helper()
-	out := make([]cdr.Input, 0, n)
-	for len(out) < n {
-		select {
-		case in := <-h.got:
-			out = append(out, in)
-		case <-time.After(failsafe):
-			require.FailNow(t, "inputs missing", "got %d of %d; logs:\n%s", len(out), n, h.logs.String())
-		}
-	}
-	return out
-}
-
-// stopAndDrain stops the source and returns whatever it emitted that was not
-// taken; Run has returned, so nothing can follow.
-func (h *harness) stopAndDrain() []cdr.Input {
-	h.stop()
-	var rest []cdr.Input
-	for {
-		select {
-		case in := <-h.got:
-			rest = append(rest, in)
-		default:
-			return rest
-		}
-	}
+	return &harness{Run: sourcetest.Start(t, logs, buf, src.Run), src: src, logs: logs}
 }
 
 // waitFor blocks until cond holds on the fake server's state.
 func waitFor(t *testing.T, srv *aritest.Server, cond func() bool) {
 	t.Helper()
-	deadline := time.After(failsafe)
-	for {
-		ch := srv.Changed()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			require.FailNow(t, "condition never held")
-		}
-	}
+	sourcetest.WaitFor(t, srv.Stage, cond)
 }
 
 func TestSourceReplaysEveryFrameInOrder(t *testing.T) {
@@ -150,13 +78,13 @@ func TestSourceReplaysEveryFrameInOrder(t *testing.T) {
 
 	h := start(t, srv.URL, nil)
 	playAfterList(t, srv, 1, frames...)
-	got := h.take(t, len(want))
+	got := h.Take(t, len(want))
 	sameInputs(t, want, got)
 	// The recording ends with frames that map to nothing; wait until they
 	// were read too.
 	eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(frames)) })
 	assert.True(t, h.src.Stats().Connected)
-	assert.Empty(t, h.stopAndDrain(), "nothing beyond the decoded frames")
+	assert.Empty(t, h.StopAndDrain(), "nothing beyond the decoded frames")
 
 	st := h.src.Stats()
 	assert.Zero(t, st.Malformed)
@@ -186,26 +114,6 @@ func lastBridgeEnter(t *testing.T, frames [][]byte) int {
 	return n
 }
 
-func latest(ins []cdr.Input) time.Time {
-	var t time.Time
-	for _, in := range ins {
-		if in.Time.After(t) {
-			t = in.Time
-		}
-	}
-	return t
-}
-
-func createdIDs(ins []cdr.Input) []string {
-	var ids []string
-	for _, in := range ins {
-		if in.Kind == cdr.KindCreated {
-			ids = append(ids, in.Channel.ID)
-		}
-	}
-	return ids
-}
-
 func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 	frames := scenario(t, "s01")
 	n := lastBridgeEnter(t, frames)
@@ -219,8 +127,8 @@ func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 
 	h := start(t, srv.URL, nil)
 	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, before, h.take(t, len(before)))
-	gone := h.take(t, 2)
+	sameInputs(t, before, h.Take(t, len(before)))
+	gone := h.Take(t, 2)
 	for i, in := range gone {
 		assert.Equal(t, cdr.KindGone, in.Kind)
 		assert.Equal(t, legs[i], in.Channel.ID, "in creation order")
@@ -228,7 +136,7 @@ func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 		assert.Equal(t, "Up", in.Channel.State, "with the last snapshot")
 		assert.Equal(t, before[0].Server, in.Server)
 	}
-	assert.Empty(t, h.stopAndDrain())
+	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(1), st.Reconnects)
 	assert.Equal(t, uint64(2), st.Gone)
@@ -258,15 +166,15 @@ func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 
 	h := start(t, srv.URL, nil)
 	playAfterList(t, srv, 1, append(slices.Clone(first), second[:k]...)...)
-	sameInputs(t, before, h.take(t, len(before)))
-	for _, in := range h.take(t, 2) {
+	sameInputs(t, before, h.Take(t, len(before)))
+	for _, in := range h.Take(t, 2) {
 		assert.Equal(t, cdr.KindGone, in.Kind)
 	}
 	// The listed channel is adopted when its first frame since the list
 	// arrives, just before that frame: only then is it sure that no
 	// ChannelCreated of its own was queued behind the list.
 	playAfterList(t, srv, 2, second[k:]...)
-	adopted := h.take(t, 1)[0]
+	adopted := h.Take(t, 1)[0]
 	assert.Equal(t, cdr.KindCreated, adopted.Kind, "adoption comes before the channel's first frame")
 	assert.Equal(t, bornLeg[0], adopted.Channel.ID)
 	assert.Equal(t, born[0].Server, adopted.Server)
@@ -275,9 +183,9 @@ func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 
 	assert.Equal(t, "Ring", adopted.Channel.State, "with the listed snapshot")
 
-	rest := h.take(t, len(after))
+	rest := h.Take(t, len(after))
 	sameInputs(t, after, rest)
-	assert.Empty(t, h.stopAndDrain())
+	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(1), st.Adopted)
 	assert.Equal(t, uint64(2), st.Gone)
@@ -298,9 +206,9 @@ func TestSourceAdoptsChannelsRacingTheList(t *testing.T) {
 	h := start(t, srv.URL, nil)
 	var got []cdr.Input
 	for countKind(got, cdr.KindDestroyed) < countKind(want, cdr.KindDestroyed) {
-		got = append(got, h.take(t, 1)[0])
+		got = append(got, h.Take(t, 1)[0])
 	}
-	got = append(got, h.stopAndDrain()...)
+	got = append(got, h.StopAndDrain()...)
 	sameInputs(t, withoutCreated(want), withoutCreated(got))
 	assert.ElementsMatch(t, createdIDs(want), createdIDs(got))
 }
@@ -309,40 +217,7 @@ func TestSourceAdoptsChannelsRacingTheList(t *testing.T) {
 // nth time, so every frame reaches it after its reconciliation.
 func playAfterList(t *testing.T, srv *aritest.Server, n int, frames ...[]byte) {
 	t.Helper()
-	waitFor(t, srv, func() bool { return srv.Listings() >= n })
-	srv.Play(frames...)
-}
-
-// eventually polls cond; for state that has no change notification.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failsafe)
-	for !cond() {
-		if time.Now().After(deadline) {
-			require.FailNow(t, "condition never held")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func countKind(ins []cdr.Input, k cdr.Kind) int {
-	n := 0
-	for _, in := range ins {
-		if in.Kind == k {
-			n++
-		}
-	}
-	return n
-}
-
-func withoutCreated(ins []cdr.Input) []cdr.Input {
-	var out []cdr.Input
-	for _, in := range ins {
-		if in.Kind != cdr.KindCreated {
-			out = append(out, in)
-		}
-	}
-	return out
+	sourcetest.PlayAfterList(t, srv.Stage, n, frames...)
 }
 
 func TestSourceKeepsRetryingRefusedCredentials(t *testing.T) {
@@ -362,9 +237,9 @@ func TestSourceKeepsRetryingRefusedCredentials(t *testing.T) {
 	// The operator fixes ari.conf; the next attempt gets in.
 	srv.SetAuth("kanca", secret)
 	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, want, h.take(t, len(want)))
+	sameInputs(t, want, h.Take(t, len(want)))
 	assert.Equal(t, 1, srv.Connections())
-	h.stop()
+	h.Stop()
 	logs := h.logs.String()
 	assert.Contains(t, logs, "refused the ARI credentials")
 	assert.NotContains(t, logs, secret)
@@ -381,10 +256,10 @@ func TestSourceRetriesThroughServerErrorsAndHangs(t *testing.T) {
 
 	h := start(t, srv.URL, func(c *Config) { c.HTTPTimeout = 200 * time.Millisecond })
 	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, want, h.take(t, len(want)))
+	sameInputs(t, want, h.Take(t, len(want)))
 	assert.Equal(t, 5, srv.Attempts(), "three 500s, one hang, then the connection")
 	assert.Equal(t, 1, srv.Connections())
-	h.stop()
+	h.Stop()
 	assert.Contains(t, h.logs.String(), "500")
 }
 
@@ -404,9 +279,9 @@ func TestSourceSkipsUnknownAndMalformedFrames(t *testing.T) {
 
 	h := start(t, srv.URL, nil)
 	playAfterList(t, srv, 1, script...)
-	sameInputs(t, want, h.take(t, len(want)))
+	sameInputs(t, want, h.Take(t, len(want)))
 	eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(script)) })
-	assert.Empty(t, h.stopAndDrain())
+	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(len(script)), st.Frames)
 	assert.Equal(t, uint64(1), st.Unknown)
@@ -451,7 +326,7 @@ func TestSourceDropsSilentPeer(t *testing.T) {
 			t.Fatalf("only %d connections; logs:\n%s", accepted.Load(), h.logs.String())
 		}
 	}
-	h.stop()
+	h.Stop()
 	assert.Contains(t, h.logs.String(), "stopped answering pings")
 }
 
@@ -469,10 +344,10 @@ func TestSourceBackPressure(t *testing.T) {
 		c.HTTPTimeout = 10 * time.Millisecond
 	})
 	playAfterList(t, srv, 1, frames...)
-	got := h.take(t, 1)
+	got := h.Take(t, 1)
 	waitFor(t, srv, func() bool { return srv.Pos() == len(frames) })
 	time.Sleep(50 * time.Millisecond) // several ping intervals with emit held
-	got = append(got, h.take(t, len(want)-1)...)
+	got = append(got, h.Take(t, len(want)-1)...)
 	sameInputs(t, want, got)
 	assert.Zero(t, h.src.Stats().Reconnects)
 	assert.Equal(t, 1, srv.Connections())
@@ -501,29 +376,4 @@ func TestNewChecksConfig(t *testing.T) {
 		require.Error(t, err, "%+v", bad)
 		assert.NotContains(t, err.Error(), "hunter2")
 	}
-}
-
-// sameInputs compares input sequences and reports the first difference
-// only: whole sequences are too long to read in a failure.
-func sameInputs(t *testing.T, want, got []cdr.Input) {
-	t.Helper()
-	for i := range min(len(want), len(got)) {
-		if !assert.ObjectsAreEqual(want[i], got[i]) {
-			t.Errorf("input %d differs:\nwant %s\n got %s", i, show(want[i]), show(got[i]))
-			return
-		}
-	}
-	if len(want) != len(got) {
-		t.Errorf("%d inputs, want %d", len(got), len(want))
-	}
-}
-
-func show(in cdr.Input) string {
-	other := ""
-	if in.Other != nil {
-		other = fmt.Sprintf(" other=%+v", *in.Other)
-	}
-	return fmt.Sprintf("%s %s %+v%s var=%s=%s dial=%s/%s bridge=%s cause=%d/%d soft=%v",
-		in.Kind, in.Time.Format(time.RFC3339Nano), in.Channel, other, in.Var, in.Value,
-		in.DialStatus, in.DialString, in.Bridge, in.Cause, in.TechCause, in.Soft)
 }

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,43 +16,30 @@ import (
 
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/esl/esltest"
+	"github.com/kanca/kanca/follow/sourcetest"
 )
 
-// failsafe only keeps a broken test from hanging forever; no assertion
-// depends on how long anything takes.
-const failsafe = 20 * time.Second
+const failsafe = sourcetest.Failsafe
 
 const traceDir = "../testdata/esl"
 
 // fsServer is the switch name of the FreeSWITCH that recorded the traces.
 const fsServer = "fs-capture"
 
+var (
+	sameInputs     = sourcetest.SameInputs
+	latest         = sourcetest.Latest
+	createdIDs     = sourcetest.CreatedIDs
+	countKind      = sourcetest.CountKind
+	withoutCreated = sourcetest.WithoutCreated
+	eventually     = sourcetest.Eventually
+)
+
 // trace loads the events of one recorded scenario, by folder prefix, in the
 // order the socket delivered them.
-func trace(t testing.TB, prefix string) [][]byte {
-	t.Helper()
-	matches, err := filepath.Glob(filepath.Join(traceDir, prefix+"*", "events.ndjson"))
-	require.NoError(t, err)
-	require.Len(t, matches, 1, "trace %s", prefix)
-	events, err := esltest.LoadNDJSON(matches[0])
-	require.NoError(t, err)
-	require.NotEmpty(t, events)
-	return events
-}
+func trace(t testing.TB, prefix string) [][]byte { return sourcetest.Recording(t, traceDir, prefix) }
 
-func allTraces(t testing.TB) map[string][][]byte {
-	t.Helper()
-	matches, err := filepath.Glob(filepath.Join(traceDir, "*", "events.ndjson"))
-	require.NoError(t, err)
-	require.NotEmpty(t, matches)
-	out := make(map[string][][]byte, len(matches))
-	for _, m := range matches {
-		events, err := esltest.LoadNDJSON(m)
-		require.NoError(t, err)
-		out[filepath.Base(filepath.Dir(m))] = events
-	}
-	return out
-}
+func allTraces(t testing.TB) map[string][][]byte { return sourcetest.Recordings(t, traceDir) }
 
 // decodeSorted is what replay reads from events: put in Event-Sequence
 // order by Reorder, then decoded.
@@ -74,29 +58,10 @@ func decodeSorted(t testing.TB, events [][]byte) []cdr.Input {
 	return out
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type harness struct {
+	*sourcetest.Run
 	src  *Source
-	logs *syncBuffer
-	got  chan cdr.Input
-	stop func()
+	logs *sourcetest.Logs
 }
 
 // start runs a Source against srv until the test ends. Events wait in the
@@ -111,11 +76,11 @@ func start(t *testing.T, srv *esltest.Server, tweak func(*Config)) *harness {
 // startBuffered is start with emit blocking once buf inputs wait untaken.
 func startBuffered(t *testing.T, srv *esltest.Server, buf int, tweak func(*Config)) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &sourcetest.Logs{}
 	cfg := Config{
 		Addr:          srv.Addr,
 		Password:      "ClueCon",
-		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:        logs.Logger(),
 		Backoff:       Backoff{Initial: time.Millisecond, Max: 4 * time.Millisecond},
 		Timeout:       5 * time.Second,
 		ProbeInterval: -1,
@@ -126,90 +91,20 @@ func startBuffered(t *testing.T, srv *esltest.Server, buf int, tweak func(*Confi
 	}
 	src, err := New(cfg)
 	require.NoError(t, err)
-	h := &harness{src: src, logs: logs, got: make(chan cdr.Input, buf)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func(in cdr.Input) { h.got <- in }) }()
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(failsafe):
-				t.Error("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(h.stop)
-	return h
-}
-
-func (h *harness) take(t *testing.T, n int) []cdr.Input {
-	t.Helper()
-	out := make([]cdr.Input, 0, n)
-	for len(out) < n {
-		select {
-		case in := <-h.got:
-			out = append(out, in)
-		case <-time.After(failsafe):
-			require.FailNow(t, "inputs missing", "got %d of %d; logs:\n%s", len(out), n, h.logs.String())
-		}
-	}
-	return out
-}
-
-// stopAndDrain stops the source and returns whatever it emitted that was
-// not taken; Run has returned, so nothing can follow.
-func (h *harness) stopAndDrain() []cdr.Input {
-	h.stop()
-	var rest []cdr.Input
-	for {
-		select {
-		case in := <-h.got:
-			rest = append(rest, in)
-		default:
-			return rest
-		}
-	}
+	return &harness{Run: sourcetest.Start(t, logs, buf, src.Run), src: src, logs: logs}
 }
 
 // waitFor blocks until cond holds on the fake server's state.
 func waitFor(t *testing.T, srv *esltest.Server, cond func() bool) {
 	t.Helper()
-	deadline := time.After(failsafe)
-	for {
-		ch := srv.Changed()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			require.FailNow(t, "condition never held")
-		}
-	}
-}
-
-// eventually polls cond; for state that has no change notification.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failsafe)
-	for !cond() {
-		if time.Now().After(deadline) {
-			require.FailNow(t, "condition never held")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sourcetest.WaitFor(t, srv.Stage, cond)
 }
 
 // playAfterList plays events once the source has listed channels for the
 // nth time, so every event reaches it after its reconciliation.
 func playAfterList(t *testing.T, srv *esltest.Server, n int, events ...[]byte) {
 	t.Helper()
-	waitFor(t, srv, func() bool { return srv.Listings() >= n })
-	srv.Play(events...)
+	sourcetest.PlayAfterList(t, srv.Stage, n, events...)
 }
 
 func newServer(t *testing.T, opts esltest.Options) *esltest.Server {
@@ -230,12 +125,12 @@ func TestSourceReplaysEveryTrace(t *testing.T) {
 			srv.DropAfter(len(events), 0)
 			h := start(t, srv, nil)
 			playAfterList(t, srv, 1, events...)
-			sameInputs(t, want, h.take(t, len(want)))
+			sameInputs(t, want, h.Take(t, len(want)))
 			// Reconnected and reconciled: every channel had ended, so the
 			// list adds nothing.
 			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
 			eventually(t, func() bool { return h.src.Stats().Connected })
-			assert.Empty(t, h.stopAndDrain())
+			assert.Empty(t, h.StopAndDrain())
 			st := h.src.Stats()
 			assert.Zero(t, st.Malformed)
 			assert.Zero(t, st.Gone)
@@ -308,26 +203,6 @@ func lastBridge(t testing.TB, events [][]byte) int {
 	return n
 }
 
-func latest(ins []cdr.Input) time.Time {
-	var t time.Time
-	for _, in := range ins {
-		if in.Time.After(t) {
-			t = in.Time
-		}
-	}
-	return t
-}
-
-func createdIDs(ins []cdr.Input) []string {
-	var ids []string
-	for _, in := range ins {
-		if in.Kind == cdr.KindCreated {
-			ids = append(ids, in.Channel.ID)
-		}
-	}
-	return ids
-}
-
 func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 	events := trace(t, "f01")
 	n := lastBridge(t, events)
@@ -339,8 +214,8 @@ func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 	srv.DropAfter(n, len(events)-n) // the hangup happens while nobody listens
 	h := start(t, srv, nil)
 	playAfterList(t, srv, 1, events...)
-	sameInputs(t, before, h.take(t, len(before)))
-	gone := h.take(t, 2)
+	sameInputs(t, before, h.Take(t, len(before)))
+	gone := h.Take(t, 2)
 	for i, in := range gone {
 		assert.Equal(t, cdr.KindGone, in.Kind)
 		assert.Equal(t, legs[i], in.Channel.ID, "in creation order")
@@ -349,7 +224,7 @@ func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 		assert.Equal(t, fsServer, in.Server)
 	}
 	waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
-	assert.Empty(t, h.stopAndDrain())
+	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(1), st.Reconnects)
 	assert.Equal(t, uint64(2), st.Gone)
@@ -375,8 +250,8 @@ func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 	srv.DropAfter(n, len(first)-n+k)
 	h := start(t, srv, nil)
 	playAfterList(t, srv, 1, append(append([][]byte{}, first...), second[:k]...)...)
-	sameInputs(t, before, h.take(t, len(before)))
-	for _, in := range h.take(t, 2) {
+	sameInputs(t, before, h.Take(t, len(before)))
+	for _, in := range h.Take(t, 2) {
 		assert.Equal(t, cdr.KindGone, in.Kind)
 	}
 	// The listed channel is adopted when its first event since the list
@@ -384,7 +259,7 @@ func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 	// CHANNEL_CREATE of its own was queued behind the list.
 	srv.DropAfter(len(first)+len(second), 0)
 	playAfterList(t, srv, 2, second[k:]...)
-	adopted := h.take(t, 1)[0]
+	adopted := h.Take(t, 1)[0]
 	assert.Equal(t, cdr.KindCreated, adopted.Kind, "adoption comes before the channel's first event")
 	assert.Equal(t, bornLeg[0], adopted.Channel.ID)
 	assert.Equal(t, fsServer, adopted.Server)
@@ -396,9 +271,9 @@ func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 	assert.False(t, adopted.Time.Before(adopted.Channel.Created))
 	assert.False(t, adopted.Time.After(after[0].Time), "no later than the event that settled it")
 
-	sameInputs(t, after, h.take(t, len(after)))
+	sameInputs(t, after, h.Take(t, len(after)))
 	waitFor(t, srv, func() bool { return srv.Listings() >= 3 })
-	assert.Empty(t, h.stopAndDrain())
+	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(1), st.Adopted)
 	assert.Equal(t, uint64(2), st.Gone)
@@ -419,11 +294,11 @@ func TestSourceCatchesAnAnswerMissedInADrop(t *testing.T) {
 	srv.DropAfter(n, bridge-n)
 	h := start(t, srv, nil)
 	playAfterList(t, srv, 1, events[:bridge]...)
-	sameInputs(t, before, h.take(t, len(before)))
+	sameInputs(t, before, h.Take(t, len(before)))
 	srv.DropAfter(len(events), 0)
 	playAfterList(t, srv, 2, events[bridge:]...)
 
-	got := h.take(t, len(after)+2)
+	got := h.Take(t, len(after)+2)
 	var rest []cdr.Input
 	answered := map[string]bool{}
 	for _, in := range got {
@@ -474,35 +349,15 @@ func TestSourceAdoptsChannelsRacingTheList(t *testing.T) {
 			h := start(t, srv, nil)
 			var got []cdr.Input
 			for countKind(got, cdr.KindDestroyed) < countKind(want, cdr.KindDestroyed) {
-				got = append(got, h.take(t, 1)[0])
+				got = append(got, h.Take(t, 1)[0])
 			}
 			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
-			got = append(got, h.stopAndDrain()...)
+			got = append(got, h.StopAndDrain()...)
 			sameInputs(t, withoutCreated(want), withoutCreated(got))
 			assert.ElementsMatch(t, createdIDs(want), createdIDs(got))
 			assert.Zero(t, h.src.Stats().Adopted, "every channel's CREATE came after the subscription")
 		})
 	}
-}
-
-func countKind(ins []cdr.Input, k cdr.Kind) int {
-	n := 0
-	for _, in := range ins {
-		if in.Kind == k {
-			n++
-		}
-	}
-	return n
-}
-
-func withoutCreated(ins []cdr.Input) []cdr.Input {
-	var out []cdr.Input
-	for _, in := range ins {
-		if in.Kind != cdr.KindCreated {
-			out = append(out, in)
-		}
-	}
-	return out
 }
 
 func TestSourceKeepsRetryingARefusedPassword(t *testing.T) {
@@ -522,8 +377,8 @@ func TestSourceKeepsRetryingARefusedPassword(t *testing.T) {
 	srv.SetPassword(secret)
 	srv.DropAfter(len(events), 0)
 	playAfterList(t, srv, 1, events...)
-	sameInputs(t, want, h.take(t, len(want)))
-	h.stop()
+	sameInputs(t, want, h.Take(t, len(want)))
+	h.Stop()
 	logs := h.logs.String()
 	assert.Contains(t, logs, "refused the event socket password")
 	assert.Contains(t, logs, "level=ERROR")
@@ -548,8 +403,8 @@ func TestSourceDropsAHungServer(t *testing.T) {
 	srv.Resume()
 	srv.DropAfter(len(events), 0)
 	playAfterList(t, srv, 2, events...)
-	sameInputs(t, want, h.take(t, len(want)))
-	h.stop()
+	sameInputs(t, want, h.Take(t, len(want)))
+	h.Stop()
 	assert.Contains(t, h.logs.String(), "FreeSWITCH stopped answering")
 	assert.GreaterOrEqual(t, h.src.Stats().Reconnects, uint64(1))
 }
@@ -567,10 +422,10 @@ func TestSourceBackPressure(t *testing.T) {
 		c.ReorderWait = time.Millisecond
 	})
 	playAfterList(t, srv, 1, events...)
-	got := h.take(t, 1)
+	got := h.Take(t, 1)
 	waitFor(t, srv, func() bool { return srv.Pos() == len(events) })
 	time.Sleep(300 * time.Millisecond) // several probe timeouts with emit held
-	got = append(got, h.take(t, len(want)-1)...)
+	got = append(got, h.Take(t, len(want)-1)...)
 	assert.ElementsMatch(t, want, got)
 	assert.Zero(t, h.src.Stats().Reconnects)
 	assert.Equal(t, 1, srv.Connections())
@@ -584,8 +439,8 @@ func TestSourceReleasesHeldEventsOnAQuietSwitch(t *testing.T) {
 	srv := newServer(t, esltest.Options{})
 	h := start(t, srv, func(c *Config) { c.ReorderWait = time.Millisecond })
 	playAfterList(t, srv, 1, events...)
-	assert.ElementsMatch(t, want, h.take(t, len(want)))
-	assert.Empty(t, h.stopAndDrain())
+	assert.ElementsMatch(t, want, h.Take(t, len(want)))
+	assert.Empty(t, h.StopAndDrain())
 	assert.Equal(t, 1, srv.Connections())
 }
 
@@ -606,9 +461,9 @@ func TestSourceSkipsMalformedEvents(t *testing.T) {
 	srv.DropAfter(len(script), 0)
 	h := start(t, srv, nil)
 	playAfterList(t, srv, 1, script...)
-	sameInputs(t, want, h.take(t, len(want)))
+	sameInputs(t, want, h.Take(t, len(want)))
 	waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
-	assert.Empty(t, h.stopAndDrain())
+	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(1), st.Malformed)
 	assert.Equal(t, uint64(1), st.ByName["CUSTOM callcenter::info"])
@@ -629,7 +484,7 @@ func TestSourceSeededChannelsGoneAtStart(t *testing.T) {
 	}
 	require.Len(t, seed, 2)
 	srv := newServer(t, esltest.Options{})
-	logs := &syncBuffer{}
+	logs := &sourcetest.Logs{}
 	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon", ProbeInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	require.NoError(t, err)
@@ -701,28 +556,4 @@ func TestParseChannels(t *testing.T) {
 	assert.Equal(t, "a", b.LinkedID, "an originated leg belongs to its A-leg's call")
 	assert.Equal(t, "Ringing", b.State)
 	assert.Equal(t, "1000", b.Exten)
-}
-
-// sameInputs compares input sequences and reports the first difference
-// only: whole sequences are too long to read in a failure.
-func sameInputs(t *testing.T, want, got []cdr.Input) {
-	t.Helper()
-	for i := range min(len(want), len(got)) {
-		if !assert.ObjectsAreEqual(want[i], got[i]) {
-			t.Errorf("input %d differs:\nwant %s\n got %s", i, show(want[i]), show(got[i]))
-			return
-		}
-	}
-	if len(want) != len(got) {
-		t.Errorf("%d inputs, want %d", len(got), len(want))
-	}
-}
-
-func show(in cdr.Input) string {
-	other := ""
-	if in.Other != nil {
-		other = fmt.Sprintf(" other=%+v", *in.Other)
-	}
-	return fmt.Sprintf("%s %s %+v%s dial=%s bridge=%s cause=%d/%s soft=%v",
-		in.Kind, in.Time.Format(time.RFC3339Nano), in.Channel, other, in.DialStatus, in.Bridge, in.Cause, in.CauseName, in.Soft)
 }

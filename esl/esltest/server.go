@@ -69,7 +69,7 @@ type client struct {
 	nc  net.Conn
 	wmu sync.Mutex // one frame at a time: events and answers interleave whole
 
-	// Guarded by Server.mu.
+	// Guarded by the Stage's lock.
 	subscribed bool
 	all        bool
 	names      map[string]bool
