@@ -7,9 +7,9 @@
 // password or hang.
 //
 // It speaks what kanca uses: the auth/request greeting and "auth", "event
-// json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", and the
-// API commands "status" and "show channels as json", framed as
-// mod_event_socket frames them.
+// json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", the API
+// commands "status" and "show channels as json", by "api" or "bgapi",
+// framed as mod_event_socket frames them.
 package esltest
 
 import (
@@ -62,6 +62,7 @@ type Server struct {
 	password string
 	channels followtest.Channels[map[string]string] // the core database's channels table, by uuid
 	clients  map[*client]bool
+	jobs     int // background jobs taken
 }
 
 // client is one connection and what it subscribed to.
@@ -251,6 +252,8 @@ func (s *Server) serve(c *client) {
 				return
 			}
 			err = c.frame("Content-Type: api/response\n", []byte(s.api(rest)))
+		case "bgapi":
+			err = s.bgapi(c, rest)
 		case "exit":
 			_ = c.reply("+OK bye")
 			c.disconnect()
@@ -349,6 +352,32 @@ func (s *Server) api(cmd string) string {
 	}
 	name, _, _ := strings.Cut(cmd, " ")
 	return fmt.Sprintf("-ERR %s Command not found!\n", name)
+}
+
+// bgapi takes a background job as mod_event_socket does: the reply names
+// its Job-UUID at once; the answer follows as a BACKGROUND_JOB event, for
+// those subscribed to it.
+func (s *Server) bgapi(c *client, cmd string) error {
+	s.Lock()
+	s.jobs++
+	job := fmt.Sprintf("00000000-0000-4000-8000-%012d", s.jobs)
+	s.Unlock()
+	if err := c.frame("Content-Type: command/reply\nReply-Text: +OK Job-UUID: "+job+"\nJob-UUID: "+job+"\n", nil); err != nil {
+		return err
+	}
+	if !s.Pause(context.Background(), s.opts.APIDelay) {
+		return errors.New("closed")
+	}
+	name, _, _ := strings.Cut(cmd, " ")
+	ev, _ := json.Marshal(map[string]string{"Event-Name": "BACKGROUND_JOB", "Job-UUID": job,
+		"Job-Command": name, "_body": s.api(cmd)})
+	s.Lock()
+	wants := c.wants("BACKGROUND_JOB", "")
+	s.Unlock()
+	if wants {
+		return c.event(ev)
+	}
+	return nil
 }
 
 // status answers "status" as FreeSWITCH 1.10 does.
