@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow"
+	"github.com/kanca/kanca/follow/followtest"
 	"github.com/kanca/kanca/follow/sourcetest"
 )
 
@@ -114,81 +115,32 @@ func lastBridgeEnter(t *testing.T, frames [][]byte) int {
 	return n
 }
 
+// asterisk is this source and its fake, for the tests every source passes.
+var asterisk = sourcetest.PBX{
+	Name: "Asterisk",
+	Start: func(t *testing.T) (*followtest.Stage, *sourcetest.Run, func() follow.Stats) {
+		srv := aritest.NewServer(aritest.Options{})
+		t.Cleanup(srv.Close)
+		h := start(t, srv.URL, nil)
+		return srv.Stage, h.Run, h.src.f.Stats
+	},
+	Decode: decodeAll,
+}
+
 func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 	frames := scenario(t, "s01")
-	n := lastBridgeEnter(t, frames)
-	before := decodeAll(t, frames[:n])
-	legs := createdIDs(before)
-	require.Len(t, legs, 2)
-
-	srv := aritest.NewServer(aritest.Options{})
-	t.Cleanup(srv.Close)
-	srv.DropAfter(n, len(frames)-n) // the hangup happens while nobody listens
-
-	h := start(t, srv.URL, nil)
-	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, before, h.Take(t, len(before)))
-	gone := h.Take(t, 2)
-	for i, in := range gone {
-		assert.Equal(t, cdr.KindGone, in.Kind)
-		assert.Equal(t, legs[i], in.Channel.ID, "in creation order")
-		assert.True(t, latest(before).Equal(in.Time), "gone at the last event seen")
-		assert.Equal(t, "Up", in.Channel.State, "with the last snapshot")
-		assert.Equal(t, before[0].Server, in.Server)
-	}
-	assert.Empty(t, h.StopAndDrain())
-	st := h.src.Stats()
-	assert.Equal(t, uint64(1), st.Reconnects)
-	assert.Equal(t, uint64(2), st.Gone)
-	assert.Equal(t, 2, srv.Connections())
-	assert.Contains(t, h.logs.String(), "disconnected")
-	assert.Contains(t, h.logs.String(), "reconnected")
+	sourcetest.GoneDuringADrop(t, asterisk, frames, lastBridgeEnter(t, frames))
 }
 
 func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 	first, second := scenario(t, "s01"), scenario(t, "s02")
-	n := lastBridgeEnter(t, first)
 	// The gap ends just after the second call's inbound leg is created.
 	k := 0
 	for !bytes.Contains(second[k], []byte(`"type":"ChannelCreated"`)) {
 		k++
 	}
-	k++
-	before := decodeAll(t, first[:n])
-	born := decodeAll(t, second[:k])
-	bornLeg := createdIDs(born)
-	require.Len(t, bornLeg, 1)
-	after := decodeAll(t, second[k:])
-
-	srv := aritest.NewServer(aritest.Options{})
-	t.Cleanup(srv.Close)
-	srv.DropAfter(n, len(first)-n+k)
-
-	h := start(t, srv.URL, nil)
-	playAfterList(t, srv, 1, append(slices.Clone(first), second[:k]...)...)
-	sameInputs(t, before, h.Take(t, len(before)))
-	for _, in := range h.Take(t, 2) {
-		assert.Equal(t, cdr.KindGone, in.Kind)
-	}
-	// The listed channel is adopted when its first frame since the list
-	// arrives, just before that frame: only then is it sure that no
-	// ChannelCreated of its own was queued behind the list.
-	playAfterList(t, srv, 2, second[k:]...)
-	adopted := h.Take(t, 1)[0]
-	assert.Equal(t, cdr.KindCreated, adopted.Kind, "adoption comes before the channel's first frame")
-	assert.Equal(t, bornLeg[0], adopted.Channel.ID)
-	assert.Equal(t, born[0].Server, adopted.Server)
-	assert.False(t, adopted.Time.Before(adopted.Channel.Created))
+	adopted, born, _ := sourcetest.BornDuringADrop(t, asterisk, first, lastBridgeEnter(t, first), second, k+1)
 	assert.False(t, adopted.Time.After(latest(born)), "no later than Asterisk's clock at the list")
-
-	assert.Equal(t, "Ring", adopted.Channel.State, "with the listed snapshot")
-
-	rest := h.Take(t, len(after))
-	sameInputs(t, after, rest)
-	assert.Empty(t, h.StopAndDrain())
-	st := h.src.Stats()
-	assert.Equal(t, uint64(1), st.Adopted)
-	assert.Equal(t, uint64(2), st.Gone)
 }
 
 // TestSourceAdoptsChannelsRacingTheList plays a call before the source

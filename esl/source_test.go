@@ -16,6 +16,8 @@ import (
 
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/esl/esltest"
+	"github.com/kanca/kanca/follow"
+	"github.com/kanca/kanca/follow/followtest"
 	"github.com/kanca/kanca/follow/sourcetest"
 )
 
@@ -203,80 +205,36 @@ func lastBridge(t testing.TB, events [][]byte) int {
 	return n
 }
 
+// freeswitch is this source and its fake, for the tests every source
+// passes.
+var freeswitch = sourcetest.PBX{
+	Name: "FreeSWITCH",
+	Start: func(t *testing.T) (*followtest.Stage, *sourcetest.Run, func() follow.Stats) {
+		srv := newServer(t, esltest.Options{})
+		h := start(t, srv, nil)
+		return srv.Stage, h.Run, h.src.f.Stats
+	},
+	Decode: decodeSorted,
+}
+
 func TestSourceReportsChannelsGoneDuringADrop(t *testing.T) {
 	events := trace(t, "f01")
-	n := lastBridge(t, events)
-	before := decodeSorted(t, events[:n])
-	legs := createdIDs(before)
-	require.Len(t, legs, 2)
-
-	srv := newServer(t, esltest.Options{})
-	srv.DropAfter(n, len(events)-n) // the hangup happens while nobody listens
-	h := start(t, srv, nil)
-	playAfterList(t, srv, 1, events...)
-	sameInputs(t, before, h.Take(t, len(before)))
-	gone := h.Take(t, 2)
-	for i, in := range gone {
-		assert.Equal(t, cdr.KindGone, in.Kind)
-		assert.Equal(t, legs[i], in.Channel.ID, "in creation order")
-		assert.True(t, latest(before).Equal(in.Time), "gone at the last event seen")
-		assert.Equal(t, "Up", in.Channel.State, "with the last snapshot")
-		assert.Equal(t, fsServer, in.Server)
-	}
-	waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
-	assert.Empty(t, h.StopAndDrain())
-	st := h.src.Stats()
-	assert.Equal(t, uint64(1), st.Reconnects)
-	assert.Equal(t, uint64(2), st.Gone)
-	assert.Equal(t, 2, srv.Connections())
-	assert.Contains(t, h.logs.String(), "disconnected from FreeSWITCH")
-	assert.Contains(t, h.logs.String(), "reconnected to FreeSWITCH")
+	sourcetest.GoneDuringADrop(t, freeswitch, events, lastBridge(t, events))
 }
 
 func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 	first, second := trace(t, "f01"), trace(t, "f02")
-	n := lastBridge(t, first)
 	// The gap ends once the second call's inbound leg is routed: the
 	// channel table then knows its caller and the number it dialled.
 	k := index(t, second, 0, "CHANNEL_STATE", "CS_ROUTING") + 1
 	require.Positive(t, k)
-	before := decodeSorted(t, first[:n])
-	born := decodeSorted(t, second[:k])
-	bornLeg := createdIDs(born)
-	require.Len(t, bornLeg, 1)
-	after := decodeSorted(t, second[k:])
-
-	srv := newServer(t, esltest.Options{})
-	srv.DropAfter(n, len(first)-n+k)
-	h := start(t, srv, nil)
-	playAfterList(t, srv, 1, append(append([][]byte{}, first...), second[:k]...)...)
-	sameInputs(t, before, h.Take(t, len(before)))
-	for _, in := range h.Take(t, 2) {
-		assert.Equal(t, cdr.KindGone, in.Kind)
-	}
-	// The listed channel is adopted when its first event since the list
-	// arrives, just before that event: only then is it sure that no
-	// CHANNEL_CREATE of its own was queued behind the list.
-	srv.DropAfter(len(first)+len(second), 0)
-	playAfterList(t, srv, 2, second[k:]...)
-	adopted := h.Take(t, 1)[0]
-	assert.Equal(t, cdr.KindCreated, adopted.Kind, "adoption comes before the channel's first event")
-	assert.Equal(t, bornLeg[0], adopted.Channel.ID)
+	adopted, born, after := sourcetest.BornDuringADrop(t, freeswitch, first, lastBridge(t, first), second, k)
 	assert.Equal(t, fsServer, adopted.Server)
-	assert.Equal(t, bornLeg[0], adopted.Channel.LinkedID)
-	assert.Equal(t, "Ring", adopted.Channel.State)
+	assert.Equal(t, adopted.Channel.ID, adopted.Channel.LinkedID)
 	assert.Equal(t, born[0].Channel.CallerNumber, adopted.Channel.CallerNumber)
 	assert.Equal(t, "908508850000", adopted.Channel.Exten, "the number it was created for")
 	assert.WithinDuration(t, born[0].Channel.Created, adopted.Channel.Created, time.Second, "the list has whole seconds")
-	assert.False(t, adopted.Time.Before(adopted.Channel.Created))
 	assert.False(t, adopted.Time.After(after[0].Time), "no later than the event that settled it")
-
-	sameInputs(t, after, h.Take(t, len(after)))
-	waitFor(t, srv, func() bool { return srv.Listings() >= 3 })
-	assert.Empty(t, h.StopAndDrain())
-	st := h.src.Stats()
-	assert.Equal(t, uint64(1), st.Adopted)
-	assert.Equal(t, uint64(2), st.Gone)
 }
 
 // A call answered while kanca was away: the list shows both legs ACTIVE,
