@@ -112,15 +112,13 @@ func NewServer(opts Options) *Server {
 
 // Close cuts every client off and stops the server.
 func (s *Server) Close() {
-	s.Lock()
-	if !s.CloseLocked() {
-		s.Unlock()
+	if !s.Stage.Close(func() {
+		if s.cur != nil {
+			s.cur.CloseNow()
+		}
+	}) {
 		return
 	}
-	if s.cur != nil {
-		s.cur.CloseNow()
-	}
-	s.Unlock()
 	s.srv.CloseClientConnections()
 	s.srv.Close()
 }

@@ -104,15 +104,13 @@ func NewServer(opts Options) *Server {
 
 // Close cuts every client off and stops the server.
 func (s *Server) Close() {
-	s.Lock()
-	if !s.CloseLocked() {
-		s.Unlock()
+	if !s.Stage.Close(func() {
+		for c := range s.clients {
+			c.nc.Close()
+		}
+	}) {
 		return
 	}
-	for c := range s.clients {
-		c.nc.Close()
-	}
-	s.Unlock()
 	s.ln.Close()
 	s.wg.Wait()
 }

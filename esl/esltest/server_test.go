@@ -13,12 +13,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/follow/sourcetest"
 )
 
 const f01 = "../../testdata/esl/f01_inbound_answered_caller_hangup/events.ndjson"
 
-// failsafe only keeps a broken test from hanging forever.
-const failsafe = 20 * time.Second
+const failsafe = sourcetest.Failsafe
 
 // raw is a bare client that reads frames as they come off the wire.
 type raw struct {
@@ -91,18 +92,7 @@ func (r *raw) login(password string) frame {
 
 func waitFor(t *testing.T, srv *Server, cond func() bool) {
 	t.Helper()
-	deadline := time.After(failsafe)
-	for {
-		ch := srv.Changed()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			require.FailNow(t, "condition never held")
-		}
-	}
+	sourcetest.WaitFor(t, srv.Stage, cond)
 }
 
 func TestServerLogin(t *testing.T) {

@@ -73,9 +73,12 @@ func (s *Stage) Unlock() { s.mu.Unlock() }
 // Done is closed when the Stage is closed.
 func (s *Stage) Done() <-chan struct{} { return s.done }
 
-// CloseLocked marks the Stage closed and wakes every waiter; false when it
-// already was.
-func (s *Stage) CloseLocked() bool {
+// Close marks the Stage closed, calls cut (with the lock held) to cut the
+// fake's clients off, and wakes every waiter; false, without calling cut,
+// when it already was.
+func (s *Stage) Close(cut func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
@@ -84,6 +87,7 @@ func (s *Stage) CloseLocked() bool {
 	if s.hangUntil != nil {
 		s.hangUntil.Stop()
 	}
+	cut()
 	s.NotifyLocked()
 	return true
 }
