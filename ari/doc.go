@@ -5,8 +5,11 @@
 // consumes.
 //
 // Decode is the pure half: one raw frame in, at most one input out. Source
-// is the live half: it owns the WebSocket, reconnects with backoff and, after
-// every (re)connect, reconciles the channels it remembers against the
-// channels Asterisk lists, so calls that ended or began while kanca was not
-// watching are closed or adopted.
+// is the live half, Asterisk's adapter of a follow.Follower: it dials the
+// events WebSocket, reads and decodes frames, lists channels and pings;
+// the Follower reconnects with backoff and, after every (re)connect,
+// reconciles the channels it remembers against the channels Asterisk
+// lists, so calls that ended or began while kanca was not watching are
+// closed or adopted. Client is the REST client the Source lists channels
+// with, and the one commands go through.
 package ari
