@@ -49,12 +49,12 @@ func TestOnReconcileTellsTheGap(t *testing.T) {
 	assert.Zero(t, first.gap.Gone)
 
 	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, before, h.Take(t, len(before)))
+	sourcetest.SameInputs(t, before, h.Take(t, len(before)))
 	again := <-gaps
 	h.Take(t, 2) // the two legs, gone
 	assert.False(t, again.gap.First)
 	assert.Equal(t, int64(len(before)+2), again.emitted, "after the gone inputs")
-	assert.True(t, latest(before).Equal(again.gap.Since), "the stream was last heard at its last event")
+	assert.True(t, sourcetest.Latest(before).Equal(again.gap.Since), "the stream was last heard at its last event")
 	assert.Equal(t, 2, again.gap.Gone)
 	assert.Zero(t, again.gap.Pending)
 

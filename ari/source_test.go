@@ -22,15 +22,6 @@ import (
 
 const failsafe = sourcetest.Failsafe
 
-var (
-	sameInputs     = sourcetest.SameInputs
-	latest         = sourcetest.Latest
-	createdIDs     = sourcetest.CreatedIDs
-	countKind      = sourcetest.CountKind
-	withoutCreated = sourcetest.WithoutCreated
-	eventually     = sourcetest.Eventually
-)
-
 type harness struct {
 	*sourcetest.Run
 	src  *Source
@@ -80,10 +71,10 @@ func TestSourceReplaysEveryFrameInOrder(t *testing.T) {
 	h := start(t, srv.URL, nil)
 	playAfterList(t, srv, 1, frames...)
 	got := h.Take(t, len(want))
-	sameInputs(t, want, got)
+	sourcetest.SameInputs(t, want, got)
 	// The recording ends with frames that map to nothing; wait until they
 	// were read too.
-	eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(frames)) })
+	sourcetest.Eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(frames)) })
 	assert.True(t, h.src.Stats().Connected)
 	assert.Empty(t, h.StopAndDrain(), "nothing beyond the decoded frames")
 
@@ -140,7 +131,7 @@ func TestSourceAdoptsCallBornDuringADrop(t *testing.T) {
 		k++
 	}
 	adopted, born, _ := sourcetest.BornDuringADrop(t, asterisk, first, lastBridgeEnter(t, first), second, k+1)
-	assert.False(t, adopted.Time.After(latest(born)), "no later than Asterisk's clock at the list")
+	assert.False(t, adopted.Time.After(sourcetest.Latest(born)), "no later than Asterisk's clock at the list")
 }
 
 // TestSourceAdoptsChannelsRacingTheList plays a call before the source
@@ -157,12 +148,12 @@ func TestSourceAdoptsChannelsRacingTheList(t *testing.T) {
 
 	h := start(t, srv.URL, nil)
 	var got []cdr.Input
-	for countKind(got, cdr.KindDestroyed) < countKind(want, cdr.KindDestroyed) {
+	for sourcetest.CountKind(got, cdr.KindDestroyed) < sourcetest.CountKind(want, cdr.KindDestroyed) {
 		got = append(got, h.Take(t, 1)[0])
 	}
 	got = append(got, h.StopAndDrain()...)
-	sameInputs(t, withoutCreated(want), withoutCreated(got))
-	assert.ElementsMatch(t, createdIDs(want), createdIDs(got))
+	sourcetest.SameInputs(t, sourcetest.WithoutCreated(want), sourcetest.WithoutCreated(got))
+	assert.ElementsMatch(t, sourcetest.CreatedIDs(want), sourcetest.CreatedIDs(got))
 }
 
 // playAfterList plays frames once the source has listed channels for the
@@ -189,7 +180,7 @@ func TestSourceKeepsRetryingRefusedCredentials(t *testing.T) {
 	// The operator fixes ari.conf; the next attempt gets in.
 	srv.SetAuth("kanca", secret)
 	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, want, h.Take(t, len(want)))
+	sourcetest.SameInputs(t, want, h.Take(t, len(want)))
 	assert.Equal(t, 1, srv.Connections())
 	h.Stop()
 	logs := h.logs.String()
@@ -208,7 +199,7 @@ func TestSourceRetriesThroughServerErrorsAndHangs(t *testing.T) {
 
 	h := start(t, srv.URL, func(c *Config) { c.HTTPTimeout = 200 * time.Millisecond })
 	playAfterList(t, srv, 1, frames...)
-	sameInputs(t, want, h.Take(t, len(want)))
+	sourcetest.SameInputs(t, want, h.Take(t, len(want)))
 	assert.Equal(t, 5, srv.Attempts(), "three 500s, one hang, then the connection")
 	assert.Equal(t, 1, srv.Connections())
 	h.Stop()
@@ -231,8 +222,8 @@ func TestSourceSkipsUnknownAndMalformedFrames(t *testing.T) {
 
 	h := start(t, srv.URL, nil)
 	playAfterList(t, srv, 1, script...)
-	sameInputs(t, want, h.Take(t, len(want)))
-	eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(script)) })
+	sourcetest.SameInputs(t, want, h.Take(t, len(want)))
+	sourcetest.Eventually(t, func() bool { return h.src.Stats().Frames == uint64(len(script)) })
 	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
 	assert.Equal(t, uint64(len(script)), st.Frames)
@@ -300,7 +291,7 @@ func TestSourceBackPressure(t *testing.T) {
 	waitFor(t, srv, func() bool { return srv.Pos() == len(frames) })
 	time.Sleep(50 * time.Millisecond) // several ping intervals with emit held
 	got = append(got, h.Take(t, len(want)-1)...)
-	sameInputs(t, want, got)
+	sourcetest.SameInputs(t, want, got)
 	assert.Zero(t, h.src.Stats().Reconnects)
 	assert.Equal(t, 1, srv.Connections())
 }

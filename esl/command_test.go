@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/esl/esltest"
+	"github.com/kanca/kanca/follow/sourcetest"
 )
 
 // A command FreeSWITCH never answers fails once the connection's timeout
@@ -46,7 +47,7 @@ func TestSourceCommandsUseItsConnection(t *testing.T) {
 	ctx := context.Background()
 
 	waitFor(t, srv, func() bool { return srv.Listings() >= 1 })
-	eventually(t, func() bool { return h.src.Stats().Connected })
+	sourcetest.Eventually(t, func() bool { return h.src.Stats().Connected })
 	body, err := h.src.API(ctx, "status")
 	require.NoError(t, err)
 	assert.Contains(t, body, "FreeSWITCH (Version 1.10")

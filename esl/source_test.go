@@ -28,15 +28,6 @@ const traceDir = "../testdata/esl"
 // fsServer is the switch name of the FreeSWITCH that recorded the traces.
 const fsServer = "fs-capture"
 
-var (
-	sameInputs     = sourcetest.SameInputs
-	latest         = sourcetest.Latest
-	createdIDs     = sourcetest.CreatedIDs
-	countKind      = sourcetest.CountKind
-	withoutCreated = sourcetest.WithoutCreated
-	eventually     = sourcetest.Eventually
-)
-
 // trace loads the events of one recorded scenario, by folder prefix, in the
 // order the socket delivered them.
 func trace(t testing.TB, prefix string) [][]byte { return sourcetest.Recording(t, traceDir, prefix) }
@@ -127,11 +118,11 @@ func TestSourceReplaysEveryTrace(t *testing.T) {
 			srv.DropAfter(len(events), 0)
 			h := start(t, srv, nil)
 			playAfterList(t, srv, 1, events...)
-			sameInputs(t, want, h.Take(t, len(want)))
+			sourcetest.SameInputs(t, want, h.Take(t, len(want)))
 			// Reconnected and reconciled: every channel had ended, so the
 			// list adds nothing.
 			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
-			eventually(t, func() bool { return h.src.Stats().Connected })
+			sourcetest.Eventually(t, func() bool { return h.src.Stats().Connected })
 			assert.Empty(t, h.StopAndDrain())
 			st := h.src.Stats()
 			assert.Zero(t, st.Malformed)
@@ -252,7 +243,7 @@ func TestSourceCatchesAnAnswerMissedInADrop(t *testing.T) {
 	srv.DropAfter(n, bridge-n)
 	h := start(t, srv, nil)
 	playAfterList(t, srv, 1, events[:bridge]...)
-	sameInputs(t, before, h.Take(t, len(before)))
+	sourcetest.SameInputs(t, before, h.Take(t, len(before)))
 	srv.DropAfter(len(events), 0)
 	playAfterList(t, srv, 2, events[bridge:]...)
 
@@ -267,8 +258,8 @@ func TestSourceCatchesAnAnswerMissedInADrop(t *testing.T) {
 		}
 		rest = append(rest, in)
 	}
-	assert.ElementsMatch(t, createdIDs(before), keys(answered))
-	sameInputs(t, after, rest)
+	assert.ElementsMatch(t, sourcetest.CreatedIDs(before), keys(answered))
+	sourcetest.SameInputs(t, after, rest)
 }
 
 func inputsOf(ins []cdr.Input, id string) []cdr.Input {
@@ -306,13 +297,13 @@ func TestSourceAdoptsChannelsRacingTheList(t *testing.T) {
 
 			h := start(t, srv, nil)
 			var got []cdr.Input
-			for countKind(got, cdr.KindDestroyed) < countKind(want, cdr.KindDestroyed) {
+			for sourcetest.CountKind(got, cdr.KindDestroyed) < sourcetest.CountKind(want, cdr.KindDestroyed) {
 				got = append(got, h.Take(t, 1)[0])
 			}
 			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
 			got = append(got, h.StopAndDrain()...)
-			sameInputs(t, withoutCreated(want), withoutCreated(got))
-			assert.ElementsMatch(t, createdIDs(want), createdIDs(got))
+			sourcetest.SameInputs(t, sourcetest.WithoutCreated(want), sourcetest.WithoutCreated(got))
+			assert.ElementsMatch(t, sourcetest.CreatedIDs(want), sourcetest.CreatedIDs(got))
 			assert.Zero(t, h.src.Stats().Adopted, "every channel's CREATE came after the subscription")
 		})
 	}
@@ -335,7 +326,7 @@ func TestSourceKeepsRetryingARefusedPassword(t *testing.T) {
 	srv.SetPassword(secret)
 	srv.DropAfter(len(events), 0)
 	playAfterList(t, srv, 1, events...)
-	sameInputs(t, want, h.Take(t, len(want)))
+	sourcetest.SameInputs(t, want, h.Take(t, len(want)))
 	h.Stop()
 	logs := h.logs.String()
 	assert.Contains(t, logs, "refused the event socket password")
@@ -361,7 +352,7 @@ func TestSourceDropsAHungServer(t *testing.T) {
 	srv.Resume()
 	srv.DropAfter(len(events), 0)
 	playAfterList(t, srv, 2, events...)
-	sameInputs(t, want, h.Take(t, len(want)))
+	sourcetest.SameInputs(t, want, h.Take(t, len(want)))
 	h.Stop()
 	assert.Contains(t, h.logs.String(), "FreeSWITCH stopped answering")
 	assert.GreaterOrEqual(t, h.src.Stats().Reconnects, uint64(1))
@@ -419,7 +410,7 @@ func TestSourceSkipsMalformedEvents(t *testing.T) {
 	srv.DropAfter(len(script), 0)
 	h := start(t, srv, nil)
 	playAfterList(t, srv, 1, script...)
-	sameInputs(t, want, h.Take(t, len(want)))
+	sourcetest.SameInputs(t, want, h.Take(t, len(want)))
 	waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
 	assert.Empty(t, h.StopAndDrain())
 	st := h.src.Stats()
