@@ -1,0 +1,166 @@
+package follow
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/cdr"
+)
+
+// played is the smallest adapter there is: a PBX that lists channels once
+// and then says what it is given, as a recording would.
+type played struct {
+	list   Listing
+	inputs chan cdr.Input
+	closed chan struct{}
+}
+
+func (p *played) List(context.Context) (Listing, error) { return p.list, nil }
+
+func (p *played) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error) {
+	select {
+	case in := <-p.inputs:
+		return append(dst, in), nil
+	case <-p.closed:
+		return dst, errors.New("closed")
+	case <-ctx.Done():
+		return dst, ctx.Err()
+	}
+}
+
+func (p *played) Probe(context.Context) error { return nil }
+func (p *played) Close(error)                 {}
+
+// follow runs a Follower seeded with seed over one session listing l, and
+// returns what it emitted after the session's inputs were handled.
+func follow(t *testing.T, seed []cdr.Input, l Listing, ins ...cdr.Input) []cdr.Input {
+	t.Helper()
+	p := &played{list: l, inputs: make(chan cdr.Input, len(ins)), closed: make(chan struct{})}
+	for _, in := range ins {
+		p.inputs <- in
+	}
+	dialed := false
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		func(ctx context.Context) (Session, error) {
+			if dialed {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			dialed = true
+			return p, nil
+		})
+	f.Seed(seed)
+	want := len(ins)
+	var got []cdr.Input
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- f.Run(ctx, func(in cdr.Input) {
+			got = append(got, in)
+			if in.Kind != cdr.KindGone && in.Time.Equal(ins[len(ins)-1].Time) && in.Kind == ins[len(ins)-1].Kind {
+				want = 0
+				cancel()
+			}
+		})
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not end")
+	}
+	require.Zero(t, want, "the last input was emitted")
+	return got
+}
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func ch(id, state string, created time.Time) cdr.Channel {
+	return cdr.Channel{ID: id, Name: "SIP/" + id, State: state, Created: created}
+}
+
+// After a gap: a remembered channel no longer listed is gone at the last
+// time seen; a listed one nobody knew is adopted before its first input,
+// at the list's clock; a state change the list shows is told before the
+// channel's next input that shows it happened.
+func TestReconcileExactList(t *testing.T) {
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)},
+		{Kind: cdr.KindCreated, Time: t0.Add(time.Second), Server: "pbx", Channel: ch("b", "Ring", t0.Add(time.Second))},
+	}
+	at := t0.Add(time.Minute)
+	l := Listing{At: at, Channels: []Listed{
+		{Channel: ch("b", "Up", t0.Add(time.Second)), Server: "pbx"},
+		{Channel: ch("c", "Ring", t0.Add(30*time.Second)), Server: "pbx"},
+	}}
+	later := at.Add(5 * time.Second)
+	got := follow(t, seed, l,
+		cdr.Input{Kind: cdr.KindVar, Time: later, Server: "pbx", Channel: ch("c", "Ring", t0.Add(30*time.Second))},
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "pbx", Channel: ch("b", "Up", t0.Add(time.Second))},
+	)
+	require.Len(t, got, 5)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindGone, Time: seed[1].Time, Server: "pbx", Channel: seed[0].Channel}, got[0],
+		"gone at the latest time seeded, with the last snapshot")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: l.Channels[1].Channel}, got[1],
+		"adopted before its first input, at the list's clock")
+	assert.Equal(t, cdr.KindVar, got[2].Kind)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: l.Channels[0].Channel}, got[3],
+		"answered in the gap, told before the input that shows it")
+	assert.Equal(t, cdr.KindHangupRequest, got[4].Kind)
+}
+
+// A channel whose creation comes after the list was born after the
+// subscription: its own inputs tell it, nothing is adopted. A state
+// change whose own input follows is not told twice.
+func TestReconcileListRacingTheStream(t *testing.T) {
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)}}
+	at := t0.Add(time.Minute)
+	l := Listing{At: at, Channels: []Listed{
+		{Channel: ch("a", "Up", t0), Server: "pbx"},
+		{Channel: ch("c", "Ring", at), Server: "pbx"},
+	}}
+	ins := []cdr.Input{
+		{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: ch("a", "Up", t0)},
+		{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: ch("c", "Ring", at)},
+		{Kind: cdr.KindDestroyed, Time: at.Add(time.Second), Server: "pbx", Channel: ch("c", "Ring", at)},
+	}
+	assert.Equal(t, ins, follow(t, seed, l, ins...))
+}
+
+// A coarse list (its states rougher than the events') tells only a missed
+// answer, on the remembered snapshot; a channel whose end was read before
+// the list is not reported gone: its own inputs say when it ended.
+func TestReconcileCoarseListAndEndedChannels(t *testing.T) {
+	a := ch("a", "Ring", t0)
+	a.CallerNumber = "905321234567"
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: a},
+		{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: ch("b", "Ring", t0)},
+		{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: ch("e", "Up", t0)},
+	}
+	l := Listing{Coarse: true, Ended: map[string]bool{"e": true}, Channels: []Listed{
+		{Channel: ch("a", "Up", t0), Server: "fs"},
+		{Channel: ch("b", "Ringing", t0), Server: "fs"},
+	}}
+	then := t0.Add(time.Minute)
+	answered := a
+	answered.State = "Up"
+	got := follow(t, seed, l,
+		cdr.Input{Kind: cdr.KindDestroyed, Time: then, Server: "fs", Channel: ch("e", "Up", t0)},
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: then, Server: "fs", Channel: ch("b", "", t0)},
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: then.Add(time.Second), Server: "fs", Channel: cdr.Channel{ID: "a", Created: t0}},
+	)
+	require.Len(t, got, 4, "nothing gone, nothing told of b")
+	assert.Equal(t, cdr.KindDestroyed, got[0].Kind)
+	assert.Equal(t, cdr.KindHangupRequest, got[1].Kind)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: t0, Server: "fs", Channel: answered}, got[2],
+		"the answer, on what was remembered, at the latest time seen")
+	assert.Equal(t, "a", got[3].Channel.ID)
+}
