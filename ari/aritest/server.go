@@ -344,6 +344,9 @@ func (s *Server) setDateLocked(w http.ResponseWriter) {
 }
 
 func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
+	if !s.Awake() {
+		return
+	}
 	if !s.authorized(r) {
 		unauthorized(w)
 		return
@@ -357,6 +360,9 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	if !s.Awake() {
+		return
+	}
 	if !s.authorized(r) {
 		unauthorized(w)
 		return

@@ -207,3 +207,30 @@ func TestServerOnSendAndForgetSent(t *testing.T) {
 	assert.NotEmpty(t, frames[0], "the caller's frames are left alone")
 	assert.Empty(t, srv.LiveChannels())
 }
+
+// A hung Asterisk sends no frame and answers no REST call until it
+// resumes.
+func TestServerHangs(t *testing.T) {
+	frames, err := LoadNDJSON(s01)
+	require.NoError(t, err)
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	srv.Hang(0)
+	srv.Play(frames[:1]...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := dial(t, ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true")
+
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	_, _, err = c.Read(short)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "no frame while hung")
+	req, err := http.NewRequestWithContext(short, http.MethodGet, srv.URL+"/ari/channels", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("kanca", "kanca")
+	_, err = http.DefaultClient.Do(req)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "no answer while hung")
+
+	srv.Resume()
+	assert.Equal(t, http.StatusOK, get(t, srv.URL+"/ari/channels", "kanca", "kanca").StatusCode)
+}
