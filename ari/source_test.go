@@ -284,12 +284,14 @@ func TestSourceBackPressure(t *testing.T) {
 
 	h := startBuffered(t, srv.URL, 0, func(c *Config) {
 		c.PingInterval = 5 * time.Millisecond
-		c.HTTPTimeout = 10 * time.Millisecond
+		// Short enough for pings to time out while emit holds, long enough
+		// for a loaded machine to answer one the loop waits for.
+		c.HTTPTimeout = 200 * time.Millisecond
 	})
 	playAfterList(t, srv, 1, frames...)
 	got := h.Take(t, 1)
 	waitFor(t, srv, func() bool { return srv.Pos() == len(frames) })
-	time.Sleep(50 * time.Millisecond) // several ping intervals with emit held
+	time.Sleep(300 * time.Millisecond) // several ping timeouts with emit held
 	got = append(got, h.Take(t, len(want)-1)...)
 	sourcetest.SameInputs(t, want, got)
 	assert.Zero(t, h.src.Stats().Reconnects)
