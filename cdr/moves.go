@@ -69,7 +69,9 @@ func (t *Tracker) absorb(c, s *call) {
 func (t *Tracker) adopt(c *call, l *leg, at time.Time, out []Event) []Event {
 	t.absorb(c, l.c)
 	if l.dialnum == "" {
-		l.dialnum = l.caller // a Dial naming l as the peer names whom c rang, not l
+		// Not what a Dial naming l as the peer says (whom c rang), nor
+		// its caller id now (a PBX may give it the caller's).
+		l.dialnum = l.own
 	}
 	if cur := c.current(); cur != nil && cur.kind == stepPark && l.retrieves != "" {
 		c.rename(cur, l.retrieves)
@@ -111,14 +113,14 @@ func (t *Tracker) bridged(c *call, l *leg, owner *call, peer *leg, at time.Time,
 	case owner != c && owner.dir != "" && l.adoptable():
 		// Asterisk: a retriever joins the bridge of the call it took.
 		return t.adopt(owner, l, at, out)
-	case peer == nil || peer.c == nil || c.dir == "":
+	case peer == nil || peer.c == nil:
 		return out
-	case peer.c != c && peer.adoptable():
+	case peer.c != c && peer.c.dir != "" && l.adoptable():
+		// FreeSWITCH: the picker's or retriever's leg bridged to the caller.
+		return t.adopt(peer.c, l, at, out)
+	case peer.c != c && c.dir != "" && peer.adoptable():
 		return t.adopt(c, peer, at, out)
-	case peer.c != c:
-		if pc := peer.c; pc.dir != "" && l.adoptable() {
-			return t.adopt(pc, l, at, out)
-		}
+	case peer.c != c || c.dir == "":
 		return out
 	}
 	// Both legs are c's: the caller now talks to a leg that no current

@@ -43,6 +43,7 @@ type leg struct {
 	consult   bool
 	dialnum   string // what was dialled to reach it, when the PBX says
 	retrieves string // the parking space it asked to take a call from
+	own       string // the number it presented when it appeared: an extension's own
 }
 
 type stepKind uint8
@@ -200,7 +201,7 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	}
 	l := &leg{
 		id: ch.ID, name: ch.Name, created: ch.Created, context: ch.Context, exten: ch.Exten,
-		state: ch.State, caller: ch.CallerNumber, local: strings.HasPrefix(ch.Name, "Local/"),
+		state: ch.State, caller: ch.CallerNumber, own: ch.CallerNumber, local: strings.HasPrefix(ch.Name, "Local/"),
 	}
 	if l.created.IsZero() {
 		l.created = in.Time
@@ -216,6 +217,12 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	if ch.LinkedID != "" && ch.LinkedID != ch.ID {
 		if c := t.calls[callKey(in.Server, ch.LinkedID)]; c != nil {
 			t.attach(l, c)
+			return out
+		}
+		if o := t.legs[ch.LinkedID]; o != nil && o.c != nil {
+			// FreeSWITCH links a leg to the leg that originated it, which
+			// may itself be a callee's (a consultation before a transfer).
+			t.attach(l, o.c)
 			return out
 		}
 		// The caller's leg is gone or was never seen (kanca started
