@@ -89,8 +89,8 @@ func (f Fields) Sequence() (uint64, bool) {
 //   - DTMF: KindDTMF; CHANNEL_BRIDGE/UNBRIDGE: KindBridgeEnter/Leave.
 //   - CUSTOM menu::enter: KindMenu (Menu-Name); callcenter::info
 //     member-queue-start: KindQueue (CC-Queue without its @domain);
-//     spandsp::rxfax*: KindFax; valet_parking::info hold: KindPark
-//     (Target = Valet-Extension, the space).
+//     spandsp::rxfax*: KindFax. Parking is read from the valet_park
+//     application (CHANNEL_EXECUTE) of the parked and the retrieving leg.
 //   - A B-leg's KindDial carries DialString = its Caller-Destination-Number
 //     (the member, agent or number dialled); CHANNEL_BRIDGE carries Other =
 //     the leg bridged to.
@@ -169,8 +169,6 @@ func (f Fields) kind(name string) (cdr.Kind, bool) {
 			return cdr.KindQueue, true
 		case strings.HasPrefix(sub, "spandsp::rxfax"):
 			return cdr.KindFax, true
-		case sub == "valet_parking::info" && f["action"] == "hold":
-			return cdr.KindPark, true
 		}
 	}
 	return 0, false
@@ -245,8 +243,6 @@ func (f Fields) input(name string, kind cdr.Kind) (cdr.Input, error) {
 		if other != "" && other != f["unique-id"] {
 			in.Other = &cdr.Channel{ID: other}
 		}
-	case cdr.KindPark:
-		in.Target = f["valet-extension"]
 	case cdr.KindHangupRequest:
 		f.cause(&in)
 		in.Soft = !f.farEndHungUp()
