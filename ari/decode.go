@@ -134,6 +134,10 @@ const linkedIDVar = "CHANNEL(linkedid)"
 // types); that is not an error. A frame that is not valid JSON, has no type,
 // or lacks what its mapped type needs returns an error wrapping ErrMalformed.
 //
+// Of ChannelVarset, the tracker reads only the variables
+// cdr.Config.ReadsVariable names: a filter ahead of Decode may skip the
+// others' frames without changing any webhook.
+//
 // ChannelConnectedLine is ignored on purpose: every later snapshot of the
 // channel carries the connected party anyway, and turning it into a state
 // input would tell the tracker about a state change that did not happen.

@@ -173,3 +173,15 @@ func TestAttendedTransferOfConsultationCall(t *testing.T) {
 	assert.Zero(t, s.tr.Calls())
 	require.Empty(t, s.tr.legs)
 }
+
+// ReadsVariable is what a source may filter ChannelVarset frames by:
+// dropping every variable it does not name changes no webhook.
+func TestReadsVariable(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, v := range []string{"DIALSTATUS", "MIXMONITOR_FILENAME", "__DID", "DID", "FROM_DID"} {
+		assert.True(t, cfg.ReadsVariable(v), v)
+	}
+	for _, v := range []string{"BRIDGEPEER", "RTPAUDIOQOS", "RINGTIME", "BLINDTRANSFER"} {
+		assert.False(t, cfg.ReadsVariable(v), v)
+	}
+}

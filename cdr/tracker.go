@@ -485,12 +485,36 @@ func (t *Tracker) answered(c *call, l *leg, at time.Time) {
 	}
 }
 
+// Channel variables the tracker reads besides the configured DID
+// variables (Config.DIDVariables).
+const (
+	varDialStatus = "DIALSTATUS"          // Asterisk's Dial result on the caller's leg
+	varRecording  = "MIXMONITOR_FILENAME" // the file MixMonitor records to
+)
+
+// ReadsVariable says whether the tracker reads a channel variable set on
+// a leg (KindVar): a source may drop every other variable's updates (ARI
+// ChannelVarset frames) before decoding them. Inherited names (_X, __X)
+// are the variable X.
+func (c Config) ReadsVariable(name string) bool {
+	name = strings.TrimLeft(name, "_")
+	if name == varDialStatus || name == varRecording {
+		return true
+	}
+	for _, v := range c.DIDVariables {
+		if strings.TrimLeft(v, "_") == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *Tracker) variable(c *call, l *leg, in Input, out []Event) []Event {
 	name := strings.TrimLeft(in.Var, "_")
 	switch {
-	case name == "DIALSTATUS" && l == c.origin && in.Value != "":
+	case name == varDialStatus && l == c.origin && in.Value != "":
 		c.dialStatus = in.Value
-	case name == "MIXMONITOR_FILENAME" && in.Value != "":
+	case name == varRecording && in.Value != "":
 		c.recorded = true
 		c.recordFile = in.Value
 	case l == c.origin && c.dir == Inbound && !c.announced && in.Value != "":

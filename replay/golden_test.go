@@ -374,3 +374,33 @@ func TestLoadAgainstAsteriskCDR(t *testing.T) {
 	assert.Equal(t, map[string]int{"A": 420, "B": 90, "C": 90}, kinds)
 	assert.Empty(t, got, "webhooks for calls Asterisk has no CDR of")
 }
+
+// TestUnreadVariablesChangeNothing: dropping every ChannelVarset frame of
+// a variable the tracker does not read (cdr.Config.ReadsVariable) before
+// decoding gives the same webhooks, on every recording.
+func TestUnreadVariablesChangeNothing(t *testing.T) {
+	cfg := cdr.DefaultConfig()
+	filtered := options()
+	dropped := 0
+	filtered.Decode = func(frame []byte) (cdr.Input, bool, error) {
+		var head struct {
+			Type     string `json:"type"`
+			Variable string `json:"variable"`
+		}
+		if json.Unmarshal(frame, &head) == nil && head.Type == "ChannelVarset" && !cfg.ReadsVariable(head.Variable) {
+			dropped++
+			return cdr.Input{}, false, nil
+		}
+		return ari.Decode(frame)
+	}
+	for _, dir := range scenarios(t) {
+		events := filepath.Join(dir, "events.ndjson")
+		var all, some bytes.Buffer
+		_, err := replay.Files([]string{events}, nil, &all, options())
+		require.NoError(t, err)
+		_, err = replay.Files([]string{events}, nil, &some, filtered)
+		require.NoError(t, err)
+		assert.Equal(t, all.String(), some.String(), filepath.Base(dir))
+	}
+	assert.Greater(t, dropped, 1000)
+}
