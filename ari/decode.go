@@ -85,6 +85,7 @@ type frame struct {
 	// attended: the transferer's leg to the target, and the target when
 	// Asterisk names it; else the target is who shares the destination
 	// bridge with the transferee.
+	FirstLeg          *channel `json:"transferer_first_leg"`
 	SecondLeg         *channel `json:"transferer_second_leg"`
 	TransferTarget    *channel `json:"transfer_target"`
 	FirstLegBridge    *bridge  `json:"transferer_first_leg_bridge"`
@@ -282,12 +283,20 @@ func (f *frame) transfer(in *cdr.Input) {
 	if f.TransferTarget != nil {
 		target = f.TransferTarget.ID
 	}
+	// Else the target is whoever shares the destination bridge with the
+	// transferee, the transferer's legs aside.
+	notTarget := map[string]bool{in.Channel.ID: true}
+	for _, l := range []*channel{f.FirstLeg, f.SecondLeg} {
+		if l != nil {
+			notTarget[l.ID] = true
+		}
+	}
 	for _, b := range []*bridge{f.FirstLegBridge, f.SecondLegBridge} {
 		if target != "" || b == nil || b.ID != f.DestinationBridge {
 			continue
 		}
 		for _, id := range b.Channels {
-			if id != in.Channel.ID {
+			if !notTarget[id] {
 				target = id
 				break
 			}
