@@ -217,12 +217,12 @@ func dialNumber(s string) string {
 		return userPart(first)
 	case isTech(first):
 		if tg, ok := parseTarget(s); ok {
-			return tg.number
+			return userPart(tg.number) // PJSIP/sip:1001@host
 		}
 		return ""
 	}
 	if tg, ok := parseTarget("dial/" + s); ok {
-		return tg.number
+		return userPart(tg.number)
 	}
 	return ""
 }

@@ -48,14 +48,15 @@ func destinations(s *script) []string {
 	return out
 }
 
-// A 302 from 1000 to 1001 (Asterisk: a Dial event with forward, status
-// CANCEL for the first callee) sends the call on to 1001, who answers.
+// A 302 from 1000 to 1001 sends the call on to 1001, who answers.
+// Asterisk's app_dial dials the new channel, announces its Dial, then the
+// forward: a Dial for the first callee with status CANCEL and forward set.
 func TestForwardBy302(t *testing.T) {
 	s := inbound(t, "1000")
-	s.dialString("c", "a", "CANCEL", "", "1001")
-	s.destroy("a", 16)
 	s.create("b", "Local/1001@from-internal-00000001;1", "Down", "", "from-internal", "1001", "")
 	s.dialString("c", "b", "", "1001@from-internal", "")
+	s.dialString("c", "a", "CANCEL", "", "1001")
+	s.destroy("a", 16)
 	s.state("b", "Up")
 	s.dialString("c", "b", "ANSWER", "", "")
 	s.state("c", "Up")
@@ -66,9 +67,14 @@ func TestForwardBy302(t *testing.T) {
 	assert.Equal(t, []string{"1000", "1001"}, destinations(s))
 	h := s.last(CallHangup)
 	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 REDIRECTED_TO_EXTENSION/1001", "1001 CONNECTING_TO_EXTENSION/"}, flowOf(h))
+	assert.True(t, h.CDR.Callflow[1].Answer.IsZero(), "1000 never answered")
 	assert.False(t, h.CDR.Callflow[2].Answer.IsZero())
 	assert.Equal(t, "SUCCESS", h.ResultDisposition)
 	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallInitExtension, CallHangup}, s.types())
+
+	assert.Equal(t, "1001", dialNumber("PJSIP/sip:1001@127.0.0.1:5072"))
+	assert.Equal(t, "05321234567", dialNumber("trunk/sip:05321234567@10.0.0.1"))
+	assert.Equal(t, "1002", dialNumber("1002@from-internal/n"))
 }
 
 // A forward to an outside number is a step of its own, with no routing

@@ -581,7 +581,18 @@ func (t *Tracker) dial(peer *leg, in Input, out []Event) []Event {
 	if in.Forward != "" && caller != nil && caller == c.origin {
 		// The callee forwarded the call (a 302, call forwarding): the call
 		// goes on to where it said.
-		out = t.redirect(c, dialNumber(in.Forward), in.Time, out)
+		prev := c.current()
+		number := dialNumber(in.Forward)
+		out = t.redirect(c, number, in.Time, out)
+		// Asterisk announces the new callee's Dial before the forward:
+		// it belongs to the new step.
+		if s := c.current(); s != prev {
+			for _, id := range c.channels {
+				if m := t.legs[id]; m != nil && m.c == c && m.step == prev && m.up.IsZero() && m.number() == number {
+					m.step = s
+				}
+			}
+		}
 	}
 	return out
 }
