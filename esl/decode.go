@@ -94,7 +94,9 @@ func (f Fields) Sequence() (uint64, bool) {
 //   - A B-leg's KindDial carries DialString = its Caller-Destination-Number
 //     (the member, agent or number dialled); CHANNEL_BRIDGE carries Other =
 //     the leg bridged to.
-//   - KindDestroyed is timed by variable_end_uepoch, the leg's own end.
+//   - KindDestroyed is timed by variable_end_uepoch, the leg's own end, and
+//     CHANNEL_ANSWER by Caller-Channel-Answered-Time: the event itself
+//     may leave late (a slow CDR module delays HANGUP_COMPLETE by seconds).
 func DecodeFields(f Fields) (cdr.Input, bool, error) {
 	name := f["event-name"]
 	if name == "" {
@@ -195,6 +197,10 @@ func (f Fields) input(name string, kind cdr.Kind) (cdr.Input, error) {
 	case cdr.KindState:
 		if name == "CHANNEL_ANSWER" {
 			in.Channel.State = "Up"
+			// The leg's own answer moment, as its CDR keeps it.
+			if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+				in.Time = time.UnixMicro(us)
+			}
 		} else {
 			in.Channel.State = "Ringing"
 		}
