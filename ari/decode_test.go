@@ -402,16 +402,23 @@ func TestDecodeSoftHangupHasNoCause(t *testing.T) {
 	assert.Equal(t, 16, in.Cause, "a hard request keeps its Q.850 cause")
 }
 
+// inputsOf decodes one scenario and keeps the inputs of one kind.
+func inputsOf(t *testing.T, prefix string, kind cdr.Kind) []cdr.Input {
+	t.Helper()
+	var out []cdr.Input
+	for _, in := range decodeAll(t, scenario(t, prefix)) {
+		if in.Kind == kind {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
 // t01: *2 then 1001; when 1000 hangs up Asterisk joins the caller to the
 // Local channel that reached 1001. The transfer names the transferee and
 // the target, found in the destination bridge.
 func TestDecodeAttendedTransfer(t *testing.T) {
-	var got []cdr.Input
-	for _, in := range decodeAll(t, scenario(t, "t01")) {
-		if in.Kind == cdr.KindTransfer {
-			got = append(got, in)
-		}
-	}
+	got := inputsOf(t, "t01", cdr.KindTransfer)
 	require.Len(t, got, 1)
 	in := got[0]
 	assert.Equal(t, "attended", in.Detail)
@@ -425,12 +432,7 @@ func TestDecodeAttendedTransfer(t *testing.T) {
 // name the extension the transferee runs.
 func TestDecodeBlindTransfer(t *testing.T) {
 	for prefix, want := range map[string]string{"t02": "1001", "t08": "05321234567"} {
-		var got []cdr.Input
-		for _, in := range decodeAll(t, scenario(t, prefix)) {
-			if in.Kind == cdr.KindTransfer {
-				got = append(got, in)
-			}
-		}
+		got := inputsOf(t, prefix, cdr.KindTransfer)
 		require.Len(t, got, 1, prefix)
 		assert.Equal(t, "blind", got[0].Detail)
 		assert.Equal(t, want, got[0].Target)
@@ -441,12 +443,7 @@ func TestDecodeBlindTransfer(t *testing.T) {
 
 // t04: #72 moves the caller into the parking lot's holding bridge.
 func TestDecodeParkingBridge(t *testing.T) {
-	var parks []cdr.Input
-	for _, in := range decodeAll(t, scenario(t, "t04")) {
-		if in.Kind == cdr.KindPark {
-			parks = append(parks, in)
-		}
-	}
+	parks := inputsOf(t, "t04", cdr.KindPark)
 	require.Len(t, parks, 1)
 	assert.Equal(t, "default", parks[0].Target, "ARI names the lot")
 	assert.True(t, strings.HasPrefix(parks[0].Channel.Name, "PJSIP/trunk-"))
