@@ -24,10 +24,18 @@ func (t *Tracker) destination(number string) (stepKind, string) {
 	return stepExtension, t.named(number)
 }
 
-// number is who the leg reaches: what was dialled for it, the extension a
-// Local channel runs, else the number it presents (an extension's own
-// leg).
+// number is who the leg reaches: what was dialled for it, else the
+// number it presents (an extension's own leg).
 func (l *leg) number() string {
+	if n := l.dialled(); n != "" {
+		return n
+	}
+	return l.caller
+}
+
+// dialled is what the PBX says was dialled to reach the leg: the dial
+// string, or the extension a Local channel runs; "" when it does not say.
+func (l *leg) dialled() string {
 	if l.dialnum != "" {
 		return l.dialnum
 	}
@@ -36,7 +44,7 @@ func (l *leg) number() string {
 			return tg.number
 		}
 	}
-	return l.caller
+	return ""
 }
 
 // adoptable says whether l is the first leg of a call nobody was told of

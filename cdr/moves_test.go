@@ -191,3 +191,25 @@ func TestReadsVariable(t *testing.T) {
 		assert.False(t, cfg.ReadsVariable(v), v)
 	}
 }
+
+// A callee that forwards the call inside the PBX's own dial (a 302
+// FreeSWITCH follows itself) shows as a callee leg of another number
+// answering: the callflow names who answered, with its routing event.
+func TestAnsweredByTheForwardTarget(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("c", "sofia/internal/905321234567@127.0.0.1", "Ring", "905321234567", "capture", "908508850000", "c")
+	s.app("c", "bridge", "sofia/internal/1000@127.0.0.1:5171")
+	s.create("b", "sofia/internal/1001@127.0.0.1:5172", "Down", "905321234567", "capture", "1001", "c")
+	s.dialString("c", "b", "", "1001", "")
+	s.state("b", "Up")
+	s.state("c", "Up")
+	s.hangup("c", false, 16)
+	s.destroy("b", 16)
+	s.destroy("c", 16)
+
+	assert.Equal(t, []string{"1000", "1001"}, destinations(s))
+	h := s.last(CallHangup)
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 REDIRECTED_TO_EXTENSION/1001", "1001 CONNECTING_TO_EXTENSION/"}, flowOf(h))
+	assert.True(t, h.CDR.Callflow[1].Answer.IsZero())
+	assert.False(t, h.CDR.Callflow[2].Answer.IsZero())
+}

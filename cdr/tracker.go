@@ -346,7 +346,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if ch.State == "Up" && l.up.IsZero() {
 			l.up = in.Time
 			if c != nil {
-				t.answered(c, l, in.Time)
+				out = t.answered(c, l, in.Time, out)
 			}
 		}
 	case KindDialplan:
@@ -452,7 +452,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 }
 
 // answered notes that leg l of call c went up at at.
-func (t *Tracker) answered(c *call, l *leg, at time.Time) {
+func (t *Tracker) answered(c *call, l *leg, at time.Time, out []Event) []Event {
 	if l == c.origin {
 		if c.answer.IsZero() {
 			c.answer = at
@@ -460,29 +460,41 @@ func (t *Tracker) answered(c *call, l *leg, at time.Time) {
 		if s := c.current(); s != nil && s.byPBX() && s.answer.IsZero() {
 			s.answer = at
 		}
-		return
+		return out
 	}
 	if !l.dialed {
-		return
+		return out
 	}
 	c.connected = true
-	if l.step != nil && l.step.answer.IsZero() {
-		l.step.answer = at
-	}
-	if l.step != nil && l.step.kind == stepGroup && l.step == c.current() && c.announced {
-		// The callflow names the member or agent who took the group's
-		// call: the group hands over to a step of theirs.
-		if number := l.number(); number != "" {
-			kind, dest := t.destination(number)
-			s := &step{kind: kind, dest: dest, start: at, answer: at}
-			t.push(c, s, "", nil)
-			l.step = s
-		}
-	}
 	if c.answer.IsZero() && c.inside {
 		// An extension's outbound call is answered when the far end is.
 		c.answer = at
 	}
+	s := l.step
+	if s == nil {
+		return out
+	}
+	number := l.dialled()
+	kind, dest := t.destination(number)
+	switch {
+	case s != c.current() || !c.announced || number == "" || kind == s.kind && dest == s.dest:
+	case s.kind == stepGroup:
+		// The callflow names the member or agent who took the group's
+		// call: the group hands over to a step of theirs.
+		if s.answer.IsZero() {
+			s.answer = at
+		}
+		l.step = &step{kind: kind, dest: dest, start: at}
+		t.push(c, l.step, "", nil)
+	case s.kind == stepExtension:
+		// Someone else answered the extension's call: it forwarded it
+		// (a 302 the PBX followed on its own).
+		return t.connect(c, l, at, out)
+	}
+	if l.step.answer.IsZero() {
+		l.step.answer = at
+	}
+	return out
 }
 
 // Channel variables the tracker reads besides the configured DID
@@ -574,7 +586,7 @@ func (t *Tracker) dial(peer *leg, in Input, out []Event) []Event {
 		if peer.up.IsZero() {
 			peer.up = in.Time
 		}
-		t.answered(c, peer, in.Time)
+		out = t.answered(c, peer, in.Time, out)
 	case "BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL":
 		c.dialStatus = in.DialStatus
 	}
