@@ -17,6 +17,8 @@ import (
 // registration and REST-over-WebSocket messages of Asterisk 20+.
 const (
 	typeChannelToneDetected = "ChannelToneDetected"
+	typeBlindTransfer       = "BridgeBlindTransfer"
+	typeAttendedTransfer    = "BridgeAttendedTransfer"
 )
 
 var extraKnownTypes = []string{
@@ -74,14 +76,34 @@ type frame struct {
 
 	Digit string `json:"digit"` // ChannelDtmfReceived
 
-	Bridge *struct {
-		ID string `json:"id"`
-	} `json:"bridge"` // ChannelEnteredBridge, ChannelLeftBridge
+	Bridge *bridge `json:"bridge"` // ChannelEnteredBridge, ChannelLeftBridge, BridgeBlindTransfer
+
+	// BridgeBlindTransfer and BridgeAttendedTransfer.
+	Result     string   `json:"result"`
+	Transferee *channel `json:"transferee"`
+	Exten      string   `json:"exten"` // blind: where the transferee goes
+	// attended: the transferer's leg to the target, and the target when
+	// Asterisk names it; else the target is who shares the destination
+	// bridge with the transferee.
+	FirstLeg          *channel `json:"transferer_first_leg"`
+	SecondLeg         *channel `json:"transferer_second_leg"`
+	TransferTarget    *channel `json:"transfer_target"`
+	FirstLegBridge    *bridge  `json:"transferer_first_leg_bridge"`
+	SecondLegBridge   *bridge  `json:"transferer_second_leg_bridge"`
+	DestinationBridge string   `json:"destination_bridge"`
 
 	Cause     int    `json:"cause"`      // ChannelHangupRequest, ChannelDestroyed
 	CauseText string `json:"cause_txt"`  // ChannelDestroyed
 	TechCause int    `json:"tech_cause"` // ChannelHangupRequest, ChannelDestroyed
 	Soft      bool   `json:"soft"`       // ChannelHangupRequest
+}
+
+// bridge mirrors what kanca reads of ARI's Bridge model.
+type bridge struct {
+	ID       string   `json:"id"`
+	Class    string   `json:"bridge_class"` // "parking" for a parking lot's holding bridge
+	Name     string   `json:"name"`         // a parking bridge's lot
+	Channels []string `json:"channels"`
 }
 
 // channel mirrors ARI's Channel model, the snapshot every channel event
@@ -113,6 +135,10 @@ const linkedIDVar = "CHANNEL(linkedid)"
 // types); that is not an error. A frame that is not valid JSON, has no type,
 // or lacks what its mapped type needs returns an error wrapping ErrMalformed.
 //
+// Of ChannelVarset, the tracker reads only the variables
+// cdr.Config.ReadsVariable names: a filter ahead of Decode may skip the
+// others' frames without changing any webhook.
+//
 // ChannelConnectedLine is ignored on purpose: every later snapshot of the
 // channel carries the connected party anyway, and turning it into a state
 // input would tell the tracker about a state change that did not happen.
@@ -143,6 +169,11 @@ func decode(data []byte) (in cdr.Input, typ string, ok bool, err error) {
 	if !mapped(f.Type) || (f.Type == ari.Events.ChannelVarset && f.Channel == nil) {
 		return in, f.Type, false, nil
 	}
+	if kindOf[f.Type] == cdr.KindTransfer && (f.Result != "Success" || f.Transferee == nil) {
+		// A failed transfer leaves the call where it was; one without a
+		// transferee moved no call kanca follows.
+		return in, f.Type, false, nil
+	}
 	in, err = f.input()
 	if err != nil {
 		return cdr.Input{}, f.Type, false, fmt.Errorf("%w: %s: %v", ErrMalformed, f.Type, err)
@@ -163,6 +194,8 @@ var kindOf = map[string]cdr.Kind{
 	ari.Events.ChannelHangupRequest: cdr.KindHangupRequest,
 	ari.Events.ChannelDestroyed:     cdr.KindDestroyed,
 	typeChannelToneDetected:         cdr.KindFax,
+	typeBlindTransfer:               cdr.KindTransfer,
+	typeAttendedTransfer:            cdr.KindTransfer,
 }
 
 func mapped(typ string) bool {
@@ -176,11 +209,14 @@ func (f *frame) input() (cdr.Input, error) {
 	if in.Time, err = parseTime(f.Timestamp); err != nil {
 		return in, fmt.Errorf("timestamp: %w", err)
 	}
-	// Dial names its legs peer and caller; every other mapped event has one
-	// channel.
+	// Dial names its legs peer and caller, a transfer the transferee;
+	// every other mapped event has one channel.
 	snap := f.Channel
-	if in.Kind == cdr.KindDial {
+	switch in.Kind {
+	case cdr.KindDial:
 		snap = f.Peer
+	case cdr.KindTransfer:
+		snap = f.Transferee
 	}
 	if snap == nil || snap.ID == "" {
 		return in, errors.New("no channel")
@@ -210,14 +246,65 @@ func (f *frame) input() (cdr.Input, error) {
 			return in, errors.New("no bridge")
 		}
 		in.Bridge = f.Bridge.ID
+		if in.Kind == cdr.KindBridgeEnter && f.Bridge.Class == "parking" {
+			// A parking lot's holding bridge: the channel was parked.
+			// ARI names the lot, not the space.
+			in.Kind, in.Target = cdr.KindPark, f.Bridge.Name
+		}
+	case cdr.KindTransfer:
+		f.transfer(&in)
 	case cdr.KindHangupRequest:
-		in.Cause, in.TechCause, in.Soft = f.Cause, f.TechCause, f.Soft
+		in.Soft = f.Soft
+		if !f.Soft {
+			// A soft request's cause is Asterisk's soft-hangup flag
+			// (AST_SOFTHANGUP_SHUTDOWN is 4), not a Q.850 cause.
+			in.Cause, in.TechCause = f.Cause, f.TechCause
+		}
 	case cdr.KindDestroyed:
 		in.Cause, in.CauseText, in.TechCause = f.Cause, f.CauseText, f.TechCause
 	case cdr.KindFax:
 		in.Detail = "tone"
 	}
 	return in, nil
+}
+
+// transfer reads a transfer: blind to an extension the transferee now
+// runs, or attended to the party the transferer consulted.
+func (f *frame) transfer(in *cdr.Input) {
+	if f.Type == typeBlindTransfer {
+		in.Detail, in.Target = "blind", f.Exten
+		return
+	}
+	in.Detail = "attended"
+	if f.SecondLeg != nil {
+		in.Target = f.SecondLeg.Connected.Number
+	}
+	target := ""
+	if f.TransferTarget != nil {
+		target = f.TransferTarget.ID
+	}
+	// Else the target is whoever shares the destination bridge with the
+	// transferee, the transferer's legs aside.
+	notTarget := map[string]bool{in.Channel.ID: true}
+	for _, l := range []*channel{f.FirstLeg, f.SecondLeg} {
+		if l != nil {
+			notTarget[l.ID] = true
+		}
+	}
+	for _, b := range []*bridge{f.FirstLegBridge, f.SecondLegBridge} {
+		if target != "" || b == nil || b.ID != f.DestinationBridge {
+			continue
+		}
+		for _, id := range b.Channels {
+			if !notTarget[id] {
+				target = id
+				break
+			}
+		}
+	}
+	if target != "" {
+		in.Other = &cdr.Channel{ID: target}
+	}
 }
 
 func (c *channel) toCDR() (cdr.Channel, error) {

@@ -53,6 +53,12 @@ func TestDecodeEveryRecordedFrame(t *testing.T) {
 			if typ == "ChannelVarset" && m["channel"] == nil {
 				isMapped = false
 			}
+			if kind == cdr.KindTransfer && (m["result"] != "Success" || m["transferee"] == nil) {
+				isMapped = false
+			}
+			if b, _ := m["bridge"].(map[string]any); typ == "ChannelEnteredBridge" && b["bridge_class"] == "parking" {
+				kind = cdr.KindPark
+			}
 			require.Equal(t, isMapped, ok, "%s frame %d (%s)", name, i, typ)
 			if !ok {
 				continue
@@ -65,8 +71,11 @@ func TestDecodeEveryRecordedFrame(t *testing.T) {
 			assert.True(t, ts.Equal(in.Time), "%s frame %d time", name, i)
 
 			snapKey := "channel"
-			if typ == "Dial" {
+			switch kind {
+			case cdr.KindDial:
 				snapKey = "peer"
+			case cdr.KindTransfer:
+				snapKey = "transferee"
 			}
 			snap := m[snapKey].(map[string]any)
 			checkSnapshot(t, snap, in.Channel)
@@ -92,18 +101,34 @@ func TestDecodeEveryRecordedFrame(t *testing.T) {
 				assert.Equal(t, m["digit"], in.Digit)
 			case cdr.KindBridgeEnter, cdr.KindBridgeLeave:
 				assert.Equal(t, m["bridge"].(map[string]any)["id"], in.Bridge)
+			case cdr.KindPark:
+				assert.Equal(t, m["bridge"].(map[string]any)["name"], in.Target)
+			case cdr.KindTransfer:
+				if typ == typeBlindTransfer {
+					assert.Equal(t, "blind", in.Detail)
+					assert.Equal(t, m["exten"], in.Target)
+				} else {
+					assert.Equal(t, "attended", in.Detail)
+				}
 			case cdr.KindHangupRequest, cdr.KindDestroyed:
-				assert.Equal(t, num(m["cause"]), in.Cause)
-				assert.Equal(t, num(m["tech_cause"]), in.TechCause)
 				soft, _ := m["soft"].(bool)
 				assert.Equal(t, soft, in.Soft)
+				if soft {
+					// A soft request's cause is a soft-hangup flag.
+					assert.Zero(t, in.Cause)
+					assert.Zero(t, in.TechCause)
+					break
+				}
+				assert.Equal(t, num(m["cause"]), in.Cause)
+				assert.Equal(t, num(m["tech_cause"]), in.TechCause)
 				txt, _ := m["cause_txt"].(string)
 				assert.Equal(t, txt, in.CauseText)
 			}
 		}
 	}
 	for _, k := range []cdr.Kind{cdr.KindCreated, cdr.KindState, cdr.KindDialplan, cdr.KindVar, cdr.KindCallerID,
-		cdr.KindDial, cdr.KindDTMF, cdr.KindBridgeEnter, cdr.KindBridgeLeave, cdr.KindHangupRequest, cdr.KindDestroyed} {
+		cdr.KindDial, cdr.KindDTMF, cdr.KindBridgeEnter, cdr.KindBridgeLeave, cdr.KindHangupRequest, cdr.KindDestroyed,
+		cdr.KindTransfer, cdr.KindPark} {
 		assert.Positive(t, mappedSeen[k], "no recorded frame of kind %s", k)
 	}
 }
@@ -337,4 +362,69 @@ func BenchmarkDecode(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// A soft hangup request carries Asterisk's soft-hangup flag in cause
+// (AST_SOFTHANGUP_SHUTDOWN = 4 when Asterisk restarts), not a Q.850
+// cause: it must never reach a CDR as CAUSE_4.
+func TestDecodeSoftHangupHasNoCause(t *testing.T) {
+	frame := `{"type":"ChannelHangupRequest","timestamp":"2026-12-05T08:59:35.911+0000","asterisk_id":"02:fc:00:00:00:01",` +
+		`"cause":4,"soft":true,"channel":{"id":"1.1","name":"PJSIP/trunk-1","state":"Up","creationtime":"2026-12-05T08:59:17.894+0000"}}`
+	in, ok, err := Decode([]byte(frame))
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.True(t, in.Soft)
+	assert.Zero(t, in.Cause)
+
+	hard := strings.Replace(strings.Replace(frame, `"soft":true`, `"soft":false`, 1), `"cause":4`, `"cause":16`, 1)
+	in, _, err = Decode([]byte(hard))
+	require.NoError(t, err)
+	assert.Equal(t, 16, in.Cause, "a hard request keeps its Q.850 cause")
+}
+
+// inputsOf decodes one scenario and keeps the inputs of one kind.
+func inputsOf(t *testing.T, prefix string, kind cdr.Kind) []cdr.Input {
+	t.Helper()
+	var out []cdr.Input
+	for _, in := range decodeAll(t, scenario(t, prefix)) {
+		if in.Kind == kind {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// t01: *2 then 1001; when 1000 hangs up Asterisk joins the caller to the
+// Local channel that reached 1001. The transfer names the transferee and
+// the target, found in the destination bridge.
+func TestDecodeAttendedTransfer(t *testing.T) {
+	got := inputsOf(t, "t01", cdr.KindTransfer)
+	require.Len(t, got, 1)
+	in := got[0]
+	assert.Equal(t, "attended", in.Detail)
+	assert.Equal(t, "PJSIP/trunk-0000002c", in.Channel.Name, "the caller is the transferee")
+	assert.Equal(t, "1001", in.Target)
+	require.NotNil(t, in.Other)
+	assert.Equal(t, "1796461165.50", in.Other.ID, "Local/1001@from-internal-00000002;1 shares the caller's bridge")
+}
+
+// t02 (##1001) and t08 (SIP REFER to an outside number): blind transfers
+// name the extension the transferee runs.
+func TestDecodeBlindTransfer(t *testing.T) {
+	for prefix, want := range map[string]string{"t02": "1001", "t08": "05321234567"} {
+		got := inputsOf(t, prefix, cdr.KindTransfer)
+		require.Len(t, got, 1, prefix)
+		assert.Equal(t, "blind", got[0].Detail)
+		assert.Equal(t, want, got[0].Target)
+		assert.True(t, strings.HasPrefix(got[0].Channel.Name, "PJSIP/trunk-"), "the caller is the transferee")
+		assert.Nil(t, got[0].Other)
+	}
+}
+
+// t04: #72 moves the caller into the parking lot's holding bridge.
+func TestDecodeParkingBridge(t *testing.T) {
+	parks := inputsOf(t, "t04", cdr.KindPark)
+	require.Len(t, parks, 1)
+	assert.Equal(t, "default", parks[0].Target, "ARI names the lot")
+	assert.True(t, strings.HasPrefix(parks[0].Channel.Name, "PJSIP/trunk-"))
 }

@@ -123,6 +123,7 @@ type Record struct {
 	AnswerTime  time.Time // zero: never answered
 	HangupTime  time.Time
 	Recorded    bool
+	RecordFile  string // where the PBX keeps the recording, when it says; "" otherwise
 	HangupCause string
 	Disposition string // sip_hangup_disposition
 	Callflow    []Step

@@ -23,10 +23,13 @@ const (
 	KindQueue                         // it entered a queue the PBX names (Detail is the queue)
 	KindDestroyed                     // it is gone (Cause, CauseText, TechCause)
 	KindGone                          // it vanished while the source was not watching (reconciled)
+	// Kinds added later keep the numbers above stable: the journal stores them.
+	KindTransfer // the PBX moved the call: Channel is the leg moved (the transferee), Detail "blind" or "attended", Target where to, Other the leg it now talks to when the PBX names it
+	KindPark     // the leg was parked (Target is the space, or the lot when the PBX names no space)
 )
 
 var kindNames = [...]string{"", "created", "state", "dialplan", "var", "callerid", "dial", "dtmf",
-	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone"}
+	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -69,10 +72,14 @@ type Input struct {
 
 	Var, Value string `json:",omitzero"` // KindVar
 
-	Other      *Channel `json:",omitzero"` // KindDial: the dialing leg, nil for an originate
+	Other      *Channel `json:",omitzero"` // KindDial: the dialing leg, nil for an originate; KindBridgeEnter: the leg bridged to, when the PBX says; KindTransfer: the transfer target
 	DialStatus string   `json:",omitzero"` // KindDial: "", RINGING, ANSWER, NOANSWER, BUSY, CANCEL, CONGESTION, CHANUNAVAIL
 	DialString string   `json:",omitzero"` // KindDial
-	Forward    string   `json:",omitzero"` // KindDial: where a callee forwarded the call
+	Forward    string   `json:",omitzero"` // KindDial: where a callee forwarded the call (a 302, call forwarding)
+
+	// Target is the number a transfer sent the call to, or the parking
+	// space (KindTransfer, KindPark).
+	Target string `json:",omitzero"`
 
 	Digit  string `json:",omitzero"` // KindDTMF
 	Bridge string `json:",omitzero"` // KindBridgeEnter, KindBridgeLeave

@@ -36,8 +36,14 @@ type leg struct {
 	caller   string
 	up       time.Time
 	dialed   bool  // the call dialled it (not the caller's own leg)
-	step     *step // the routing step whose dial created it
+	step     *step // the routing step whose dial created it, or that it took over
 	local    bool  // a Local channel half
+	// consult: another callee dialled it (a consultation before an
+	// attended transfer); it is nobody's step until the call is joined to it.
+	consult   bool
+	dialnum   string // what was dialled to reach it, when the PBX says
+	retrieves string // the parking space it asked to take a call from
+	own       string // the number it presented when it appeared: an extension's own
 }
 
 type stepKind uint8
@@ -48,6 +54,8 @@ const (
 	stepExtension
 	stepGroup
 	stepExternal
+	stepPark      // the call waits in a parking space
+	stepVoicemail // the PBX's voicemail took the call
 )
 
 type step struct {
@@ -85,6 +93,7 @@ type call struct {
 	fax         bool
 	faxSent     bool
 	recorded    bool
+	recordFile  string // where the PBX says it keeps the recording
 	dialStatus  string // the caller leg's DIALSTATUS, else the last peer's final status
 
 	hungUp       bool // a hangup request reached the caller's leg
@@ -192,7 +201,7 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	}
 	l := &leg{
 		id: ch.ID, name: ch.Name, created: ch.Created, context: ch.Context, exten: ch.Exten,
-		state: ch.State, caller: ch.CallerNumber, local: strings.HasPrefix(ch.Name, "Local/"),
+		state: ch.State, caller: ch.CallerNumber, own: ch.CallerNumber, local: strings.HasPrefix(ch.Name, "Local/"),
 	}
 	if l.created.IsZero() {
 		l.created = in.Time
@@ -208,6 +217,12 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	if ch.LinkedID != "" && ch.LinkedID != ch.ID {
 		if c := t.calls[callKey(in.Server, ch.LinkedID)]; c != nil {
 			t.attach(l, c)
+			return out
+		}
+		if o := t.legs[ch.LinkedID]; o != nil && o.c != nil {
+			// FreeSWITCH links a leg to the leg that originated it, which
+			// may itself be a callee's (a consultation before a transfer).
+			t.attach(l, o.c)
 			return out
 		}
 		// The caller's leg is gone or was never seen (kanca started
@@ -331,7 +346,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if ch.State == "Up" && l.up.IsZero() {
 			l.up = in.Time
 			if c != nil {
-				t.answered(c, l, in.Time)
+				out = t.answered(c, l, in.Time, out)
 			}
 		}
 	case KindDialplan:
@@ -346,6 +361,12 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		}
 		if isRecordApp(ch.App) {
 			c.recorded = true
+			if c.recordFile == "" {
+				c.recordFile = recordFileOf(ch.App, ch.AppData)
+			}
+		}
+		if sp := retrievedSpace(ch.App, ch.AppData); sp != "" && c.dir == "" {
+			l.retrieves = sp
 		}
 		if isFaxApp(ch.App) {
 			out = t.faxStart(c, in.Time, out)
@@ -361,15 +382,30 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 	case KindDial:
 		out = t.dial(l, in, out)
 	case KindBridgeEnter:
+		var peer *leg
+		if in.Other != nil {
+			peer = t.legs[in.Other.ID]
+		}
+		owner := t.bridges[in.Bridge]
 		if c == nil {
-			if bc := t.bridges[in.Bridge]; bc != nil {
-				t.attach(l, bc)
+			if owner != nil {
+				t.attach(l, owner)
 			}
 			return out
 		}
-		if _, ok := t.bridges[in.Bridge]; !ok {
+		if owner == nil {
+			owner = c
 			t.bridges[in.Bridge] = c
 			c.bridges = append(c.bridges, in.Bridge)
+		}
+		out = t.bridged(c, l, owner, peer, in.Time, out)
+	case KindTransfer:
+		if c != nil && c.dir != "" {
+			out = t.transfer(c, in, out)
+		}
+	case KindPark:
+		if c != nil && l == c.origin {
+			out = t.park(c, in.Target, in.Time, out)
 		}
 	case KindHangupRequest:
 		if c != nil && l == c.origin && !c.hungUp {
@@ -416,36 +452,83 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 }
 
 // answered notes that leg l of call c went up at at.
-func (t *Tracker) answered(c *call, l *leg, at time.Time) {
+func (t *Tracker) answered(c *call, l *leg, at time.Time, out []Event) []Event {
 	if l == c.origin {
 		if c.answer.IsZero() {
 			c.answer = at
 		}
-		if s := c.current(); s != nil && s.kind == stepMenu && s.answer.IsZero() {
+		if s := c.current(); s != nil && s.byPBX() && s.answer.IsZero() {
 			s.answer = at
 		}
-		return
+		return out
 	}
 	if !l.dialed {
-		return
+		return out
 	}
 	c.connected = true
-	if l.step != nil && l.step.answer.IsZero() {
-		l.step.answer = at
-	}
 	if c.answer.IsZero() && c.inside {
 		// An extension's outbound call is answered when the far end is.
 		c.answer = at
 	}
+	s := l.step
+	if s == nil {
+		return out
+	}
+	number := l.dialled()
+	kind, dest := t.destination(number)
+	switch {
+	case s != c.current() || !c.announced || number == "" || kind == s.kind && dest == s.dest:
+	case s.kind == stepGroup:
+		// The callflow names the member or agent who took the group's
+		// call: the group hands over to a step of theirs.
+		if s.answer.IsZero() {
+			s.answer = at
+		}
+		l.step = &step{kind: kind, dest: dest, start: at}
+		t.push(c, l.step, "", nil)
+	case s.kind == stepExtension:
+		// Someone else answered the extension's call: it forwarded it
+		// (a 302 the PBX followed on its own).
+		return t.connect(c, l, at, out)
+	}
+	if l.step.answer.IsZero() {
+		l.step.answer = at
+	}
+	return out
+}
+
+// Channel variables the tracker reads besides the configured DID
+// variables (Config.DIDVariables).
+const (
+	varDialStatus = "DIALSTATUS"          // Asterisk's Dial result on the caller's leg
+	varRecording  = "MIXMONITOR_FILENAME" // the file MixMonitor records to
+)
+
+// ReadsVariable says whether the tracker reads a channel variable set on
+// a leg (KindVar): a source may drop every other variable's updates (ARI
+// ChannelVarset frames) before decoding them. Inherited names (_X, __X)
+// are the variable X.
+func (c Config) ReadsVariable(name string) bool {
+	name = strings.TrimLeft(name, "_")
+	if name == varDialStatus || name == varRecording {
+		return true
+	}
+	for _, v := range c.DIDVariables {
+		if strings.TrimLeft(v, "_") == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Tracker) variable(c *call, l *leg, in Input, out []Event) []Event {
 	name := strings.TrimLeft(in.Var, "_")
 	switch {
-	case name == "DIALSTATUS" && l == c.origin && in.Value != "":
+	case name == varDialStatus && l == c.origin && in.Value != "":
 		c.dialStatus = in.Value
-	case name == "MIXMONITOR_FILENAME" && in.Value != "":
+	case name == varRecording && in.Value != "":
 		c.recorded = true
+		c.recordFile = in.Value
 	case l == c.origin && c.dir == Inbound && !c.announced && in.Value != "":
 		for _, v := range t.cfg.DIDVariables {
 			if strings.TrimLeft(v, "_") == name {
@@ -480,20 +563,48 @@ func (t *Tracker) dial(peer *leg, in Input, out []Event) []Event {
 		t.attach(peer, c)
 	}
 	if peer.c != c {
+		if c.dir != "" && peer.adoptable() {
+			// An extension that called in on its own (a pickup code)
+			// takes this call.
+			return t.adopt(c, peer, in.Time, out)
+		}
 		return out // a leg of another call (a transfer joined them): not ours to judge
 	}
-	if !peer.dialed && peer != c.origin {
-		peer.dialed = true
-		peer.step = c.current()
+	if !peer.dialed && !peer.consult && peer != c.origin {
+		if caller != nil && caller != c.origin && !caller.local {
+			peer.consult = true
+		} else {
+			peer.dialed = true
+			peer.step = c.current()
+		}
+	}
+	if peer.dialnum == "" && in.DialString != "" {
+		peer.dialnum = dialNumber(in.DialString)
 	}
 	switch in.DialStatus {
 	case "ANSWER":
 		if peer.up.IsZero() {
 			peer.up = in.Time
 		}
-		t.answered(c, peer, in.Time)
+		out = t.answered(c, peer, in.Time, out)
 	case "BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL":
 		c.dialStatus = in.DialStatus
+	}
+	if in.Forward != "" && caller != nil && caller == c.origin {
+		// The callee forwarded the call (a 302, call forwarding): the call
+		// goes on to where it said.
+		prev := c.current()
+		number := dialNumber(in.Forward)
+		out = t.redirect(c, number, in.Time, out)
+		// Asterisk announces the new callee's Dial before the forward:
+		// it belongs to the new step.
+		if s := c.current(); s != prev {
+			for _, id := range c.channels {
+				if m := t.legs[id]; m != nil && m.c == c && m.step == prev && m.up.IsZero() && m.number() == number {
+					m.step = s
+				}
+			}
+		}
 	}
 	return out
 }
@@ -538,6 +649,25 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		return t.extension(c, targets[0].number, in.Time, out)
 	case c.inside:
 		return out
+	case app == "voicemail":
+		if cur != nil && cur.kind == stepVoicemail {
+			return out
+		}
+		s := &step{kind: stepVoicemail, dest: "voicemail", start: in.Time}
+		if !c.origin.up.IsZero() {
+			s.answer = in.Time
+		}
+		return t.push(c, s, "", out)
+	case app == "park":
+		lot, _, _ := strings.Cut(ch.AppData, ",")
+		return t.park(c, strings.TrimSpace(lot), in.Time, out)
+	case app == "valet_park":
+		// valet_park LOT auto ... parks in a free space; valet_park LOT
+		// SPACE parks in (or takes a call from) that space.
+		if f := strings.Fields(ch.AppData); len(f) >= 2 && f[1] != "auto" {
+			return t.park(c, f[1], in.Time, out)
+		}
+		return t.park(c, "", in.Time, out)
 	case app == "queue" || app == "callcenter":
 		name, _, _ := strings.Cut(ch.AppData, ",")
 		name, _, _ = strings.Cut(name, "@")
@@ -593,7 +723,27 @@ func (t *Tracker) group(c *call, name, context string, at time.Time, out []Event
 }
 
 func (t *Tracker) extension(c *call, ext string, at time.Time, out []Event) []Event {
-	return t.push(c, &step{kind: stepExtension, dest: t.named(ext), start: at}, CallInitExtension, out)
+	dest := t.named(ext)
+	if cur := c.current(); cur != nil && cur.kind == stepExtension && cur.dest == dest {
+		// The same step: Asterisk repeats the running Dial when a
+		// transfer moves the channel before its new application starts.
+		return out
+	}
+	ev := CallInitExtension
+	if c.reached(stepExtension, dest) {
+		ev = "" // an extension taking the call back is told once
+	}
+	return t.push(c, &step{kind: stepExtension, dest: dest, start: at}, ev, out)
+}
+
+// reached says whether an earlier step of c went to dest.
+func (c *call) reached(kind stepKind, dest string) bool {
+	for _, s := range c.steps {
+		if s.kind == kind && s.dest == dest {
+			return true
+		}
+	}
+	return false
 }
 
 // external handles a dial to a number outside the PBX: an extension's call
@@ -608,6 +758,9 @@ func (t *Tracker) external(c *call, ch *Channel, number string, at time.Time, ou
 		out = t.announce(c, at, out)
 	}
 	if c.dir == "" {
+		return out
+	}
+	if cur := c.current(); cur != nil && cur.kind == stepExternal && cur.dest == dest {
 		return out
 	}
 	return t.push(c, &step{kind: stepExternal, dest: dest, start: at}, "", out)
@@ -695,6 +848,9 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 	}
 	if c.fax {
 		rec.CallType = "fax"
+	}
+	if c.recorded {
+		rec.RecordFile = c.recordFile
 	}
 	e := t.event(c, CallHangup, end)
 	e.HangupCause = rec.HangupCause

@@ -120,10 +120,15 @@ func TestFreePBXRingGroupThroughLocalChannels(t *testing.T) {
 	assert.Equal(t, "902161234567", h.Caller)
 	assert.Equal(t, "SUCCESS", h.ResultDisposition)
 	assert.Equal(t, "recv_bye", h.HangupDetail)
-	require.Len(t, h.CDR.Callflow, 2)
+	require.Len(t, h.CDR.Callflow, 3)
 	assert.Equal(t, RedirectedToGroup, h.CDR.Callflow[0].Redirection)
-	assert.Equal(t, ConnectingToGroup, h.CDR.Callflow[1].Redirection)
 	assert.False(t, h.CDR.Callflow[1].Answer.IsZero(), "the group step is answered when a member answers")
+	// The member who answered has the last step: the callflow names them.
+	assert.Equal(t, Step{Callee: "600", Start: h.CDR.Callflow[1].Start, Answer: h.CDR.Callflow[2].Start, Hangup: h.CDR.Callflow[2].Start,
+		Redirection: RedirectedToExtension, Target: "102"}, h.CDR.Callflow[1])
+	assert.Equal(t, "102", h.CDR.Callflow[2].Callee)
+	assert.Equal(t, ConnectingToExtension, h.CDR.Callflow[2].Redirection)
+	assert.Equal(t, h.CDR.Callflow[2].Start, h.CDR.Callflow[2].Answer)
 	assert.Zero(t, s.tr.Calls(), "the call is forgotten once it ended")
 	assert.Empty(t, s.tr.legs)
 	assert.Empty(t, s.tr.locals, "Local halves are forgotten with their legs")

@@ -89,7 +89,14 @@ func (f Fields) Sequence() (uint64, bool) {
 //   - DTMF: KindDTMF; CHANNEL_BRIDGE/UNBRIDGE: KindBridgeEnter/Leave.
 //   - CUSTOM menu::enter: KindMenu (Menu-Name); callcenter::info
 //     member-queue-start: KindQueue (CC-Queue without its @domain);
-//     spandsp::rxfax*: KindFax.
+//     spandsp::rxfax*: KindFax. Parking is read from the valet_park
+//     application (CHANNEL_EXECUTE) of the parked and the retrieving leg.
+//   - A B-leg's KindDial carries DialString = its Caller-Destination-Number
+//     (the member, agent or number dialled); CHANNEL_BRIDGE carries Other =
+//     the leg bridged to.
+//   - KindDestroyed is timed by variable_end_uepoch, the leg's own end, and
+//     CHANNEL_ANSWER by Caller-Channel-Answered-Time: the event itself
+//     may leave late (a slow CDR module delays HANGUP_COMPLETE by seconds).
 func DecodeFields(f Fields) (cdr.Input, bool, error) {
 	name := f["event-name"]
 	if name == "" {
@@ -190,11 +197,16 @@ func (f Fields) input(name string, kind cdr.Kind) (cdr.Input, error) {
 	case cdr.KindState:
 		if name == "CHANNEL_ANSWER" {
 			in.Channel.State = "Up"
+			// The leg's own answer moment, as its CDR keeps it.
+			if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+				in.Time = time.UnixMicro(us)
+			}
 		} else {
 			in.Channel.State = "Ringing"
 		}
 	case cdr.KindDial:
 		in.Other = &cdr.Channel{ID: a, LinkedID: a}
+		in.DialString = f["caller-destination-number"] // what the originate dialled
 		switch name {
 		case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
 			in.DialStatus = "RINGING"
@@ -228,12 +240,26 @@ func (f Fields) input(name string, kind cdr.Kind) (cdr.Input, error) {
 		if in.Bridge == "" {
 			in.Bridge = f["unique-id"]
 		}
+		// The leg it is bridged to: after uuid_bridge (intercept,
+		// att_xfer, valet parking) it may be a leg of another call.
+		other := f["bridge-b-unique-id"]
+		if other == f["unique-id"] {
+			other = f["bridge-a-unique-id"]
+		}
+		if other != "" && other != f["unique-id"] {
+			in.Other = &cdr.Channel{ID: other}
+		}
 	case cdr.KindHangupRequest:
 		f.cause(&in)
 		in.Soft = !f.farEndHungUp()
 	case cdr.KindDestroyed:
 		f.cause(&in)
 		in.Disposition = f["variable_sip_hangup_disposition"]
+		// The leg's own end: the event itself may be seconds late when
+		// a CDR module is slow.
+		if us, err := strconv.ParseInt(f["variable_end_uepoch"], 10, 64); err == nil && us > 0 {
+			in.Time = time.UnixMicro(us)
+		}
 	}
 	return in, nil
 }

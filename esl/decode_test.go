@@ -1,7 +1,12 @@
 package esl
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,4 +59,98 @@ func TestOrder(t *testing.T) {
 	o.Push("core", 10, time.Time{}, 10)
 	assert.Equal(t, []int{10}, o.Push("core2", 1, time.Time{}, 1))
 	assert.Equal(t, []int{1}, o.Flush())
+}
+
+// recorded reads every event of one recorded FreeSWITCH scenario.
+func recorded(t *testing.T, dir string) []Fields {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "esl", dir, "events.ndjson"))
+	require.NoError(t, err)
+	var out []Fields
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		f, err := ParseJSON(line)
+		require.NoError(t, err)
+		out = append(out, f)
+	}
+	return out
+}
+
+// A leg ends when FreeSWITCH says it did (variable_end_uepoch, which its
+// CDR keeps), not when CHANNEL_HANGUP_COMPLETE was sent: a slow CDR module
+// delays that event by seconds.
+func TestDecodeEndIsTheLegsOwn(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("..", "testdata", "esl", "*", "cdr"))
+	require.NoError(t, err)
+	checked := 0
+	for _, dir := range dirs {
+		cdrEnd := map[string]int64{} // leg -> end_uepoch in mod_json_cdr
+		files, _ := filepath.Glob(filepath.Join(dir, "*.cdr.json"))
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			require.NoError(t, err)
+			var leg struct {
+				Variables struct {
+					UUID string `json:"uuid"`
+					End  string `json:"end_uepoch"`
+				} `json:"variables"`
+			}
+			require.NoError(t, json.Unmarshal(data, &leg))
+			cdrEnd[leg.Variables.UUID], _ = strconv.ParseInt(leg.Variables.End, 10, 64)
+		}
+		for _, f := range recorded(t, filepath.Base(filepath.Dir(dir))) {
+			if f["event-name"] != "CHANNEL_HANGUP_COMPLETE" || cdrEnd[f["unique-id"]] == 0 {
+				continue
+			}
+			// As if the event had left FreeSWITCH five seconds late.
+			late, _ := strconv.ParseInt(f["event-date-timestamp"], 10, 64)
+			g := Fields{}
+			for k, v := range f {
+				g[k] = v
+			}
+			g["event-date-timestamp"] = strconv.FormatInt(late+5e6, 10)
+			in, ok, err := DecodeFields(g)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, time.UnixMicro(cdrEnd[f["unique-id"]]), in.Time, "%s leg %s", dir, f["unique-id"])
+			checked++
+		}
+	}
+	assert.Greater(t, checked, 30)
+}
+
+// g03: intercept bridges the picker's own leg (1001 dialled *8) to the
+// ringing caller; the bridge names the caller's leg, a leg of another call.
+func TestDecodeBridgeNamesTheOtherLeg(t *testing.T) {
+	var bridges []cdr.Input
+	for _, f := range recorded(t, "g03_pickup_1001_intercepts_call_ringing_1000") {
+		if f["event-name"] == "CHANNEL_BRIDGE" {
+			in, ok, err := DecodeFields(f)
+			require.NoError(t, err)
+			require.True(t, ok)
+			bridges = append(bridges, in)
+		}
+	}
+	require.Len(t, bridges, 1)
+	b := bridges[0]
+	assert.Equal(t, "*8", b.Channel.Exten, "the picker's leg")
+	require.NotNil(t, b.Other)
+	assert.Equal(t, "e55d8d0f-f811-40df-b2c2-f9d052c2da7a", b.Other.ID, "the carrier caller's leg")
+}
+
+// g04: a B-leg's dial says whom it dialled.
+func TestDecodeDialledNumber(t *testing.T) {
+	dialled := map[string]bool{}
+	for _, f := range recorded(t, "g04_park_by_1000_retrieved_by_1001") {
+		in, ok, err := DecodeFields(f)
+		require.NoError(t, err)
+		if ok && in.Kind == cdr.KindDial && in.DialString != "" {
+			dialled[in.DialString] = true
+		}
+	}
+	// 701 too: after uuid_bridge FreeSWITCH marks the retriever's leg as
+	// originated by the caller's, so its hangup reads as a dial.
+	assert.Equal(t, map[string]bool{"1000": true, "701": true}, dialled)
 }

@@ -158,6 +158,11 @@ func (e *encoder) record(r *cdr.Record) {
 	e.time(r.HangupTime)
 	e.key("call_record")
 	e.bool(r.Recorded)
+	if r.RecordFile != "" {
+		// Where the PBX keeps the recording, so a receiver can fetch it.
+		e.key("call_record_file")
+		e.str(r.RecordFile)
+	}
 	e.key("hangup_cause")
 	e.str(r.HangupCause)
 	e.key("sip_hangup_disposition")

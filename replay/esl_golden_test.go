@@ -26,9 +26,13 @@ func eslOptions() replay.Options {
 }
 
 func eslScenarios(t *testing.T) []string {
-	dirs, err := filepath.Glob(filepath.Join("..", "testdata", "esl", "f*"))
-	require.NoError(t, err)
-	require.Len(t, dirs, 11)
+	var dirs []string
+	for _, set := range []string{"f*", "g*"} {
+		d, err := filepath.Glob(filepath.Join("..", "testdata", "esl", set))
+		require.NoError(t, err)
+		dirs = append(dirs, d...)
+	}
+	require.Len(t, dirs, 18)
 	return dirs
 }
 
@@ -79,7 +83,7 @@ func TestFreeSWITCHArrivalOrder(t *testing.T) {
 			assert.Equal(t, string(want), string(got))
 		})
 	}
-	assert.Equal(t, 7, n)
+	assert.Equal(t, 12, n)
 }
 
 // fsLeg is what mod_json_cdr wrote about one leg.
@@ -87,6 +91,7 @@ type fsLeg struct {
 	Variables struct {
 		UUID                 string `json:"uuid"`
 		Start                string `json:"start_epoch"`
+		StartUs              string `json:"start_uepoch"`
 		Answer               string `json:"answer_epoch"`
 		End                  string `json:"end_epoch"`
 		HangupCause          string `json:"hangup_cause"`
@@ -95,9 +100,21 @@ type fsLeg struct {
 		LastApp              string `json:"last_app"`
 		CCMember             string `json:"cc_member_session_uuid"`
 		Direction            string `json:"direction"`
-		CallerID             string `json:"caller_id_number"`
+		// What links legs: the leg that originated it, the leg it was
+		// bridged to (uuid_bridge after intercept, att_xfer, valet_park).
+		Originator     string `json:"originator"`
+		OriginatingLeg string `json:"originating_leg_uuid"`
+		SignalBond     string `json:"signal_bond"`
+		LastBridgeTo   string `json:"last_bridge_to"`
+		BridgeUUID     string `json:"bridge_uuid"`
 	} `json:"variables"`
-	CallerProfile struct{} `json:"-"`
+	Callflow []struct {
+		Profile struct {
+			CallerID    string `json:"caller_id_number"`
+			ANI         string `json:"ani"`
+			Destination string `json:"destination_number"`
+		} `json:"caller_profile"`
+	} `json:"callflow"`
 }
 
 func (l fsLeg) epoch(t *testing.T, s string) float64 {
@@ -109,17 +126,45 @@ func (l fsLeg) epoch(t *testing.T, s string) float64 {
 	return f
 }
 
-// fsCall is one call as FreeSWITCH's CDRs tell it: its A-leg and the legs
-// originated for it.
+// number is who the leg reached: an outbound leg's destination, an
+// inbound leg's ANI (FreeSWITCH rewrites its caller id after a
+// uuid_bridge).
+func (l fsLeg) number() string {
+	if len(l.Callflow) == 0 {
+		return ""
+	}
+	p := l.Callflow[len(l.Callflow)-1].Profile
+	switch {
+	case l.Variables.Direction == "outbound":
+		return p.Destination
+	case p.ANI != "":
+		return p.ANI
+	}
+	return p.CallerID
+}
+
+// fsCall is one call as FreeSWITCH's CDRs tell it: the caller's leg and
+// every leg that ever met it.
 type fsCall struct {
 	a  fsLeg
 	bs []fsLeg
 }
 
+// fsCalls groups the CDR's legs into calls: legs linked by an originate
+// or a bridge are one call, whose first inbound leg is the caller's.
 func fsCalls(t *testing.T, dir string) map[string]*fsCall {
 	files, err := filepath.Glob(filepath.Join(dir, "cdr", "*.cdr.json"))
 	require.NoError(t, err)
 	legs := map[string]fsLeg{}
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(id string) string {
+		if p, ok := parent[id]; ok && p != id {
+			parent[id] = find(p)
+			return parent[id]
+		}
+		return id
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
@@ -127,52 +172,51 @@ func fsCalls(t *testing.T, dir string) map[string]*fsCall {
 		require.NoError(t, json.Unmarshal(data, &l), f)
 		legs[l.Variables.UUID] = l
 	}
-	calls := map[string]*fsCall{}
 	for id, l := range legs {
-		if l.Variables.CCMember == "" || l.Variables.CCMember == id {
-			if isALeg(t, dir, id) {
-				calls[id] = &fsCall{a: l}
+		v := l.Variables
+		for _, o := range []string{v.CCMember, v.Originator, v.OriginatingLeg, v.SignalBond, v.LastBridgeTo, v.BridgeUUID} {
+			if _, ok := legs[o]; ok && o != id {
+				parent[find(id)] = find(o)
 			}
 		}
 	}
+	groups := map[string][]fsLeg{}
 	for id, l := range legs {
-		if calls[id] != nil {
-			continue
+		groups[find(id)] = append(groups[find(id)], l)
+	}
+	calls := map[string]*fsCall{}
+	for _, g := range groups {
+		first := -1
+		for i, l := range g {
+			if l.Variables.Direction != "inbound" {
+				continue
+			}
+			if first < 0 || l.epoch(t, l.Variables.StartUs) < g[first].epoch(t, g[first].Variables.StartUs) {
+				first = i
+			}
 		}
-		owner := l.Variables.CCMember
-		if owner == "" {
-			owner = bLegOwner(t, dir, id)
+		require.GreaterOrEqual(t, first, 0, "a call with no inbound leg in %s", dir)
+		c := &fsCall{a: g[first]}
+		for i, l := range g {
+			if i != first {
+				c.bs = append(c.bs, l)
+			}
 		}
-		require.NotNil(t, calls[owner], "leg %s belongs to no call", id)
-		calls[owner].bs = append(calls[owner].bs, l)
+		calls[c.a.Variables.UUID] = c
 	}
 	return calls
 }
 
-// isALeg: mod_json_cdr prefixes A-legs' files with a_; a callcenter agent
-// leg is an A-leg of its own originate but belongs to the member's call.
-func isALeg(t *testing.T, dir, id string) bool {
-	_, err := os.Stat(filepath.Join(dir, "cdr", "a_"+id+".cdr.json"))
-	return err == nil
-}
-
-// bLegOwner finds a bridged B-leg's A-leg in the CSV CDR (call_uuid column).
-func bLegOwner(t *testing.T, dir, id string) string {
-	// caller_id_name, caller_id_number, destination_number, context, start, answer, end,
-	// duration, billsec, hangup_cause, uuid, bleg_uuid, accountcode, read_codec, write_codec,
-	// sip_hangup_disposition, call_uuid, direction, last_app
-	rows := readCSV(t, filepath.Join(dir, "cdr", "cdr_csv_Master.csv"))
-	for _, r := range rows {
-		if r[11] == id { // the A-leg it was bridged to
-			return r[10]
+// tookCall is the leg that answered last of those that are not the
+// caller's: who the caller talked to in the end ("" when nobody did).
+func (c *fsCall) tookCall(t *testing.T) string {
+	who, at := "", 0.0
+	for _, b := range c.bs {
+		if a := b.epoch(t, b.Variables.Answer); a > 0 && a >= at {
+			who, at = b.number(), a
 		}
 	}
-	for _, r := range rows {
-		if r[10] == id { // an unanswered B-leg still carries the A-leg's call uuid
-			return r[16]
-		}
-	}
-	return ""
+	return who
 }
 
 // TestAgainstFreeSWITCHCDR checks every scenario's webhooks against the
@@ -261,4 +305,5 @@ func fsCrossCheck(t *testing.T, id string, fc *fsCall, evs []body) {
 	}
 	assert.Equal(t, hangup.Direction == "IN" && !person && !fax, missing, "call %s: missing_call", id)
 	assert.NotEmpty(t, rec.Callflow)
+	assertTookCall(t, id, fc.tookCall(t), rec)
 }

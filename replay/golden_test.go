@@ -32,10 +32,17 @@ func options() replay.Options {
 	return replay.Options{Decode: ari.Decode, Tracker: cdr.DefaultConfig(), Format: formats.Options{Location: turkey}}
 }
 
+// scenarios are the recorded Asterisk calls: s* ring and answer, menus,
+// groups, fax; t* transfers, pickup, parking, voicemail, recording and
+// forwards.
 func scenarios(t *testing.T) []string {
-	dirs, err := filepath.Glob(filepath.Join("..", "testdata", "ari", "s*"))
-	require.NoError(t, err)
-	require.NotEmpty(t, dirs)
+	var dirs []string
+	for _, set := range []string{"s*", "t*"} {
+		d, err := filepath.Glob(filepath.Join("..", "testdata", "ari", set))
+		require.NoError(t, err)
+		require.NotEmpty(t, d)
+		dirs = append(dirs, d...)
+	}
 	return dirs
 }
 
@@ -113,6 +120,10 @@ type pbxCall struct {
 	disposition map[string]bool
 	callerChan  string // the channel whose uniqueid is the linkedid
 	hangupBy    string // CEL HANGUP hangupsource of the caller's channel
+	// tookCall is the number whom the caller's channel was last answered
+	// by (the dstchannel of its last ANSWERED row); "" when nobody was.
+	tookCall string
+	tookAt   float64
 }
 
 func readCSV(t *testing.T, path string) [][]string {
@@ -154,6 +165,9 @@ func pbxCalls(t *testing.T, dir string) map[string]*pbxCall {
 		c.disposition[r[16]] = true
 		if r[18] == id {
 			c.callerChan = r[4]
+			if a := num(t, r[12]); r[5] != "" && r[16] == "ANSWERED" && a >= c.tookAt {
+				c.tookCall, c.tookAt = dstNumber(r[5], r[7]), a
+			}
 		}
 	}
 	for _, r := range readCSV(t, filepath.Join(dir, "cel.csv")) {
@@ -169,6 +183,51 @@ func pbxCalls(t *testing.T, dir string) map[string]*pbxCall {
 		calls[r[15]].hangupBy = extra.Source
 	}
 	return calls
+}
+
+// dstNumber reads whom a CDR row's dstchannel reached: PJSIP/1001-0000002e
+// and Local/1001@from-internal-00000002;1 name the extension; a trunk's
+// channel names the trunk, so the number is in the Dial's data
+// (PJSIP/05321234567@trunk,30).
+func dstNumber(dstchannel, lastdata string) string {
+	res := dstchannel[strings.IndexByte(dstchannel, '/')+1:]
+	res, _, _ = strings.Cut(res, "@")
+	if i := strings.LastIndexByte(res, '-'); i > 0 && !strings.HasPrefix(dstchannel, "Local/") {
+		res = res[:i]
+	}
+	if strings.Trim(res, "0123456789") == "" {
+		return res
+	}
+	first, _, _ := strings.Cut(lastdata, ",")
+	first = first[strings.IndexByte(first, '/')+1:]
+	n, _, _ := strings.Cut(first, "@")
+	return n
+}
+
+// assertTookCall: the callflow's last answered step for a person names
+// whom the PBX says the caller talked to last, and there is one exactly
+// when the PBX says a person answered.
+func assertTookCall(t *testing.T, id, want string, rec *cdrBody) {
+	t.Helper()
+	got := ""
+	for _, st := range rec.Callflow {
+		if st.AnswerTime == nil || !strings.Contains(st.Redirection, "EXTENSION") && !strings.Contains(st.Redirection, "EXTERNAL") {
+			continue
+		}
+		switch v := st.Callee.(type) {
+		case float64:
+			got = strconv.FormatFloat(v, 'f', -1, 64)
+		case string:
+			got = v
+		}
+	}
+	if want == "" {
+		assert.Empty(t, got, "call %s: the PBX says no person answered", id)
+		return
+	}
+	// kanca sends outside numbers in international form (0532... -> 90532...).
+	assert.True(t, got == want || got != "" && strings.HasSuffix(got, strings.TrimLeft(want, "0")),
+		"call %s: the PBX says %s took the call, the callflow says %q", id, want, got)
 }
 
 // asteriskID reads the entity id the trace's frames carry.
@@ -238,6 +297,14 @@ func crossCheck(t *testing.T, pc *pbxCall, evs []body) {
 	assert.Equal(t, rec.Disposition, hangup.HangupDetail)
 	assert.Equal(t, rec.HangupCause, hangup.HangupCause)
 	assert.NotEmpty(t, rec.Callflow)
+	if rec.CallType != "fax" {
+		assertTookCall(t, pc.linkedID, pc.tookCall, rec)
+		// A person answering is success; voicemail or a menu alone is a
+		// missed call.
+		person := pc.tookCall != ""
+		assert.Equal(t, person, hangup.ResultDisposition == "SUCCESS", "call %s result_disposition", pc.linkedID)
+		assert.Equal(t, !person && hangup.Direction == "IN", missing, "call %s missing_call", pc.linkedID)
+	}
 }
 
 // TestAgainstAsteriskCDR checks every scenario's webhooks against the CDR
@@ -306,4 +373,34 @@ func TestLoadAgainstAsteriskCDR(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"A": 420, "B": 90, "C": 90}, kinds)
 	assert.Empty(t, got, "webhooks for calls Asterisk has no CDR of")
+}
+
+// TestUnreadVariablesChangeNothing: dropping every ChannelVarset frame of
+// a variable the tracker does not read (cdr.Config.ReadsVariable) before
+// decoding gives the same webhooks, on every recording.
+func TestUnreadVariablesChangeNothing(t *testing.T) {
+	cfg := cdr.DefaultConfig()
+	filtered := options()
+	dropped := 0
+	filtered.Decode = func(frame []byte) (cdr.Input, bool, error) {
+		var head struct {
+			Type     string `json:"type"`
+			Variable string `json:"variable"`
+		}
+		if json.Unmarshal(frame, &head) == nil && head.Type == "ChannelVarset" && !cfg.ReadsVariable(head.Variable) {
+			dropped++
+			return cdr.Input{}, false, nil
+		}
+		return ari.Decode(frame)
+	}
+	for _, dir := range scenarios(t) {
+		events := filepath.Join(dir, "events.ndjson")
+		var all, some bytes.Buffer
+		_, err := replay.Files([]string{events}, nil, &all, options())
+		require.NoError(t, err)
+		_, err = replay.Files([]string{events}, nil, &some, filtered)
+		require.NoError(t, err)
+		assert.Equal(t, all.String(), some.String(), filepath.Base(dir))
+	}
+	assert.Greater(t, dropped, 1000)
 }
