@@ -35,12 +35,6 @@ const (
 	Form Format = "form"
 )
 
-// Content types sent with each format.
-const (
-	jsonContentType = "application/json"
-	formContentType = "application/x-www-form-urlencoded"
-)
-
 // Options are what a hook (or the command line) changes in a body.
 type Options struct {
 	Location         *time.Location // for ISO times; nil means time.Local

@@ -212,6 +212,10 @@ func checkFormMirrorsJSON(t *testing.T, ev cdr.Event, o Options) {
 	t.Helper()
 	jsonBody := encode(t, JSON, ev, o)
 	formBody := encode(t, Form, ev, o)
+	// A GET hook's query is made from the stored JSON: byte for byte the form.
+	if got, err := FormFromJSON(jsonBody); err != nil || string(got) != string(formBody) {
+		t.Fatalf("FormFromJSON = %q, %v\nwant %q", got, err, formBody)
+	}
 	if !json.Valid(jsonBody) {
 		t.Fatalf("invalid JSON: %s", jsonBody)
 	}

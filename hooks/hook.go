@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/templates"
 )
 
 // Version is sent in the User-Agent header; the build sets it.
@@ -52,6 +54,14 @@ type Hook struct {
 	DomainID  *int64 `json:"domain_id,omitempty"`
 	AccountID *int64 `json:"account_id,omitempty"`
 
+	// The request: method, and a preset or templates (see request.go).
+	Method    string            `json:"method,omitempty"` // POST (default), GET or PUT
+	Preset    string            `json:"preset,omitempty"`
+	Lang      string            `json:"lang,omitempty"` // the preset's language: tr (default) or en
+	TZ        string            `json:"tz,omitempty"`   // IANA zone of the templates' times; "": the machine's
+	Templates templates.Set     `json:"templates,omitzero"`
+	Params    map[string]string `json:"params,omitempty"` // read by templates with param
+
 	Enabled bool `json:"enabled"`
 	// DisabledReason says why kanca (not the admin) disabled the hook.
 	DisabledReason     string        `json:"disabled_reason,omitempty"`
@@ -71,7 +81,24 @@ func (h Hook) Masked() Hook {
 		h.Secret = Mask
 	}
 	h.Events = append([]string(nil), h.Events...)
+	if len(h.Params) > 0 {
+		ps := make(map[string]string, len(h.Params))
+		for k, v := range h.Params {
+			if secretParam(k) {
+				v = Mask
+			}
+			ps[k] = v
+		}
+		h.Params = ps
+	}
 	return h
+}
+
+// secretParam reports a parameter that holds a credential (an API key, a
+// token), masked wherever a hook is printed.
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "key") || strings.Contains(n, "token") || strings.Contains(n, "secret") || strings.Contains(n, "password")
 }
 
 // MarshalJSON masks credentials, so that no JSON view of a hook (CLI
@@ -131,6 +158,15 @@ func AllEvents() []string {
 func (h Hook) withDefaults() Hook {
 	if len(h.Events) == 0 {
 		h.Events = AllEvents()
+		if p, err := templates.LookupPreset(h.Preset, h.Lang, h.Method); err == nil && p.Events != nil {
+			h.Events = append([]string(nil), p.Events...)
+		}
+	}
+	if h.Method == "" {
+		h.Method = http.MethodPost
+	}
+	if h.Preset != "" && h.Lang == "" {
+		h.Lang = templates.Langs[0]
 	}
 	if h.Format == "" {
 		h.Format = formats.JSON
@@ -179,6 +215,13 @@ func (h *Hook) Validate() error {
 	}
 	if h.Timeout <= 0 || h.Timeout > MaxTimeout {
 		probs = append(probs, fmt.Sprintf("timeout %s out of range (0, %s]", h.Timeout, MaxTimeout))
+	}
+	if len(probs) == 0 {
+		// The templates are rendered against the events, so the events
+		// and the format must be right first.
+		if err := h.validateRequest(); err != nil {
+			probs = append(probs, err.Error())
+		}
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("invalid hook: %s", strings.Join(probs, "; "))

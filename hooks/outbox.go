@@ -19,8 +19,8 @@ type Encoding struct {
 	CDRURL func(callUUID string) string
 }
 
-// Encode renders ev for hook h: its format, its spelling of the event,
-// its domain and account ids.
+// Encode renders ev for hook h: the format its deliveries are stored in,
+// its spelling of the event, its domain and account ids.
 func (e Encoding) Encode(h Hook, ev cdr.Event) (body []byte, contentType, eventName string, err error) {
 	name, ok := h.EventName(ev.Type)
 	if !ok {
@@ -36,7 +36,7 @@ func (e Encoding) Encode(h Hook, ev cdr.Event) (body []byte, contentType, eventN
 	if e.CDRURL != nil {
 		o.CDRURL = e.CDRURL(ev.CallID)
 	}
-	body, contentType, err = formats.Encode(h.Format, ev, o)
+	body, contentType, err = formats.Encode(h.storedFormat(), ev, o)
 	return body, contentType, name, err
 }
 

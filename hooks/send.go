@@ -91,16 +91,27 @@ func (s *sender) close() {
 	s.insecure.CloseIdleConnections()
 }
 
-// send POSTs one delivery to its hook. It never returns without a result:
-// every failure is in AttemptResult.Err or Status.
+// send sends one delivery to its hook, as the hook's method and templates
+// make it. It never returns without a result: every failure is in
+// AttemptResult.Err or Status.
 func (s *sender) send(ctx context.Context, h Hook, d Delivery) AttemptResult {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(d.Body))
+	b, err := build(h, d)
 	if err != nil {
 		return AttemptResult{Err: fmt.Errorf("build request: %w", err)}
 	}
-	req.Header.Set("Content-Type", d.ContentType)
+	var body io.Reader
+	if b.body != nil {
+		body = bytes.NewReader(b.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, b.method, b.url, body)
+	if err != nil {
+		return AttemptResult{Err: fmt.Errorf("build request: %w", err)}
+	}
+	for _, kv := range b.header {
+		req.Header.Set(kv[0], kv[1])
+	}
 	req.Header.Set("User-Agent", "kanca/"+Version)
 	req.Header.Set("X-Kanca-Event", d.Event)
 	req.Header.Set("X-Kanca-Delivery", d.ID)
@@ -117,7 +128,9 @@ func (s *sender) send(ctx context.Context, h Hook, d Delivery) AttemptResult {
 		ts := s.now()
 		req.Header.Set("webhook-id", d.ID)
 		req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-		req.Header.Set("webhook-signature", sign(key, d.ID, ts, d.Body))
+		// What was sent is what is signed: a template's body, or a GET's
+		// query, not the stored event.
+		req.Header.Set("webhook-signature", sign(key, d.ID, ts, b.payload))
 	}
 	client := s.verify
 	if h.InsecureSkipVerify {

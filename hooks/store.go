@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/templates"
 )
 
 // driverName is SQLite with each connection mapping the database file
@@ -139,6 +142,16 @@ CREATE TRIGGER hooks_deleted AFTER DELETE ON hooks BEGIN UPDATE changes SET v = 
 CREATE TRIGGER outbox_requeued AFTER UPDATE OF state, next_attempt_at ON outbox
 	WHEN new.state = 'pending' AND (old.state != 'pending' OR new.next_attempt_at < old.next_attempt_at)
 	BEGIN UPDATE changes SET v = v + 1; END;
+`,
+	// A hook's request: method, a preset in a language or templates (JSON
+	// of templates.Set), the templates' time zone and params (JSON).
+	`
+ALTER TABLE hooks ADD COLUMN method    TEXT NOT NULL DEFAULT 'POST';
+ALTER TABLE hooks ADD COLUMN preset    TEXT NOT NULL DEFAULT '';
+ALTER TABLE hooks ADD COLUMN lang      TEXT NOT NULL DEFAULT '';
+ALTER TABLE hooks ADD COLUMN tz        TEXT NOT NULL DEFAULT '';
+ALTER TABLE hooks ADD COLUMN templates TEXT NOT NULL DEFAULT '';
+ALTER TABLE hooks ADD COLUMN params    TEXT NOT NULL DEFAULT '';
 `,
 }
 
@@ -435,17 +448,26 @@ func boolInt(b bool) int {
 }
 
 const hookColumns = `id, number, url, events, format, username, password, secret, domain_id, account_id,
-	enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at`
+	enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at,
+	method, preset, lang, tz, templates, params`
 
 func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
 	var h Hook
 	var events, format string
 	var dom, acc sql.NullInt64
 	var timeout, created, updated int64
+	var tmpls, params string
 	err := sc.Scan(&h.ID, &h.Number, &h.URL, &events, &format, &h.User, &h.Password, &h.Secret,
-		&dom, &acc, &h.Enabled, &h.DisabledReason, &timeout, &h.InsecureSkipVerify, &created, &updated)
+		&dom, &acc, &h.Enabled, &h.DisabledReason, &timeout, &h.InsecureSkipVerify, &created, &updated,
+		&h.Method, &h.Preset, &h.Lang, &h.TZ, &tmpls, &params)
 	if err != nil {
 		return Hook{}, err
+	}
+	if err := unmarshalColumn(tmpls, &h.Templates); err != nil {
+		return Hook{}, fmt.Errorf("hook %d templates: %w", h.ID, err)
+	}
+	if err := unmarshalColumn(params, &h.Params); err != nil {
+		return Hook{}, fmt.Errorf("hook %d params: %w", h.ID, err)
 	}
 	h.Events = strings.Split(events, ",")
 	h.Format = formats.Format(format)
@@ -458,6 +480,27 @@ func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
 	h.Timeout = time.Duration(timeout) * time.Millisecond
 	h.Created, h.Updated = fromMS(created), fromMS(updated)
 	return h, nil
+}
+
+// unmarshalColumn reads a JSON column; empty is the zero value.
+func unmarshalColumn(s string, v any) error {
+	if s == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
+// requestColumns are the values of method, preset, lang, tz, templates
+// and params, JSON columns empty when unset.
+func requestColumns(h Hook) []any {
+	var tmpls, params []byte
+	if !h.Templates.IsZero() {
+		tmpls, _ = json.Marshal(h.Templates) // strings only: cannot fail
+	}
+	if len(h.Params) > 0 {
+		params, _ = json.Marshal(h.Params)
+	}
+	return []any{h.Method, h.Preset, h.Lang, h.TZ, string(tmpls), string(params)}
 }
 
 func nullInt(p *int64) any {
@@ -479,10 +522,12 @@ func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
 	now := time.Now()
 	h.Created, h.Updated = now, now
 	res, err := s.db.ExecContext(ctx, `INSERT INTO hooks (number, url, events, format, username, password, secret,
-		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?)`,
-		h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
-		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify), ms(now), ms(now))
+		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at,
+		method, preset, lang, tz, templates, params)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append([]any{h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
+			nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify), ms(now), ms(now)},
+			requestColumns(h)...)...)
 	if err != nil {
 		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
 	}
@@ -550,6 +595,12 @@ type HookUpdate struct {
 	AccountID          *int64
 	Timeout            *time.Duration
 	InsecureSkipVerify *bool
+	Method             *string
+	Preset             *string // "" drops the preset
+	Lang               *string
+	TZ                 *string
+	Templates          *templates.Set    // a zero Set drops the templates
+	Params             map[string]string // nil: unchanged; a param set to "" is dropped
 }
 
 // UpdateHook applies u to the hook with id, validating the result.
@@ -591,23 +642,55 @@ func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, e
 	if u.InsecureSkipVerify != nil {
 		h.InsecureSkipVerify = *u.InsecureSkipVerify
 	}
+	set(&h.Method, u.Method)
+	set(&h.Preset, u.Preset)
+	set(&h.Lang, u.Lang)
+	set(&h.TZ, u.TZ)
+	if u.Templates != nil {
+		h.Templates = *u.Templates
+	}
+	if u.Params != nil {
+		ps := maps.Clone(h.Params)
+		if ps == nil {
+			ps = map[string]string{}
+		}
+		for k, v := range u.Params {
+			if v == "" {
+				delete(ps, k)
+			} else {
+				ps[k] = v
+			}
+		}
+		h.Params = ps
+	}
+	if h.Preset != "" && h.Lang == "" {
+		h.Lang = templates.Langs[0]
+	}
 	if err := h.Validate(); err != nil {
 		return Hook{}, err
 	}
 	h.Updated = time.Now()
-	_, err = tx.ExecContext(ctx, `UPDATE hooks SET number = ?, url = ?, events = ?, format = ?, username = ?,
-		password = ?, secret = ?, domain_id = ?, account_id = ?, timeout_ms = ?, insecure_skip_verify = ?,
-		updated_at = ? WHERE id = ?`,
-		h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
-		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify),
-		ms(h.Updated), id)
-	if err != nil {
-		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
+	if err := updateHook(ctx, tx, h); err != nil {
+		return Hook{}, err
 	}
 	if err := tx.Commit(); err != nil {
 		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
 	}
 	return h, nil
+}
+
+// updateHook writes every field of h but its enabled state and creation time.
+func updateHook(ctx context.Context, tx *sql.Tx, h Hook) error {
+	_, err := tx.ExecContext(ctx, `UPDATE hooks SET number = ?, url = ?, events = ?, format = ?, username = ?,
+		password = ?, secret = ?, domain_id = ?, account_id = ?, timeout_ms = ?, insecure_skip_verify = ?,
+		updated_at = ?, method = ?, preset = ?, lang = ?, tz = ?, templates = ?, params = ? WHERE id = ?`,
+		append(append([]any{h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
+			nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify),
+			ms(h.Updated)}, requestColumns(h)...), h.ID)...)
+	if err != nil {
+		return fmt.Errorf("update hook %d: %w", h.ID, err)
+	}
+	return nil
 }
 
 func zeroToNil(v int64) *int64 {
