@@ -521,20 +521,7 @@ func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
 	}
 	now := time.Now()
 	h.Created, h.Updated = now, now
-	res, err := s.db.ExecContext(ctx, `INSERT INTO hooks (number, url, events, format, username, password, secret,
-		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at,
-		method, preset, lang, tz, templates, params)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		append([]any{h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
-			nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify), ms(now), ms(now)},
-			requestColumns(h)...)...)
-	if err != nil {
-		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
-	}
-	if h.ID, err = res.LastInsertId(); err != nil {
-		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
-	}
-	return h, nil
+	return insertHook(ctx, s.db, h)
 }
 
 // ListHooks returns every hook, by id.
