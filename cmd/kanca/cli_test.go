@@ -163,7 +163,7 @@ func TestBadInput(t *testing.T) {
 		{"hooks add extra argument", db(d.good, "hooks", "add", "908508850000"), nil, `unknown command "908508850000" for "kanca hooks add"`},
 		{"hooks show unknown id", db(d.good, "hooks", "show", "99"), nil, "hook 99: not found"},
 		{"hooks show bad id", db(d.good, "hooks", "show", "first"), nil, `invalid hook id "first"`},
-		{"hooks show no id", db(d.good, "hooks", "show"), nil, "kanca hooks show: accepts 1 arg(s), received 0"},
+		{"hooks show no id", db(d.good, "hooks", "show"), nil, "give a hook id (see kanca hooks list) or --preset NAME"},
 		{"hooks update unknown id", db(d.good, "hooks", "update", "99", "--format", "form"), nil, "hook 99: not found"},
 		{"hooks update bad url", db(d.good, "hooks", "update", "1", "--url", "mailto:crm@example.com"), nil, "must be absolute http or https"},
 		{"hooks update bad number", db(d.good, "hooks", "update", "1", "--number", "ninety"), nil, "must be digits only"},

@@ -19,6 +19,7 @@ import (
 	"github.com/kanca/kanca/cmd/kanca/storecli"
 	"github.com/kanca/kanca/formats"
 	"github.com/kanca/kanca/hooks"
+	"github.com/kanca/kanca/templates"
 )
 
 // New returns the `hooks` command; db points at the root's --db value.
@@ -45,7 +46,8 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
 	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
-		removeCmd(db), enableCmd(db, true), enableCmd(db, false), testCmd(db))
+		removeCmd(db), enableCmd(db, true), enableCmd(db, false), testCmd(db),
+		importCmd(db), exportCmd(db))
 	return cmd
 }
 
@@ -70,6 +72,7 @@ type hookFlags struct {
 	domainID, accountID        int64
 	timeout                    time.Duration
 	insecure                   bool
+	request                    requestFlags
 	warn                       io.Writer
 	changed                    func(string) bool
 	passwordGiven, secretGiven bool
@@ -96,6 +99,7 @@ func (f *hookFlags) register(cmd *cobra.Command, adding bool) {
 	fl.Int64Var(&f.accountID, "account-id", 0, "account_id sent in every body (0: none)")
 	fl.DurationVar(&f.timeout, "timeout", hooks.DefaultTimeout, "how long one request may take")
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "do not verify the receiver's TLS certificate")
+	f.request.register(cmd)
 	cmd.MarkFlagsMutuallyExclusive("password", "password-env", "password-file")
 	cmd.MarkFlagsMutuallyExclusive("secret", "secret-env", "secret-file")
 	f.changed = fl.Changed
@@ -159,6 +163,15 @@ Bulutfon used; the hook receives the spelling it asked for. --format json
 sends application/json; --format form sends PHP bracket-notation form data,
 so that a receiver's $_POST equals json_decode($body, true).
 
+--method GET sends the event's fields as the query string instead (nested
+as in the form format); --method PUT sends the body with PUT. --preset
+makes the request a chat or notification app reads (slack, mattermost,
+teams, discord, telegram, echobell, alertalk), its message in --lang tr or
+en; --url-template, --body-template and --header-template make it from
+your own Go templates ('kanca hooks show --preset NAME' prints a preset's,
+to start from). Templates are checked against a sample of every event
+the hook asks for; see README "Templates and presets".
+
 --user with --password-env or --password-file adds HTTP Basic auth;
 --secret-env or --secret-file adds a Standard Webhooks signature
 (webhook-id, webhook-timestamp, webhook-signature). Credentials are stored
@@ -168,6 +181,11 @@ The database is created if it does not exist yet.`,
 		Example: `  kanca hooks add --number 908508850000 --url https://crm.example/bulutfon
   kanca hooks add --number 908508850000 --url http://10.0.0.5/hook.php --format form \
     --events call_init,incoming_call_extension,call_hangup
+  kanca hooks add --number 908508850000 --preset slack --lang en \
+    --url https://hooks.slack.com/services/T000/B000/XXXX --events call_init,missing_call
+  kanca hooks add --number 908508850000 --preset telegram --param chat_id=-1001234567890 \
+    --url https://api.telegram.org/bot123:ABC/sendMessage --tz Europe/Istanbul
+  kanca hooks add --number 908508850000 --method GET --url https://crm.example/bf.php
 ` + credentialExample,
 		Args: cobra.NoArgs,
 		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
@@ -179,6 +197,9 @@ The database is created if it does not exist yet.`,
 				User: f.user, Password: f.password, Secret: f.secret,
 				DomainID: nonZero(f.domainID), AccountID: nonZero(f.accountID),
 				Timeout: f.timeout, InsecureSkipVerify: f.insecure,
+			}
+			if err := f.request.apply(&h); err != nil {
+				return err
 			}
 			return storecli.WithStore(*db, true, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.AddHook(ctx, h)
@@ -212,11 +233,17 @@ func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 A new URL, credentials, secret or timeout apply to the deliveries already
 queued too. A new number, events, format or ids apply to the events that
-happen from then on: queued deliveries keep the body they were stored with.`,
+happen from then on: queued deliveries keep the body they were stored with.
+A new method, preset or templates apply to queued deliveries too (they are
+rendered when sent), except that a delivery stored as form data before the
+hook had templates cannot be rendered and fails. --preset "" drops a
+preset; --url-template "" or --header-template NAME= drops that template;
+--param NAME= drops a param.`,
 		Example: `  kanca hooks update 1 --url https://crm.example/v2/bulutfon
   kanca hooks update 1 --events call_hangup,missing_call --timeout 30s
   kanca hooks update 1 --user "" --password ""   # drop Basic auth
-  kanca hooks update 1 --domain-id 0             # stop sending domain_id`,
+  kanca hooks update 1 --domain-id 0             # stop sending domain_id
+  kanca hooks update 2 --lang en --param chat_id=-100987`,
 		Args: cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
@@ -260,6 +287,13 @@ happen from then on: queued deliveries keep the body they were stored with.`,
 				u.InsecureSkipVerify = &f.insecure
 			}
 			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+				cur, err := s.GetHook(ctx, id)
+				if err != nil {
+					return err
+				}
+				if err := f.request.update(&u, cur, f.changed); err != nil {
+					return err
+				}
 				h, err := s.UpdateHook(ctx, id, u)
 				if err != nil {
 					return err
@@ -301,16 +335,38 @@ ENABLED no; 'kanca hooks show ID' says why.`,
 }
 
 func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one hook (credentials masked)",
+	var preset, lang, method string
+	cmd := &cobra.Command{
+		Use:   "show ID | --preset NAME",
+		Short: "Show one hook (credentials masked), or the templates of a preset",
 		Long: `Show one hook with every setting, credentials masked: the fields of
-'kanca hooks list' plus domain and account ids, when it was created and
-last changed, and, when kanca disabled it, why. Its deliveries are listed
-by 'kanca deliveries list --hook ID'.`,
-		Example: "  kanca hooks show 1",
-		Args:    cobra.ExactArgs(1),
+'kanca hooks list' plus domain and account ids, its request (method,
+preset, templates, params), when it was created and last changed, and,
+when kanca disabled it, why. Its deliveries are listed by 'kanca
+deliveries list --hook ID'.
+
+With --preset NAME (and --lang, --method GET for echobell) it prints the
+templates that preset expands to, so they can be copied, edited and given
+to --url-template, --body-template-file and --header-template, or with
+--json put in a subscription file's "templates".`,
+		Example: `  kanca hooks show 1
+  kanca hooks show --preset slack --lang en
+  kanca hooks show --preset echobell --method GET --json`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("preset") {
+				if len(args) > 0 {
+					return fmt.Errorf("give a hook id or --preset, not both")
+				}
+				p, err := templates.LookupPreset(preset, lang, strings.ToUpper(method))
+				if err != nil {
+					return err
+				}
+				return out(cmd).preset(p, lang)
+			}
+			if len(args) == 0 {
+				return fmt.Errorf("give a hook id (see kanca hooks list) or --preset NAME")
+			}
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
@@ -320,10 +376,17 @@ by 'kanca deliveries list --hook ID'.`,
 				if err != nil {
 					return err
 				}
-				return out(cmd).hook(h)
+				if err := out(cmd).hook(h); err != nil {
+					return err
+				}
+				return out(cmd).templates(h)
 			})
 		}),
 	}
+	cmd.Flags().StringVar(&preset, "preset", "", "print the templates of this preset ("+strings.Join(templates.PresetNames, ", ")+")")
+	cmd.Flags().StringVar(&lang, "lang", templates.Langs[0], "the preset's language: "+strings.Join(templates.Langs, " or "))
+	cmd.Flags().StringVar(&method, "method", "", "the preset's method: GET for echobell's query variant")
+	return cmd
 }
 
 func removeCmd(db *string) *cobra.Command {
@@ -498,6 +561,14 @@ func (p printer) hook(h hooks.Hook) error {
 	row("enabled", yesNo(h.Enabled))
 	if h.DisabledReason != "" {
 		row("disabled because", h.DisabledReason)
+	}
+	row("method", h.Method)
+	if h.Preset != "" {
+		row("preset", h.Preset+" ("+h.Lang+")")
+	}
+	row("time zone", dash(h.TZ))
+	for _, kv := range paramList(h) {
+		row("param", kv)
 	}
 	row("timeout", h.Timeout.String())
 	row("insecure skip verify", yesNo(h.InsecureSkipVerify))

@@ -144,7 +144,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	_, _, err := kanca(t, db, "show")
-	require.ErrorContains(t, err, "accepts 1 arg(s)")
+	require.ErrorContains(t, err, "give a hook id (see kanca hooks list) or --preset NAME")
 }
 
 func TestHelpShowsExamplesAndRetrySchedule(t *testing.T) {
