@@ -89,20 +89,31 @@ type fixture struct {
 // one hook for 908508850000 subscribed to every event.
 func start(t *testing.T, frames [][]byte, configure func(*aritest.Server)) *fixture {
 	t.Helper()
+	recv := newReceiver(t)
+	f := startWith(t, frames, configure, hooks.Hook{Number: "908508850000", URL: recv.URL, Events: hooks.AllEvents(),
+		Format: "json", User: "crm", Password: "s3cret", Enabled: true})
+	f.recv = recv
+	return f
+}
+
+// startWith runs the real pipeline against a fake Asterisk playing frames
+// and the hooks hs.
+func startWith(t *testing.T, frames [][]byte, configure func(*aritest.Server), hs ...hooks.Hook) *fixture {
+	t.Helper()
 	ast := aritest.NewServer(aritest.Options{})
 	t.Cleanup(ast.Close)
 	if configure != nil {
 		configure(ast)
 	}
 	ast.Play(frames...)
-	recv := newReceiver(t)
 
 	store, err := hooks.Open(filepath.Join(t.TempDir(), "kanca.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	_, err = store.AddHook(context.Background(), hooks.Hook{Number: "908508850000", URL: recv.URL, Events: hooks.AllEvents(),
-		Format: "json", User: "crm", Password: "s3cret", Enabled: true})
-	require.NoError(t, err)
+	for _, h := range hs {
+		_, err = store.AddHook(context.Background(), h)
+		require.NoError(t, err)
+	}
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log,
@@ -118,7 +129,7 @@ func start(t *testing.T, frames [][]byte, configure func(*aritest.Server)) *fixt
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	f := &fixture{asterisk: ast, recv: recv, store: store}
+	f := &fixture{asterisk: ast, store: store}
 	var once sync.Once
 	var runErr error
 	f.stop = func() error {
