@@ -41,7 +41,8 @@ func (h Hook) RequestTemplates() (templates.Set, error) {
 // storedFormat is the format h's deliveries are stored in: JSON when
 // templates read them, the form a GET sends as its query, else h's format.
 func (h Hook) storedFormat() formats.Format {
-	if set, err := h.RequestTemplates(); err == nil && !set.IsZero() {
+	// Every preset has templates; not expanding it keeps the outbox quick.
+	if h.Preset != "" || !h.Templates.IsZero() {
 		return formats.JSON
 	}
 	if h.Method == http.MethodGet {

@@ -277,30 +277,14 @@ func checkBounds(root *template.Template) error {
 			if n == nil {
 				return 0, nil
 			}
-			m := 0
-			for _, c := range n.Nodes {
-				d, err := walk(c)
-				if err != nil {
-					return 0, err
-				}
-				m = max(m, d)
-			}
-			return m, nil
+			return deepest(walk, n.Nodes)
 		case *parse.ActionNode:
 			return walk(n.Pipe)
 		case *parse.PipeNode:
 			if n == nil {
 				return 0, nil
 			}
-			m := 0
-			for _, c := range n.Cmds {
-				d, err := walk(c)
-				if err != nil {
-					return 0, err
-				}
-				m = max(m, d)
-			}
-			return m, nil
+			return deepest(walk, n.Cmds)
 		case *parse.CommandNode:
 			m := 0
 			if len(n.Args) > 0 {
@@ -319,14 +303,8 @@ func checkBounds(root *template.Template) error {
 					m = d
 				}
 			}
-			for _, a := range n.Args {
-				d, err := walk(a)
-				if err != nil {
-					return 0, err
-				}
-				m = max(m, d)
-			}
-			return m, nil
+			d, err := deepest(walk, n.Args)
+			return max(m, d), err
 		case *parse.IfNode:
 			return walkBranch(walk, n.Pipe, n.List, n.ElseList)
 		case *parse.WithNode:
@@ -384,14 +362,23 @@ func checkBounds(root *template.Template) error {
 }
 
 func walkBranch(walk func(parse.Node) (int, error), pipe *parse.PipeNode, list, elseList *parse.ListNode) (int, error) {
+	var ns []parse.Node
+	if pipe != nil {
+		ns = append(ns, pipe)
+	}
+	if list != nil {
+		ns = append(ns, list)
+	}
+	if elseList != nil {
+		ns = append(ns, elseList)
+	}
+	return deepest(walk, ns)
+}
+
+// deepest is the deepest range nesting among nodes.
+func deepest[N parse.Node](walk func(parse.Node) (int, error), nodes []N) (int, error) {
 	m := 0
-	for _, n := range []parse.Node{pipe, list, elseList} {
-		if l, ok := n.(*parse.ListNode); ok && l == nil {
-			continue
-		}
-		if p, ok := n.(*parse.PipeNode); ok && p == nil {
-			continue
-		}
+	for _, n := range nodes {
 		d, err := walk(n)
 		if err != nil {
 			return 0, err
