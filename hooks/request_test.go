@@ -177,3 +177,42 @@ func TestPresetHookRoundTrip(t *testing.T) {
 	_, err = s.UpdateHook(ctx, h.ID, HookUpdate{Params: map[string]string{"webhook_key": ""}})
 	assert.ErrorContains(t, err, "needs --param webhook_key")
 }
+
+// A templated delivery that fails is retried like any other: the same
+// delivery id, the same rendered body, signed over it each time, and the
+// call's next event waits for it.
+func TestTemplatedDeliveryIsRetriedInOrder(t *testing.T) {
+	s, _ := newStore(t)
+	var reqs []captured
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		reqs = append(reqs, captured{r.Method, r.URL.RawQuery, b, r.Header.Clone()}) // one at a time: in order per call
+		if len(reqs) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if len(reqs) == 3 {
+			close(done)
+		}
+	}))
+	defer srv.Close()
+	addHook(t, s, Hook{URL: srv.URL, Secret: "s3cret", Preset: "slack", Lang: "en"})
+	enqueue(t, s, event("A", 1, cdr.CallInit), event("A", 2, cdr.CallInitExtension))
+	_, stop := run(t, s, DispatchOptions{Retry: fast, PollInterval: 10 * time.Millisecond})
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not delivered")
+	}
+	waitFor(t, "all delivered", allIn(t, s, Delivered))
+	require.NoError(t, stop())
+	require.Len(t, reqs, 3)
+	assert.Equal(t, reqs[0].header.Get("X-Kanca-Delivery"), reqs[1].header.Get("X-Kanca-Delivery"), "a retry is the same delivery")
+	assert.Equal(t, string(reqs[0].body), string(reqs[1].body))
+	assert.Equal(t, `{"text": "Incoming call: 0532 000 00 00 → 0850 885 0000 (`, string(reqs[0].body[:len(`{"text": "Incoming call: 0532 000 00 00 → 0850 885 0000 (`)]))
+	assert.Contains(t, string(reqs[2].body), "routed to extension 101")
+	for _, r := range reqs {
+		verify(t, "s3cret", r, r.body)
+	}
+}
