@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kanca/kanca/cdr"
@@ -80,6 +81,41 @@ func (h Hook) compile() (*templates.Compiled, error) {
 	return templates.Compile(set, templates.Env{Location: loc, Lang: lang, Params: h.Params, URL: h.URL})
 }
 
+// compiledCache keeps each stored hook's parsed templates, so that a send
+// renders without parsing again: parsing a preset costs more than
+// rendering it. A hook's update time is in the key, so a changed hook is
+// parsed anew; the versions it replaced are few and small.
+type compiledCache struct {
+	mu sync.Mutex
+	m  map[compiledKey]*templates.Compiled
+}
+
+type compiledKey struct{ id, updated int64 }
+
+func (cc *compiledCache) compile(h Hook) (*templates.Compiled, error) {
+	if h.ID == 0 || h.Updated.IsZero() {
+		return h.compile() // not a stored hook: nothing names it
+	}
+	k := compiledKey{h.ID, h.Updated.UnixNano()}
+	cc.mu.Lock()
+	c, ok := cc.m[k]
+	cc.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := h.compile()
+	if err != nil {
+		return nil, err
+	}
+	cc.mu.Lock()
+	if cc.m == nil {
+		cc.m = map[compiledKey]*templates.Compiled{}
+	}
+	cc.m[k] = c
+	cc.mu.Unlock()
+	return c, nil
+}
+
 // built is a request ready to send. payload is what the signature covers:
 // the body, or for a GET the query string that carries the data.
 type built struct {
@@ -89,14 +125,14 @@ type built struct {
 	payload     []byte
 }
 
-// build makes d's request for h.
-func build(h Hook, d Delivery) (built, error) {
+// build makes d's request for h, its templates parsed by compile.
+func build(h Hook, d Delivery, compile func(Hook) (*templates.Compiled, error)) (built, error) {
 	method := h.Method
 	if method == "" {
 		method = http.MethodPost
 	}
 	b := built{method: method, url: h.URL}
-	c, err := h.compile()
+	c, err := compile(h)
 	if err != nil {
 		return built{}, err
 	}
@@ -240,7 +276,7 @@ func (h Hook) validateRequest() error {
 		if err != nil {
 			return err
 		}
-		if _, err := build(h, Delivery{ID: "sample", Event: event, Body: body, ContentType: ctype}); err != nil {
+		if _, err := build(h, Delivery{ID: "sample", Event: event, Body: body, ContentType: ctype}, Hook.compile); err != nil {
 			return fmt.Errorf("%w (rendering a sample %s)", err, name)
 		}
 	}

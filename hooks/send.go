@@ -49,6 +49,7 @@ func (r AttemptResult) errText() string {
 type sender struct {
 	verify, insecure *http.Client
 	now              func() time.Time
+	templates        compiledCache
 }
 
 func newSender(connect time.Duration, now func() time.Time, policy NetPolicy) *sender {
@@ -97,7 +98,7 @@ func (s *sender) close() {
 func (s *sender) send(ctx context.Context, h Hook, d Delivery) AttemptResult {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	b, err := build(h, d)
+	b, err := build(h, d, s.templates.compile)
 	if err != nil {
 		return AttemptResult{Err: fmt.Errorf("build request: %w", err)}
 	}
