@@ -81,22 +81,20 @@ func (h Hook) compile() (*templates.Compiled, error) {
 	return templates.Compile(set, templates.Env{Location: loc, Lang: lang, Params: h.Params, URL: h.URL})
 }
 
-// compiledCache keeps each stored hook's parsed templates, so that a send
-// renders without parsing again: parsing a preset costs more than
-// rendering it. A hook's update time is in the key, so a changed hook is
+// compiledCache keeps the parsed templates of the hooks sent to, so that
+// a send renders without parsing again: parsing a preset costs more than
+// rendering it. The key is everything parsing reads, so a changed hook is
 // parsed anew; the versions it replaced are few and small.
 type compiledCache struct {
 	mu sync.Mutex
-	m  map[compiledKey]*templates.Compiled
+	m  map[string]*templates.Compiled
 }
 
-type compiledKey struct{ id, updated int64 }
-
 func (cc *compiledCache) compile(h Hook) (*templates.Compiled, error) {
-	if h.ID == 0 || h.Updated.IsZero() {
-		return h.compile() // not a stored hook: nothing names it
+	if h.Preset == "" && h.Templates.IsZero() {
+		return nil, nil
 	}
-	k := compiledKey{h.ID, h.Updated.UnixNano()}
+	k := strings.Join(requestKey(h), "\x00")
 	cc.mu.Lock()
 	c, ok := cc.m[k]
 	cc.mu.Unlock()
@@ -109,11 +107,20 @@ func (cc *compiledCache) compile(h Hook) (*templates.Compiled, error) {
 	}
 	cc.mu.Lock()
 	if cc.m == nil {
-		cc.m = map[compiledKey]*templates.Compiled{}
+		cc.m = map[string]*templates.Compiled{}
 	}
 	cc.m[k] = c
 	cc.mu.Unlock()
 	return c, nil
+}
+
+// requestKey is what h.compile reads.
+func requestKey(h Hook) []string {
+	key := []string{h.URL}
+	for _, v := range requestColumns(h) {
+		key = append(key, v.(string))
+	}
+	return key
 }
 
 // built is a request ready to send. payload is what the signature covers:

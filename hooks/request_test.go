@@ -216,3 +216,32 @@ func TestTemplatedDeliveryIsRetriedInOrder(t *testing.T) {
 		verify(t, "s3cret", r, r.body)
 	}
 }
+
+// The sender keeps parsed templates, yet a changed hook is sent with its
+// new ones at once.
+func TestChangedTemplatesApplyAtOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	srv, got := captureServer(t)
+	h := addHook(t, s, Hook{URL: srv.URL, Events: []string{"call_init"}, Templates: templates.Set{Body: `{"v": 1}`}})
+	d := NewDispatcher(s, DispatchOptions{Logger: quiet})
+	send := func(h Hook) string {
+		r, err := d.Test(ctx, h, SampleEvent(cdr.CallInit, h.Number, fixed), Encoding{})
+		require.NoError(t, err)
+		require.NoError(t, r.Err)
+		return string((<-got).body)
+	}
+	assert.Equal(t, `{"v": 1}`, send(h))
+	assert.Equal(t, `{"v": 1}`, send(h))
+	h, err := s.UpdateHook(ctx, h.ID, HookUpdate{Templates: &templates.Set{Body: `{"v": 2}`}})
+	require.NoError(t, err)
+	assert.Equal(t, `{"v": 2}`, send(h))
+	lang := "en"
+	h, err = s.UpdateHook(ctx, h.ID, HookUpdate{Templates: &templates.Set{Body: `{"d": {{json (duration 65)}}}`}, Lang: &lang})
+	require.NoError(t, err)
+	assert.Equal(t, `{"d": "1 min 5 s"}`, send(h))
+	lang = "tr"
+	h, err = s.UpdateHook(ctx, h.ID, HookUpdate{Lang: &lang})
+	require.NoError(t, err)
+	assert.Equal(t, `{"d": "1 dk 5 sn"}`, send(h))
+}
