@@ -101,8 +101,8 @@ func TestOutcomeOfEachResponse(t *testing.T) {
 			h := addHook(t, s, Hook{URL: url, Timeout: c.timeout, InsecureSkipVerify: c.insecure})
 			// A second call queued behind: only a 410 may touch it.
 			o := NewOutbox(s, OutboxOptions{Now: fixedNow})
-			require.NoError(t, o.Enqueue(ctx, []cdr.Event{event("call-1", 1, cdr.CallInit)}))
-			require.NoError(t, o.Enqueue(ctx, []cdr.Event{event("call-2", 1, cdr.CallInit)}))
+			commit(t, o, event("call-1", 1, cdr.CallInit))
+			commit(t, o, event("call-2", 1, cdr.CallInit))
 			first := deliveries(t, s, Filter{CallID: "call-1"})[0]
 
 			d, stop := run(t, s, DispatchOptions{Retry: oneShot, Now: fixedNow, MaxInFlight: 1})

@@ -54,29 +54,12 @@ type Outbox struct {
 	events, deliveries, batches atomic.Int64
 }
 
-type request struct {
-	evs      []cdr.Event
-	input    *cdr.Input // to journal
-	finished []string   // channels whose journal entries go
-	err      error      // this caller's own (encoding) error
-}
-
 // NewOutbox returns an outbox writing to s.
 func NewOutbox(s *Store, o OutboxOptions) *Outbox {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Outbox{s: s, opts: o}
-}
-
-// Enqueue stores evs as one unit (see Commit) and returns once they are
-// committed.
-func (o *Outbox) Enqueue(ctx context.Context, evs []cdr.Event) error {
-	errs, err := o.Commit(ctx, []Unit{{Events: evs}})
-	if err != nil {
-		return err
-	}
-	return errs[0]
 }
 
 // Unit is what one PBX input (or one expiry pass) changed: the call
@@ -98,83 +81,64 @@ type Unit struct {
 // committed together, so a restored tracker never makes an event again
 // that is already stored.
 func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err error) {
-	reqs := make([]*request, len(units))
-	n := 0
-	for i, u := range units {
-		reqs[i] = &request{evs: u.Events, input: u.Input, finished: u.Finished}
-		n += len(u.Events)
-	}
-	err = o.commitReqs(ctx, reqs, n)
-	if err != nil {
-		return nil, err
-	}
-	errs = make([]error, len(units))
-	for i, r := range reqs {
-		errs[i] = r.err
-	}
-	return errs, nil
-}
-
-func (o *Outbox) commitReqs(ctx context.Context, reqs []*request, nEvents int) error {
 	tx, done, err := o.s.begin(ctx, true)
 	if err != nil {
-		return fmt.Errorf("enqueue: begin: %w", err)
+		return nil, fmt.Errorf("enqueue: begin: %w", err)
 	}
 	defer done()
 	ctx = quick(ctx)
 	now := o.opts.Now()
 	hooks, err := o.s.hooksByNumber(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
+		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	insert := tx.StmtContext(ctx, o.s.stmts.insertDelivery)
 	save := tx.StmtContext(ctx, o.s.stmts.saveCall)
-	var events int64
+	var events, nEvents int64
 	var fresh []Delivery
-	for _, r := range reqs {
+	errs = make([]error, len(units))
+	for i, u := range units {
+		nEvents += int64(len(u.Events))
 		// Everything that can fail for one unit alone (an event that does
 		// not encode) fails before its first row, so the unit is left out
 		// whole without a savepoint.
-		calls, ds, err := o.render(hooks, r.evs, now)
+		calls, ds, err := o.render(hooks, u.Events, now)
 		if err != nil {
-			r.err = err
+			errs[i] = err
 		} else {
 			for _, c := range calls {
 				if _, err := save.ExecContext(ctx, c...); err != nil {
-					return fmt.Errorf("save call %s: %w", c[0], err)
+					return nil, fmt.Errorf("save call %s: %w", c[0], err)
 				}
 			}
 			for i := range ds {
 				d := &ds[i]
 				res, err := insert.ExecContext(ctx, d.ID, d.HookID, d.CallID, d.Seq, d.Event, d.Body, d.ContentType,
-					string(Pending), ms(now), ms(now), ms(now))
+					string(d.State), ms(now), ms(now), ms(now))
 				if err == nil {
 					d.n, err = res.LastInsertId()
 				}
 				if err != nil {
-					return fmt.Errorf("enqueue %s of call %s for hook %d: %w", d.Event, d.CallID, d.HookID, err)
+					return nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", d.Event, d.CallID, d.HookID, err)
 				}
 			}
 			fresh = append(fresh, ds...)
-			events += int64(len(r.evs))
+			events += int64(len(u.Events))
 		}
 		// The journal moves on even when the events failed: the tracker
 		// has taken the input either way.
-		if err := o.s.journal(ctx, tx, r.input, r.finished); err != nil {
-			return err
+		if err := o.s.journal(ctx, tx, u.Input, u.Finished); err != nil {
+			return nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		for _, r := range reqs {
-			r.err = nil
-		}
-		return fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
+		return nil, fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
 	}
 	o.events.Add(events)
 	o.deliveries.Add(int64(len(fresh)))
 	o.batches.Add(1)
 	o.s.handOff(fresh)
-	return nil
+	return errs, nil
 }
 
 // render makes the rows of one unit's events: the call record of each

@@ -66,7 +66,9 @@ func setup(t *testing.T) (db string, dead, delivered []hooks.Delivery) {
 		evs = append(evs, cdr.Event{Type: cdr.CallInit, CallID: call, Seq: 1, Number: "908508850000",
 			Caller: "905320000000", Callee: "908508850000", Direction: cdr.Inbound, Time: time.Now()})
 	}
-	require.NoError(t, hooks.NewOutbox(s, hooks.OutboxOptions{}).Enqueue(ctx, evs))
+	errs, err := hooks.NewOutbox(s, hooks.OutboxOptions{}).Commit(ctx, []hooks.Unit{{Events: evs}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
 
 	runCtx, cancel := context.WithCancel(ctx)
 	d := hooks.NewDispatcher(s, hooks.DispatchOptions{Retry: hooks.RetryPolicy{Initial: time.Second, Factor: 1, Attempts: 1}})
