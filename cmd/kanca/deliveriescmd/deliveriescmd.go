@@ -6,14 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cmd/kanca/storecli"
+	"github.com/kanca/kanca/cmd/kanca/table"
 	"github.com/kanca/kanca/cmd/kanca/termline"
 	"github.com/kanca/kanca/hooks"
 )
@@ -35,7 +34,7 @@ because its hook answered 410 Gone). Dead deliveries are kept until replayed.`,
   kanca deliveries retry --dead --hook 1`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
+	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(listCmd(db, out), showCmd(db, out), retryCmd(db))
 	return cmd
 }
@@ -177,76 +176,67 @@ progress on standard error; it always ends with the count.`,
 	return cmd
 }
 
-type printer struct {
-	w    io.Writer
-	json bool
-}
+type printer struct{ table.Printer }
 
 func (p printer) deliveries(ds []hooks.Delivery) error {
-	if p.json {
-		if ds == nil {
-			ds = []hooks.Delivery{}
-		}
-		return storecli.PrintJSON(p.w, ds)
+	if ds == nil {
+		ds = []hooks.Delivery{}
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOOK\tCALL\tSEQ\tEVENT\tSTATE\tATTEMPTS\tNEXT\tLAST")
-	for _, d := range ds {
+	rows := make([][]string, len(ds))
+	for i, d := range ds {
 		next := "-"
 		if d.State == hooks.Pending || d.State == hooks.Retrying {
 			next = stamp(d.NextAttempt)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.HookID, d.CallID, d.Seq, d.Event,
-			d.State, d.Attempts, next, dash(d.LastError))
+		rows[i] = []string{d.ID, strconv.FormatInt(d.HookID, 10), d.CallID, strconv.Itoa(d.Seq), d.Event,
+			string(d.State), strconv.Itoa(d.Attempts), next, table.Dash(d.LastError)}
 	}
-	return tw.Flush()
+	return p.List(ds, []string{"ID", "HOOK", "CALL", "SEQ", "EVENT", "STATE", "ATTEMPTS", "NEXT", "LAST"}, rows)
 }
 
 func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt) error {
-	if p.json {
-		if atts == nil {
-			atts = []hooks.Attempt{}
-		}
-		return storecli.PrintJSON(p.w, struct {
-			hooks.Delivery
-			Body     string          `json:"body"`
-			Attempts []hooks.Attempt `json:"attempt_log"`
-		}{d, string(d.Body), atts})
+	if atts == nil {
+		atts = []hooks.Attempt{}
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("id", d.ID)
-	row("hook", strconv.FormatInt(d.HookID, 10))
-	row("call", d.CallID)
-	row("seq", strconv.Itoa(d.Seq))
-	row("event", d.Event)
-	row("state", string(d.State))
-	row("attempts", strconv.Itoa(d.Attempts))
+	fs := []table.Field{
+		table.F("id", d.ID),
+		table.F("hook", strconv.FormatInt(d.HookID, 10)),
+		table.F("call", d.CallID),
+		table.F("seq", strconv.Itoa(d.Seq)),
+		table.F("event", d.Event),
+		table.F("state", string(d.State)),
+		table.F("attempts", strconv.Itoa(d.Attempts)),
+	}
 	if d.State == hooks.Pending || d.State == hooks.Retrying {
-		row("next attempt", stamp(d.NextAttempt))
+		fs = append(fs, table.F("next attempt", stamp(d.NextAttempt)))
 	}
-	row("last error", dash(d.LastError))
-	row("created", stamp(d.Created))
-	row("updated", stamp(d.Updated))
-	row("content type", d.ContentType)
-	if err := tw.Flush(); err != nil {
+	fs = append(fs,
+		table.F("last error", table.Dash(d.LastError)),
+		table.F("created", stamp(d.Created)),
+		table.F("updated", stamp(d.Updated)),
+		table.F("content type", d.ContentType))
+	err := p.Record(struct {
+		hooks.Delivery
+		Body     string          `json:"body"`
+		Attempts []hooks.Attempt `json:"attempt_log"`
+	}{d, string(d.Body), atts}, fs)
+	if err != nil || p.JSON {
 		return err
 	}
-	fmt.Fprintf(p.w, "\n%s\n", d.Body)
+	fmt.Fprintf(p.W, "\n%s\n", d.Body)
 	if len(atts) == 0 {
 		return nil
 	}
-	fmt.Fprintln(p.w)
-	tw = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tSTATUS\tLATENCY\tERROR\tRESPONSE")
-	for _, a := range atts {
+	fmt.Fprintln(p.W)
+	rows := make([][]string, len(atts))
+	for i, a := range atts {
 		status := "-"
 		if a.Status != 0 {
 			status = strconv.Itoa(a.Status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", stamp(a.At), status, a.Latency, dash(a.Error), dash(oneLine(a.Response, 80)))
+		rows[i] = []string{stamp(a.At), status, a.Latency.String(), table.Dash(a.Error), table.Dash(oneLine(a.Response, 80))}
 	}
-	return tw.Flush()
+	return table.Columns(p.W, []string{"AT", "STATUS", "LATENCY", "ERROR", "RESPONSE"}, rows)
 }
 
 func stamp(t time.Time) string {
@@ -254,13 +244,6 @@ func stamp(t time.Time) string {
 		return "now"
 	}
 	return t.Format(time.RFC3339)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // oneLine keeps a response body from breaking the table.

@@ -10,13 +10,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/cmd/kanca/storecli"
+	"github.com/kanca/kanca/cmd/kanca/table"
 	"github.com/kanca/kanca/formats"
 	"github.com/kanca/kanca/hooks"
 )
@@ -43,7 +43,7 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
   kanca hooks test 1 --event call_hangup`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
+	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
 		removeCmd(db), enableCmd(db, true), enableCmd(db, false), testCmd(db))
 	return cmd
@@ -457,53 +457,44 @@ func firstBytes(s string, n int) string {
 
 // printer writes hooks as a table or as JSON. Hook's own JSON masks
 // credentials; the table masks them here.
-type printer struct {
-	w    io.Writer
-	json bool
-}
+type printer struct{ table.Printer }
 
 func (p printer) hooks(hs []hooks.Hook) error {
-	if p.json {
-		if hs == nil {
-			hs = []hooks.Hook{}
-		}
-		return storecli.PrintJSON(p.w, hs)
+	if hs == nil {
+		hs = []hooks.Hook{}
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNUMBER\tURL\tEVENTS\tFORMAT\tAUTH\tSECRET\tENABLED\tTIMEOUT\tINSECURE")
-	for _, h := range hs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Number, h.URL,
-			strings.Join(h.Events, ","), h.Format, auth(h), masked(h.Secret), yesNo(h.Enabled),
-			h.Timeout, yesNo(h.InsecureSkipVerify))
+	rows := make([][]string, len(hs))
+	for i, h := range hs {
+		rows[i] = []string{strconv.FormatInt(h.ID, 10), h.Number, h.URL,
+			strings.Join(h.Events, ","), string(h.Format), auth(h), masked(h.Secret), table.YesNo(h.Enabled),
+			h.Timeout.String(), table.YesNo(h.InsecureSkipVerify)}
 	}
-	return tw.Flush()
+	return p.List(hs, []string{"ID", "NUMBER", "URL", "EVENTS", "FORMAT", "AUTH", "SECRET", "ENABLED", "TIMEOUT", "INSECURE"}, rows)
 }
 
 func (p printer) hook(h hooks.Hook) error {
-	if p.json {
-		return storecli.PrintJSON(p.w, h)
+	fs := []table.Field{
+		table.F("id", strconv.FormatInt(h.ID, 10)),
+		table.F("number", h.Number),
+		table.F("url", h.URL),
+		table.F("events", strings.Join(h.Events, ", ")),
+		table.F("format", string(h.Format)),
+		table.F("user", table.Dash(h.User)),
+		table.F("password", masked(h.Password)),
+		table.F("secret", masked(h.Secret)),
+		table.F("domain id", optInt(h.DomainID)),
+		table.F("account id", optInt(h.AccountID)),
+		table.F("enabled", table.YesNo(h.Enabled)),
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("id", strconv.FormatInt(h.ID, 10))
-	row("number", h.Number)
-	row("url", h.URL)
-	row("events", strings.Join(h.Events, ", "))
-	row("format", string(h.Format))
-	row("user", dash(h.User))
-	row("password", masked(h.Password))
-	row("secret", masked(h.Secret))
-	row("domain id", optInt(h.DomainID))
-	row("account id", optInt(h.AccountID))
-	row("enabled", yesNo(h.Enabled))
 	if h.DisabledReason != "" {
-		row("disabled because", h.DisabledReason)
+		fs = append(fs, table.F("disabled because", h.DisabledReason))
 	}
-	row("timeout", h.Timeout.String())
-	row("insecure skip verify", yesNo(h.InsecureSkipVerify))
-	row("created", h.Created.Format(time.RFC3339))
-	row("updated", h.Updated.Format(time.RFC3339))
-	return tw.Flush()
+	fs = append(fs,
+		table.F("timeout", h.Timeout.String()),
+		table.F("insecure skip verify", table.YesNo(h.InsecureSkipVerify)),
+		table.F("created", h.Created.Format(time.RFC3339)),
+		table.F("updated", h.Updated.Format(time.RFC3339)))
+	return p.Record(h, fs)
 }
 
 func auth(h hooks.Hook) string {
@@ -520,23 +511,9 @@ func masked(s string) string {
 	return hooks.Mask
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func optInt(p *int64) string {
 	if p == nil {
 		return "-"
 	}
 	return strconv.FormatInt(*p, 10)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }
