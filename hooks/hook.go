@@ -60,6 +60,10 @@ type Hook struct {
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+
+	// Held is how many of its events wait for it to be enabled; filled by
+	// ListHooks and GetHook only.
+	Held int `json:"held"`
 }
 
 // Masked returns a copy safe to print: credentials are replaced by Mask.
@@ -109,9 +113,10 @@ func (h Hook) EventName(t cdr.EventType) (string, bool) {
 	return "", false
 }
 
-// Matches reports whether ev must be delivered to h.
+// Matches reports whether ev is for h: its number, an event it asked for.
+// A disabled hook matches too: its events are held for it.
 func (h Hook) Matches(ev cdr.Event) bool {
-	if !h.Enabled || h.Number != ev.Number {
+	if h.Number != ev.Number {
 		return false
 	}
 	_, ok := h.EventName(ev.Type)

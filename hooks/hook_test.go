@@ -81,7 +81,7 @@ func TestMatches(t *testing.T) {
 	other.Number = "908508850001"
 	assert.False(t, h.Matches(other), "other number")
 	h.Enabled = false
-	assert.False(t, h.Matches(event("c", 1, cdr.CallInitExtension)), "disabled")
+	assert.True(t, h.Matches(event("c", 1, cdr.CallInitExtension)), "disabled: held for it")
 }
 
 func TestCredentialsNeverPrinted(t *testing.T) {

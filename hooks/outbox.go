@@ -94,7 +94,7 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 	}
 	insert := tx.StmtContext(ctx, o.s.stmts.insertDelivery)
 	save := tx.StmtContext(ctx, o.s.stmts.saveCall)
-	var events, nEvents int64
+	var events, nEvents, deliveries int64
 	var fresh []Delivery
 	errs = make([]error, len(units))
 	for i, u := range units {
@@ -122,8 +122,13 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 					return nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", d.Event, d.CallID, d.HookID, err)
 				}
 			}
-			fresh = append(fresh, ds...)
+			for _, d := range ds {
+				if d.State == Pending { // held ones wait for Enable
+					fresh = append(fresh, d)
+				}
+			}
 			events += int64(len(u.Events))
+			deliveries += int64(len(ds))
 		}
 		// The journal moves on even when the events failed: the tracker
 		// has taken the input either way.
@@ -135,7 +140,7 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 		return nil, fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
 	}
 	o.events.Add(events)
-	o.deliveries.Add(int64(len(fresh)))
+	o.deliveries.Add(deliveries)
 	o.batches.Add(1)
 	o.s.handOff(fresh)
 	return errs, nil
@@ -161,15 +166,22 @@ func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Ti
 			if err != nil {
 				return nil, nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", ev.Type, ev.CallID, h.ID, err)
 			}
+			// A disabled hook's events are held, not dropped: it is
+			// disabled for a maintenance window, or after a 410 that an
+			// admin may take back.
+			st := Pending
+			if !h.Enabled {
+				st = Held
+			}
 			ds = append(ds, Delivery{ID: newDeliveryID(now), HookID: h.ID, CallID: ev.CallID, Seq: ev.Seq, Event: name,
-				Body: body, ContentType: ctype, State: Pending, NextAttempt: fromMS(ms(now))})
+				Body: body, ContentType: ctype, State: st, NextAttempt: fromMS(ms(now))})
 		}
 	}
 	return calls, ds, nil
 }
 
-// hooksByNumber returns the enabled hooks by the number they are bound
-// to, in id order, reading them again only when they changed. The caller
+// hooksByNumber returns the hooks, enabled or not, by the number they are
+// bound to, in id order, reading them again only when they changed. The caller
 // holds wmu.
 func (s *Store) hooksByNumber(ctx context.Context, tx *sql.Tx) (map[string][]Hook, error) {
 	var v int64
@@ -179,7 +191,7 @@ func (s *Store) hooksByNumber(ctx context.Context, tx *sql.Tx) (map[string][]Hoo
 	if s.hooks.byNumber != nil && s.hooks.version == v {
 		return s.hooks.byNumber, nil
 	}
-	rows, err := tx.StmtContext(ctx, s.stmts.enabledHooks).QueryContext(ctx)
+	rows, err := tx.StmtContext(ctx, s.stmts.allHooks).QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("match hooks: %w", err)
 	}

@@ -34,11 +34,16 @@ func TestCommitMatchesHooks(t *testing.T) {
 	seen := map[key]Delivery{}
 	for _, d := range got {
 		seen[key{d.HookID, d.Event}] = d
-		assert.Equal(t, Pending, d.State)
+		if d.HookID != off.ID {
+			assert.Equal(t, Pending, d.State)
+		}
 		assert.Equal(t, "c1", d.CallID)
 	}
-	assert.Len(t, got, 3)
+	assert.Len(t, got, 5)
 	assert.Contains(t, seen, key{all.ID, "call_init"})
+	// A disabled hook's events are held for it, not dropped.
+	assert.Equal(t, Held, seen[key{off.ID, "call_init"}].State)
+	assert.Equal(t, Held, seen[key{off.ID, "call_init_extension"}].State)
 	assert.Contains(t, seen, key{all.ID, "call_init_extension"})
 	d, ok := seen[key{alias.ID, "incoming_call_extension"}]
 	require.True(t, ok, "the alias hook gets its own spelling")

@@ -140,6 +140,11 @@ CREATE TRIGGER outbox_requeued AFTER UPDATE OF state, next_attempt_at ON outbox
 	WHEN new.state = 'pending' AND (old.state != 'pending' OR new.next_attempt_at < old.next_attempt_at)
 	BEGIN UPDATE changes SET v = v + 1; END;
 `,
+	// The events of a disabled hook are held ('held' rows) until it is
+	// enabled; enabling, discarding and counting them go by this index.
+	`
+CREATE INDEX outbox_held ON outbox(hook_id, n) WHERE state = 'held';
+`,
 }
 
 // SchemaVersion is the schema this kanca writes.
@@ -494,7 +499,18 @@ func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
 
 // ListHooks returns every hook, by id.
 func (s *Store) ListHooks(ctx context.Context) ([]Hook, error) {
-	return s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks ORDER BY id")
+	hs, err := s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.HeldByHook(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range hs {
+		hs[i].Held = held[hs[i].ID]
+	}
+	return hs, nil
 }
 
 func (s *Store) queryHooks(ctx context.Context, q string, args ...any) ([]Hook, error) {
@@ -519,7 +535,15 @@ func (s *Store) queryHooks(ctx context.Context, q string, args ...any) ([]Hook, 
 
 // GetHook returns the hook with id; the error wraps ErrNotFound if none.
 func (s *Store) GetHook(ctx context.Context, id int64) (Hook, error) {
-	return getHook(ctx, s.db, id)
+	h, err := getHook(ctx, s.db, id)
+	if err != nil {
+		return h, err
+	}
+	err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM outbox INDEXED BY outbox_held WHERE hook_id = ? AND state = 'held'", id).Scan(&h.Held)
+	if err != nil {
+		return h, fmt.Errorf("get hook %d: count held deliveries: %w", id, err)
+	}
+	return h, nil
 }
 
 func getHook(ctx context.Context, q interface {
@@ -630,17 +654,59 @@ func (s *Store) RemoveHook(ctx context.Context, id int64) error {
 	return nil
 }
 
-// SetEnabled enables or disables the hook with id. A disabled hook receives
-// no new deliveries; its queued ones wait and resume when it is enabled.
+// SetEnabled enables or disables the hook with id. A disabled hook is sent
+// nothing: its queued deliveries wait, and the events of its calls are
+// held. Enabling it releases them (see Enable).
 func (s *Store) SetEnabled(ctx context.Context, id int64, enabled bool) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE hooks SET enabled = ?, disabled_reason = '', updated_at = ? WHERE id = ?",
-		boolInt(enabled), ms(time.Now()), id)
+	if enabled {
+		_, err := s.Enable(ctx, id, false)
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, "UPDATE hooks SET enabled = 0, disabled_reason = '', updated_at = ? WHERE id = ?",
+		ms(time.Now()), id)
 	if err != nil {
-		return fmt.Errorf("set hook %d enabled=%t: %w", id, enabled, err)
+		return fmt.Errorf("disable hook %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("hook %d: %w", id, ErrNotFound)
 	}
 	s.notify()
 	return nil
+}
+
+// Enable enables the hook with id and, in the same transaction, releases
+// the deliveries held while it was disabled: they are due at once and go
+// out in order per call, as any queued delivery. With discard they are
+// deleted instead. It returns how many were released or deleted.
+func (s *Store) Enable(ctx context.Context, id int64, discard bool) (int, error) {
+	tx, done, err := s.begin(ctx, false)
+	if err != nil {
+		return 0, fmt.Errorf("enable hook %d: %w", id, err)
+	}
+	defer done()
+	now := ms(time.Now())
+	res, err := tx.ExecContext(ctx, "UPDATE hooks SET enabled = 1, disabled_reason = '', updated_at = ? WHERE id = ?", now, id)
+	if err != nil {
+		return 0, fmt.Errorf("enable hook %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, fmt.Errorf("hook %d: %w", id, ErrNotFound)
+	}
+	if discard {
+		// The state is spelt out: a bound one cannot pick the partial index.
+		res, err = tx.ExecContext(ctx, "DELETE FROM outbox INDEXED BY outbox_held WHERE hook_id = ? AND state = 'held'", id)
+	} else {
+		// next_attempt_at 0: due at once whatever the dispatcher's clock.
+		res, err = tx.ExecContext(ctx, `UPDATE outbox INDEXED BY outbox_held SET state = 'pending', next_attempt_at = 0,
+			updated_at = ? WHERE hook_id = ? AND state = 'held'`, now, id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("enable hook %d: release held deliveries: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("enable hook %d: %w", id, err)
+	}
+	s.notify()
+	return int(n), nil
 }

@@ -27,8 +27,10 @@ func New(db *string) *cobra.Command {
 
 Each event bound for a hook is one delivery, with an id that stays the same
 across retries (sent as X-Kanca-Delivery and webhook-id). A delivery is
-pending, retrying, delivered or dead (given up after the last retry, or
-because its hook answered 410 Gone). Dead deliveries are kept until replayed.`,
+pending, retrying, delivered, dead (given up after the last retry, or
+because its hook answered 410 Gone) or held (an event of a disabled hook,
+sent when 'kanca hooks enable' enables it). Dead and held deliveries are
+kept until replayed, or for kanca run's --dead-retention (30 days).`,
 		Example: `  kanca deliveries list --state dead
   kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21
   kanca deliveries retry --dead --hook 1`,
@@ -50,7 +52,8 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 Each row is one event bound for one hook: its delivery id, hook, call uuid,
 sequence number within the call, event, state, attempts so far, when the
-next attempt is due (pending and retrying only) and the last error.
+next attempt is due (pending and retrying only; "after seq N" when it waits
+for an earlier event of its call to be sent first) and the last error.
 
 Start here when a receiver says it missed something: --call UUID shows
 what became of each event of that call, --state dead what kanca gave up
@@ -80,12 +83,16 @@ on, and 'kanca deliveries show ID' the attempts of one delivery.`,
 				if err != nil {
 					return err
 				}
-				return out(cmd).deliveries(ds)
+				behind, err := s.Behind(ctx, ds)
+				if err != nil {
+					return err
+				}
+				return out(cmd).deliveries(ds, behind)
 			})
 		}),
 	}
 	cmd.Flags().Int64Var(&f.HookID, "hook", 0, "only this hook's")
-	cmd.Flags().StringVar(&state, "state", "", "only in this state: pending, retrying, delivered or dead")
+	cmd.Flags().StringVar(&state, "state", "", "only in this state: pending, retrying, delivered, dead or held")
 	cmd.Flags().StringVar(&f.CallID, "call", "", "only this call's (its uuid)")
 	cmd.Flags().IntVar(&f.Limit, "limit", hooks.DefaultListLimit, "at most this many")
 	return cmd
@@ -100,8 +107,9 @@ and every attempt with its time, HTTP status, latency, error and the first
 KiB of the receiver's answer. The answer is usually what tells why a
 receiver refused a delivery.
 
-Attempts, and delivered deliveries, are pruned after 30 days; dead
-deliveries stay until retried.`,
+Attempts, and delivered deliveries, are pruned after 30 days; dead and
+held deliveries after kanca run's --dead-retention (30 days; 0 keeps them
+until retried).`,
 		Example: "  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -155,6 +163,20 @@ progress on standard error; it always ends with the count.`,
 					if err := s.Retry(ctx, args[0]); err != nil {
 						return err
 					}
+					d, _, err := s.Delivery(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					h, err := s.GetHook(ctx, d.HookID)
+					if err != nil {
+						return err
+					}
+					if !h.Enabled {
+						// Requeued, but nothing is sent to a disabled hook:
+						// saying "requeued" alone made admins wait for it.
+						fmt.Fprintf(w, "delivery %s waits for hook %d to be enabled: kanca hooks enable %d\n", args[0], h.ID, h.ID)
+						return nil
+					}
 					fmt.Fprintf(w, "requeued delivery %s\n", args[0])
 					return nil
 				}
@@ -178,14 +200,19 @@ progress on standard error; it always ends with the count.`,
 
 type printer struct{ table.Printer }
 
-func (p printer) deliveries(ds []hooks.Delivery) error {
+// deliveries lists ds; behind names the seq each waits behind, if any.
+func (p printer) deliveries(ds []hooks.Delivery, behind map[string]int) error {
 	if ds == nil {
 		ds = []hooks.Delivery{}
 	}
 	rows := make([][]string, len(ds))
 	for i, d := range ds {
 		next := "-"
-		if d.State == hooks.Pending || d.State == hooks.Retrying {
+		if seq, ok := behind[d.ID]; ok {
+			// Its own due time has passed or will, but it goes only after
+			// the call's earlier event: a past time there read as stuck.
+			next = "after seq " + strconv.Itoa(seq)
+		} else if d.State == hooks.Pending || d.State == hooks.Retrying {
 			next = stamp(d.NextAttempt)
 		}
 		rows[i] = []string{d.ID, strconv.FormatInt(d.HookID, 10), d.CallID, strconv.Itoa(d.Seq), d.Event,

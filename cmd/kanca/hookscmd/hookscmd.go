@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
-		removeCmd(db), enableCmd(db, true), enableCmd(db, false), testCmd(db))
+		removeCmd(db), enableCmd(db), disableCmd(db), testCmd(db))
 	return cmd
 }
 
@@ -279,10 +280,12 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the hooks",
-		Long: `List every hook by id: its number, URL, events, format, whether it uses
-Basic auth (the password masked) and a signing secret, whether it is
-enabled, its timeout and whether it skips TLS verification. --json prints
-the same, credentials masked, for scripts.
+		Long: `List every hook by id: its number, URL, events ("all" for the default
+seven), format, whether it uses Basic auth (the password masked) and a
+signing secret, whether it is enabled, and how many of its events are held
+while it is disabled, and whether it skips TLS verification. 'kanca hooks
+show ID' adds its timeout and ids; --json prints every field, credentials masked, for
+scripts.
 
 A hook that kanca disabled itself (its receiver answered 410 Gone) shows
 ENABLED no; 'kanca hooks show ID' says why.`,
@@ -351,25 +354,21 @@ hook for a while and keep its queue, use 'kanca hooks disable' instead.`,
 	}
 }
 
-func enableCmd(db *string, enable bool) *cobra.Command {
-	verb, short := "enable", "Enable a hook: its queued deliveries resume"
-	long := `Enable a hook: the deliveries queued while it was disabled are sent, in
-order per call, and the events of new calls reach it again. This also
-re-enables a hook that kanca disabled because its receiver answered
-410 Gone; the deliveries given up then stay dead until 'kanca deliveries
-retry --dead --hook ID'.`
-	if !enable {
-		verb, short = "disable", "Disable a hook: it gets no new events, its queue waits"
-		long = `Disable a hook, for example while its receiver is down for maintenance:
-nothing is sent to it, the deliveries already queued wait (their retry
-schedule does not run down), and the events that happen while it is
-disabled are not queued for it. 'kanca hooks enable' resumes it.`
-	}
-	return &cobra.Command{
-		Use:     verb + " ID",
-		Short:   short,
-		Long:    long,
-		Example: "  kanca hooks " + verb + " 1",
+func enableCmd(db *string) *cobra.Command {
+	var discard bool
+	cmd := &cobra.Command{
+		Use:   "enable ID",
+		Short: "Enable a hook: what waited for it is sent",
+		Long: `Enable a hook: the deliveries queued before it was disabled, and the events
+held while it was disabled, are sent in order per call, and the events of
+new calls reach it again. --discard-held drops the held events instead
+(a receiver that must not get a maintenance window's calls late) and says
+how many.
+
+This also re-enables a hook that kanca disabled because its receiver
+answered 410 Gone; the deliveries given up then stay dead until 'kanca
+deliveries retry --dead --hook ID'.`,
+		Example: "  kanca hooks enable 1\n  kanca hooks enable 1 --discard-held",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
@@ -377,10 +376,50 @@ disabled are not queued for it. 'kanca hooks enable' resumes it.`
 				return err
 			}
 			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				if err := s.SetEnabled(ctx, id, enable); err != nil {
+				n, err := s.Enable(ctx, id, discard)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%sd hook %d\n", verb, id)
+				w := cmd.OutOrStdout()
+				switch {
+				case discard:
+					fmt.Fprintf(w, "enabled hook %d; discarded %d held events\n", id, n)
+				case n > 0:
+					fmt.Fprintf(w, "enabled hook %d; %d held events are sent now, in order per call\n", id, n)
+				default:
+					fmt.Fprintf(w, "enabled hook %d\n", id)
+				}
+				return nil
+			})
+		}),
+	}
+	cmd.Flags().BoolVar(&discard, "discard-held", false, "drop the events held while the hook was disabled instead of sending them")
+	return cmd
+}
+
+func disableCmd(db *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "disable ID",
+		Short: "Disable a hook: nothing is sent to it, its events are held",
+		Long: `Disable a hook, for example while its receiver is down for maintenance:
+nothing is sent to it, the deliveries already queued wait (their retry
+schedule does not run down), and the events of calls that happen while it
+is disabled are held for it, not lost. 'kanca hooks list' shows how many
+are held; 'kanca hooks enable' sends them, or drops them with
+--discard-held. Held events expire with dead deliveries (kanca run
+--dead-retention, 30 days by default).`,
+		Example: "  kanca hooks disable 1",
+		Args:    cobra.ExactArgs(1),
+		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+				if err := s.SetEnabled(ctx, id, false); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "disabled hook %d; its events are held until 'kanca hooks enable %d'\n", id, id)
 				return nil
 			})
 		}),
@@ -466,10 +505,10 @@ func (p printer) hooks(hs []hooks.Hook) error {
 	rows := make([][]string, len(hs))
 	for i, h := range hs {
 		rows[i] = []string{strconv.FormatInt(h.ID, 10), h.Number, h.URL,
-			strings.Join(h.Events, ","), string(h.Format), auth(h), masked(h.Secret), table.YesNo(h.Enabled),
-			h.Timeout.String(), table.YesNo(h.InsecureSkipVerify)}
+			events(h), string(h.Format), auth(h), masked(h.Secret), table.YesNo(h.Enabled),
+			strconv.Itoa(h.Held), table.YesNo(h.InsecureSkipVerify)}
 	}
-	return p.List(hs, []string{"ID", "NUMBER", "URL", "EVENTS", "FORMAT", "AUTH", "SECRET", "ENABLED", "TIMEOUT", "INSECURE"}, rows)
+	return p.List(hs, []string{"ID", "NUMBER", "URL", "EVENTS", "FORMAT", "AUTH", "SECRET", "ENABLED", "HELD", "INSECURE"}, rows)
 }
 
 func (p printer) hook(h hooks.Hook) error {
@@ -485,6 +524,7 @@ func (p printer) hook(h hooks.Hook) error {
 		table.F("domain id", optInt(h.DomainID)),
 		table.F("account id", optInt(h.AccountID)),
 		table.F("enabled", table.YesNo(h.Enabled)),
+		table.F("held", strconv.Itoa(h.Held)),
 	}
 	if h.DisabledReason != "" {
 		fs = append(fs, table.F("disabled because", h.DisabledReason))
@@ -495,6 +535,14 @@ func (p printer) hook(h hooks.Hook) error {
 		table.F("created", h.Created.Format(time.RFC3339)),
 		table.F("updated", h.Updated.Format(time.RFC3339)))
 	return p.Record(h, fs)
+}
+
+// events keeps the list narrow: a hook with the default set shows "all".
+func events(h hooks.Hook) string {
+	if slices.Equal(h.Events, hooks.AllEvents()) {
+		return "all"
+	}
+	return strings.Join(h.Events, ",")
 }
 
 func auth(h hooks.Hook) string {

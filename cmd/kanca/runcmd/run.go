@@ -35,6 +35,7 @@ func New(db *string) *cobra.Command {
 		pf        pbxflags.Flags
 		listen    string
 		publicURL string
+		deadKeep  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -92,6 +93,9 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			if err != nil {
 				return err
 			}
+			if deadKeep < 0 {
+				return fmt.Errorf("--dead-retention %s: must not be negative (0 keeps them forever)", deadKeep)
+			}
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
 			}
@@ -111,7 +115,10 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			defer store.Close()
 
 			enc := hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}
-			dopts := hooks.DispatchOptions{Logger: log, NetPolicy: netPolicy}
+			dopts := hooks.DispatchOptions{Logger: log, NetPolicy: netPolicy, DeadRetention: deadKeep}
+			if deadKeep == 0 {
+				dopts.DeadRetention = -1 // kept until retried
+			}
 			var ln net.Listener
 			var attempts *httpapi.Attempts
 			if listen != "" {
@@ -181,6 +188,8 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
+	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
+		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")
 	tf.Register(fs)
 	lf.Register(fs)
 	nf.register(fs)
