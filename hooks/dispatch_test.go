@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/version"
 )
 
 // fixed is a clock that never moves: one attempt per delivery, and every
@@ -215,7 +216,7 @@ func TestRequestCarriesHeadersAuthAndSignature(t *testing.T) {
 	assert.Equal(t, http.MethodPost, r.Method)
 	assert.Equal(t, "/bf", r.URL.Path)
 	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-	assert.Equal(t, "kanca/"+Version, r.Header.Get("User-Agent"))
+	assert.Equal(t, version.UserAgent(), r.Header.Get("User-Agent"))
 	assert.Equal(t, "incoming_call_extension", r.Header.Get("X-Kanca-Event"))
 	assert.Equal(t, dl.ID, r.Header.Get("X-Kanca-Delivery"))
 	assert.Equal(t, "3", r.Header.Get("X-Kanca-Sequence"))

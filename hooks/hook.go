@@ -18,9 +18,6 @@ import (
 	"github.com/kanca/kanca/formats"
 )
 
-// Version is sent in the User-Agent header; the build sets it.
-var Version = "dev"
-
 // DefaultTimeout bounds one request to a hook when the hook sets none. The
 // Standard Webhooks guidance is 15 to 30 s.
 const DefaultTimeout = 15 * time.Second

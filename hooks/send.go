@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/kanca/kanca/version"
 	"io"
 	"net"
 	"net/http"
@@ -101,7 +102,7 @@ func (s *sender) send(ctx context.Context, h Hook, d Delivery) AttemptResult {
 		return AttemptResult{Err: fmt.Errorf("build request: %w", err)}
 	}
 	req.Header.Set("Content-Type", d.ContentType)
-	req.Header.Set("User-Agent", "kanca/"+Version)
+	req.Header.Set("User-Agent", version.UserAgent())
 	req.Header.Set("X-Kanca-Event", d.Event)
 	req.Header.Set("X-Kanca-Delivery", d.ID)
 	req.Header.Set("X-Kanca-Sequence", strconv.Itoa(d.Seq))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -230,6 +231,19 @@ func (s *Store) takeFresh() (ds []Delivery, resync bool) {
 // it does not exist.
 func Open(path string) (*Store, error) { return open(path, true) }
 
+// Path is the database file, absolute.
+func (s *Store) Path() string { return s.path }
+
+// EnabledHooks counts the hooks that are enabled: with none, call events
+// are only held or go nowhere.
+func (s *Store) EnabledHooks(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM hooks WHERE enabled = 1").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count enabled hooks: %w", err)
+	}
+	return n, nil
+}
+
 // OpenExisting opens the store at path and fails if there is none: for
 // commands that only read or change what is there.
 func OpenExisting(path string) (*Store, error) { return open(path, false) }
@@ -237,6 +251,11 @@ func OpenExisting(path string) (*Store, error) { return open(path, false) }
 func open(path string, create bool) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open hook store: no database path given (--db or KANCA_DB)")
+	}
+	// Every message names the file absolutely: "kanca.db" alone does not
+	// say which directory a daemon or a command used.
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
 	}
 	if err := prepareFile(path, create); err != nil {
 		return nil, err
@@ -335,6 +354,12 @@ func prepareFile(path string, create bool) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return fmt.Errorf("open hook store %s: database does not exist (kanca run or kanca hooks add creates it)", path)
+		}
+		dir := filepath.Dir(path)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			// Not created here: the directory's owner and mode are the
+			// admin's to choose (the service's user, 0700).
+			return fmt.Errorf("create hook store %s: directory %s does not exist; create it for the user kanca runs as: sudo install -d -m 0700 -o $(id -un) %s", path, dir, dir)
 		}
 		nf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {

@@ -46,7 +46,7 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
-		removeCmd(db), enableCmd(db), disableCmd(db), testCmd(db))
+		removeCmd(db), enableCmd(db), disableCmd(db), testCmd(db, out))
 	return cmd
 }
 
@@ -165,7 +165,11 @@ so that a receiver's $_POST equals json_decode($body, true).
 (webhook-id, webhook-timestamp, webhook-signature). Credentials are stored
 in the database and masked in every listing.
 
-The database is created if it does not exist yet.`,
+The database file is created if it does not exist yet (its directory must
+exist); the command says which file it wrote and which events the hook
+gets. A receiver written for the first Bulutfon revision (such as its PHP
+HipChat example, which takes every event but call_init and call_hangup
+for a fax) wants --events call_init,call_hangup,fax_init.`,
 		Example: `  kanca hooks add --number 908508850000 --url https://crm.example/bulutfon
   kanca hooks add --number 908508850000 --url http://10.0.0.5/hook.php --format form \
     --events call_init,incoming_call_extension,call_hangup
@@ -187,7 +191,16 @@ The database is created if it does not exist yet.`,
 					return err
 				}
 				warnRefused(ctx, cmd.ErrOrStderr(), h)
-				return out(cmd).hook(h)
+				if err := out(cmd).hook(h); err != nil {
+					return err
+				}
+				// On standard error, so that --json output stays JSON.
+				fmt.Fprintf(cmd.ErrOrStderr(), "hook %d stored in %s; kanca run must use the same database (--db or KANCA_DB)\n", h.ID, s.Path())
+				fmt.Fprintf(cmd.ErrOrStderr(), "it gets %s\n", strings.Join(h.Events, ", "))
+				if !f.changed("events") {
+					fmt.Fprintln(cmd.ErrOrStderr(), "a receiver written for the first Bulutfon revision (it takes every other event for a fax) wants --events call_init,call_hangup,fax_init")
+				}
+				return nil
 			})
 		}),
 	}
@@ -426,7 +439,7 @@ are held; 'kanca hooks enable' sends them, or drops them with
 	}
 }
 
-func testCmd(db *string) *cobra.Command {
+func testCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	var event string
 	cmd := &cobra.Command{
 		Use:   "test ID",
@@ -434,6 +447,12 @@ func testCmd(db *string) *cobra.Command {
 		Long: `Send a sample event to a hook now, outside the queue: nothing is stored or
 retried. The hook's format, credentials and signing are used, and it is sent
 even if the hook is disabled. Exits non-zero unless the answer is a 2xx.
+
+It prints the status and the start of the receiver's answer: a 200 with
+an empty answer often means a receiver that did not understand the body
+(a form receiver fed JSON answers just so). An --event the hook did not
+ask for is sent, in the spelling given, with a warning: kanca run would
+not send it to this hook. --json prints the same for scripts.
 
 The networks kanca run may deliver to (KANCA_HOOK_ALLOW_NET and
 KANCA_HOOK_DENY_NET) limit the test too.`,
@@ -461,13 +480,28 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 				ev := hooks.SampleEvent(t, h.Number, time.Now())
 				if _, ok := h.EventName(t); !ok {
 					// Not an event of this hook: send it in the spelling asked.
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: hook %d did not ask for %s (it gets %s); sent anyway, kanca run would not send it\n",
+						id, event, strings.Join(h.Events, ", "))
 					h.Events = []string{event}
 				}
 				r, err := hooks.NewDispatcher(s, hooks.DispatchOptions{NetPolicy: policy}).Test(ctx, h, ev, hooks.Encoding{})
 				if err != nil {
 					return err
 				}
-				w := cmd.OutOrStdout()
+				p := out(cmd)
+				if p.JSON {
+					res := testResult{Hook: id, Event: event, Status: r.Status, LatencyMS: r.Latency.Milliseconds(), Answer: r.Response, OK: r.OK()}
+					if r.Err != nil {
+						res.Error = r.Err.Error()
+					}
+					if err := table.PrintJSON(p.W, res); err != nil {
+						return err
+					}
+				}
+				w := p.W
+				if p.JSON {
+					w = io.Discard
+				}
 				if r.Err != nil {
 					fmt.Fprintf(w, "no answer after %s\n", r.Latency.Round(time.Millisecond))
 					return fmt.Errorf("test delivery to hook %d failed: %w", id, r.Err)
@@ -475,6 +509,8 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 				fmt.Fprintf(w, "HTTP %d %s in %s\n", r.Status, http.StatusText(r.Status), r.Latency.Round(time.Millisecond))
 				if r.Response != "" {
 					fmt.Fprintln(w, firstBytes(r.Response, 256))
+				} else {
+					fmt.Fprintf(w, "(empty answer: if the receiver should have said something, check that it takes --format %s)\n", h.Format)
 				}
 				if !r.OK() {
 					return fmt.Errorf("test delivery to hook %d failed: HTTP %d", id, r.Status)
@@ -485,6 +521,17 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 	}
 	cmd.Flags().StringVar(&event, "event", string(cdr.CallHangup), "the event to send")
 	return cmd
+}
+
+// testResult is `hooks test --json`.
+type testResult struct {
+	Hook      int64  `json:"hook"`
+	Event     string `json:"event"`
+	OK        bool   `json:"ok"`
+	Status    int    `json:"status,omitempty"`
+	LatencyMS int64  `json:"latency_ms"`
+	Answer    string `json:"answer"` // the start of the receiver's answer
+	Error     string `json:"error,omitempty"`
 }
 
 func firstBytes(s string, n int) string {

@@ -182,15 +182,26 @@ func TestTestCommand(t *testing.T) {
 
 	out := ok(t, db, "test", "1")
 	assert.Regexp(t, `^HTTP 200 OK in \d+ms\nreceived by the CRM\n$`, out)
-	ok(t, db, "test", "1", "--event", "call_init_extension")
+	out, stderr, err := kanca(t, db, "test", "1", "--event", "call_init_extension")
+	require.NoError(t, err)
+	assert.Empty(t, stderr, "an event the hook asked for, in another spelling")
+	assert.Contains(t, out, "received by the CRM")
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(ok(t, db, "test", "1", "--json")), &res), "--json prints JSON")
+	assert.Equal(t, "received by the CRM", res["answer"])
+	assert.Equal(t, float64(200), res["status"])
+	assert.Equal(t, true, res["ok"])
+	_, stderr, err = kanca(t, db, "test", "1", "--event", "call_init")
+	require.NoError(t, err)
+	assert.Equal(t, "warning: hook 1 did not ask for call_init (it gets incoming_call_extension, call_hangup); sent anyway, kanca run would not send it\n", stderr)
 	mu.Lock()
-	require.Len(t, bodies, 2)
+	require.Len(t, bodies, 4)
 	assert.True(t, strings.HasPrefix(bodies[0], `call_hangup {"event_type":"call_hangup"`), bodies[0])
 	assert.True(t, strings.HasPrefix(bodies[1], `incoming_call_extension {"event_type":"incoming_call_extension"`), "the hook's spelling: %s", bodies[1])
 	status = http.StatusInternalServerError
 	mu.Unlock()
 
-	out, _, err := kanca(t, db, "test", "1")
+	out, _, err = kanca(t, db, "test", "1")
 	require.EqualError(t, err, "test delivery to hook 1 failed: HTTP 500")
 	assert.Contains(t, out, "HTTP 500 Internal Server Error")
 
@@ -231,4 +242,27 @@ func TestHeldEvents(t *testing.T) {
 	assert.Equal(t, "enabled hook 2; discarded 2 held events\n", ok(t, db, "enable", "2", "--discard-held"))
 	assert.Regexp(t, `held:\s+0`, ok(t, db, "show", "1"))
 	assert.Equal(t, "enabled hook 1\n", ok(t, db, "enable", "1"))
+}
+
+// hooks add says which database it wrote and which events the hook gets;
+// hooks test shows an empty answer (a form receiver fed JSON answers 200
+// with nothing).
+func TestAddAndTestSayWhatHappened(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	out, stderr, err := kanca(t, "kanca.db", "add", "--number", "908508850000", "--url", srv.URL, "--json")
+	require.NoError(t, err)
+	assert.True(t, json.Valid([]byte(out)), "--json output stays JSON")
+	assert.Contains(t, stderr, "hook 1 stored in "+filepath.Join(dir, "kanca.db")+";")
+	assert.Contains(t, stderr, "it gets call_init, call_init_extension, call_init_group, call_init_menu, fax_init, call_hangup, missing_call\n")
+	assert.Contains(t, stderr, "--events call_init,call_hangup,fax_init")
+
+	_, stderr, err = kanca(t, "kanca.db", "add", "--number", "908508850000", "--url", srv.URL, "--events", "call_hangup")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "it gets call_hangup\n")
+	assert.NotContains(t, stderr, "first Bulutfon revision", "the admin chose the events")
+
+	assert.Regexp(t, `^HTTP 200 OK in \d+ms\n\(empty answer: .* --format json\)\n$`, ok(t, "kanca.db", "test", "1"))
 }
