@@ -464,6 +464,70 @@ func (s *Store) Behind(ctx context.Context, ds []Delivery) (map[string]int, erro
 	return out, nil
 }
 
+// Activity is what a hook's deliveries came to, for kanca status.
+type Activity struct {
+	ByState     map[State]int
+	LastSuccess time.Time // the latest 2xx; zero if none is still recorded
+	LastFailure time.Time // the latest failed attempt
+	LastError   string    // what that failure was
+}
+
+// Activity returns each hook's delivery counts by state and its latest
+// success and failure (attempts are kept for the prune retention).
+func (s *Store) Activity(ctx context.Context) (map[int64]*Activity, error) {
+	out := map[int64]*Activity{}
+	get := func(id int64) *Activity {
+		if out[id] == nil {
+			out[id] = &Activity{ByState: map[State]int{}}
+		}
+		return out[id]
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT hook_id, state, count(*) FROM outbox GROUP BY hook_id, state")
+	if err != nil {
+		return nil, fmt.Errorf("hook activity: %w", err)
+	}
+	for rows.Next() {
+		var id int64
+		var st State
+		var n int
+		if err := rows.Scan(&id, &st, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("hook activity: %w", err)
+		}
+		get(id).ByState[st] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("hook activity: %w", err)
+	}
+	// SQLite takes a bare column (error) from the row max() picked.
+	rows, err = s.db.QueryContext(ctx, `SELECT o.hook_id, a.status BETWEEN 200 AND 299 AS ok, max(a.at), a.error, a.status
+		FROM attempts a JOIN outbox o ON o.id = a.delivery_id GROUP BY o.hook_id, ok`)
+	if err != nil {
+		return nil, fmt.Errorf("hook activity: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, at int64
+		var ok bool
+		var msg string
+		var status int
+		if err := rows.Scan(&id, &ok, &at, &msg, &status); err != nil {
+			return nil, fmt.Errorf("hook activity: %w", err)
+		}
+		a := get(id)
+		if ok {
+			a.LastSuccess = fromMS(at)
+			continue
+		}
+		a.LastFailure, a.LastError = fromMS(at), msg
+		if msg == "" && status != 0 {
+			a.LastError = fmt.Sprintf("HTTP %d", status)
+		}
+	}
+	return out, rows.Err()
+}
+
 // HeldByHook counts the held deliveries of each hook that has any.
 func (s *Store) HeldByHook(ctx context.Context) (map[int64]int, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT hook_id, count(*) FROM outbox WHERE state = ? GROUP BY hook_id", string(Held))
