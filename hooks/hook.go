@@ -147,6 +147,8 @@ func (h Hook) withDefaults() Hook {
 // error is one line naming every problem, and never contains a credential.
 func (h *Hook) Validate() error {
 	var probs []string
+	// +90 850 885 00 00, as numbers are written, is 908508850000.
+	h.Number = strings.TrimPrefix(strings.Join(strings.Fields(h.Number), ""), "+")
 	if h.Number == "" {
 		probs = append(probs, "number is required")
 	} else if !digits(h.Number) {

@@ -78,7 +78,7 @@ type hookFlags struct {
 
 func (f *hookFlags) register(cmd *cobra.Command, adding bool) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.number, "number", "", "the PBX number, digits only (908508850000)")
+	fl.StringVar(&f.number, "number", "", "the PBX number in international form (908508850000; a leading + and spaces are dropped)")
 	fl.StringVar(&f.url, "url", "", "where to POST: an absolute http or https URL")
 	events := "comma-separated events (any spelling Bulutfon used; the hook receives the one given)"
 	if adding {
@@ -149,9 +149,10 @@ func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 		Long: `Bind a new hook to a PBX number and print it with its id, which the other
 hooks commands take.
 
---number is the public number, in international form without + (digits
-only): the hook receives the events of the calls that arrive on it
-(inbound) or are presented with it as caller id (outbound). --url is where
+--number is the public number, in international form (908508850000;
++90 850 885 00 00 is taken as that): the hook receives the events of the
+calls that arrive on it (inbound) or are presented with it as caller id
+(outbound). --url is where
 each event is POSTed. It receives the events that happen after it is
 added, not those of past calls; a number may have several hooks.
 
