@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,7 +91,7 @@ func TestBrief(t *testing.T) {
 // Failed attempts are counted (the reconnect metric stayed 0 through
 // seven refused connections) and each is one readable log line.
 func TestFailedAttemptsAreCountedAndLoggedReadably(t *testing.T) {
-	var logs syncBuffer
+	var logs strings.Builder // read once Run has returned
 	attempts := make(chan struct{}, 10)
 	f := New(Config{Name: "x", PBX: "Asterisk", Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))},
@@ -116,21 +115,4 @@ func TestFailedAttemptsAreCountedAndLoggedReadably(t *testing.T) {
 	line := strings.SplitN(logs.String(), "\n", 2)[0]
 	assert.Contains(t, line, `msg="cannot connect to Asterisk: connection refused; retrying in 0s (kanca doctor checks the connection)"`)
 	assert.NotContains(t, line, "dial tcp", "no Go error chain")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

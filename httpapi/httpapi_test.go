@@ -312,11 +312,7 @@ func TestStatusAnswersWhatAnAdminAsksFirst(t *testing.T) {
 // A healthy kanca with no enabled hook says so in /healthz: three call
 // events went nowhere while it answered a bare "ok".
 func TestHealthWarnsWithoutAnEnabledHook(t *testing.T) {
-	store, err := hooks.Open(filepath.Join(t.TempDir(), "kanca.db"))
-	require.NoError(t, err)
-	defer store.Close()
-	api := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, ARI: connected{}, Logger: quiet}))
-	defer api.Close()
+	api := bareAPI(t, connected{})
 	code, body := get(t, api.URL+"/healthz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.JSONEq(t, `{"status":"ok","warnings":["`+status.NoEnabledHook+`"]}`, body)
@@ -325,14 +321,21 @@ func TestHealthWarnsWithoutAnEnabledHook(t *testing.T) {
 // Failed connection attempts count as reconnects: the counter stayed 0
 // through seven refused connections.
 func TestReconnectsCountFailedAttempts(t *testing.T) {
-	store, err := hooks.Open(filepath.Join(t.TempDir(), "kanca.db"))
-	require.NoError(t, err)
-	defer store.Close()
-	api := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, ARI: failing{}, Logger: quiet}))
-	defer api.Close()
+	api := bareAPI(t, failing{})
 	assert.Equal(t, 7.0, value(t, scrape(t, api.URL), "kanca_ari_reconnects_total", nil))
 }
 
 type failing struct{}
 
 func (failing) Stats() ari.Stats { return ari.Stats{Failures: 7, LastError: "connection refused"} }
+
+// bareAPI serves an empty database with ARI reporting what src says.
+func bareAPI(t *testing.T, src interface{ Stats() ari.Stats }) *httptest.Server {
+	t.Helper()
+	store, err := hooks.Open(filepath.Join(t.TempDir(), "kanca.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	api := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, ARI: src, Logger: quiet}))
+	t.Cleanup(api.Close)
+	return api
+}

@@ -60,6 +60,20 @@ func parseID(arg string) (int64, error) {
 	return id, nil
 }
 
+// onHook is the body of a command on one hook: its ID argument parsed,
+// the database open.
+func onHook(db *string, f func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error) func(*cobra.Command, []string) error {
+	return storecli.RunE(func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(args[0])
+		if err != nil {
+			return err
+		}
+		return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return f(ctx, cmd, s, id)
+		})
+	})
+}
+
 // hookFlags are the flags of add and update.
 type hookFlags struct {
 	number, url, format, user  string
@@ -327,18 +341,12 @@ last changed, and, when kanca disabled it, why. Its deliveries are listed
 by 'kanca deliveries list --hook ID'.`,
 		Example: "  kanca hooks show 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			h, err := s.GetHook(ctx, id)
 			if err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				h, err := s.GetHook(ctx, id)
-				if err != nil {
-					return err
-				}
-				return out(cmd).hook(h)
-			})
+			return out(cmd).hook(h)
 		}),
 	}
 }
@@ -352,18 +360,12 @@ never sent, and its delivery history and attempts are deleted. To stop a
 hook for a while and keep its queue, use 'kanca hooks disable' instead.`,
 		Example: "  kanca hooks remove 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			if err := s.RemoveHook(ctx, id); err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				if err := s.RemoveHook(ctx, id); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "removed hook %d\n", id)
-				return nil
-			})
+			fmt.Fprintf(cmd.OutOrStdout(), "removed hook %d\n", id)
+			return nil
 		}),
 	}
 }
@@ -384,27 +386,21 @@ answered 410 Gone; the deliveries given up then stay dead until 'kanca
 deliveries retry --dead --hook ID'.`,
 		Example: "  kanca hooks enable 1\n  kanca hooks enable 1 --discard-held",
 		Args:    cobra.ExactArgs(1),
-		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			n, err := s.Enable(ctx, id, discard)
 			if err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				n, err := s.Enable(ctx, id, discard)
-				if err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
-				switch {
-				case discard:
-					fmt.Fprintf(w, "enabled hook %d; discarded %d held events\n", id, n)
-				case n > 0:
-					fmt.Fprintf(w, "enabled hook %d; %d held events are sent now, in order per call\n", id, n)
-				default:
-					fmt.Fprintf(w, "enabled hook %d\n", id)
-				}
-				return nil
-			})
+			w := cmd.OutOrStdout()
+			switch {
+			case discard:
+				fmt.Fprintf(w, "enabled hook %d; discarded %d held events\n", id, n)
+			case n > 0:
+				fmt.Fprintf(w, "enabled hook %d; %d held events are sent now, in order per call\n", id, n)
+			default:
+				fmt.Fprintf(w, "enabled hook %d\n", id)
+			}
+			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&discard, "discard-held", false, "drop the events held while the hook was disabled instead of sending them")
@@ -424,18 +420,12 @@ are held; 'kanca hooks enable' sends them, or drops them with
 --dead-retention, 30 days by default).`,
 		Example: "  kanca hooks disable 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			if err := s.SetEnabled(ctx, id, false); err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				if err := s.SetEnabled(ctx, id, false); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "disabled hook %d; its events are held until 'kanca hooks enable %d'\n", id, id)
-				return nil
-			})
+			fmt.Fprintf(cmd.OutOrStdout(), "disabled hook %d; its events are held until 'kanca hooks enable %d'\n", id, id)
+			return nil
 		}),
 	}
 }
