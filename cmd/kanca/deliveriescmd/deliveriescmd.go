@@ -189,6 +189,11 @@ progress on standard error; it always ends with the count.`,
 					// Batches committed before a failure stay requeued.
 					fmt.Fprintf(w, "requeued %d dead deliveries\n", n)
 				}
+				if err == nil && hookID != 0 && n > 0 {
+					if h, herr := s.GetHook(ctx, hookID); herr == nil && !h.Enabled {
+						fmt.Fprintf(w, "they wait for hook %d to be enabled: kanca hooks enable %d\n", hookID, hookID)
+					}
+				}
 				return err
 			})
 		},

@@ -3,6 +3,7 @@ package deliveriescmd
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -207,4 +208,11 @@ func TestWaitingDeliveriesSayWhatTheyWaitFor(t *testing.T) {
 
 	id := first[len(first)-1].ID
 	assert.Equal(t, "delivery "+id+" waits for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", id))
+
+	raw, err := sql.Open("sqlite3", db)
+	require.NoError(t, err)
+	_, err = raw.ExecContext(ctx, "UPDATE outbox SET state = 'dead'")
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+	assert.Equal(t, "requeued 2 dead deliveries\nthey wait for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", "--dead", "--hook", "1"))
 }
