@@ -18,7 +18,8 @@ func New() *cobra.Command {
 its time, and whether the checkout had local changes), as the build
 recorded them. kanca --version prints the same; receivers see it in the
 User-Agent, dashboards in kanca_build_info, logs in kanca run's first line.`,
-		Args: cobra.NoArgs,
+		Example: "  kanca version\n  kanca --version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.Get())
 			return err
