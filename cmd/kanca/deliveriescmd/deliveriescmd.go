@@ -53,7 +53,8 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 Each row is one event bound for one hook: its delivery id, hook, call uuid,
 sequence number within the call, event, state, attempts so far, when the
 next attempt is due (pending and retrying only; "after seq N" when it waits
-for an earlier event of its call to be sent first) and the last error.
+for an earlier event of its call to be sent first; "on enable" when held for
+a disabled hook) and the last error.
 
 Start here when a receiver says it missed something: --call UUID shows
 what became of each event of that call, --state dead what kanca gave up
@@ -219,6 +220,8 @@ func (p printer) deliveries(ds []hooks.Delivery, behind map[string]int) error {
 			next = "after seq " + strconv.Itoa(seq)
 		} else if d.State == hooks.Pending || d.State == hooks.Retrying {
 			next = stamp(d.NextAttempt)
+		} else if d.State == hooks.Held {
+			next = "on enable"
 		}
 		rows[i] = []string{d.ID, strconv.FormatInt(d.HookID, 10), d.CallID, strconv.Itoa(d.Seq), d.Event,
 			string(d.State), strconv.Itoa(d.Attempts), next, table.Dash(d.LastError)}

@@ -206,6 +206,16 @@ func TestWaitingDeliveriesSayWhatTheyWaitFor(t *testing.T) {
 	assert.Regexp(t, `call-a\s+2\s+call_init_extension\s+pending\s+0\s+after seq 1\s`, out)
 	assert.Regexp(t, `call-a\s+1\s+call_init\s+pending\s+0\s+20\d\d-`, out)
 
+	// The hook is disabled now: a new call's event is held for it.
+	s, err = hooks.Open(db)
+	require.NoError(t, err)
+	evs[0].CallID = "call-b"
+	errs, err = hooks.NewOutbox(s, hooks.OutboxOptions{}).Commit(ctx, []hooks.Unit{{Events: evs[:1]}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
+	require.NoError(t, s.Close())
+	assert.Regexp(t, `call-b\s+1\s+call_init\s+held\s+0\s+on enable\s`, ok(t, db, "list", "--state", "held"))
+
 	id := first[len(first)-1].ID
 	assert.Equal(t, "delivery "+id+" waits for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", id))
 
@@ -214,5 +224,5 @@ func TestWaitingDeliveriesSayWhatTheyWaitFor(t *testing.T) {
 	_, err = raw.ExecContext(ctx, "UPDATE outbox SET state = 'dead'")
 	require.NoError(t, err)
 	require.NoError(t, raw.Close())
-	assert.Equal(t, "requeued 2 dead deliveries\nthey wait for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", "--dead", "--hook", "1"))
+	assert.Equal(t, "requeued 3 dead deliveries\nthey wait for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", "--dead", "--hook", "1"))
 }
