@@ -9,9 +9,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
+# .git stays out of the context, so the build info has no revision: name
+# the release here (docker build --build-arg VERSION=v1.4.0 .).
+ARG VERSION=
 RUN CGO_ENABLED=1 go build -trimpath \
-      -ldflags "-s -w -X github.com/kanca/kanca/hooks.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/kanca/kanca/version.Release=${VERSION}" \
       -o /out/kanca ./cmd/kanca
 
 FROM debian:bookworm-slim

@@ -75,10 +75,12 @@ type Stats struct {
 	Unknown    uint64            // frames of types ARI does not document
 	Malformed  uint64            // frames skipped because they did not decode
 	Reconnects uint64            // successful connections after the first
+	Failures   uint64            // connection attempts that failed
 	Connected  bool
-	LastError  string // the latest connection or read error, "" if none yet
-	Gone       uint64 // channels reported gone by reconciliation
-	Adopted    uint64 // channels adopted by reconciliation
+	Since      time.Time // when the current connection came up
+	LastError  string    // the latest connection or read error, "" if none yet
+	Gone       uint64    // channels reported gone by reconciliation
+	Adopted    uint64    // channels adopted by reconciliation
 }
 
 // New checks cfg and fills its defaults. It does not connect.
@@ -169,7 +171,8 @@ func (s *Source) Run(ctx context.Context, emit func(cdr.Input)) error { return s
 func (s *Source) Stats() Stats {
 	st := s.f.Stats()
 	return Stats{Frames: st.Received, ByType: st.ByType, Unknown: st.Unknown, Malformed: st.Malformed,
-		Reconnects: st.Reconnects, Connected: st.Connected, LastError: st.LastError, Gone: st.Gone, Adopted: st.Adopted}
+		Reconnects: st.Reconnects, Failures: st.Failures, Connected: st.Connected, Since: st.Since, LastError: st.LastError,
+		Gone: st.Gone, Adopted: st.Adopted}
 }
 
 // dial opens the events WebSocket: the subscription exists once Asterisk

@@ -24,6 +24,7 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/hooks"
+	"github.com/kanca/kanca/version"
 )
 
 // Status is how a check came out.
@@ -344,7 +345,7 @@ func checkHook(ctx context.Context, h hooks.Hook, timeout time.Duration) Result 
 	if err != nil {
 		return Result{Check: name, Status: Fail, Detail: err.Error(), Fix: "fix the URL: kanca hooks update " + fmt.Sprint(h.ID) + " --url ..."}
 	}
-	req.Header.Set("User-Agent", "kanca/"+hooks.Version+" (doctor)")
+	req.Header.Set("User-Agent", version.UserAgent()+" (doctor)")
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error

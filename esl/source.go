@@ -93,10 +93,12 @@ type Stats struct {
 	ByName     map[string]uint64 // per Event-Name; CUSTOM ones as "CUSTOM subclass"
 	Malformed  uint64            // events skipped because they did not decode
 	Reconnects uint64            // successful connections after the first
+	Failures   uint64            // connection attempts that failed
 	Connected  bool
-	LastError  string // the latest connection or read error, "" if none yet
-	Gone       uint64 // channels reported gone by reconciliation
-	Adopted    uint64 // channels adopted by reconciliation
+	Since      time.Time // when the current connection came up
+	LastError  string    // the latest connection or read error, "" if none yet
+	Gone       uint64    // channels reported gone by reconciliation
+	Adopted    uint64    // channels adopted by reconciliation
 }
 
 // New checks cfg and fills its defaults. It does not connect.
@@ -170,7 +172,8 @@ func (s *Source) Addr() string { return s.cfg.Addr }
 func (s *Source) Stats() Stats {
 	st := s.f.Stats()
 	return Stats{Events: st.Received, ByName: st.ByType, Malformed: st.Malformed,
-		Reconnects: st.Reconnects, Connected: st.Connected, LastError: st.LastError, Gone: st.Gone, Adopted: st.Adopted}
+		Reconnects: st.Reconnects, Failures: st.Failures, Connected: st.Connected, Since: st.Since, LastError: st.LastError,
+		Gone: st.Gone, Adopted: st.Adopted}
 }
 
 // API runs an API command ("uuid_kill UUID", "uuid_broadcast UUID

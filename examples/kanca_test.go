@@ -90,7 +90,7 @@ func NewKanca(t testing.TB, corpus []Delivery, receivers ...Receiver) *Kanca {
 func eventKey(call string, seq int) string { return fmt.Sprintf("%s#%d", call, seq) }
 
 // Deliver runs a dispatcher, hands it the corpus through the outbox as the
-// tracker produced it (each frame's events in one Enqueue, as the running
+// tracker produced it (each frame's events in one unit, as the running
 // pipeline does), and returns when every delivery is delivered or dead.
 func (k *Kanca) Deliver(t testing.TB) {
 	t.Helper()
@@ -103,7 +103,9 @@ func (k *Kanca) Deliver(t testing.TB) {
 			for ; i < len(k.corpus) && k.corpus[i].Frame == frame; i++ {
 				evs = append(evs, k.corpus[i].Event)
 			}
-			require.NoError(t, o.Enqueue(k.ctx, evs))
+			errs, err := o.Commit(k.ctx, []hooks.Unit{{Events: evs}})
+			require.NoError(t, err)
+			require.NoError(t, errs[0])
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,10 +161,14 @@ type Stats struct {
 	Unknown    uint64            // events of types the PBX does not document
 	Malformed  uint64            // events skipped because they did not decode
 	Reconnects uint64            // successful connections after the first
-	Connected  bool
-	LastError  string // the latest connection or read error, "" if none yet
-	Gone       uint64 // channels reported gone by reconciliation
-	Adopted    uint64 // channels adopted by reconciliation
+	// Failures counts connection attempts that failed (refused, timed
+	// out, turned away) before a session came up.
+	Failures  uint64
+	Connected bool
+	Since     time.Time // when the current connection came up (zero while down)
+	LastError string    // the latest connection or read error, "" if none yet
+	Gone      uint64    // channels reported gone by reconciliation
+	Adopted   uint64    // channels adopted by reconciliation
 }
 
 // Follower follows one PBX through an Adapter and turns its events into
@@ -268,15 +273,23 @@ func (f *Follower) Run(ctx context.Context, emit func(cdr.Input)) error {
 			attempt = 0
 		}
 		f.setError(err)
+		if !up {
+			f.mu.Lock()
+			f.stats.Failures++
+			f.mu.Unlock()
+		}
 		wait := f.cfg.Backoff.Wait(attempt, f.jitter())
 		attempt++
+		// One line an admin reads: the cause without the chain of
+		// wrappers, the wait rounded, and where to look next.
+		next := fmt.Sprintf("; retrying in %s (kanca doctor checks the connection)", roundWait(wait))
 		switch {
 		case up:
-			f.log.Warn("disconnected from "+f.cfg.PBX, "err", err, "retry_in", wait)
+			f.log.Warn("disconnected from "+f.cfg.PBX+": "+Brief(err)+next, f.cfg.ConnectedAttrs...)
 		case f.refused(err):
-			f.log.Error("cannot connect to "+f.cfg.PBX, append(f.cfg.RefusalAttrs[:len(f.cfg.RefusalAttrs):len(f.cfg.RefusalAttrs)], "err", err, "retry_in", wait)...)
+			f.log.Error("cannot connect to "+f.cfg.PBX+": "+Brief(err)+next, f.cfg.RefusalAttrs...)
 		default:
-			f.log.Warn("cannot connect to "+f.cfg.PBX, "err", err, "retry_in", wait)
+			f.log.Warn("cannot connect to "+f.cfg.PBX+": "+Brief(err)+next, f.cfg.ConnectedAttrs...)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -313,6 +326,7 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 
 	f.mu.Lock()
 	f.stats.Connected = true
+	f.stats.Since = time.Now()
 	if f.everUp {
 		f.stats.Reconnects++
 	}
@@ -327,6 +341,7 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 	defer func() {
 		f.mu.Lock()
 		f.stats.Connected = false
+		f.stats.Since = time.Time{}
 		f.mu.Unlock()
 	}()
 	if f.cfg.OnReconcile != nil {
@@ -478,6 +493,34 @@ func (f *Follower) Malformed() {
 	f.mu.Lock()
 	f.stats.Malformed++
 	f.mu.Unlock()
+}
+
+// Brief is the part of err an admin acts on ("connection refused",
+// "Asterisk refused the ARI credentials (HTTP 401): check ..."): the
+// "context: " prefixes the wrappers added are dropped, an error that says
+// more than the one it wraps is kept whole.
+func Brief(err error) string {
+	if err == nil {
+		return ""
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return "timed out"
+	}
+	for {
+		u := errors.Unwrap(err)
+		if u == nil || !strings.HasSuffix(err.Error(), ": "+u.Error()) {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// roundWait keeps a backoff readable: 1.5s, 12s, not 1.523871233s.
+func roundWait(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func (f *Follower) setError(err error) {

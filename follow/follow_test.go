@@ -2,8 +2,15 @@ package follow
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,4 +67,52 @@ func TestExcerpt(t *testing.T) {
 	}
 	assert.Len(t, Excerpt(long), excerptLen)
 	assert.Equal(t, "ok\uFFFD", Excerpt([]byte("ok\xff")), "invalid UTF-8 is made safe to log")
+}
+
+func TestBrief(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	unauthorized := errors.New("Asterisk refused the ARI credentials")
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("connect ws://127.0.0.1:8088/ari/events: failed to WebSocket dial: %w", &url.Error{Op: "Get", URL: "http://127.0.0.1:8088/ari/events", Err: refused}), "connection refused"},
+		{fmt.Errorf("connect ws://x: %w", fmt.Errorf("%w (HTTP 401): check the user and password in ari.conf", unauthorized)),
+			"Asterisk refused the ARI credentials (HTTP 401): check the user and password in ari.conf"},
+		{fmt.Errorf("list channels: %w", context.DeadlineExceeded), "timed out"},
+		{errors.New("plain"), "plain"},
+	} {
+		assert.Equal(t, c.want, Brief(c.err))
+	}
+	assert.Equal(t, "1.5s", roundWait(1523871233*time.Nanosecond).String())
+	assert.Equal(t, "12s", roundWait(12345*time.Millisecond).String())
+}
+
+// Failed attempts are counted (the reconnect metric stayed 0 through
+// seven refused connections) and each is one readable log line.
+func TestFailedAttemptsAreCountedAndLoggedReadably(t *testing.T) {
+	var logs strings.Builder // read once Run has returned
+	attempts := make(chan struct{}, 10)
+	f := New(Config{Name: "x", PBX: "Asterisk", Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		func(ctx context.Context) (Session, error) {
+			attempts <- struct{}{}
+			return nil, fmt.Errorf("connect ws://127.0.0.1:1/ari/events: %w",
+				&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+		})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(cdr.Input) {}) }()
+	for range 3 {
+		<-attempts
+	}
+	cancel()
+	require.NoError(t, <-done)
+	st := f.Stats()
+	assert.GreaterOrEqual(t, st.Failures, uint64(3))
+	assert.Zero(t, st.Reconnects)
+	assert.True(t, st.Since.IsZero())
+	line := strings.SplitN(logs.String(), "\n", 2)[0]
+	assert.Contains(t, line, `msg="cannot connect to Asterisk: connection refused; retrying in 0s (kanca doctor checks the connection)"`)
+	assert.NotContains(t, line, "dial tcp", "no Go error chain")
 }

@@ -19,15 +19,18 @@ const (
 	Retrying  State = "retrying"  // tried, failed, due again at NextAttempt
 	Delivered State = "delivered" // a 2xx came back
 	Dead      State = "dead"      // given up: kept, listed, replayable
+	// Held is an event of a hook that was disabled when it happened: kept
+	// until the hook is enabled (then pending) or the held are discarded.
+	Held State = "held"
 )
 
-// ParseState accepts the four state names.
+// ParseState accepts the five state names.
 func ParseState(s string) (State, error) {
 	switch st := State(strings.ToLower(strings.TrimSpace(s))); st {
-	case Pending, Retrying, Delivered, Dead:
+	case Pending, Retrying, Delivered, Dead, Held:
 		return st, nil
 	}
-	return "", fmt.Errorf("unknown state %q (known: pending, retrying, delivered, dead)", s)
+	return "", fmt.Errorf("unknown state %q (known: pending, retrying, delivered, dead, held)", s)
 }
 
 // Delivery is one event bound for one hook.
@@ -88,13 +91,13 @@ func newDeliveryID(now time.Time) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-const deliveryColumns = `id, hook_id, call_uuid, seq, event, body, content_type, state, attempts,
+const deliveryColumns = `n, id, hook_id, call_uuid, seq, event, body, content_type, state, attempts,
 	next_attempt_at, last_status, last_error, created_at, updated_at`
 
 func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
 	var next, created, updated int64
-	err := sc.Scan(&d.ID, &d.HookID, &d.CallID, &d.Seq, &d.Event, &d.Body, &d.ContentType, &d.State,
+	err := sc.Scan(&d.n, &d.ID, &d.HookID, &d.CallID, &d.Seq, &d.Event, &d.Body, &d.ContentType, &d.State,
 		&d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &updated)
 	if err != nil {
 		return Delivery{}, err
@@ -309,7 +312,7 @@ func (s *Store) Depth(ctx context.Context) (map[State]int, error) {
 		return nil, fmt.Errorf("count deliveries: %w", err)
 	}
 	defer rows.Close()
-	out := map[State]int{Pending: 0, Retrying: 0, Delivered: 0, Dead: 0}
+	out := map[State]int{Pending: 0, Retrying: 0, Delivered: 0, Dead: 0, Held: 0}
 	for rows.Next() {
 		var st State
 		var n int
@@ -414,16 +417,132 @@ type outcome struct {
 	gone   bool   // the receiver said 410: disable the hook
 }
 
-// prune drops attempts, and delivered deliveries, older than before. Dead
-// deliveries stay until someone replays or removes them.
-func (s *Store) prune(ctx context.Context, before time.Time) (int64, error) {
+// prune drops attempts, and delivered deliveries, older than before; and
+// dead and held deliveries untouched since deadBefore, unless it is zero
+// (kept until someone replays, releases or removes them).
+func (s *Store) prune(ctx context.Context, before, deadBefore time.Time) (attempts, expired int64, err error) {
 	res, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE at < ?", ms(before))
 	if err != nil {
-		return 0, fmt.Errorf("prune attempts: %w", err)
+		return 0, 0, fmt.Errorf("prune attempts: %w", err)
 	}
-	n, _ := res.RowsAffected()
+	attempts, _ = res.RowsAffected()
 	if _, err := s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state = ? AND updated_at < ?", string(Delivered), ms(before)); err != nil {
-		return n, fmt.Errorf("prune delivered deliveries: %w", err)
+		return attempts, 0, fmt.Errorf("prune delivered deliveries: %w", err)
 	}
-	return n, nil
+	if deadBefore.IsZero() {
+		return attempts, 0, nil
+	}
+	res, err = s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state IN (?, ?) AND updated_at < ?",
+		string(Dead), string(Held), ms(deadBefore))
+	if err != nil {
+		return attempts, 0, fmt.Errorf("expire dead and held deliveries: %w", err)
+	}
+	expired, _ = res.RowsAffected()
+	return attempts, expired, nil
+}
+
+// Behind returns, for each waiting delivery of ds that waits behind an
+// earlier unfinished event of its call to its hook, that event's seq: it
+// is not sent before that one is, whatever its own next attempt says.
+func (s *Store) Behind(ctx context.Context, ds []Delivery) (map[string]int, error) {
+	out := map[string]int{}
+	for _, d := range ds {
+		if d.State != Pending && d.State != Retrying {
+			continue
+		}
+		var seq sql.NullInt64
+		err := s.db.QueryRowContext(ctx, `SELECT min(seq) FROM outbox INDEXED BY outbox_waiting_call
+			WHERE hook_id = ? AND call_uuid = ? AND state IN ('pending', 'retrying') AND (seq < ? OR (seq = ? AND n < ?))`,
+			d.HookID, d.CallID, d.Seq, d.Seq, d.n).Scan(&seq)
+		if err != nil {
+			return nil, fmt.Errorf("find what delivery %s waits behind: %w", d.ID, err)
+		}
+		if seq.Valid {
+			out[d.ID] = int(seq.Int64)
+		}
+	}
+	return out, nil
+}
+
+// Activity is what a hook's deliveries came to, for kanca status.
+type Activity struct {
+	ByState     map[State]int
+	LastSuccess time.Time // the latest 2xx; zero if none is still recorded
+	LastFailure time.Time // the latest failed attempt
+	LastError   string    // what that failure was
+}
+
+// Activity returns each hook's delivery counts by state and its latest
+// success and failure (attempts are kept for the prune retention).
+func (s *Store) Activity(ctx context.Context) (map[int64]*Activity, error) {
+	out := map[int64]*Activity{}
+	get := func(id int64) *Activity {
+		if out[id] == nil {
+			out[id] = &Activity{ByState: map[State]int{}}
+		}
+		return out[id]
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT hook_id, state, count(*) FROM outbox GROUP BY hook_id, state")
+	if err != nil {
+		return nil, fmt.Errorf("hook activity: %w", err)
+	}
+	for rows.Next() {
+		var id int64
+		var st State
+		var n int
+		if err := rows.Scan(&id, &st, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("hook activity: %w", err)
+		}
+		get(id).ByState[st] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("hook activity: %w", err)
+	}
+	// SQLite takes a bare column (error) from the row max() picked.
+	rows, err = s.db.QueryContext(ctx, `SELECT o.hook_id, a.status BETWEEN 200 AND 299 AS ok, max(a.at), a.error, a.status
+		FROM attempts a JOIN outbox o ON o.id = a.delivery_id GROUP BY o.hook_id, ok`)
+	if err != nil {
+		return nil, fmt.Errorf("hook activity: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, at int64
+		var ok bool
+		var msg string
+		var status int
+		if err := rows.Scan(&id, &ok, &at, &msg, &status); err != nil {
+			return nil, fmt.Errorf("hook activity: %w", err)
+		}
+		a := get(id)
+		if ok {
+			a.LastSuccess = fromMS(at)
+			continue
+		}
+		a.LastFailure, a.LastError = fromMS(at), msg
+		if msg == "" && status != 0 {
+			a.LastError = fmt.Sprintf("HTTP %d", status)
+		}
+	}
+	return out, rows.Err()
+}
+
+// HeldByHook counts the held deliveries of each hook that has any.
+func (s *Store) HeldByHook(ctx context.Context) (map[int64]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT hook_id, count(*) FROM outbox WHERE state = ? GROUP BY hook_id", string(Held))
+	if err != nil {
+		return nil, fmt.Errorf("count held deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count held deliveries: %w", err)
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
 }

@@ -33,6 +33,10 @@ type DispatchOptions struct {
 	// (default 30 days); PruneInterval how often they are pruned (1 h).
 	Retention     time.Duration
 	PruneInterval time.Duration
+	// DeadRetention is how long dead and held deliveries are kept
+	// untouched before they expire (default DefaultDeadRetention; below
+	// zero: forever).
+	DeadRetention time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
 	// OnAttempt, if set, is called after each attempt is recorded, from
@@ -107,6 +111,9 @@ func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 	}
 	if o.Retention <= 0 {
 		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.DeadRetention == 0 {
+		o.DeadRetention = DefaultDeadRetention
 	}
 	if o.PruneInterval <= 0 {
 		o.PruneInterval = time.Hour
@@ -715,12 +722,24 @@ func (d *Dispatcher) count(hookID int64, out Outcome) {
 	}
 }
 
+// DefaultDeadRetention is how long dead and held deliveries are kept.
+const DefaultDeadRetention = 30 * 24 * time.Hour
+
 func (d *Dispatcher) prune(ctx context.Context) {
-	n, err := d.s.prune(ctx, d.opts.Now().Add(-d.opts.Retention))
+	now := d.opts.Now()
+	var deadBefore time.Time
+	if d.opts.DeadRetention > 0 {
+		deadBefore = now.Add(-d.opts.DeadRetention)
+	}
+	n, expired, err := d.s.prune(ctx, now.Add(-d.opts.Retention), deadBefore)
 	if err != nil {
 		d.log.Error("dispatch: prune", "err", err)
-	} else if n > 0 {
+	}
+	if n > 0 {
 		d.log.Info("pruned old attempts", "count", n)
+	}
+	if expired > 0 {
+		d.log.Warn("expired dead and held deliveries", "count", expired, "older_than", d.opts.DeadRetention)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/version"
 )
 
 // fixed is a clock that never moves: one attempt per delivery, and every
@@ -101,8 +102,8 @@ func TestOutcomeOfEachResponse(t *testing.T) {
 			h := addHook(t, s, Hook{URL: url, Timeout: c.timeout, InsecureSkipVerify: c.insecure})
 			// A second call queued behind: only a 410 may touch it.
 			o := NewOutbox(s, OutboxOptions{Now: fixedNow})
-			require.NoError(t, o.Enqueue(ctx, []cdr.Event{event("call-1", 1, cdr.CallInit)}))
-			require.NoError(t, o.Enqueue(ctx, []cdr.Event{event("call-2", 1, cdr.CallInit)}))
+			commit(t, o, event("call-1", 1, cdr.CallInit))
+			commit(t, o, event("call-2", 1, cdr.CallInit))
 			first := deliveries(t, s, Filter{CallID: "call-1"})[0]
 
 			d, stop := run(t, s, DispatchOptions{Retry: oneShot, Now: fixedNow, MaxInFlight: 1})
@@ -215,7 +216,7 @@ func TestRequestCarriesHeadersAuthAndSignature(t *testing.T) {
 	assert.Equal(t, http.MethodPost, r.Method)
 	assert.Equal(t, "/bf", r.URL.Path)
 	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-	assert.Equal(t, "kanca/"+Version, r.Header.Get("User-Agent"))
+	assert.Equal(t, version.UserAgent(), r.Header.Get("User-Agent"))
 	assert.Equal(t, "incoming_call_extension", r.Header.Get("X-Kanca-Event"))
 	assert.Equal(t, dl.ID, r.Header.Get("X-Kanca-Delivery"))
 	assert.Equal(t, "3", r.Header.Get("X-Kanca-Sequence"))
@@ -440,7 +441,7 @@ func TestDeadAfterLastAttemptThenReplayed(t *testing.T) {
 	waitFor(t, "the dead counted", func() bool { return d.Stats().Dead == 3 })
 	depth, err := s.Depth(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, map[State]int{Pending: 0, Retrying: 0, Delivered: 0, Dead: 3}, depth)
+	assert.Equal(t, map[State]int{Pending: 0, Retrying: 0, Delivered: 0, Dead: 3, Held: 0}, depth)
 
 	mu.Lock()
 	up = true
@@ -469,7 +470,10 @@ func TestDisabledHookHoldsItsQueue(t *testing.T) {
 	h := addHook(t, s, Hook{URL: srv.URL})
 	enqueue(t, s, event("A", 1, cdr.CallInit))
 	require.NoError(t, s.SetEnabled(ctx, h.ID, false))
-	enqueue(t, s, event("A", 2, cdr.CallInitMenu)) // not for a disabled hook
+	// The events of a disabled hook are held, not dropped (they were,
+	// and a maintenance window lost its calls).
+	enqueue(t, s, event("A", 2, cdr.CallInitMenu))
+	enqueue(t, s, event("C", 1, cdr.CallInit), event("C", 2, cdr.CallInitMenu))
 	other := addHook(t, s, Hook{URL: srv.URL})
 	enqueue(t, s, event("B", 1, cdr.CallInit))
 
@@ -477,13 +481,82 @@ func TestDisabledHookHoldsItsQueue(t *testing.T) {
 	waitFor(t, "the enabled hook's delivery", func() bool {
 		return len(deliveries(t, s, Filter{HookID: other.ID, State: Delivered})) == 1
 	})
-	held := deliveries(t, s, Filter{HookID: h.ID})
-	require.Len(t, held, 1)
-	assert.Equal(t, Pending, held[0].State)
+	assert.Len(t, deliveries(t, s, Filter{HookID: h.ID, State: Pending}), 1, "queued before the disable: waits")
+	assert.Len(t, deliveries(t, s, Filter{HookID: h.ID, State: Held}), 4, "A2, B1, C1, C2")
+	held, err := s.HeldByHook(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[int64]int{h.ID: 4}, held)
 	assert.Equal(t, 1, rc.count())
-	require.NoError(t, s.SetEnabled(ctx, h.ID, true))
+
+	n, err := s.Enable(ctx, h.ID, false)
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
 	waitFor(t, "delivery once enabled", allIn(t, s, Delivered))
-	assert.Equal(t, 2, rc.count())
+	require.Equal(t, 6, rc.count())
+	// Per call in order: each call's events reach the receiver by seq.
+	last := map[string]int{}
+	calls, seqs, ids := rc.headers("X-Kanca-Call"), rc.headers("X-Kanca-Sequence"), rc.headers("X-Kanca-Delivery")
+	for i, call := range calls {
+		d, _, err := s.Delivery(ctx, ids[i])
+		require.NoError(t, err)
+		if d.HookID != h.ID {
+			continue
+		}
+		seq, err := strconv.Atoi(seqs[i])
+		require.NoError(t, err)
+		assert.Greater(t, seq, last[call], "call %s out of order", call)
+		last[call] = seq
+	}
+	assert.Equal(t, map[string]int{"A": 2, "B": 1, "C": 2}, last)
+	held, err = s.HeldByHook(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, held)
+}
+
+func TestEnableDiscardingHeld(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	h := addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})
+	require.NoError(t, s.SetEnabled(ctx, h.ID, false))
+	enqueue(t, s, event("A", 1, cdr.CallInit), event("A", 2, cdr.CallInitMenu))
+	n, err := s.Enable(ctx, h.ID, true)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Empty(t, deliveries(t, s, Filter{}))
+	got, err := s.GetHook(ctx, h.ID)
+	require.NoError(t, err)
+	assert.True(t, got.Enabled)
+	_, err = s.Enable(ctx, 99, true)
+	assert.True(t, isNotFound(err))
+}
+
+func TestDeadAndHeldExpire(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	h := addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})
+	old := fixed.Add(-40 * 24 * time.Hour)
+	enqueueAt(t, s, old, event("dead", 1, cdr.CallInit))
+	_, err := s.db.ExecContext(ctx, "UPDATE outbox SET state = 'dead', updated_at = ?", ms(old))
+	require.NoError(t, err)
+	require.NoError(t, s.SetEnabled(ctx, h.ID, false))
+	enqueueAt(t, s, old, event("held", 1, cdr.CallInit))
+	enqueueAt(t, s, fixed.Add(-time.Hour), event("young", 1, cdr.CallInit))
+
+	for _, c := range []struct {
+		retention time.Duration
+		left      []string
+	}{
+		{-1, []string{"dead", "held", "young"}}, // forever
+		{0, []string{"young"}},                  // the default, 30 days
+	} {
+		d := NewDispatcher(s, DispatchOptions{Now: fixedNow, Logger: quiet, DeadRetention: c.retention})
+		d.prune(ctx)
+		var left []string
+		for _, dl := range deliveries(t, s, Filter{}) {
+			left = append(left, dl.CallID)
+		}
+		assert.ElementsMatch(t, c.left, left, "retention %s", c.retention)
+	}
 }
 
 func TestTestSendsOnceAndStoresNothing(t *testing.T) {

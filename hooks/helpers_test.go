@@ -49,13 +49,21 @@ func event(call string, seq int, typ cdr.EventType) cdr.Event {
 
 func enqueue(t *testing.T, s *Store, evs ...cdr.Event) {
 	t.Helper()
-	require.NoError(t, NewOutbox(s, OutboxOptions{}).Enqueue(context.Background(), evs))
+	commit(t, NewOutbox(s, OutboxOptions{}), evs...)
 }
 
 func enqueueAt(t *testing.T, s *Store, now time.Time, evs ...cdr.Event) {
 	t.Helper()
-	o := NewOutbox(s, OutboxOptions{Now: func() time.Time { return now }})
-	require.NoError(t, o.Enqueue(context.Background(), evs))
+	commit(t, NewOutbox(s, OutboxOptions{Now: func() time.Time { return now }}), evs...)
+}
+
+// commit stores evs as one unit, as the pipeline's committer does with
+// the events of one input.
+func commit(t testing.TB, o *Outbox, evs ...cdr.Event) {
+	t.Helper()
+	errs, err := o.Commit(context.Background(), []Unit{{Events: evs}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
 }
 
 // run runs a dispatcher until the test ends; stop ends it early and

@@ -20,9 +20,6 @@ import (
 	"github.com/kanca/kanca/templates"
 )
 
-// Version is sent in the User-Agent header; the build sets it.
-var Version = "dev"
-
 // DefaultTimeout bounds one request to a hook when the hook sets none. The
 // Standard Webhooks guidance is 15 to 30 s.
 const DefaultTimeout = 15 * time.Second
@@ -70,6 +67,10 @@ type Hook struct {
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+
+	// Held is how many of its events wait for it to be enabled; filled by
+	// ListHooks and GetHook only.
+	Held int `json:"held"`
 }
 
 // Masked returns a copy safe to print: credentials are replaced by Mask.
@@ -136,9 +137,10 @@ func (h Hook) EventName(t cdr.EventType) (string, bool) {
 	return "", false
 }
 
-// Matches reports whether ev must be delivered to h.
+// Matches reports whether ev is for h: its number, an event it asked for.
+// A disabled hook matches too: its events are held for it.
 func (h Hook) Matches(ev cdr.Event) bool {
-	if !h.Enabled || h.Number != ev.Number {
+	if h.Number != ev.Number {
 		return false
 	}
 	_, ok := h.EventName(ev.Type)
@@ -181,6 +183,8 @@ func (h Hook) withDefaults() Hook {
 // error is one line naming every problem, and never contains a credential.
 func (h *Hook) Validate() error {
 	var probs []string
+	// +90 850 885 00 00, as numbers are written, is 908508850000.
+	h.Number = strings.TrimPrefix(strings.Join(strings.Fields(h.Number), ""), "+")
 	if h.Number == "" {
 		probs = append(probs, "number is required")
 	} else if !digits(h.Number) {

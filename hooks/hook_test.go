@@ -29,7 +29,7 @@ func TestValidate(t *testing.T) {
 		{"whsec secret", func(h *Hook) { h.Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }, ""},
 		{"plain secret", func(h *Hook) { h.Secret = "correct horse" }, ""},
 		{"no number", func(h *Hook) { h.Number = "" }, "number is required"},
-		{"plus", func(h *Hook) { h.Number = "+908508850000" }, "must be digits only"},
+		{"plus inside", func(h *Hook) { h.Number = "90+8508850000" }, "must be digits only"},
 		{"dashes", func(h *Hook) { h.Number = "0850-885" }, "must be digits only"},
 		{"no url", func(h *Hook) { h.URL = "" }, "url is required"},
 		{"relative url", func(h *Hook) { h.URL = "/hook" }, "must be absolute http or https"},
@@ -65,6 +65,13 @@ func TestValidateNormalises(t *testing.T) {
 	require.NoError(t, h.Validate())
 	assert.Equal(t, []string{"incoming_call_extension"}, h.Events)
 	assert.Equal(t, formats.Form, h.Format)
+
+	// Numbers as they are written: the + and the spaces go.
+	for _, n := range []string{"+908508850000", "+90 850 885 00 00", " 908508850000 "} {
+		h := Hook{Number: n, URL: "http://x/", Timeout: time.Second}.withDefaults()
+		require.NoError(t, h.Validate(), n)
+		assert.Equal(t, pbx, h.Number, n)
+	}
 }
 
 func TestMatches(t *testing.T) {
@@ -81,7 +88,7 @@ func TestMatches(t *testing.T) {
 	other.Number = "908508850001"
 	assert.False(t, h.Matches(other), "other number")
 	h.Enabled = false
-	assert.False(t, h.Matches(event("c", 1, cdr.CallInitExtension)), "disabled")
+	assert.True(t, h.Matches(event("c", 1, cdr.CallInitExtension)), "disabled: held for it")
 }
 
 func TestCredentialsNeverPrinted(t *testing.T) {

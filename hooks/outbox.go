@@ -54,29 +54,12 @@ type Outbox struct {
 	events, deliveries, batches atomic.Int64
 }
 
-type request struct {
-	evs      []cdr.Event
-	input    *cdr.Input // to journal
-	finished []string   // channels whose journal entries go
-	err      error      // this caller's own (encoding) error
-}
-
 // NewOutbox returns an outbox writing to s.
 func NewOutbox(s *Store, o OutboxOptions) *Outbox {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Outbox{s: s, opts: o}
-}
-
-// Enqueue stores evs as one unit (see Commit) and returns once they are
-// committed.
-func (o *Outbox) Enqueue(ctx context.Context, evs []cdr.Event) error {
-	errs, err := o.Commit(ctx, []Unit{{Events: evs}})
-	if err != nil {
-		return err
-	}
-	return errs[0]
 }
 
 // Unit is what one PBX input (or one expiry pass) changed: the call
@@ -98,83 +81,69 @@ type Unit struct {
 // committed together, so a restored tracker never makes an event again
 // that is already stored.
 func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err error) {
-	reqs := make([]*request, len(units))
-	n := 0
-	for i, u := range units {
-		reqs[i] = &request{evs: u.Events, input: u.Input, finished: u.Finished}
-		n += len(u.Events)
-	}
-	err = o.commitReqs(ctx, reqs, n)
-	if err != nil {
-		return nil, err
-	}
-	errs = make([]error, len(units))
-	for i, r := range reqs {
-		errs[i] = r.err
-	}
-	return errs, nil
-}
-
-func (o *Outbox) commitReqs(ctx context.Context, reqs []*request, nEvents int) error {
 	tx, done, err := o.s.begin(ctx, true)
 	if err != nil {
-		return fmt.Errorf("enqueue: begin: %w", err)
+		return nil, fmt.Errorf("enqueue: begin: %w", err)
 	}
 	defer done()
 	ctx = quick(ctx)
 	now := o.opts.Now()
 	hooks, err := o.s.hooksByNumber(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
+		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	insert := tx.StmtContext(ctx, o.s.stmts.insertDelivery)
 	save := tx.StmtContext(ctx, o.s.stmts.saveCall)
-	var events int64
+	var events, nEvents, deliveries int64
 	var fresh []Delivery
-	for _, r := range reqs {
+	errs = make([]error, len(units))
+	for i, u := range units {
+		nEvents += int64(len(u.Events))
 		// Everything that can fail for one unit alone (an event that does
 		// not encode) fails before its first row, so the unit is left out
 		// whole without a savepoint.
-		calls, ds, err := o.render(hooks, r.evs, now)
+		calls, ds, err := o.render(hooks, u.Events, now)
 		if err != nil {
-			r.err = err
+			errs[i] = err
 		} else {
 			for _, c := range calls {
 				if _, err := save.ExecContext(ctx, c...); err != nil {
-					return fmt.Errorf("save call %s: %w", c[0], err)
+					return nil, fmt.Errorf("save call %s: %w", c[0], err)
 				}
 			}
 			for i := range ds {
 				d := &ds[i]
 				res, err := insert.ExecContext(ctx, d.ID, d.HookID, d.CallID, d.Seq, d.Event, d.Body, d.ContentType,
-					string(Pending), ms(now), ms(now), ms(now))
+					string(d.State), ms(now), ms(now), ms(now))
 				if err == nil {
 					d.n, err = res.LastInsertId()
 				}
 				if err != nil {
-					return fmt.Errorf("enqueue %s of call %s for hook %d: %w", d.Event, d.CallID, d.HookID, err)
+					return nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", d.Event, d.CallID, d.HookID, err)
 				}
 			}
-			fresh = append(fresh, ds...)
-			events += int64(len(r.evs))
+			for _, d := range ds {
+				if d.State == Pending { // held ones wait for Enable
+					fresh = append(fresh, d)
+				}
+			}
+			events += int64(len(u.Events))
+			deliveries += int64(len(ds))
 		}
 		// The journal moves on even when the events failed: the tracker
 		// has taken the input either way.
-		if err := o.s.journal(ctx, tx, r.input, r.finished); err != nil {
-			return err
+		if err := o.s.journal(ctx, tx, u.Input, u.Finished); err != nil {
+			return nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		for _, r := range reqs {
-			r.err = nil
-		}
-		return fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
+		return nil, fmt.Errorf("enqueue: commit %d events: %w", nEvents, err)
 	}
 	o.events.Add(events)
-	o.deliveries.Add(int64(len(fresh)))
+	o.deliveries.Add(deliveries)
 	o.batches.Add(1)
 	o.s.handOff(fresh)
-	return nil
+	return errs, nil
 }
 
 // render makes the rows of one unit's events: the call record of each
@@ -197,15 +166,22 @@ func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Ti
 			if err != nil {
 				return nil, nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", ev.Type, ev.CallID, h.ID, err)
 			}
+			// A disabled hook's events are held, not dropped: it is
+			// disabled for a maintenance window, or after a 410 that an
+			// admin may take back.
+			st := Pending
+			if !h.Enabled {
+				st = Held
+			}
 			ds = append(ds, Delivery{ID: newDeliveryID(now), HookID: h.ID, CallID: ev.CallID, Seq: ev.Seq, Event: name,
-				Body: body, ContentType: ctype, State: Pending, NextAttempt: fromMS(ms(now))})
+				Body: body, ContentType: ctype, State: st, NextAttempt: fromMS(ms(now))})
 		}
 	}
 	return calls, ds, nil
 }
 
-// hooksByNumber returns the enabled hooks by the number they are bound
-// to, in id order, reading them again only when they changed. The caller
+// hooksByNumber returns the hooks, enabled or not, by the number they are
+// bound to, in id order, reading them again only when they changed. The caller
 // holds wmu.
 func (s *Store) hooksByNumber(ctx context.Context, tx *sql.Tx) (map[string][]Hook, error) {
 	var v int64
@@ -215,7 +191,7 @@ func (s *Store) hooksByNumber(ctx context.Context, tx *sql.Tx) (map[string][]Hoo
 	if s.hooks.byNumber != nil && s.hooks.version == v {
 		return s.hooks.byNumber, nil
 	}
-	rows, err := tx.StmtContext(ctx, s.stmts.enabledHooks).QueryContext(ctx)
+	rows, err := tx.StmtContext(ctx, s.stmts.allHooks).QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("match hooks: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/kanca/kanca/formats"
 )
 
-func TestEnqueueMatchesHooks(t *testing.T) {
+func TestCommitMatchesHooks(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	all := addHook(t, s, Hook{URL: "http://127.0.0.1:1/all"})
@@ -34,11 +34,16 @@ func TestEnqueueMatchesHooks(t *testing.T) {
 	seen := map[key]Delivery{}
 	for _, d := range got {
 		seen[key{d.HookID, d.Event}] = d
-		assert.Equal(t, Pending, d.State)
+		if d.HookID != off.ID {
+			assert.Equal(t, Pending, d.State)
+		}
 		assert.Equal(t, "c1", d.CallID)
 	}
-	assert.Len(t, got, 3)
+	assert.Len(t, got, 5)
 	assert.Contains(t, seen, key{all.ID, "call_init"})
+	// A disabled hook's events are held for it, not dropped.
+	assert.Equal(t, Held, seen[key{off.ID, "call_init"}].State)
+	assert.Equal(t, Held, seen[key{off.ID, "call_init_extension"}].State)
 	assert.Contains(t, seen, key{all.ID, "call_init_extension"})
 	d, ok := seen[key{alias.ID, "incoming_call_extension"}]
 	require.True(t, ok, "the alias hook gets its own spelling")
@@ -55,7 +60,7 @@ func TestEnqueueMatchesHooks(t *testing.T) {
 	}
 }
 
-func TestEnqueueSavesCallRecord(t *testing.T) {
+func TestCommitSavesCallRecord(t *testing.T) {
 	s, _ := newStore(t)
 	ev := SampleEvent(cdr.CallHangup, pbx, time.Date(2025, 7, 1, 18, 0, 55, 0, time.UTC))
 	enqueue(t, s, ev) // no hook: the call is kept all the same
@@ -103,7 +108,7 @@ func TestCommitKeepsAUnitWhole(t *testing.T) {
 	for i := range 7 {
 		evs = append(evs, event("c", i+1, cdr.CallInit))
 	}
-	require.NoError(t, o.Enqueue(context.Background(), evs))
+	commit(t, o, evs...)
 	got := deliveries(t, s, Filter{})
 	assert.Len(t, got, 7)
 	assert.Equal(t, int64(1), o.Stats().Batches)

@@ -188,7 +188,7 @@ func TestNewCallsFlowPastParkedRetries(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	require.NoError(t, o.Enqueue(context.Background(), []cdr.Event{event("new", 1, cdr.CallInit)}))
+	commit(t, o, event("new", 1, cdr.CallInit))
 	waitFor(t, "the new call delivered", func() bool {
 		return len(deliveries(t, s, Filter{CallID: "new", State: Delivered})) == 1
 	})

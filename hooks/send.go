@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/kanca/kanca/version"
 )
 
 const (
@@ -113,7 +115,7 @@ func (s *sender) send(ctx context.Context, h Hook, d Delivery) AttemptResult {
 	for _, kv := range b.header {
 		req.Header.Set(kv[0], kv[1])
 	}
-	req.Header.Set("User-Agent", "kanca/"+Version)
+	req.Header.Set("User-Agent", version.UserAgent())
 	req.Header.Set("X-Kanca-Event", d.Event)
 	req.Header.Set("X-Kanca-Delivery", d.ID)
 	req.Header.Set("X-Kanca-Sequence", strconv.Itoa(d.Seq))

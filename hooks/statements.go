@@ -11,7 +11,7 @@ import (
 // statement costs more than running it, and these run for every event and
 // every attempt.
 type statements struct {
-	insertDelivery, saveCall, journalInput, journalDrop, enabledHooks, changes,
+	insertDelivery, saveCall, journalInput, journalDrop, allHooks, changes,
 	recordAttempt, logAttempt *sql.Stmt
 }
 
@@ -31,7 +31,7 @@ func prepare(ctx context.Context, db *sql.DB) (*statements, error) {
 			hangup_cause = excluded.hangup_cause, hangup_json = excluded.hangup_json, updated_at = excluded.updated_at`},
 		{&st.journalInput, "INSERT INTO journal (channel, input) VALUES (?, ?)"},
 		{&st.journalDrop, "DELETE FROM journal WHERE channel = ?"},
-		{&st.enabledHooks, "SELECT " + hookColumns + " FROM hooks WHERE enabled = 1 ORDER BY id"},
+		{&st.allHooks, "SELECT " + hookColumns + " FROM hooks ORDER BY id"},
 		{&st.changes, "SELECT v FROM changes"},
 		{&st.recordAttempt, `UPDATE outbox SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
 			last_status = ?, last_error = ?, updated_at = ? WHERE n = ? AND id = ? AND state IN ('pending', 'retrying')`},
@@ -51,7 +51,7 @@ func prepare(ctx context.Context, db *sql.DB) (*statements, error) {
 func (st *statements) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{st.insertDelivery, st.saveCall, st.journalInput, st.journalDrop,
-		st.enabledHooks, st.changes, st.recordAttempt, st.logAttempt} {
+		st.allHooks, st.changes, st.recordAttempt, st.logAttempt} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

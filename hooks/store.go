@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -153,6 +154,11 @@ ALTER TABLE hooks ADD COLUMN tz        TEXT NOT NULL DEFAULT '';
 ALTER TABLE hooks ADD COLUMN templates TEXT NOT NULL DEFAULT '';
 ALTER TABLE hooks ADD COLUMN params    TEXT NOT NULL DEFAULT '';
 `,
+	// The events of a disabled hook are held ('held' rows) until it is
+	// enabled; enabling, discarding and counting them go by this index.
+	`
+CREATE INDEX outbox_held ON outbox(hook_id, n) WHERE state = 'held';
+`,
 }
 
 // SchemaVersion is the schema this kanca writes.
@@ -238,6 +244,19 @@ func (s *Store) takeFresh() (ds []Delivery, resync bool) {
 // it does not exist.
 func Open(path string) (*Store, error) { return open(path, true) }
 
+// Path is the database file, absolute.
+func (s *Store) Path() string { return s.path }
+
+// EnabledHooks counts the hooks that are enabled: with none, call events
+// are only held or go nowhere.
+func (s *Store) EnabledHooks(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM hooks WHERE enabled = 1").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count enabled hooks: %w", err)
+	}
+	return n, nil
+}
+
 // OpenExisting opens the store at path and fails if there is none: for
 // commands that only read or change what is there.
 func OpenExisting(path string) (*Store, error) { return open(path, false) }
@@ -245,6 +264,11 @@ func OpenExisting(path string) (*Store, error) { return open(path, false) }
 func open(path string, create bool) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open hook store: no database path given (--db or KANCA_DB)")
+	}
+	// Every message names the file absolutely: "kanca.db" alone does not
+	// say which directory a daemon or a command used.
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
 	}
 	if err := prepareFile(path, create); err != nil {
 		return nil, err
@@ -343,6 +367,12 @@ func prepareFile(path string, create bool) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return fmt.Errorf("open hook store %s: database does not exist (kanca run or kanca hooks add creates it)", path)
+		}
+		dir := filepath.Dir(path)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			// Not created here: the directory's owner and mode are the
+			// admin's to choose (the service's user, 0700).
+			return fmt.Errorf("create hook store %s: directory %s does not exist; create it for the user kanca runs as: sudo install -d -m 0700 -o $(id -un) %s", path, dir, dir)
 		}
 		nf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -526,7 +556,18 @@ func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
 
 // ListHooks returns every hook, by id.
 func (s *Store) ListHooks(ctx context.Context) ([]Hook, error) {
-	return s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks ORDER BY id")
+	hs, err := s.queryHooks(ctx, "SELECT "+hookColumns+" FROM hooks ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.HeldByHook(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range hs {
+		hs[i].Held = held[hs[i].ID]
+	}
+	return hs, nil
 }
 
 func (s *Store) queryHooks(ctx context.Context, q string, args ...any) ([]Hook, error) {
@@ -551,7 +592,15 @@ func (s *Store) queryHooks(ctx context.Context, q string, args ...any) ([]Hook, 
 
 // GetHook returns the hook with id; the error wraps ErrNotFound if none.
 func (s *Store) GetHook(ctx context.Context, id int64) (Hook, error) {
-	return getHook(ctx, s.db, id)
+	h, err := getHook(ctx, s.db, id)
+	if err != nil {
+		return h, err
+	}
+	err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM outbox INDEXED BY outbox_held WHERE hook_id = ? AND state = 'held'", id).Scan(&h.Held)
+	if err != nil {
+		return h, fmt.Errorf("get hook %d: count held deliveries: %w", id, err)
+	}
+	return h, nil
 }
 
 func getHook(ctx context.Context, q interface {
@@ -700,17 +749,59 @@ func (s *Store) RemoveHook(ctx context.Context, id int64) error {
 	return nil
 }
 
-// SetEnabled enables or disables the hook with id. A disabled hook receives
-// no new deliveries; its queued ones wait and resume when it is enabled.
+// SetEnabled enables or disables the hook with id. A disabled hook is sent
+// nothing: its queued deliveries wait, and the events of its calls are
+// held. Enabling it releases them (see Enable).
 func (s *Store) SetEnabled(ctx context.Context, id int64, enabled bool) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE hooks SET enabled = ?, disabled_reason = '', updated_at = ? WHERE id = ?",
-		boolInt(enabled), ms(time.Now()), id)
+	if enabled {
+		_, err := s.Enable(ctx, id, false)
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, "UPDATE hooks SET enabled = 0, disabled_reason = '', updated_at = ? WHERE id = ?",
+		ms(time.Now()), id)
 	if err != nil {
-		return fmt.Errorf("set hook %d enabled=%t: %w", id, enabled, err)
+		return fmt.Errorf("disable hook %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("hook %d: %w", id, ErrNotFound)
 	}
 	s.notify()
 	return nil
+}
+
+// Enable enables the hook with id and, in the same transaction, releases
+// the deliveries held while it was disabled: they are due at once and go
+// out in order per call, as any queued delivery. With discard they are
+// deleted instead. It returns how many were released or deleted.
+func (s *Store) Enable(ctx context.Context, id int64, discard bool) (int, error) {
+	tx, done, err := s.begin(ctx, false)
+	if err != nil {
+		return 0, fmt.Errorf("enable hook %d: %w", id, err)
+	}
+	defer done()
+	now := ms(time.Now())
+	res, err := tx.ExecContext(ctx, "UPDATE hooks SET enabled = 1, disabled_reason = '', updated_at = ? WHERE id = ?", now, id)
+	if err != nil {
+		return 0, fmt.Errorf("enable hook %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, fmt.Errorf("hook %d: %w", id, ErrNotFound)
+	}
+	if discard {
+		// The state is spelt out: a bound one cannot pick the partial index.
+		res, err = tx.ExecContext(ctx, "DELETE FROM outbox INDEXED BY outbox_held WHERE hook_id = ? AND state = 'held'", id)
+	} else {
+		// next_attempt_at 0: due at once whatever the dispatcher's clock.
+		res, err = tx.ExecContext(ctx, `UPDATE outbox INDEXED BY outbox_held SET state = 'pending', next_attempt_at = 0,
+			updated_at = ? WHERE hook_id = ? AND state = 'held'`, now, id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("enable hook %d: release held deliveries: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("enable hook %d: %w", id, err)
+	}
+	s.notify()
+	return int(n), nil
 }

@@ -87,3 +87,23 @@ func TestOpenExistingRefusesMissingFile(t *testing.T) {
 	_, err = Open("")
 	require.ErrorContains(t, err, "no database path")
 }
+
+// A database in a directory that does not exist is refused with what to
+// run, and every store names its file absolutely.
+func TestOpenNamesTheFileAndTheMissingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Open(filepath.Join(dir, "var", "lib", "kanca", "kanca.db"))
+	require.Error(t, err)
+	missing := filepath.Join(dir, "var", "lib", "kanca")
+	assert.Contains(t, err.Error(), "directory "+missing+" does not exist")
+	assert.Contains(t, err.Error(), "install -d -m 0700")
+
+	t.Chdir(dir)
+	s, err := Open("kanca.db")
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, filepath.Join(dir, "kanca.db"), s.Path())
+	n, err := s.EnabledHooks(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}

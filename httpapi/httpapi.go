@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,8 @@ import (
 	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
+	"github.com/kanca/kanca/status"
+	"github.com/kanca/kanca/version"
 )
 
 // Config names what the server reads. Every source but Store is optional:
@@ -47,6 +50,7 @@ const MaxListLimit = 1000
 //
 //	GET /metrics           Prometheus metrics
 //	GET /healthz           200 when the PBX (ARI or the event socket) is connected and the database answers, else 503
+//	GET /status            the PBX connection, live calls and each hook's queue (kanca status)
 //	GET /calls/{uuid}      the stored call_hangup of an ended call
 //	GET /deliveries        ?hook=&state=&call=&limit=, newest first
 //	GET /deliveries/{id}   one delivery with its body and attempts
@@ -55,7 +59,12 @@ func Handler(cfg Config) http.Handler {
 		cfg.Logger = slog.Default()
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(cfg), collectors.NewGoCollector(),
+	v := version.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kanca_build_info",
+		Help:        "Always 1; the labels say which kanca runs.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "goversion": v.Go}})
+	build.Set(1)
+	reg.MustRegister(build, newCollector(cfg), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Attempts != nil {
 		reg.MustRegister(cfg.Attempts.latency)
@@ -67,11 +76,12 @@ func Handler(cfg Config) http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.HandleFunc("GET /healthz", h.health)
+	mux.HandleFunc("GET /status", h.status)
 	mux.HandleFunc("GET /calls/{uuid}", h.call)
 	mux.HandleFunc("GET /deliveries", h.deliveries)
 	mux.HandleFunc("GET /deliveries/{id}", h.delivery)
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: try /metrics, /healthz, /calls/{uuid}, /deliveries")
+		writeError(w, http.StatusNotFound, "no such endpoint: try /metrics, /healthz, /status, /calls/{uuid}, /deliveries")
 	})
 	return mux
 }
@@ -108,7 +118,44 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database: " + err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	// Healthy, but an admin looking here should learn that the calls go
+	// nowhere.
+	body := map[string]any{"status": "ok"}
+	if n, err := h.cfg.Store.EnabledHooks(ctx); err == nil && n == 0 {
+		body["warnings"] = []string{status.NoEnabledHook}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), dbTimeout)
+	defer cancel()
+	rep, err := status.FromStore(ctx, h.cfg.Store)
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	rep.From, rep.Holder = "daemon", ""
+	pbx := func(kind string, connected bool, since time.Time, reconnects uint64, lastErr string) *status.PBX {
+		p := &status.PBX{Kind: kind, Connected: connected, Reconnects: reconnects, LastError: lastErr}
+		if !since.IsZero() {
+			p.Since = &since
+		}
+		return p
+	}
+	if h.cfg.ARI != nil {
+		st := h.cfg.ARI.Stats()
+		rep.PBX = pbx("asterisk", st.Connected, st.Since, st.Reconnects+st.Failures, st.LastError)
+	}
+	if h.cfg.ESL != nil {
+		st := h.cfg.ESL.Stats()
+		rep.PBX = pbx("freeswitch", st.Connected, st.Since, st.Reconnects+st.Failures, st.LastError)
+	}
+	if h.cfg.Pipeline != nil {
+		n := h.cfg.Pipeline.Stats().LiveCalls
+		rep.LiveCalls = &n
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (h *handler) call(w http.ResponseWriter, r *http.Request) {

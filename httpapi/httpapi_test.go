@@ -24,6 +24,8 @@ import (
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
+	"github.com/kanca/kanca/status"
+	"github.com/kanca/kanca/version"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -279,4 +281,61 @@ func TestCallsAndDeliveries(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "the API is read-only")
+}
+
+func TestStatusAnswersWhatAnAdminAsksFirst(t *testing.T) {
+	l := start(t)
+	code, body := get(t, l.api.URL+"/status")
+	require.Equal(t, http.StatusOK, code, body)
+	var rep status.Report
+	require.NoError(t, json.Unmarshal([]byte(body), &rep))
+	assert.Equal(t, "daemon", rep.From)
+	assert.Equal(t, l.store.Path(), rep.Database)
+	require.NotNil(t, rep.PBX)
+	assert.Equal(t, "asterisk", rep.PBX.Kind)
+	assert.True(t, rep.PBX.Connected)
+	require.NotNil(t, rep.PBX.Since)
+	assert.WithinDuration(t, time.Now(), *rep.PBX.Since, time.Minute)
+	require.NotNil(t, rep.LiveCalls)
+	assert.Zero(t, *rep.LiveCalls)
+	require.Len(t, rep.Hooks, 1)
+	h := rep.Hooks[0]
+	assert.Equal(t, l.hook.ID, h.ID)
+	assert.Zero(t, h.Queued+h.Held+h.Dead)
+	require.NotNil(t, h.LastSuccess, "the call's three deliveries succeeded")
+	assert.Nil(t, h.LastFailure)
+	assert.NotContains(t, body, "s3cret")
+	assert.Empty(t, rep.Warnings)
+	assert.Equal(t, 1.0, value(t, scrape(t, l.api.URL), "kanca_build_info", map[string]string{"version": version.Get().Version}))
+}
+
+// A healthy kanca with no enabled hook says so in /healthz: three call
+// events went nowhere while it answered a bare "ok".
+func TestHealthWarnsWithoutAnEnabledHook(t *testing.T) {
+	api := bareAPI(t, connected{})
+	code, body := get(t, api.URL+"/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `{"status":"ok","warnings":["`+status.NoEnabledHook+`"]}`, body)
+}
+
+// Failed connection attempts count as reconnects: the counter stayed 0
+// through seven refused connections.
+func TestReconnectsCountFailedAttempts(t *testing.T) {
+	api := bareAPI(t, failing{})
+	assert.Equal(t, 7.0, value(t, scrape(t, api.URL), "kanca_ari_reconnects_total", nil))
+}
+
+type failing struct{}
+
+func (failing) Stats() ari.Stats { return ari.Stats{Failures: 7, LastError: "connection refused"} }
+
+// bareAPI serves an empty database with ARI reporting what src says.
+func bareAPI(t *testing.T, src interface{ Stats() ari.Stats }) *httptest.Server {
+	t.Helper()
+	store, err := hooks.Open(filepath.Join(t.TempDir(), "kanca.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	api := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, ARI: src, Logger: quiet}))
+	t.Cleanup(api.Close)
+	return api
 }

@@ -52,12 +52,12 @@ func newCollector(cfg Config) *collector {
 		frames:     d("kanca_ari_frames_total", "ARI WebSocket frames received, by ARI event type.", "type"),
 		malformed:  d("kanca_ari_malformed_frames_total", "ARI frames skipped because they did not decode."),
 		connected:  d("kanca_ari_connected", "1 while the ARI event WebSocket is connected, else 0."),
-		reconnects: d("kanca_ari_reconnects_total", "Successful ARI connections after the first."),
+		reconnects: d("kanca_ari_reconnects_total", "ARI connection attempts after the first success, and every failed one: a PBX that never answers counts up too."),
 
 		eslEvents:     d("kanca_esl_events_total", "FreeSWITCH event socket events received, by Event-Name (CUSTOM ones with their subclass).", "name"),
 		eslMalformed:  d("kanca_esl_malformed_events_total", "FreeSWITCH events skipped because they did not decode."),
 		eslConnected:  d("kanca_esl_connected", "1 while the FreeSWITCH event socket is connected, else 0."),
-		eslReconnects: d("kanca_esl_reconnects_total", "Successful event socket connections after the first."),
+		eslReconnects: d("kanca_esl_reconnects_total", "Event socket connection attempts after the first success, and every failed one."),
 
 		liveCalls:  d("kanca_live_calls", "Calls in progress as the tracker sees them."),
 		pbxEvents:  d("kanca_pbx_events_total", "PBX events fed to the call tracker."),
@@ -91,7 +91,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.malformed, float64(st.Malformed))
 		gauge(c.connected, b2f(st.Connected))
-		counter(c.reconnects, float64(st.Reconnects))
+		counter(c.reconnects, float64(st.Reconnects+st.Failures))
 	}
 	if c.cfg.ESL != nil {
 		st := c.cfg.ESL.Stats()
@@ -100,7 +100,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.eslMalformed, float64(st.Malformed))
 		gauge(c.eslConnected, b2f(st.Connected))
-		counter(c.eslReconnects, float64(st.Reconnects))
+		counter(c.eslReconnects, float64(st.Reconnects+st.Failures))
 	}
 	if c.cfg.Pipeline != nil {
 		st := c.cfg.Pipeline.Stats()

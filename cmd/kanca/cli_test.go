@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +151,7 @@ func TestBadInput(t *testing.T) {
 
 		// kanca hooks
 		{"hooks add unknown flag", db(d.good, "hooks", "add", "--numbr", "1"), nil, "kanca hooks add: unknown flag: --numbr"},
-		{"hooks add plus", db(d.good, "hooks", "add", "--number", "+908508850000", "--url", "http://x/"), nil, `number "+908508850000" must be digits only`},
+		{"hooks add letters", db(d.good, "hooks", "add", "--number", "+90850885000O", "--url", "http://x/"), nil, `number "90850885000O" must be digits only`},
 		{"hooks add dashes", db(d.good, "hooks", "add", "--number", "0850-885-0000", "--url", "http://x/"), nil, "must be digits only"},
 		{"hooks add no number", db(d.good, "hooks", "add", "--url", "http://x/"), nil, "number is required"},
 		{"hooks add relative url", db(d.good, "hooks", "add", "--number", "1", "--url", "crm.example/hook"), nil, `url "crm.example/hook" must be absolute http or https`},
@@ -250,6 +252,9 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// startLog is a log line kanca run writes before it fails on bad input.
+var startLog = regexp.MustCompile(`^time=\S+ level=(INFO|WARN) msg="(kanca starting|no ARI password|no event socket password)`)
+
 // assertOneLineError holds a failure's output to a single "kanca: " line
 // on standard error that names the problem.
 func assertOneLineError(t *testing.T, r result, want string) {
@@ -265,12 +270,44 @@ func assertOneLineError(t *testing.T, r result, want string) {
 		switch {
 		case strings.HasPrefix(l, "kanca: "):
 			errLines = append(errLines, l)
-		case strings.HasPrefix(l, "replay: "), strings.HasPrefix(l, "warning: "):
-			// replay's summary, and warnings, come before the error
+		case strings.HasPrefix(l, "replay: "), strings.HasPrefix(l, "warning: "), startLog.MatchString(l):
+			// replay's summary, warnings, and kanca run's first log lines
+			// (its version, a missing password) come before the error
 		default:
 			t.Errorf("unexpected line on stderr: %q", l)
 		}
 	}
 	require.Len(t, errLines, 1, "one error line; stderr:\n%s", r.stderr)
 	assert.Contains(t, errLines[0], want)
+}
+
+// kanca version and kanca --version print the build; an unknown root flag
+// is one line with one "kanca: " prefix (it printed "kanca: kanca: ").
+func TestVersion(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := kanca(t, dir, nil, args...)
+		require.Zero(t, r.code, r.stderr)
+		assert.Regexp(t, `^kanca \S+( revision [0-9a-f]+.*)? go1\.\S+\n$`, r.stdout, strings.Join(args, " "))
+	}
+	r := kanca(t, dir, nil, "--verbose")
+	assert.Equal(t, "kanca: unknown flag: --verbose (see 'kanca --help')\n", r.stderr)
+}
+
+// kanca status reads the database when no daemon answers, and asks the
+// daemon when one does.
+func TestStatus(t *testing.T) {
+	d := makeDBs(t)
+	r := kanca(t, d.dir, nil, "--db", d.good, "status")
+	require.Zero(t, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "database:  "+d.good)
+	assert.Contains(t, r.stdout, "daemon:    none holds this database")
+	assert.Regexp(t, `HOOK\s+NUMBER\s+ENABLED\s+QUEUED\s+HELD\s+DEAD\s+LAST SUCCESS\s+LAST FAILURE\n1\s+908508850000\s+yes\s+0\s+0\s+0\s+-\s+-\n`, r.stdout)
+
+	r = kanca(t, d.dir, nil, "--db", d.good, "status", "--listen", "127.0.0.1:1", "--json")
+	require.Zero(t, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no kanca run answered on 127.0.0.1:1")
+	var rep map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
+	assert.Equal(t, "database", rep["from"])
 }

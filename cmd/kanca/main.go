@@ -17,6 +17,9 @@ import (
 	"github.com/kanca/kanca/cmd/kanca/hookscmd"
 	"github.com/kanca/kanca/cmd/kanca/replaycmd"
 	"github.com/kanca/kanca/cmd/kanca/runcmd"
+	"github.com/kanca/kanca/cmd/kanca/statuscmd"
+	"github.com/kanca/kanca/cmd/kanca/versioncmd"
+	"github.com/kanca/kanca/version"
 )
 
 func main() {
@@ -48,8 +51,15 @@ with 'kanca hooks add' and start the daemon with 'kanca run'.`,
 	}
 	db := root.PersistentFlags().String("db", envdefault.String("KANCA_DB", "kanca.db"),
 		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
-	root.AddCommand(runcmd.New(db), hookscmd.New(db), deliveriescmd.New(db), doctorcmd.New(db), democmd.New(), replaycmd.New(), benchcmd.New())
+	root.AddCommand(runcmd.New(db), statuscmd.New(db), hookscmd.New(db), deliveriescmd.New(db), doctorcmd.New(db),
+		democmd.New(), replaycmd.New(), benchcmd.New(), versioncmd.New())
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if !c.HasParent() {
+			// main adds the one "kanca: " prefix.
+			return fmt.Errorf("%w (see 'kanca --help')", err)
+		}
 		return fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())
 	})
 	// Added now rather than at Execute, so strictArgs sees them too.

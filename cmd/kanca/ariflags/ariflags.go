@@ -46,5 +46,10 @@ func (f *Flags) Config(log *slog.Logger) (ari.Config, error) {
 		}
 		password = strings.TrimSpace(string(b))
 	}
+	if password == "" && log != nil {
+		// Said at start: otherwise the first sign is Asterisk's 401, one
+		// reconnect later.
+		log.Warn("no ARI password: KANCA_ARI_PASSWORD is not set and no --ari-password-file given; Asterisk will refuse an ari.conf user with a password")
+	}
 	return ari.Config{URL: f.URL, User: f.User, Password: password, App: f.App, Logger: log}, nil
 }

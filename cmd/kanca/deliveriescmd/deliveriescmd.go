@@ -6,14 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cmd/kanca/storecli"
+	"github.com/kanca/kanca/cmd/kanca/table"
 	"github.com/kanca/kanca/cmd/kanca/termline"
 	"github.com/kanca/kanca/hooks"
 )
@@ -28,14 +27,16 @@ func New(db *string) *cobra.Command {
 
 Each event bound for a hook is one delivery, with an id that stays the same
 across retries (sent as X-Kanca-Delivery and webhook-id). A delivery is
-pending, retrying, delivered or dead (given up after the last retry, or
-because its hook answered 410 Gone). Dead deliveries are kept until replayed.`,
+pending, retrying, delivered, dead (given up after the last retry, or
+because its hook answered 410 Gone) or held (an event of a disabled hook,
+sent when 'kanca hooks enable' enables it). Dead and held deliveries are
+kept until replayed, or for kanca run's --dead-retention (30 days).`,
 		Example: `  kanca deliveries list --state dead
   kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21
   kanca deliveries retry --dead --hook 1`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
+	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(listCmd(db, out), showCmd(db, out), retryCmd(db))
 	return cmd
 }
@@ -51,7 +52,9 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 
 Each row is one event bound for one hook: its delivery id, hook, call uuid,
 sequence number within the call, event, state, attempts so far, when the
-next attempt is due (pending and retrying only) and the last error.
+next attempt is due (pending and retrying only; "after seq N" when it waits
+for an earlier event of its call to be sent first; "on enable" when held for
+a disabled hook) and the last error.
 
 Start here when a receiver says it missed something: --call UUID shows
 what became of each event of that call, --state dead what kanca gave up
@@ -81,12 +84,16 @@ on, and 'kanca deliveries show ID' the attempts of one delivery.`,
 				if err != nil {
 					return err
 				}
-				return out(cmd).deliveries(ds)
+				behind, err := s.Behind(ctx, ds)
+				if err != nil {
+					return err
+				}
+				return out(cmd).deliveries(ds, behind)
 			})
 		}),
 	}
 	cmd.Flags().Int64Var(&f.HookID, "hook", 0, "only this hook's")
-	cmd.Flags().StringVar(&state, "state", "", "only in this state: pending, retrying, delivered or dead")
+	cmd.Flags().StringVar(&state, "state", "", "only in this state: pending, retrying, delivered, dead or held")
 	cmd.Flags().StringVar(&f.CallID, "call", "", "only this call's (its uuid)")
 	cmd.Flags().IntVar(&f.Limit, "limit", hooks.DefaultListLimit, "at most this many")
 	return cmd
@@ -101,8 +108,9 @@ and every attempt with its time, HTTP status, latency, error and the first
 KiB of the receiver's answer. The answer is usually what tells why a
 receiver refused a delivery.
 
-Attempts, and delivered deliveries, are pruned after 30 days; dead
-deliveries stay until retried.`,
+Attempts, and delivered deliveries, are pruned after 30 days; dead and
+held deliveries after kanca run's --dead-retention (30 days; 0 keeps them
+until retried).`,
 		Example: "  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
@@ -156,6 +164,20 @@ progress on standard error; it always ends with the count.`,
 					if err := s.Retry(ctx, args[0]); err != nil {
 						return err
 					}
+					d, _, err := s.Delivery(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					h, err := s.GetHook(ctx, d.HookID)
+					if err != nil {
+						return err
+					}
+					if !h.Enabled {
+						// Requeued, but nothing is sent to a disabled hook:
+						// saying "requeued" alone made admins wait for it.
+						fmt.Fprintf(w, "delivery %s waits for hook %d to be enabled: kanca hooks enable %d\n", args[0], h.ID, h.ID)
+						return nil
+					}
 					fmt.Fprintf(w, "requeued delivery %s\n", args[0])
 					return nil
 				}
@@ -168,6 +190,11 @@ progress on standard error; it always ends with the count.`,
 					// Batches committed before a failure stay requeued.
 					fmt.Fprintf(w, "requeued %d dead deliveries\n", n)
 				}
+				if err == nil && hookID != 0 && n > 0 {
+					if h, herr := s.GetHook(ctx, hookID); herr == nil && !h.Enabled {
+						fmt.Fprintf(w, "they wait for hook %d to be enabled: kanca hooks enable %d\n", hookID, hookID)
+					}
+				}
 				return err
 			})
 		},
@@ -177,76 +204,74 @@ progress on standard error; it always ends with the count.`,
 	return cmd
 }
 
-type printer struct {
-	w    io.Writer
-	json bool
-}
+type printer struct{ table.Printer }
 
-func (p printer) deliveries(ds []hooks.Delivery) error {
-	if p.json {
-		if ds == nil {
-			ds = []hooks.Delivery{}
-		}
-		return storecli.PrintJSON(p.w, ds)
+// deliveries lists ds; behind names the seq each waits behind, if any.
+func (p printer) deliveries(ds []hooks.Delivery, behind map[string]int) error {
+	if ds == nil {
+		ds = []hooks.Delivery{}
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOOK\tCALL\tSEQ\tEVENT\tSTATE\tATTEMPTS\tNEXT\tLAST")
-	for _, d := range ds {
+	rows := make([][]string, len(ds))
+	for i, d := range ds {
 		next := "-"
-		if d.State == hooks.Pending || d.State == hooks.Retrying {
+		if seq, ok := behind[d.ID]; ok {
+			// Its own due time has passed or will, but it goes only after
+			// the call's earlier event: a past time there read as stuck.
+			next = "after seq " + strconv.Itoa(seq)
+		} else if d.State == hooks.Pending || d.State == hooks.Retrying {
 			next = stamp(d.NextAttempt)
+		} else if d.State == hooks.Held {
+			next = "on enable"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.HookID, d.CallID, d.Seq, d.Event,
-			d.State, d.Attempts, next, dash(d.LastError))
+		rows[i] = []string{d.ID, strconv.FormatInt(d.HookID, 10), d.CallID, strconv.Itoa(d.Seq), d.Event,
+			string(d.State), strconv.Itoa(d.Attempts), next, table.Dash(d.LastError)}
 	}
-	return tw.Flush()
+	return p.List(ds, []string{"ID", "HOOK", "CALL", "SEQ", "EVENT", "STATE", "ATTEMPTS", "NEXT", "LAST"}, rows)
 }
 
 func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt) error {
-	if p.json {
-		if atts == nil {
-			atts = []hooks.Attempt{}
-		}
-		return storecli.PrintJSON(p.w, struct {
-			hooks.Delivery
-			Body     string          `json:"body"`
-			Attempts []hooks.Attempt `json:"attempt_log"`
-		}{d, string(d.Body), atts})
+	if atts == nil {
+		atts = []hooks.Attempt{}
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("id", d.ID)
-	row("hook", strconv.FormatInt(d.HookID, 10))
-	row("call", d.CallID)
-	row("seq", strconv.Itoa(d.Seq))
-	row("event", d.Event)
-	row("state", string(d.State))
-	row("attempts", strconv.Itoa(d.Attempts))
+	fs := []table.Field{
+		table.F("id", d.ID),
+		table.F("hook", strconv.FormatInt(d.HookID, 10)),
+		table.F("call", d.CallID),
+		table.F("seq", strconv.Itoa(d.Seq)),
+		table.F("event", d.Event),
+		table.F("state", string(d.State)),
+		table.F("attempts", strconv.Itoa(d.Attempts)),
+	}
 	if d.State == hooks.Pending || d.State == hooks.Retrying {
-		row("next attempt", stamp(d.NextAttempt))
+		fs = append(fs, table.F("next attempt", stamp(d.NextAttempt)))
 	}
-	row("last error", dash(d.LastError))
-	row("created", stamp(d.Created))
-	row("updated", stamp(d.Updated))
-	row("content type", d.ContentType)
-	if err := tw.Flush(); err != nil {
+	fs = append(fs,
+		table.F("last error", table.Dash(d.LastError)),
+		table.F("created", stamp(d.Created)),
+		table.F("updated", stamp(d.Updated)),
+		table.F("content type", d.ContentType))
+	err := p.Record(struct {
+		hooks.Delivery
+		Body     string          `json:"body"`
+		Attempts []hooks.Attempt `json:"attempt_log"`
+	}{d, string(d.Body), atts}, fs)
+	if err != nil || p.JSON {
 		return err
 	}
-	fmt.Fprintf(p.w, "\n%s\n", d.Body)
+	fmt.Fprintf(p.W, "\n%s\n", d.Body)
 	if len(atts) == 0 {
 		return nil
 	}
-	fmt.Fprintln(p.w)
-	tw = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tSTATUS\tLATENCY\tERROR\tRESPONSE")
-	for _, a := range atts {
+	fmt.Fprintln(p.W)
+	rows := make([][]string, len(atts))
+	for i, a := range atts {
 		status := "-"
 		if a.Status != 0 {
 			status = strconv.Itoa(a.Status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", stamp(a.At), status, a.Latency, dash(a.Error), dash(oneLine(a.Response, 80)))
+		rows[i] = []string{stamp(a.At), status, a.Latency.String(), table.Dash(a.Error), table.Dash(oneLine(a.Response, 80))}
 	}
-	return tw.Flush()
+	return table.Columns(p.W, []string{"AT", "STATUS", "LATENCY", "ERROR", "RESPONSE"}, rows)
 }
 
 func stamp(t time.Time) string {
@@ -254,13 +279,6 @@ func stamp(t time.Time) string {
 		return "now"
 	}
 	return t.Format(time.RFC3339)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // oneLine keeps a response body from breaking the table.

@@ -3,6 +3,7 @@ package deliveriescmd
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -66,7 +67,9 @@ func setup(t *testing.T) (db string, dead, delivered []hooks.Delivery) {
 		evs = append(evs, cdr.Event{Type: cdr.CallInit, CallID: call, Seq: 1, Number: "908508850000",
 			Caller: "905320000000", Callee: "908508850000", Direction: cdr.Inbound, Time: time.Now()})
 	}
-	require.NoError(t, hooks.NewOutbox(s, hooks.OutboxOptions{}).Enqueue(ctx, evs))
+	errs, err := hooks.NewOutbox(s, hooks.OutboxOptions{}).Commit(ctx, []hooks.Unit{{Events: evs}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
 
 	runCtx, cancel := context.WithCancel(ctx)
 	d := hooks.NewDispatcher(s, hooks.DispatchOptions{Retry: hooks.RetryPolicy{Initial: time.Second, Factor: 1, Attempts: 1}})
@@ -174,4 +177,52 @@ func TestRetryDeadShowsProgressOnATerminal(t *testing.T) {
 	const progress = "requeued 2 of 2 dead deliveries"
 	assert.Equal(t, "\r"+progress+"\r"+strings.Repeat(" ", len(progress))+"\r", screen(),
 		"progress, then a blank line for what follows")
+}
+
+// A delivery waiting behind an earlier event of its call says so instead
+// of showing a due time that has passed; retrying one of a disabled hook
+// says that it waits for the hook.
+func TestWaitingDeliveriesSayWhatTheyWaitFor(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "kanca.db")
+	s, err := hooks.Open(db)
+	require.NoError(t, err)
+	h, err := s.AddHook(ctx, hooks.Hook{Number: "908508850000", URL: "http://127.0.0.1:1/"})
+	require.NoError(t, err)
+	var evs []cdr.Event
+	for i, typ := range []cdr.EventType{cdr.CallInit, cdr.CallInitExtension} {
+		evs = append(evs, cdr.Event{Type: typ, CallID: "call-a", Seq: i + 1, Number: "908508850000",
+			Caller: "905320000000", Callee: "908508850000", Direction: cdr.Inbound, Time: time.Now(), Destination: "101"})
+	}
+	errs, err := hooks.NewOutbox(s, hooks.OutboxOptions{}).Commit(ctx, []hooks.Unit{{Events: evs}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
+	first, err := s.Deliveries(ctx, hooks.Filter{})
+	require.NoError(t, err)
+	require.NoError(t, s.SetEnabled(ctx, h.ID, false))
+	require.NoError(t, s.Close())
+
+	out := ok(t, db, "list")
+	assert.Regexp(t, `call-a\s+2\s+call_init_extension\s+pending\s+0\s+after seq 1\s`, out)
+	assert.Regexp(t, `call-a\s+1\s+call_init\s+pending\s+0\s+20\d\d-`, out)
+
+	// The hook is disabled now: a new call's event is held for it.
+	s, err = hooks.Open(db)
+	require.NoError(t, err)
+	evs[0].CallID = "call-b"
+	errs, err = hooks.NewOutbox(s, hooks.OutboxOptions{}).Commit(ctx, []hooks.Unit{{Events: evs[:1]}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
+	require.NoError(t, s.Close())
+	assert.Regexp(t, `call-b\s+1\s+call_init\s+held\s+0\s+on enable\s`, ok(t, db, "list", "--state", "held"))
+
+	id := first[len(first)-1].ID
+	assert.Equal(t, "delivery "+id+" waits for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", id))
+
+	raw, err := sql.Open("sqlite3", db)
+	require.NoError(t, err)
+	_, err = raw.ExecContext(ctx, "UPDATE outbox SET state = 'dead'")
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+	assert.Equal(t, "requeued 3 dead deliveries\nthey wait for hook 1 to be enabled: kanca hooks enable 1\n", ok(t, db, "retry", "--dead", "--hook", "1"))
 }

@@ -38,5 +38,8 @@ func (f *Flags) Config(log *slog.Logger) (esl.Config, error) {
 		}
 		password = strings.TrimSpace(string(b))
 	}
+	if password == "" && log != nil {
+		log.Warn("no event socket password: KANCA_ESL_PASSWORD is not set and no --esl-password-file given")
+	}
 	return esl.Config{Addr: f.Addr, Password: password, Logger: log}, nil
 }

@@ -8,15 +8,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/cmd/kanca/storecli"
+	"github.com/kanca/kanca/cmd/kanca/table"
 	"github.com/kanca/kanca/formats"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/templates"
@@ -44,9 +45,9 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
   kanca hooks test 1 --event call_hangup`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	out := func(c *cobra.Command) printer { return printer{w: c.OutOrStdout(), json: asJSON} }
+	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
-		removeCmd(db), enableCmd(db, true), enableCmd(db, false), testCmd(db),
+		removeCmd(db), enableCmd(db), disableCmd(db), testCmd(db, out),
 		importCmd(db), exportCmd(db))
 	return cmd
 }
@@ -59,6 +60,20 @@ func parseID(arg string) (int64, error) {
 		return 0, fmt.Errorf("invalid hook id %q: must be a positive number (see kanca hooks list)", arg)
 	}
 	return id, nil
+}
+
+// onHook is the body of a command on one hook: its ID argument parsed,
+// the database open.
+func onHook(db *string, f func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error) func(*cobra.Command, []string) error {
+	return storecli.RunE(func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(args[0])
+		if err != nil {
+			return err
+		}
+		return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return f(ctx, cmd, s, id)
+		})
+	})
 }
 
 // hookFlags are the flags of add and update.
@@ -80,7 +95,7 @@ type hookFlags struct {
 
 func (f *hookFlags) register(cmd *cobra.Command, adding bool) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.number, "number", "", "the PBX number, digits only (908508850000)")
+	fl.StringVar(&f.number, "number", "", "the PBX number in international form (908508850000; a leading + and spaces are dropped)")
 	fl.StringVar(&f.url, "url", "", "where to POST: an absolute http or https URL")
 	events := "comma-separated events (any spelling Bulutfon used; the hook receives the one given)"
 	if adding {
@@ -152,9 +167,10 @@ func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 		Long: `Bind a new hook to a PBX number and print it with its id, which the other
 hooks commands take.
 
---number is the public number, in international form without + (digits
-only): the hook receives the events of the calls that arrive on it
-(inbound) or are presented with it as caller id (outbound). --url is where
+--number is the public number, in international form (908508850000;
++90 850 885 00 00 is taken as that): the hook receives the events of the
+calls that arrive on it (inbound) or are presented with it as caller id
+(outbound). --url is where
 each event is POSTed. It receives the events that happen after it is
 added, not those of past calls; a number may have several hooks.
 
@@ -177,7 +193,11 @@ the hook asks for; see README "Templates and presets".
 (webhook-id, webhook-timestamp, webhook-signature). Credentials are stored
 in the database and masked in every listing.
 
-The database is created if it does not exist yet.`,
+The database file is created if it does not exist yet (its directory must
+exist); the command says which file it wrote and which events the hook
+gets. A receiver written for the first Bulutfon revision (such as its PHP
+HipChat example, which takes every event but call_init and call_hangup
+for a fax) wants --events call_init,call_hangup,fax_init.`,
 		Example: `  kanca hooks add --number 908508850000 --url https://crm.example/bulutfon
   kanca hooks add --number 908508850000 --url http://10.0.0.5/hook.php --format form \
     --events call_init,incoming_call_extension,call_hangup
@@ -207,7 +227,16 @@ The database is created if it does not exist yet.`,
 					return err
 				}
 				warnRefused(ctx, cmd.ErrOrStderr(), h)
-				return out(cmd).hook(h)
+				if err := out(cmd).hook(h); err != nil {
+					return err
+				}
+				// On standard error, so that --json output stays JSON.
+				fmt.Fprintf(cmd.ErrOrStderr(), "hook %d stored in %s; kanca run must use the same database (--db or KANCA_DB)\n", h.ID, s.Path())
+				fmt.Fprintf(cmd.ErrOrStderr(), "it gets %s\n", strings.Join(h.Events, ", "))
+				if !f.changed("events") {
+					fmt.Fprintln(cmd.ErrOrStderr(), "a receiver written for the first Bulutfon revision (it takes every other event for a fax) wants --events call_init,call_hangup,fax_init")
+				}
+				return nil
 			})
 		}),
 	}
@@ -313,10 +342,12 @@ func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the hooks",
-		Long: `List every hook by id: its number, URL, events, format, whether it uses
-Basic auth (the password masked) and a signing secret, whether it is
-enabled, its timeout and whether it skips TLS verification. --json prints
-the same, credentials masked, for scripts.
+		Long: `List every hook by id: its number, URL, events ("all" for the default
+seven), format, whether it uses Basic auth (the password masked) and a
+signing secret, whether it is enabled, and how many of its events are held
+while it is disabled, and whether it skips TLS verification. 'kanca hooks
+show ID' adds its timeout and ids; --json prints every field, credentials masked, for
+scripts.
 
 A hook that kanca disabled itself (its receiver answered 410 Gone) shows
 ENABLED no; 'kanca hooks show ID' says why.`,
@@ -398,59 +429,77 @@ never sent, and its delivery history and attempts are deleted. To stop a
 hook for a while and keep its queue, use 'kanca hooks disable' instead.`,
 		Example: "  kanca hooks remove 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			if err := s.RemoveHook(ctx, id); err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				if err := s.RemoveHook(ctx, id); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "removed hook %d\n", id)
-				return nil
-			})
+			fmt.Fprintf(cmd.OutOrStdout(), "removed hook %d\n", id)
+			return nil
 		}),
 	}
 }
 
-func enableCmd(db *string, enable bool) *cobra.Command {
-	verb, short := "enable", "Enable a hook: its queued deliveries resume"
-	long := `Enable a hook: the deliveries queued while it was disabled are sent, in
-order per call, and the events of new calls reach it again. This also
-re-enables a hook that kanca disabled because its receiver answered
-410 Gone; the deliveries given up then stay dead until 'kanca deliveries
-retry --dead --hook ID'.`
-	if !enable {
-		verb, short = "disable", "Disable a hook: it gets no new events, its queue waits"
-		long = `Disable a hook, for example while its receiver is down for maintenance:
-nothing is sent to it, the deliveries already queued wait (their retry
-schedule does not run down), and the events that happen while it is
-disabled are not queued for it. 'kanca hooks enable' resumes it.`
-	}
-	return &cobra.Command{
-		Use:     verb + " ID",
-		Short:   short,
-		Long:    long,
-		Example: "  kanca hooks " + verb + " 1",
+func enableCmd(db *string) *cobra.Command {
+	var discard bool
+	cmd := &cobra.Command{
+		Use:   "enable ID",
+		Short: "Enable a hook: what waited for it is sent",
+		Long: `Enable a hook: the deliveries queued before it was disabled, and the events
+held while it was disabled, are sent in order per call, and the events of
+new calls reach it again. --discard-held drops the held events instead
+(a receiver that must not get a maintenance window's calls late) and says
+how many.
+
+This also re-enables a hook that kanca disabled because its receiver
+answered 410 Gone; the deliveries given up then stay dead until 'kanca
+deliveries retry --dead --hook ID'.`,
+		Example: "  kanca hooks enable 1\n  kanca hooks enable 1 --discard-held",
 		Args:    cobra.ExactArgs(1),
-		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			n, err := s.Enable(ctx, id, discard)
 			if err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
-				if err := s.SetEnabled(ctx, id, enable); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%sd hook %d\n", verb, id)
-				return nil
-			})
+			w := cmd.OutOrStdout()
+			switch {
+			case discard:
+				fmt.Fprintf(w, "enabled hook %d; discarded %d held events\n", id, n)
+			case n > 0:
+				fmt.Fprintf(w, "enabled hook %d; %d held events are sent now, in order per call\n", id, n)
+			default:
+				fmt.Fprintf(w, "enabled hook %d\n", id)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&discard, "discard-held", false, "drop the events held while the hook was disabled instead of sending them")
+	return cmd
+}
+
+func disableCmd(db *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "disable ID",
+		Short: "Disable a hook: nothing is sent to it, its events are held",
+		Long: `Disable a hook, for example while its receiver is down for maintenance:
+nothing is sent to it, the deliveries already queued wait (their retry
+schedule does not run down), and the events of calls that happen while it
+is disabled are held for it, not lost. 'kanca hooks list' shows how many
+are held; 'kanca hooks enable' sends them, or drops them with
+--discard-held. Held events expire with dead deliveries (kanca run
+--dead-retention, 30 days by default).`,
+		Example: "  kanca hooks disable 1",
+		Args:    cobra.ExactArgs(1),
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+			if err := s.SetEnabled(ctx, id, false); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "disabled hook %d; its events are held until 'kanca hooks enable %d'\n", id, id)
+			return nil
 		}),
 	}
 }
 
-func testCmd(db *string) *cobra.Command {
+func testCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
 	var event string
 	cmd := &cobra.Command{
 		Use:   "test ID",
@@ -458,6 +507,12 @@ func testCmd(db *string) *cobra.Command {
 		Long: `Send a sample event to a hook now, outside the queue: nothing is stored or
 retried. The hook's format, credentials and signing are used, and it is sent
 even if the hook is disabled. Exits non-zero unless the answer is a 2xx.
+
+It prints the status and the start of the receiver's answer: a 200 with
+an empty answer often means a receiver that did not understand the body
+(a form receiver fed JSON answers just so). An --event the hook did not
+ask for is sent, in the spelling given, with a warning: kanca run would
+not send it to this hook. --json prints the same for scripts.
 
 The networks kanca run may deliver to (KANCA_HOOK_ALLOW_NET and
 KANCA_HOOK_DENY_NET) limit the test too.`,
@@ -485,13 +540,28 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 				ev := hooks.SampleEvent(t, h.Number, time.Now())
 				if _, ok := h.EventName(t); !ok {
 					// Not an event of this hook: send it in the spelling asked.
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: hook %d did not ask for %s (it gets %s); sent anyway, kanca run would not send it\n",
+						id, event, strings.Join(h.Events, ", "))
 					h.Events = []string{event}
 				}
 				r, err := hooks.NewDispatcher(s, hooks.DispatchOptions{NetPolicy: policy}).Test(ctx, h, ev, hooks.Encoding{})
 				if err != nil {
 					return err
 				}
-				w := cmd.OutOrStdout()
+				p := out(cmd)
+				if p.JSON {
+					res := testResult{Hook: id, Event: event, Status: r.Status, LatencyMS: r.Latency.Milliseconds(), Answer: r.Response, OK: r.OK()}
+					if r.Err != nil {
+						res.Error = r.Err.Error()
+					}
+					if err := table.PrintJSON(p.W, res); err != nil {
+						return err
+					}
+				}
+				w := p.W
+				if p.JSON {
+					w = io.Discard
+				}
 				if r.Err != nil {
 					fmt.Fprintf(w, "no answer after %s\n", r.Latency.Round(time.Millisecond))
 					return fmt.Errorf("test delivery to hook %d failed: %w", id, r.Err)
@@ -499,6 +569,8 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 				fmt.Fprintf(w, "HTTP %d %s in %s\n", r.Status, http.StatusText(r.Status), r.Latency.Round(time.Millisecond))
 				if r.Response != "" {
 					fmt.Fprintln(w, firstBytes(r.Response, 256))
+				} else {
+					fmt.Fprintf(w, "(empty answer: if the receiver should have said something, check that it takes --format %s)\n", h.Format)
 				}
 				if !r.OK() {
 					return fmt.Errorf("test delivery to hook %d failed: HTTP %d", id, r.Status)
@@ -511,6 +583,17 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 	return cmd
 }
 
+// testResult is `hooks test --json`.
+type testResult struct {
+	Hook      int64  `json:"hook"`
+	Event     string `json:"event"`
+	OK        bool   `json:"ok"`
+	Status    int    `json:"status,omitempty"`
+	LatencyMS int64  `json:"latency_ms"`
+	Answer    string `json:"answer"` // the start of the receiver's answer
+	Error     string `json:"error,omitempty"`
+}
+
 func firstBytes(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -520,61 +603,61 @@ func firstBytes(s string, n int) string {
 
 // printer writes hooks as a table or as JSON. Hook's own JSON masks
 // credentials; the table masks them here.
-type printer struct {
-	w    io.Writer
-	json bool
-}
+type printer struct{ table.Printer }
 
 func (p printer) hooks(hs []hooks.Hook) error {
-	if p.json {
-		if hs == nil {
-			hs = []hooks.Hook{}
-		}
-		return storecli.PrintJSON(p.w, hs)
+	if hs == nil {
+		hs = []hooks.Hook{}
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNUMBER\tURL\tEVENTS\tFORMAT\tAUTH\tSECRET\tENABLED\tTIMEOUT\tINSECURE")
-	for _, h := range hs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Number, h.URL,
-			strings.Join(h.Events, ","), h.Format, auth(h), masked(h.Secret), yesNo(h.Enabled),
-			h.Timeout, yesNo(h.InsecureSkipVerify))
+	rows := make([][]string, len(hs))
+	for i, h := range hs {
+		rows[i] = []string{strconv.FormatInt(h.ID, 10), h.Number, h.URL,
+			events(h), string(h.Format), auth(h), masked(h.Secret), table.YesNo(h.Enabled),
+			strconv.Itoa(h.Held), table.YesNo(h.InsecureSkipVerify)}
 	}
-	return tw.Flush()
+	return p.List(hs, []string{"ID", "NUMBER", "URL", "EVENTS", "FORMAT", "AUTH", "SECRET", "ENABLED", "HELD", "INSECURE"}, rows)
 }
 
 func (p printer) hook(h hooks.Hook) error {
-	if p.json {
-		return storecli.PrintJSON(p.w, h)
+	fs := []table.Field{
+		table.F("id", strconv.FormatInt(h.ID, 10)),
+		table.F("number", h.Number),
+		table.F("url", h.URL),
+		table.F("events", strings.Join(h.Events, ", ")),
+		table.F("format", string(h.Format)),
+		table.F("user", table.Dash(h.User)),
+		table.F("password", masked(h.Password)),
+		table.F("secret", masked(h.Secret)),
+		table.F("domain id", optInt(h.DomainID)),
+		table.F("account id", optInt(h.AccountID)),
+		table.F("enabled", table.YesNo(h.Enabled)),
+		table.F("held", strconv.Itoa(h.Held)),
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("id", strconv.FormatInt(h.ID, 10))
-	row("number", h.Number)
-	row("url", h.URL)
-	row("events", strings.Join(h.Events, ", "))
-	row("format", string(h.Format))
-	row("user", dash(h.User))
-	row("password", masked(h.Password))
-	row("secret", masked(h.Secret))
-	row("domain id", optInt(h.DomainID))
-	row("account id", optInt(h.AccountID))
-	row("enabled", yesNo(h.Enabled))
 	if h.DisabledReason != "" {
-		row("disabled because", h.DisabledReason)
+		fs = append(fs, table.F("disabled because", h.DisabledReason))
 	}
-	row("method", h.Method)
+	fs = append(fs, table.F("method", h.Method))
 	if h.Preset != "" {
-		row("preset", h.Preset+" ("+h.Lang+")")
+		fs = append(fs, table.F("preset", h.Preset+" ("+h.Lang+")"))
 	}
-	row("time zone", dash(h.TZ))
+	fs = append(fs, table.F("time zone", table.Dash(h.TZ)))
 	for _, kv := range paramList(h) {
-		row("param", kv)
+		fs = append(fs, table.F("param", kv))
 	}
-	row("timeout", h.Timeout.String())
-	row("insecure skip verify", yesNo(h.InsecureSkipVerify))
-	row("created", h.Created.Format(time.RFC3339))
-	row("updated", h.Updated.Format(time.RFC3339))
-	return tw.Flush()
+	fs = append(fs,
+		table.F("timeout", h.Timeout.String()),
+		table.F("insecure skip verify", table.YesNo(h.InsecureSkipVerify)),
+		table.F("created", h.Created.Format(time.RFC3339)),
+		table.F("updated", h.Updated.Format(time.RFC3339)))
+	return p.Record(h, fs)
+}
+
+// events keeps the list narrow: a hook with the default set shows "all".
+func events(h hooks.Hook) string {
+	if slices.Equal(h.Events, hooks.AllEvents()) {
+		return "all"
+	}
+	return strings.Join(h.Events, ",")
 }
 
 func auth(h hooks.Hook) string {
@@ -591,23 +674,9 @@ func masked(s string) string {
 	return hooks.Mask
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func optInt(p *int64) string {
 	if p == nil {
 		return "-"
 	}
 	return strconv.FormatInt(*p, 10)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }

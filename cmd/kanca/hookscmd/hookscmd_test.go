@@ -2,6 +2,7 @@ package hookscmd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,9 +12,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/hooks"
 )
 
 // kanca runs `kanca hooks args...` against the database at db.
@@ -53,9 +58,11 @@ func TestHookLifecycle(t *testing.T) {
 	list := ok(t, db, "list")
 	lines := strings.Split(strings.TrimSpace(list), "\n")
 	require.Len(t, lines, 3)
-	assert.Regexp(t, `^ID\s+NUMBER\s+URL\s+EVENTS\s+FORMAT\s+AUTH\s+SECRET\s+ENABLED\s+TIMEOUT\s+INSECURE$`, lines[0])
-	assert.Regexp(t, `^1\s+908508850000\s+https://crm.example/bf\s+call_init,incoming_call_extension\s+json\s+bob:\*\*\*\*\s+\*\*\*\*\s+yes\s+15s\s+no$`, lines[1])
-	assert.Regexp(t, `^2\s+908508850001\s+http://10.0.0.5/hook.php\s+call_init,call_init_extension.*\s+form\s+-\s+-\s+yes\s+30s\s+no$`, lines[2])
+	assert.Regexp(t, `^ID\s+NUMBER\s+URL\s+EVENTS\s+FORMAT\s+AUTH\s+SECRET\s+ENABLED\s+HELD\s+INSECURE$`, lines[0])
+	assert.Regexp(t, `^1\s+908508850000\s+https://crm.example/bf\s+call_init,incoming_call_extension\s+json\s+bob:\*\*\*\*\s+\*\*\*\*\s+yes\s+0\s+no$`, lines[1])
+	// The default set of seven shows as "all": spelt out, it made the
+	// list about 180 columns wide.
+	assert.Regexp(t, `^2\s+908508850001\s+http://10.0.0.5/hook.php\s+all\s+form\s+-\s+-\s+yes\s+0\s+no$`, lines[2])
 
 	show := ok(t, db, "show", "1")
 	assert.Regexp(t, `password:\s+\*\*\*\*`, show)
@@ -89,7 +96,7 @@ func TestHookLifecycle(t *testing.T) {
 	assert.Regexp(t, `password:\s+-`, show)
 	assert.Regexp(t, `domain id:\s+-`, show)
 
-	assert.Equal(t, "disabled hook 1\n", ok(t, db, "disable", "1"))
+	assert.Equal(t, "disabled hook 1; its events are held until 'kanca hooks enable 1'\n", ok(t, db, "disable", "1"))
 	assert.Regexp(t, `enabled:\s+no`, ok(t, db, "show", "1"))
 	assert.Equal(t, "enabled hook 1\n", ok(t, db, "enable", "1"))
 	assert.Regexp(t, `enabled:\s+yes`, ok(t, db, "show", "1"))
@@ -175,15 +182,26 @@ func TestTestCommand(t *testing.T) {
 
 	out := ok(t, db, "test", "1")
 	assert.Regexp(t, `^HTTP 200 OK in \d+ms\nreceived by the CRM\n$`, out)
-	ok(t, db, "test", "1", "--event", "call_init_extension")
+	out, stderr, err := kanca(t, db, "test", "1", "--event", "call_init_extension")
+	require.NoError(t, err)
+	assert.Empty(t, stderr, "an event the hook asked for, in another spelling")
+	assert.Contains(t, out, "received by the CRM")
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(ok(t, db, "test", "1", "--json")), &res), "--json prints JSON")
+	assert.Equal(t, "received by the CRM", res["answer"])
+	assert.Equal(t, float64(200), res["status"])
+	assert.Equal(t, true, res["ok"])
+	_, stderr, err = kanca(t, db, "test", "1", "--event", "call_init")
+	require.NoError(t, err)
+	assert.Equal(t, "warning: hook 1 did not ask for call_init (it gets incoming_call_extension, call_hangup); sent anyway, kanca run would not send it\n", stderr)
 	mu.Lock()
-	require.Len(t, bodies, 2)
+	require.Len(t, bodies, 4)
 	assert.True(t, strings.HasPrefix(bodies[0], `call_hangup {"event_type":"call_hangup"`), bodies[0])
 	assert.True(t, strings.HasPrefix(bodies[1], `incoming_call_extension {"event_type":"incoming_call_extension"`), "the hook's spelling: %s", bodies[1])
 	status = http.StatusInternalServerError
 	mu.Unlock()
 
-	out, _, err := kanca(t, db, "test", "1")
+	out, _, err = kanca(t, db, "test", "1")
 	require.EqualError(t, err, "test delivery to hook 1 failed: HTTP 500")
 	assert.Contains(t, out, "HTTP 500 Internal Server Error")
 
@@ -191,4 +209,60 @@ func TestTestCommand(t *testing.T) {
 	_, _, err = kanca(t, db, "test", "1")
 	require.ErrorContains(t, err, "test delivery to hook 1 failed:")
 	assert.ErrorContains(t, err, "refused")
+}
+
+// A disabled hook's events are held; list and show count them, enable
+// sends them and --discard-held drops them, saying how many.
+func TestHeldEvents(t *testing.T) {
+	db := tempDB(t)
+	ok(t, db, "add", "--number", "908508850000", "--url", "http://127.0.0.1:1/a")
+	ok(t, db, "add", "--number", "908508850000", "--url", "http://127.0.0.1:1/b")
+	ok(t, db, "disable", "1")
+	ok(t, db, "disable", "2")
+	s, err := hooks.Open(db)
+	require.NoError(t, err)
+	var evs []cdr.Event
+	for _, call := range []string{"call-a", "call-b"} {
+		evs = append(evs, hooks.SampleEvent(cdr.CallInit, "908508850000", time.Now()))
+		evs[len(evs)-1].CallID = call
+	}
+	errs, err := hooks.NewOutbox(s, hooks.OutboxOptions{}).Commit(context.Background(), []hooks.Unit{{Events: evs}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
+	require.NoError(t, s.Close())
+
+	lines := strings.Split(strings.TrimSpace(ok(t, db, "list")), "\n")
+	assert.Regexp(t, `^1\s.*\sno\s+2\s+no$`, lines[1])
+	assert.Regexp(t, `held:\s+2`, ok(t, db, "show", "2"))
+	var listed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(ok(t, db, "list", "--json")), &listed))
+	assert.Equal(t, float64(2), listed[0]["held"])
+
+	assert.Equal(t, "enabled hook 1; 2 held events are sent now, in order per call\n", ok(t, db, "enable", "1"))
+	assert.Equal(t, "enabled hook 2; discarded 2 held events\n", ok(t, db, "enable", "2", "--discard-held"))
+	assert.Regexp(t, `held:\s+0`, ok(t, db, "show", "1"))
+	assert.Equal(t, "enabled hook 1\n", ok(t, db, "enable", "1"))
+}
+
+// hooks add says which database it wrote and which events the hook gets;
+// hooks test shows an empty answer (a form receiver fed JSON answers 200
+// with nothing).
+func TestAddAndTestSayWhatHappened(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	out, stderr, err := kanca(t, "kanca.db", "add", "--number", "908508850000", "--url", srv.URL, "--json")
+	require.NoError(t, err)
+	assert.True(t, json.Valid([]byte(out)), "--json output stays JSON")
+	assert.Contains(t, stderr, "hook 1 stored in "+filepath.Join(dir, "kanca.db")+";")
+	assert.Contains(t, stderr, "it gets call_init, call_init_extension, call_init_group, call_init_menu, fax_init, call_hangup, missing_call\n")
+	assert.Contains(t, stderr, "--events call_init,call_hangup,fax_init")
+
+	_, stderr, err = kanca(t, "kanca.db", "add", "--number", "908508850000", "--url", srv.URL, "--events", "call_hangup")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "it gets call_hangup\n")
+	assert.NotContains(t, stderr, "first Bulutfon revision", "the admin chose the events")
+
+	assert.Regexp(t, `^HTTP 200 OK in \d+ms\n\(empty answer: .* --format json\)\n$`, ok(t, "kanca.db", "test", "1"))
 }

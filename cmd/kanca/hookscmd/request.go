@@ -6,11 +6,10 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kanca/kanca/cmd/kanca/storecli"
+	"github.com/kanca/kanca/cmd/kanca/table"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/templates"
 )
@@ -146,7 +145,7 @@ func paramList(h hooks.Hook) []string {
 // templates prints the templates a hook's requests are made with, its
 // preset's expanded; nothing in JSON, where the hook has its own.
 func (p printer) templates(h hooks.Hook) error {
-	if p.json {
+	if p.JSON {
 		return nil
 	}
 	set, err := h.RequestTemplates()
@@ -157,46 +156,46 @@ func (p printer) templates(h hooks.Hook) error {
 	if h.Preset != "" {
 		from = "preset " + h.Preset + " (" + h.Lang + ")"
 	}
-	fmt.Fprintf(p.w, "\ntemplates (%s):\n", from)
+	fmt.Fprintf(p.W, "\ntemplates (%s):\n", from)
 	p.set(set)
 	return nil
 }
 
 func (p printer) set(set templates.Set) {
 	if set.URL != "" {
-		fmt.Fprintf(p.w, "--- url\n%s\n", set.URL)
+		fmt.Fprintf(p.W, "--- url\n%s\n", set.URL)
 	}
 	if set.Body != "" {
-		fmt.Fprintf(p.w, "--- body\n%s\n", set.Body)
+		fmt.Fprintf(p.W, "--- body\n%s\n", set.Body)
 	}
 	for _, k := range slices.Sorted(maps.Keys(set.Headers)) {
-		fmt.Fprintf(p.w, "--- header %s\n%s\n", k, set.Headers[k])
+		fmt.Fprintf(p.W, "--- header %s\n%s\n", k, set.Headers[k])
 	}
 }
 
 // preset prints what a preset expands to.
 func (p printer) preset(pr templates.Preset, lang string) error {
-	if p.json {
-		return storecli.PrintJSON(p.w, pr.Set)
+	if p.JSON {
+		return table.PrintJSON(p.W, pr.Set)
 	}
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("preset", pr.Name)
-	row("language", lang)
-	row("method", pr.Method)
-	row("url", pr.URL)
 	events := "all"
 	if pr.Events != nil {
 		events = strings.Join(pr.Events, ", ")
 	}
-	row("events by default", events)
-	if len(pr.Params) > 0 {
-		row("params", strings.Join(pr.Params, ", "))
+	fs := []table.Field{
+		table.F("preset", pr.Name),
+		table.F("language", lang),
+		table.F("method", pr.Method),
+		table.F("url", pr.URL),
+		table.F("events by default", events),
 	}
-	if err := tw.Flush(); err != nil {
+	if len(pr.Params) > 0 {
+		fs = append(fs, table.F("params", strings.Join(pr.Params, ", ")))
+	}
+	if err := table.Fields(p.W, fs); err != nil {
 		return err
 	}
-	fmt.Fprintln(p.w)
+	fmt.Fprintln(p.W)
 	p.set(pr.Set)
 	return nil
 }

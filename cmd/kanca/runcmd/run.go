@@ -24,6 +24,9 @@ import (
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
+	"github.com/kanca/kanca/runlock"
+	"github.com/kanca/kanca/status"
+	"github.com/kanca/kanca/version"
 )
 
 // New returns the run command; db is the root's --db.
@@ -35,6 +38,7 @@ func New(db *string) *cobra.Command {
 		pf        pbxflags.Flags
 		listen    string
 		publicURL string
+		deadKeep  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -58,11 +62,16 @@ loopback or a management network):
 
   /metrics             Prometheus metrics
   /healthz             200 when the PBX is connected and the database answers, else 503
+  /status              the PBX connection, live calls, each hook's queue (kanca status)
   /calls/{uuid}        the stored call_hangup of an ended call
   /deliveries          ?hook=&state=&call=&limit=, newest first
   /deliveries/{id}     one delivery with its attempts
 
-and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
+and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.
+
+One kanca run per database: a second refuses to start, naming the process
+that holds it (a lock file beside the database; a killed kanca leaves no
+lock behind). kanca run warns at start when no hook is enabled.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
 
@@ -80,6 +89,10 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			if err != nil {
 				return err
 			}
+			// The first line says which kanca this is: a log sent with a
+			// bug report names its build.
+			v := version.Get()
+			log.Info("kanca starting", "version", v.Version, "revision", v.Revision, "go", v.Go)
 			tcfg, err := tf.Tracker()
 			if err != nil {
 				return err
@@ -91,6 +104,9 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			netPolicy, err := nf.policy(log)
 			if err != nil {
 				return err
+			}
+			if deadKeep < 0 {
+				return fmt.Errorf("--dead-retention %s: must not be negative (0 keeps them forever)", deadKeep)
 			}
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
@@ -109,9 +125,23 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 				return err
 			}
 			defer store.Close()
+			// Two daemons on one database would both send every call.
+			lock, err := runlock.Acquire(store.Path())
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
+			if n, err := store.EnabledHooks(cmd.Context()); err != nil {
+				return err
+			} else if n == 0 {
+				log.Warn(status.NoEnabledHook, "db", store.Path())
+			}
 
 			enc := hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}
-			dopts := hooks.DispatchOptions{Logger: log, NetPolicy: netPolicy}
+			dopts := hooks.DispatchOptions{Logger: log, NetPolicy: netPolicy, DeadRetention: deadKeep}
+			if deadKeep == 0 {
+				dopts.DeadRetention = -1 // kept until retried
+			}
 			var ln net.Listener
 			var attempts *httpapi.Attempts
 			if listen != "" {
@@ -159,7 +189,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 				}()
 				log.Info("serving metrics and API", "addr", ln.Addr().String())
 			}
-			log.Info("kanca running", append(src.logArgs, "db", *db)...)
+			log.Info("kanca running", append(src.logArgs, "db", store.Path())...)
 			err = p.Run(ctx)
 			st := p.Stats()
 			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls)
@@ -181,6 +211,8 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
+	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
+		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")
 	tf.Register(fs)
 	lf.Register(fs)
 	nf.register(fs)

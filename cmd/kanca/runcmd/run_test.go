@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +171,80 @@ func TestAdvertised(t *testing.T) {
 	assert.Equal(t, "[::1]:41234", advertised("[::1]:0", bound))
 	assert.NotContains(t, advertised(":9090", bound), "0.0.0.0")
 	assert.NotEqual(t, ":41234", advertised("0.0.0.0:9090", bound))
+}
+
+// A second kanca run on the database of a running one refuses to start,
+// naming the database and the process; the first says which build it is
+// in its first line, logs the database absolutely and warns that no hook
+// is enabled.
+func TestSecondRunRefusedAndStartSaysWhatItRuns(t *testing.T) {
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	db := "kanca.db" // relative, as KANCA_DB's default is
+	t.Setenv("KANCA_ARI_PASSWORD", "kanca")
+	args := []string{"--ari-url", ast.URL, "--ari-user", "kanca", "--log-format", "json"}
+
+	first := New(&db)
+	var stderr syncBuffer
+	first.SetOut(io.Discard)
+	first.SetErr(&stderr)
+	first.SetArgs(args)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.ExecuteContext(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the first to run", func() bool { return strings.Contains(stderr.String(), `"msg":"kanca running"`) })
+
+	lines := strings.Split(stderr.String(), "\n")
+	assert.Contains(t, lines[0], `"msg":"kanca starting","version":"`, "the first line names the build")
+	abs := filepath.Join(dir, "kanca.db")
+	assert.Contains(t, stderr.String(), `"msg":"kanca running"`)
+	assert.Contains(t, stderr.String(), `"db":"`+abs+`"`)
+	assert.Contains(t, stderr.String(), `"msg":"no enabled hook: call events go to no receiver`)
+
+	second := New(&db)
+	second.SetOut(io.Discard)
+	second.SetErr(io.Discard)
+	second.SetArgs(args)
+	err := second.Execute()
+	require.Error(t, err)
+	host, _ := os.Hostname()
+	assert.Contains(t, err.Error(), "database "+abs+" is in use by another kanca run: pid "+strconv.Itoa(os.Getpid())+" on "+host)
+
+	cancel()
+	require.NoError(t, <-done)
+	done <- nil
+	// Stopped: the next start is free.
+	third := New(&db)
+	third.SetOut(io.Discard)
+	var stderr3 syncBuffer
+	third.SetErr(&stderr3)
+	third.SetArgs(args)
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	done3 := make(chan error, 1)
+	go func() { done3 <- third.ExecuteContext(ctx3) }()
+	waitFor(t, "a restart to run", func() bool { return strings.Contains(stderr3.String(), `"msg":"kanca running"`) })
+	cancel3()
+	require.NoError(t, <-done3)
+}
+
+func TestMissingARIPasswordIsSaidAtStart(t *testing.T) {
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	db := filepath.Join(t.TempDir(), "kanca.db")
+	t.Setenv("KANCA_ARI_PASSWORD", "")
+	cmd := New(&db)
+	var stderr syncBuffer
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--ari-url", ast.URL, "--ari-user", "kanca"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	waitFor(t, "kanca to run", func() bool { return strings.Contains(stderr.String(), "kanca running") })
+	assert.Contains(t, stderr.String(), "no ARI password: KANCA_ARI_PASSWORD is not set")
+	cancel()
+	require.NoError(t, <-done)
 }

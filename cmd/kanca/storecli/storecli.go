@@ -1,12 +1,10 @@
 // Package storecli holds the plumbing shared by the commands that work on
 // kanca's database (hooks, deliveries): opening the store, failing without
-// a usage dump, and printing JSON.
+// a usage dump.
 package storecli
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 
 	"github.com/spf13/cobra"
 
@@ -36,11 +34,4 @@ func WithStore(db string, create bool, f func(ctx context.Context, s *hooks.Stor
 	}
 	defer s.Close()
 	return f(context.Background(), s)
-}
-
-// PrintJSON writes v indented, as every --json output is.
-func PrintJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
