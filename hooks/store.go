@@ -140,6 +140,7 @@ CREATE TRIGGER outbox_requeued AFTER UPDATE OF state, next_attempt_at ON outbox
 	WHEN new.state = 'pending' AND (old.state != 'pending' OR new.next_attempt_at < old.next_attempt_at)
 	BEGIN UPDATE changes SET v = v + 1; END;
 `,
+	`ALTER TABLE hooks ADD COLUMN max_in_flight INTEGER NOT NULL DEFAULT 128;`, // DefaultMaxInFlight when added
 }
 
 // SchemaVersion is the schema this kanca writes.
@@ -435,7 +436,7 @@ func boolInt(b bool) int {
 }
 
 const hookColumns = `id, number, url, events, format, username, password, secret, domain_id, account_id,
-	enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at`
+	enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at, max_in_flight`
 
 func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
 	var h Hook
@@ -443,7 +444,7 @@ func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
 	var dom, acc sql.NullInt64
 	var timeout, created, updated int64
 	err := sc.Scan(&h.ID, &h.Number, &h.URL, &events, &format, &h.User, &h.Password, &h.Secret,
-		&dom, &acc, &h.Enabled, &h.DisabledReason, &timeout, &h.InsecureSkipVerify, &created, &updated)
+		&dom, &acc, &h.Enabled, &h.DisabledReason, &timeout, &h.InsecureSkipVerify, &created, &updated, &h.MaxInFlight)
 	if err != nil {
 		return Hook{}, err
 	}
@@ -479,10 +480,12 @@ func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
 	now := time.Now()
 	h.Created, h.Updated = now, now
 	res, err := s.db.ExecContext(ctx, `INSERT INTO hooks (number, url, events, format, username, password, secret,
-		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?)`,
+		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at,
+		max_in_flight)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '', ?, ?, ?, ?, ?)`,
 		h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
-		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify), ms(now), ms(now))
+		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify), ms(now), ms(now),
+		h.MaxInFlight)
 	if err != nil {
 		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
 	}
@@ -550,6 +553,7 @@ type HookUpdate struct {
 	AccountID          *int64
 	Timeout            *time.Duration
 	InsecureSkipVerify *bool
+	MaxInFlight        *int
 }
 
 // UpdateHook applies u to the hook with id, validating the result.
@@ -591,16 +595,19 @@ func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, e
 	if u.InsecureSkipVerify != nil {
 		h.InsecureSkipVerify = *u.InsecureSkipVerify
 	}
+	if u.MaxInFlight != nil {
+		h.MaxInFlight = *u.MaxInFlight
+	}
 	if err := h.Validate(); err != nil {
 		return Hook{}, err
 	}
 	h.Updated = time.Now()
 	_, err = tx.ExecContext(ctx, `UPDATE hooks SET number = ?, url = ?, events = ?, format = ?, username = ?,
 		password = ?, secret = ?, domain_id = ?, account_id = ?, timeout_ms = ?, insecure_skip_verify = ?,
-		updated_at = ? WHERE id = ?`,
+		max_in_flight = ?, updated_at = ? WHERE id = ?`,
 		h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
 		nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify),
-		ms(h.Updated), id)
+		h.MaxInFlight, ms(h.Updated), id)
 	if err != nil {
 		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
 	}

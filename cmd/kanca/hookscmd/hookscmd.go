@@ -69,6 +69,7 @@ type hookFlags struct {
 	secretFile                 string
 	domainID, accountID        int64
 	timeout                    time.Duration
+	maxInFlight                int
 	insecure                   bool
 	warn                       io.Writer
 	changed                    func(string) bool
@@ -95,6 +96,10 @@ func (f *hookFlags) register(cmd *cobra.Command, adding bool) {
 	fl.Int64Var(&f.domainID, "domain-id", 0, "domain_id sent in every body (0: none)")
 	fl.Int64Var(&f.accountID, "account-id", 0, "account_id sent in every body (0: none)")
 	fl.DurationVar(&f.timeout, "timeout", hooks.DefaultTimeout, "how long one request may take")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", hooks.DefaultMaxInFlight, fmt.Sprintf(
+		"most requests open to the hook at once, 1 to %d: kanca starts at %d, adds one per answer while calls wait, "+
+			"halves on a failure (not below %d); a call's events still go one after another",
+		hooks.MaxMaxInFlight, hooks.StartInFlight, hooks.MinInFlight))
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "do not verify the receiver's TLS certificate")
 	cmd.MarkFlagsMutuallyExclusive("password", "password-env", "password-file")
 	cmd.MarkFlagsMutuallyExclusive("secret", "secret-env", "secret-file")
@@ -178,7 +183,7 @@ The database is created if it does not exist yet.`,
 				Number: f.number, URL: f.url, Events: f.events, Format: formats.Format(f.format),
 				User: f.user, Password: f.password, Secret: f.secret,
 				DomainID: nonZero(f.domainID), AccountID: nonZero(f.accountID),
-				Timeout: f.timeout, InsecureSkipVerify: f.insecure,
+				Timeout: f.timeout, InsecureSkipVerify: f.insecure, MaxInFlight: f.maxInFlight,
 			}
 			return storecli.WithStore(*db, true, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.AddHook(ctx, h)
@@ -258,6 +263,9 @@ happen from then on: queued deliveries keep the body they were stored with.`,
 			}
 			if f.changed("insecure-skip-verify") {
 				u.InsecureSkipVerify = &f.insecure
+			}
+			if f.changed("max-in-flight") {
+				u.MaxInFlight = &f.maxInFlight
 			}
 			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				h, err := s.UpdateHook(ctx, id, u)
@@ -501,6 +509,7 @@ func (p printer) hook(h hooks.Hook) error {
 	}
 	row("timeout", h.Timeout.String())
 	row("insecure skip verify", yesNo(h.InsecureSkipVerify))
+	row("max in flight", strconv.Itoa(h.MaxInFlight))
 	row("created", h.Created.Format(time.RFC3339))
 	row("updated", h.Updated.Format(time.RFC3339))
 	return tw.Flush()
