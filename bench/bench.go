@@ -221,9 +221,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// hooksMaxInFlight is the dispatcher's default per-hook concurrency, which
-// the POST baseline matches.
-const hooksMaxInFlight = 4
+// hooksMaxInFlight is where the dispatcher's per-hook concurrency starts,
+// which the POST baseline matches.
+const hooksMaxInFlight = hooks.StartInFlight
 
 func rateText(r float64) string {
 	if r <= 0 {
@@ -304,7 +304,9 @@ func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int
 		}
 	}
 	r.ast = aritest.NewServer(aritest.Options{OnSend: onSend, ForgetSent: true})
-	src, err := ari.New(ari.Config{URL: r.ast.URL, User: "kanca", Password: "kanca", Logger: o.Logger})
+	tcfg := cdr.DefaultConfig()
+	src, err := ari.New(ari.Config{URL: r.ast.URL, User: "kanca", Password: "kanca", Logger: o.Logger,
+		ReadsVariable: tcfg.ReadsVariable})
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +315,7 @@ func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int
 	r.outbox = hooks.NewOutbox(r.store, hooks.OutboxOptions{})
 	r.p = &pipeline.Pipeline{
 		Source:     src,
-		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
+		Tracker:    cdr.NewTracker(tcfg),
 		Outbox:     r.outbox,
 		Dispatcher: hooks.NewDispatcher(r.store, hooks.DispatchOptions{Logger: o.Logger, ShutdownGrace: 200 * time.Millisecond}),
 		Journal:    r.store,
