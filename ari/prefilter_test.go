@@ -55,7 +55,7 @@ func TestUnreadEveryRecordedFrame(t *testing.T) {
 func TestUnread(t *testing.T) {
 	for _, c := range []struct {
 		name, frame string
-		unread     bool
+		unread      bool
 	}{
 		{"unread", `{"type":"ChannelVarset","variable":"RTPAUDIOQOS","value":"x","channel":{"id":"1","channelvars":{"variable":"DIALSTATUS"}}}`, true},
 		{"variable first", ` {"variable":"BRIDGEPEER","channel":{"id":"1"},"type":"ChannelVarset"} `, true},
