@@ -45,6 +45,15 @@ type Options struct {
 	SlowHook   bool          // run the load again with a slow hook beside every fast one
 	SlowDelay  time.Duration // how long the slow hook takes to answer (default 10 s)
 
+	// CPU runs the CPU phase instead of the others: the binary's CPU per
+	// call, as a process of its own, beside a bare decode of the frames.
+	CPU bool
+	// BurstCalls > 0 runs the slow-burst phase instead of the others:
+	// that many calls at once to hooks answering after SlowDelay.
+	BurstCalls int
+	// Binary is the kanca the CPU and burst phases run (default this one).
+	Binary string
+
 	BaselineRequests int           // POSTs and inserts in the baselines (default: the run's deliveries)
 	Timeout          time.Duration // per phase (default 2 min)
 	Logger           *slog.Logger  // kanca's own logs; nil discards them
@@ -149,6 +158,9 @@ type Report struct {
 	RowsVsSQLite     float64
 	SlowP99Change    float64 // (slow p99 - p99) / p99
 	Targets          []Target
+
+	CPU   *CPUStats   // with Options.CPU, instead of the rest
+	Burst *BurstStats // with Options.BurstCalls, instead of the rest
 }
 
 // Run runs every phase and returns the report.
@@ -159,6 +171,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Options: o, Mix: map[string]int{}}
+	if o.CPU {
+		fmt.Fprintf(o.Progress, "cpu: %d calls at %s through a kanca process of its own\n", o.Calls, rateText(o.Rate))
+		st, err := cpuPhase(ctx, o, tps)
+		rep.CPU = &st
+		if err != nil {
+			return rep, fmt.Errorf("cpu: %w", err)
+		}
+		return rep, nil
+	}
+	if o.BurstCalls > 0 {
+		fmt.Fprintf(o.Progress, "slow burst: %d calls at once to hooks answering in %s\n", o.BurstCalls, o.SlowDelay)
+		st, err := burstPhase(ctx, o, tps)
+		rep.Burst = &st
+		if err != nil {
+			return rep, fmt.Errorf("slow burst: %w", err)
+		}
+		return rep, nil
+	}
 
 	if o.Concurrent > 0 {
 		fmt.Fprintf(o.Progress, "memory: %d live calls through the tracker alone\n", o.Concurrent)
@@ -434,7 +464,8 @@ type producer struct {
 	speed  float64
 	until  func(*clone) int // frames of a clone to send
 	batch  [][]byte
-	played int // frames given to the fake Asterisk
+	keep   *[][]byte // if set, every frame sent is kept here too
+	played int       // frames given to the fake Asterisk
 	frames int
 }
 
@@ -550,7 +581,11 @@ func (p *producer) emit(h *cloneHeap) {
 		p.tr.hangup[idx] = c.first + call
 		p.tr.mu.Unlock()
 	}
-	p.batch = append(p.batch, c.render(c.next))
+	f := c.render(c.next)
+	p.batch = append(p.batch, f)
+	if p.keep != nil {
+		*p.keep = append(*p.keep, f)
+	}
 	p.frames++
 	c.next++
 	if c.next < p.until(c) {
