@@ -53,6 +53,8 @@ type Options struct {
 	BurstCalls int
 	// Binary is the kanca the CPU and burst phases run (default this one).
 	Binary string
+	// ChildProfile, if set, is where that kanca writes its CPU profile.
+	ChildProfile string
 
 	BaselineRequests int           // POSTs and inserts in the baselines (default: the run's deliveries)
 	Timeout          time.Duration // per phase (default 2 min)

@@ -99,8 +99,12 @@ func startChild(ctx context.Context, o Options, r *rig, db string) (*child, erro
 		return nil, err
 	}
 	c := &child{done: make(chan error, 1)}
-	c.cmd = exec.Command(bin, "run", "--db", db, "--pbx", "asterisk", "--ari-url", r.ast.URL,
-		"--ari-user", "kanca", "--log-level", "warn")
+	args := []string{"run", "--db", db, "--pbx", "asterisk", "--ari-url", r.ast.URL,
+		"--ari-user", "kanca", "--log-level", "warn"}
+	if o.ChildProfile != "" {
+		args = append(args, "--cpuprofile", o.ChildProfile)
+	}
+	c.cmd = exec.Command(bin, args...)
 	c.cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
 	c.cmd.Stderr = &c.stderr
 	if err := c.cmd.Start(); err != nil {

@@ -87,6 +87,10 @@ recordings are read from testdata/ari) or pass --traces.`,
 				}
 				o.Logger = log
 			}
+			if cpuprofile != "" && (o.CPU || o.BurstCalls > 0) {
+				// The kanca measured is the child process.
+				o.ChildProfile, cpuprofile = cpuprofile, ""
+			}
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
 				if err != nil {
@@ -127,7 +131,7 @@ recordings are read from testdata/ari) or pass --traces.`,
 	f.IntVar(&o.BaselineRequests, "baseline", 0, "POSTs and inserts in the baselines (default: the run's deliveries)")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up a phase after this long (plus the time its calls take to start)")
 	f.BoolVar(&short, "short", false, "a run of a few seconds through every phase (overrides the sizes)")
-	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file; with --cpu or --slow-burst, of the kanca process measured")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print kanca's own logs")
 	lf.Register(f)
 	return cmd
