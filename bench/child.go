@@ -184,45 +184,68 @@ func waitDeliveries(ctx context.Context, o Options, r *rig, c *child, n int64, s
 	return nil
 }
 
-// cpuPhase sends o.Calls calls through a kanca child and reads its CPU.
-func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error) {
-	calls := plan(tps, o.Calls)
-	st := CPUStats{Calls: countCalls(calls)}
-	st.Binary, _ = o.binary()
+// childRun is one child phase: calls sent at rate to hooks at path
+// until every delivery arrived, then the child stopped.
+type childRun struct {
+	calls      int
+	deliveries int64
+	tr         *tracking
+	frames     [][]byte      // every frame sent, when keep
+	cpu        time.Duration // the child's, start to exit
+	end        time.Time     // when the last delivery arrived
+}
+
+func runChild(ctx context.Context, o Options, tps []*template, n int, rate float64, path string, keep bool) (*childRun, error) {
+	calls := plan(tps, n)
+	cr := &childRun{calls: countCalls(calls)}
 	for _, tp := range calls {
-		st.Deliveries += int64(tp.total)
+		cr.deliveries += int64(tp.total)
 	}
-	tr := newTracking(st.Calls)
-	r, db, err := childRig(ctx, o, tps, "/fast", tr.onSend)
+	cr.tr = newTracking(cr.calls)
+	r, db, err := childRig(ctx, o, tps, path, cr.tr.onSend)
 	if err != nil {
-		return st, err
+		return cr, err
 	}
 	defer r.close()
+	r.recv.onSlowHangup = cr.tr.onHangup
 	c, err := startChild(ctx, o, r, db)
 	if err != nil {
-		return st, err
+		return cr, err
 	}
-	var frames [][]byte
-	p := &producer{ast: r.ast, tr: tr, base: time.Now(), rate: o.Rate, speed: o.Speedup,
-		until: func(c *clone) int { return len(c.tp.frames) }, keep: &frames}
+	p := &producer{ast: r.ast, tr: cr.tr, base: time.Now(), rate: rate, speed: o.Speedup,
+		until: func(c *clone) int { return len(c.tp.frames) }}
+	if keep {
+		p.keep = &cr.frames
+	}
 	sendErr := make(chan error, 1)
 	go func() {
 		_, err := p.send(ctx, calls)
 		sendErr <- err
 	}()
-	waitErr := waitDeliveries(ctx, o, r, c, st.Deliveries, false, sendErr)
+	waitErr := waitDeliveries(ctx, o, r, c, cr.deliveries, path == "/slow", sendErr)
+	cr.end = time.Now()
 	cpu, stopErr := c.stop()
+	cr.cpu = cpu
 	if waitErr != nil {
-		return st, waitErr
+		return cr, waitErr
 	}
-	if stopErr != nil {
-		return st, stopErr
+	return cr, stopErr
+}
+
+// cpuPhase sends o.Calls calls through a kanca child and reads its CPU.
+func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error) {
+	st := CPUStats{}
+	st.Binary, _ = o.binary()
+	cr, err := runChild(ctx, o, tps, o.Calls, o.Rate, "/fast", true)
+	st.Calls, st.Deliveries = cr.calls, cr.deliveries
+	if err != nil {
+		return st, err
 	}
-	st.Frames = len(frames)
-	st.CPU = cpu
-	st.PerCall = cpu / time.Duration(st.Calls)
+	st.Frames = len(cr.frames)
+	st.CPU = cr.cpu
+	st.PerCall = cr.cpu / time.Duration(st.Calls)
 	before := processCPU()
-	for _, f := range frames {
+	for _, f := range cr.frames {
 		_, _, _ = ari.Decode(f)
 	}
 	st.DecodePerCall = (processCPU() - before) / time.Duration(st.Calls)
@@ -232,43 +255,17 @@ func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error)
 // burstPhase sends o.BurstCalls calls at once to hooks answering after
 // o.SlowDelay and times how long the receiver takes to get them all.
 func burstPhase(ctx context.Context, o Options, tps []*template) (BurstStats, error) {
-	calls := plan(tps, o.BurstCalls)
-	st := BurstStats{Calls: countCalls(calls), Delay: o.SlowDelay}
+	st := BurstStats{Delay: o.SlowDelay}
 	st.Binary, _ = o.binary()
-	for _, tp := range calls {
-		st.Deliveries += int64(tp.total)
-	}
-	tr := newTracking(st.Calls)
-	r, db, err := childRig(ctx, o, tps, "/slow", tr.onSend)
+	cr, err := runChild(ctx, o, tps, o.BurstCalls, 0, "/slow", false)
+	st.Calls, st.Deliveries = cr.calls, cr.deliveries
 	if err != nil {
 		return st, err
 	}
-	defer r.close()
-	r.recv.onSlowHangup = tr.onHangup
-	c, err := startChild(ctx, o, r, db)
-	if err != nil {
-		return st, err
-	}
-	p := &producer{ast: r.ast, tr: tr, base: time.Now(), rate: 0, speed: o.Speedup,
-		until: func(c *clone) int { return len(c.tp.frames) }}
-	sendErr := make(chan error, 1)
-	go func() {
-		_, err := p.send(ctx, calls)
-		sendErr <- err
-	}()
-	waitErr := waitDeliveries(ctx, o, r, c, st.Deliveries, true, sendErr)
-	end := time.Now()
-	_, stopErr := c.stop()
-	if waitErr != nil {
-		return st, waitErr
-	}
-	if stopErr != nil {
-		return st, stopErr
-	}
-	tr.mu.Lock()
-	lat := slices.Clone(tr.lat)
-	st.Drained = end.Sub(tr.lastHang)
-	tr.mu.Unlock()
+	cr.tr.mu.Lock()
+	lat := slices.Clone(cr.tr.lat)
+	st.Drained = cr.end.Sub(cr.tr.lastHang)
+	cr.tr.mu.Unlock()
 	st.P50, _, st.P99, _ = percentiles(lat)
 	return st, nil
 }

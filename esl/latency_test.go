@@ -120,31 +120,26 @@ func latencyPlan(b *testing.B, rate float64, calls int) []timedEvent {
 		}
 	}
 	// One FreeSWITCH numbers events as it raises them.
+	// Both orders are by time, then call, then within the call.
+	inTime := func(its []*item, within func(*item) uint64) {
+		sort.SliceStable(its, func(i, j int) bool {
+			a, b := its[i], its[j]
+			if a.at != b.at {
+				return a.at < b.at
+			}
+			if a.call != b.call {
+				return a.call < b.call
+			}
+			return within(a) < within(b)
+		})
+	}
 	bySeq := slices.Clone(items)
-	sort.SliceStable(bySeq, func(i, j int) bool {
-		a, b := bySeq[i], bySeq[j]
-		if a.at != b.at {
-			return a.at < b.at
-		}
-		if a.call != b.call {
-			return a.call < b.call
-		}
-		return a.seq < b.seq
-	})
+	inTime(bySeq, func(it *item) uint64 { return it.seq })
 	for n, it := range bySeq {
 		it.newSeq = uint64(n + 1)
 	}
 	// The socket sends each call's events in their recorded order.
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := items[i], items[j]
-		if a.at != b.at {
-			return a.at < b.at
-		}
-		if a.call != b.call {
-			return a.call < b.call
-		}
-		return a.idx < b.idx
-	})
+	inTime(items, func(it *item) uint64 { return uint64(it.idx) })
 	out := make([]timedEvent, len(items))
 	for i, it := range items {
 		raw := seqRE.ReplaceAll(it.raw, []byte(`"Event-Sequence":"`+strconv.FormatUint(it.newSeq, 10)+`"`))

@@ -4,24 +4,23 @@ package benchcmd
 
 import (
 	"fmt"
-	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/bench"
+	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 )
 
 // New returns the bench command.
 func New() *cobra.Command {
 	var (
-		o          bench.Options
-		short      bool
-		cpuprofile string
-		verbose    bool
-		lf         logflags.Flags
+		o       bench.Options
+		short   bool
+		profile string
+		verbose bool
+		lf      logflags.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -87,21 +86,15 @@ recordings are read from testdata/ari) or pass --traces.`,
 				}
 				o.Logger = log
 			}
-			if cpuprofile != "" && (o.CPU || o.BurstCalls > 0) {
+			if profile != "" && (o.CPU || o.BurstCalls > 0) {
 				// The kanca measured is the child process.
-				o.ChildProfile, cpuprofile = cpuprofile, ""
+				o.ChildProfile, profile = profile, ""
 			}
-			if cpuprofile != "" {
-				f, err := os.Create(cpuprofile)
-				if err != nil {
-					return fmt.Errorf("cpu profile: %w", err)
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("cpu profile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := cpuprofile.Start(profile)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			rep, err := bench.Run(cmd.Context(), o)
 			if rep != nil && err == nil {
 				fmt.Fprintln(cmd.OutOrStdout())
@@ -131,7 +124,7 @@ recordings are read from testdata/ari) or pass --traces.`,
 	f.IntVar(&o.BaselineRequests, "baseline", 0, "POSTs and inserts in the baselines (default: the run's deliveries)")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up a phase after this long (plus the time its calls take to start)")
 	f.BoolVar(&short, "short", false, "a run of a few seconds through every phase (overrides the sizes)")
-	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file; with --cpu or --slow-burst, of the kanca process measured")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file; with --cpu or --slow-burst, of the kanca process measured")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print kanca's own logs")
 	lf.Register(f)
 	return cmd

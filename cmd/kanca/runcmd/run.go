@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
@@ -36,8 +36,8 @@ func New(db *string) *cobra.Command {
 		pf        pbxflags.Flags
 		listen    string
 		publicURL string
-		// cpuprofile is for the benchmarks that run kanca as a process.
-		cpuprofile string
+		// profile is for the benchmarks that run kanca as a process.
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -140,6 +140,11 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 				Journal:    store,
 				Logger:     log,
 			}
+			stopProfile, err := cpuprofile.Start(profile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
@@ -161,17 +166,6 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 					served <- err
 				}()
 				log.Info("serving metrics and API", "addr", ln.Addr().String())
-			}
-			if cpuprofile != "" {
-				f, err := os.Create(cpuprofile)
-				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
 			}
 			log.Info("kanca running", append(src.logArgs, "db", *db)...)
 			err = p.Run(ctx)
@@ -195,7 +189,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
-	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file, until kanca stops")
+	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file, until kanca stops")
 	tf.Register(fs)
 	lf.Register(fs)
 	nf.register(fs)
