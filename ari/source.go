@@ -40,6 +40,11 @@ type Config struct {
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation; see follow.Config.
 	OnReconcile func(follow.Gap)
+	// ReadsVariable, if set, names the channel variables the tracker
+	// reads (cdr.Config.ReadsVariable): ChannelVarset frames of any other
+	// are dropped after reading their type and variable alone (Unread),
+	// before a full decode. Nil decodes every frame.
+	ReadsVariable func(name string) bool
 }
 
 // Backoff shapes the waits between connection attempts (see follow.Backoff).
@@ -220,6 +225,12 @@ func (w *session) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error
 			err = *cause
 		}
 		return dst, fmt.Errorf("read events: %w", err)
+	}
+	if reads := w.src.cfg.ReadsVariable; reads != nil {
+		if typ, unread := Unread(data, reads); unread {
+			w.src.f.Received(typ)
+			return dst, nil
+		}
 	}
 	in, typ, ok, err := decode(data)
 	w.src.f.Received(typ)

@@ -45,6 +45,17 @@ type Options struct {
 	SlowHook   bool          // run the load again with a slow hook beside every fast one
 	SlowDelay  time.Duration // how long the slow hook takes to answer (default 10 s)
 
+	// CPU runs the CPU phase instead of the others: the binary's CPU per
+	// call, as a process of its own, beside a bare decode of the frames.
+	CPU bool
+	// BurstCalls > 0 runs the slow-burst phase instead of the others:
+	// that many calls at once to hooks answering after SlowDelay.
+	BurstCalls int
+	// Binary is the kanca the CPU and burst phases run (default this one).
+	Binary string
+	// ChildProfile, if set, is where that kanca writes its CPU profile.
+	ChildProfile string
+
 	BaselineRequests int           // POSTs and inserts in the baselines (default: the run's deliveries)
 	Timeout          time.Duration // per phase (default 2 min)
 	Logger           *slog.Logger  // kanca's own logs; nil discards them
@@ -149,6 +160,9 @@ type Report struct {
 	RowsVsSQLite     float64
 	SlowP99Change    float64 // (slow p99 - p99) / p99
 	Targets          []Target
+
+	CPU   *CPUStats   // with Options.CPU, instead of the rest
+	Burst *BurstStats // with Options.BurstCalls, instead of the rest
 }
 
 // Run runs every phase and returns the report.
@@ -159,6 +173,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Options: o, Mix: map[string]int{}}
+	if o.CPU {
+		fmt.Fprintf(o.Progress, "cpu: %d calls at %s through a kanca process of its own\n", o.Calls, rateText(o.Rate))
+		st, err := cpuPhase(ctx, o, tps)
+		rep.CPU = &st
+		if err != nil {
+			return rep, fmt.Errorf("cpu: %w", err)
+		}
+		return rep, nil
+	}
+	if o.BurstCalls > 0 {
+		fmt.Fprintf(o.Progress, "slow burst: %d calls at once to hooks answering in %s\n", o.BurstCalls, o.SlowDelay)
+		st, err := burstPhase(ctx, o, tps)
+		rep.Burst = &st
+		if err != nil {
+			return rep, fmt.Errorf("slow burst: %w", err)
+		}
+		return rep, nil
+	}
 
 	if o.Concurrent > 0 {
 		fmt.Fprintf(o.Progress, "memory: %d live calls through the tracker alone\n", o.Concurrent)
@@ -221,9 +253,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// hooksMaxInFlight is the dispatcher's default per-hook concurrency, which
-// the POST baseline matches.
-const hooksMaxInFlight = 4
+// hooksMaxInFlight is where the dispatcher's per-hook concurrency starts,
+// which the POST baseline matches.
+const hooksMaxInFlight = hooks.StartInFlight
 
 func rateText(r float64) string {
 	if r <= 0 {
@@ -304,7 +336,9 @@ func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int
 		}
 	}
 	r.ast = aritest.NewServer(aritest.Options{OnSend: onSend, ForgetSent: true})
-	src, err := ari.New(ari.Config{URL: r.ast.URL, User: "kanca", Password: "kanca", Logger: o.Logger})
+	tcfg := cdr.DefaultConfig()
+	src, err := ari.New(ari.Config{URL: r.ast.URL, User: "kanca", Password: "kanca", Logger: o.Logger,
+		ReadsVariable: tcfg.ReadsVariable})
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +347,7 @@ func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int
 	r.outbox = hooks.NewOutbox(r.store, hooks.OutboxOptions{})
 	r.p = &pipeline.Pipeline{
 		Source:     src,
-		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
+		Tracker:    cdr.NewTracker(tcfg),
 		Outbox:     r.outbox,
 		Dispatcher: hooks.NewDispatcher(r.store, hooks.DispatchOptions{Logger: o.Logger, ShutdownGrace: 200 * time.Millisecond}),
 		Journal:    r.store,
@@ -432,7 +466,8 @@ type producer struct {
 	speed  float64
 	until  func(*clone) int // frames of a clone to send
 	batch  [][]byte
-	played int // frames given to the fake Asterisk
+	keep   *[][]byte // if set, every frame sent is kept here too
+	played int       // frames given to the fake Asterisk
 	frames int
 }
 
@@ -548,7 +583,11 @@ func (p *producer) emit(h *cloneHeap) {
 		p.tr.hangup[idx] = c.first + call
 		p.tr.mu.Unlock()
 	}
-	p.batch = append(p.batch, c.render(c.next))
+	f := c.render(c.next)
+	p.batch = append(p.batch, f)
+	if p.keep != nil {
+		*p.keep = append(*p.keep, f)
+	}
 	p.frames++
 	c.next++
 	if c.next < p.until(c) {

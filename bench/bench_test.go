@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -99,4 +100,33 @@ func TestBenchShort(t *testing.T) {
 		assert.Contains(t, out.String(), want)
 	}
 	t.Log("\n" + out.String())
+}
+
+// The child phases run a real kanca binary as a process: every call is
+// delivered, its CPU is read, and a slow receiver's burst drains.
+func TestChildPhases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kanca")
+	}
+	bin := filepath.Join(t.TempDir(), "kanca")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/kanca").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	o := Options{Traces: traces, Calls: 20, Rate: 0, Binary: bin, CPU: true, Timeout: time.Minute}
+	rep, err := Run(context.Background(), o)
+	require.NoError(t, err)
+	require.NotNil(t, rep.CPU)
+	assert.Equal(t, 20, rep.CPU.Calls)
+	assert.Positive(t, rep.CPU.CPU)
+	assert.Positive(t, rep.CPU.DecodePerCall)
+	assert.Greater(t, rep.CPU.Frames, 20*10)
+
+	o = Options{Traces: traces, BurstCalls: 12, SlowDelay: 200 * time.Millisecond, Binary: bin, Timeout: time.Minute}
+	rep, err = Run(context.Background(), o)
+	require.NoError(t, err)
+	require.NotNil(t, rep.Burst)
+	assert.Equal(t, 12, rep.Burst.Calls)
+	assert.GreaterOrEqual(t, rep.Burst.P50, 200*time.Millisecond, "every POST took the receiver's delay")
+	var buf bytes.Buffer
+	rep.Print(&buf)
+	assert.Contains(t, buf.String(), "drained")
 }

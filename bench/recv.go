@@ -25,6 +25,8 @@ type receiver struct {
 	slowDelay time.Duration
 	keep      int // bodies kept for the baseline
 	onHangup  func(call string, at time.Time)
+	// onSlowHangup is onHangup for /slow, which answers after slowDelay.
+	onSlowHangup func(call string, at time.Time)
 
 	arrived chan struct{}
 	fast    atomic.Int64
@@ -100,6 +102,9 @@ func (r *receiver) serveSlow(w http.ResponseWriter, req *http.Request) {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		if req.Header.Get("X-Kanca-Event") == "call_hangup" && r.onSlowHangup != nil {
+			r.onSlowHangup(req.Header.Get("X-Kanca-Call"), time.Now())
+		}
 		r.slow.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 	case <-req.Context().Done():

@@ -17,7 +17,18 @@ const (
 	targetSlowChange  = 0.10
 	targetBytesPerCal = 4 << 10
 	targetLiveCalls   = 10000
+	targetCPUPerCall  = 2 * time.Millisecond
+	targetBurstDrain  = 30 * time.Second
 )
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func passText(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
 
 func targets(r *Report) []Target {
 	o := r.Options
@@ -73,6 +84,26 @@ func bytesText(b float64) string {
 // Print writes the report as tables.
 func (r *Report) Print(w io.Writer) {
 	o := r.Options
+	if c := r.CPU; c != nil {
+		fmt.Fprintf(w, "kanca bench --cpu: %s\n", c.Binary)
+		fmt.Fprintf(w, "  %d calls, %d ARI frames, %d deliveries at %s, one JSON hook per public number\n",
+			c.Calls, c.Frames, c.Deliveries, rateText(o.Rate))
+		fmt.Fprintf(w, "  kanca process CPU: %.2fs, %.2f ms per call\n", c.CPU.Seconds(), msf(c.PerCall))
+		fmt.Fprintf(w, "  bare decode of the same frames (ari.Decode, every frame): %.2f ms per call\n", msf(c.DecodePerCall))
+		if c.DecodePerCall > 0 {
+			fmt.Fprintf(w, "  ratio: %.2f x the bare decode\n", float64(c.PerCall)/float64(c.DecodePerCall))
+		}
+		fmt.Fprintf(w, "  target <= %.0f ms per call: %s\n", msf(targetCPUPerCall), passText(c.PerCall <= targetCPUPerCall))
+		return
+	}
+	if b := r.Burst; b != nil {
+		fmt.Fprintf(w, "kanca bench --slow-burst: %s\n", b.Binary)
+		fmt.Fprintf(w, "  %d calls at once, %d deliveries, the receiver answering each in %s\n", b.Calls, b.Deliveries, b.Delay)
+		fmt.Fprintf(w, "  drained %.1fs after the burst's last hangup; hangup to POST p50 %.1fs, p99 %.1fs\n",
+			b.Drained.Seconds(), b.P50.Seconds(), b.P99.Seconds())
+		fmt.Fprintf(w, "  target < %s: %s\n", targetBurstDrain, passText(b.Drained < targetBurstDrain))
+		return
+	}
 	kinds := make([]string, 0, len(r.Mix))
 	for k := range r.Mix {
 		kinds = append(kinds, k)

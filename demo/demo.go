@@ -145,13 +145,14 @@ func Run(ctx context.Context, o Options, w io.Writer) (Summary, error) {
 	ast := aritest.NewServer(aritest.Options{Pace: o.Pace})
 	defer ast.Close()
 	ast.Play(all...)
-	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log})
+	tcfg := cdr.DefaultConfig()
+	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log, ReadsVariable: tcfg.ReadsVariable})
 	if err != nil {
 		return sum, err
 	}
 	p := &pipeline.Pipeline{
 		Source:     src,
-		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
+		Tracker:    cdr.NewTracker(tcfg),
 		Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: hooks.Encoding{Location: o.Location}}),
 		Dispatcher: hooks.NewDispatcher(store, hooks.DispatchOptions{Logger: log, PollInterval: 100 * time.Millisecond}),
 		Journal:    store,

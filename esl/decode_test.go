@@ -61,6 +61,25 @@ func TestOrder(t *testing.T) {
 	assert.Equal(t, []int{1}, o.Flush())
 }
 
+// Only a gap holds an event: the sequence after the last released goes at
+// once, with the held ones it unblocks; the one after a gap waits.
+func TestOrderHoldsOnlyBehindAGap(t *testing.T) {
+	o := NewOrder[int](64)
+	assert.Empty(t, o.Push("core", 10, time.Time{}, 10), "nothing released yet: what came before is unknown")
+	assert.Equal(t, []int{10}, o.Flush())
+	assert.Equal(t, []int{11}, o.Push("core", 11, time.Time{}, 11))
+	assert.Empty(t, o.Push("core", 13, time.Time{}, 13), "12 is missing")
+	assert.Empty(t, o.Push("core", 14, time.Time{}, 14))
+	assert.Equal(t, []int{12, 13, 14}, o.Push("core", 12, time.Time{}, 12))
+	assert.Equal(t, []int{15}, o.Push("core", 15, time.Time{}, 15))
+	at := time.Unix(100, 0)
+	assert.Empty(t, o.Push("core", 17, at, 17), "16 was not subscribed to: held until released")
+	assert.Empty(t, o.Release(at))
+	assert.Empty(t, o.Push("core", 19, at.Add(time.Millisecond), 19))
+	assert.Equal(t, []int{17}, o.Release(at.Add(time.Nanosecond)))
+	assert.Equal(t, []int{19}, o.Release(at.Add(time.Second)))
+}
+
 // recorded reads every event of one recorded FreeSWITCH scenario.
 func recorded(t *testing.T, dir string) []Fields {
 	t.Helper()

@@ -13,9 +13,16 @@ import (
 // up to about ten; eslgo's one goroutine per event displaces them more.
 const DefaultWindow = 64
 
-// Order puts events back in Event-Sequence order. It holds up to window
-// events and releases the lowest sequence whenever it holds more; Release
-// lets the live path bound how long an event waits. An event that arrives
+// Order puts events back in Event-Sequence order. It holds an event only
+// behind a gap: the one that follows the last released (sequence + 1)
+// goes at once, with whatever it unblocks. Otherwise it holds up to
+// window events and releases the lowest sequence whenever it holds more;
+// Release lets the live path bound how long an event waits behind a gap.
+// In the recordings every event that arrives out of order belongs to
+// another channel than the one before it, and was stamped in the same
+// microsecond: the socket swaps events FreeSWITCH raised together, so a
+// real gap fills within a few milliseconds. Gaps that never fill are the
+// events the subscription leaves out. An event that arrives
 // after a later one was released is released at once: late is better than
 // lost. A new Core-UUID (FreeSWITCH restarted, sequences start over)
 // releases everything held first. Not safe for concurrent use.
@@ -55,7 +62,7 @@ func (o *Order[T]) Push(core string, seq uint64, at time.Time, v T) []T {
 	}
 	o.n++
 	heap.Push(&o.h, orderItem[T]{seq: seq, n: o.n, at: at, v: v})
-	for len(o.h) > o.window {
+	for len(o.h) > o.window || (len(o.h) > 0 && o.h[0].seq == o.last+1 && o.last > 0) {
 		out = append(out, o.pop())
 	}
 	return out

@@ -32,8 +32,10 @@ type Config struct {
 	// status", so a FreeSWITCH that vanished without closing TCP, or hangs,
 	// is noticed. Default 30 s; negative turns the probe off.
 	ProbeInterval time.Duration
-	// ReorderWait is how long an event may be held back for events with a
-	// lower Event-Sequence still on their way. Default 100 ms.
+	// ReorderWait is how long an event may be held back behind a gap in
+	// Event-Sequence, for the events with a lower one still on their way.
+	// Default 3 ms: the socket swaps events raised in the same instant,
+	// and the next sequence is released without waiting (see Order).
 	ReorderWait time.Duration
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation; see follow.Config.
@@ -48,7 +50,7 @@ const (
 	DefaultAddr          = "127.0.0.1:8021"
 	defaultTimeout       = 10 * time.Second
 	defaultProbeInterval = 30 * time.Second
-	defaultReorderWait   = 100 * time.Millisecond
+	defaultReorderWait   = 3 * time.Millisecond
 
 	// maxEarly bounds the event bytes held while waiting for the channel
 	// list after a (re)connect.

@@ -16,9 +16,6 @@ import (
 // DispatchOptions tune the dispatcher; zero values take the defaults.
 type DispatchOptions struct {
 	Retry RetryPolicy // zero: DefaultRetryPolicy
-	// MaxInFlight bounds concurrent requests per hook (default 4), so a
-	// hanging receiver holds at most that many workers, all its own.
-	MaxInFlight int
 	// PollInterval is how often due retries and changes made by other
 	// processes (the CLI) are looked for (default 1 s). New events wake
 	// the dispatcher at once.
@@ -96,9 +93,6 @@ type Dispatcher struct {
 func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 	if o.Retry == (RetryPolicy{}) {
 		o.Retry = DefaultRetryPolicy
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 4
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
@@ -357,7 +351,7 @@ func (l *loop) sync(ctx context.Context) {
 			hq = newHookQueue(h)
 			l.hooks[h.ID] = hq
 		}
-		hq.hook = h
+		hq.setHook(h)
 		order = append(order, hq)
 	}
 	for id, hq := range l.hooks {
@@ -528,7 +522,7 @@ func (l *loop) park(cq *callQueue, now time.Time) {
 // start sends every ready head its hook has room for.
 func (l *loop) start(now time.Time) {
 	for _, hq := range l.order {
-		for hq.sending < l.d.opts.MaxInFlight && len(hq.ready) > 0 {
+		for hq.sending < hq.limit && len(hq.ready) > 0 {
 			cq := hq.ready[0]
 			hq.ready[0] = nil
 			hq.ready = hq.ready[1:]
@@ -570,11 +564,17 @@ func (l *loop) answered(a answer) {
 		}
 		return
 	case a.o.state == Retrying:
+		hq.failed()
 		l.recording[e.ID]++
 		e.Attempts++
 		e.State, e.NextAttempt, e.due = Retrying, a.o.next, a.o.next
 		l.park(cq, now)
 	default: // delivered, or dead: the call's next may go
+		if a.o.state == Delivered {
+			hq.succeeded()
+		} else {
+			hq.failed()
+		}
 		l.recording[e.ID]++
 		l.taken[hq.hook.ID]++
 		hq.remove(e)

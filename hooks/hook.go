@@ -27,6 +27,15 @@ const DefaultTimeout = 15 * time.Second
 // MaxTimeout keeps a misconfigured hook from pinning a worker for ever.
 const MaxTimeout = 5 * time.Minute
 
+// DefaultMaxInFlight bounds the requests open to a hook at once when the
+// hook sets none; MaxMaxInFlight is the most a hook may set. The
+// dispatcher starts below the bound and grows toward it while the
+// receiver keeps up (see hookQueue.limit).
+const (
+	DefaultMaxInFlight = 128
+	MaxMaxInFlight     = 1024
+)
+
 // Mask replaces every password and secret in output, errors and logs.
 const Mask = "****"
 
@@ -64,6 +73,9 @@ type Hook struct {
 	DisabledReason     string        `json:"disabled_reason,omitempty"`
 	Timeout            time.Duration `json:"-"`
 	InsecureSkipVerify bool          `json:"insecure_skip_verify"`
+	// MaxInFlight bounds the requests open to the hook at once; a call's
+	// own events still go one after another.
+	MaxInFlight int `json:"max_in_flight"`
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -219,6 +231,14 @@ func (h *Hook) Validate() error {
 	}
 	if h.Timeout <= 0 || h.Timeout > MaxTimeout {
 		probs = append(probs, fmt.Sprintf("timeout %s out of range (0, %s]", h.Timeout, MaxTimeout))
+	}
+	if h.MaxInFlight == 0 {
+		// Not set: hooks stored before the setting existed have the
+		// default too.
+		h.MaxInFlight = DefaultMaxInFlight
+	}
+	if h.MaxInFlight < 1 || h.MaxInFlight > MaxMaxInFlight {
+		probs = append(probs, fmt.Sprintf("max in flight %d out of range [1, %d]", h.MaxInFlight, MaxMaxInFlight))
 	}
 	if len(probs) == 0 {
 		// The templates are rendered against the events, so the events

@@ -43,6 +43,8 @@ func TestValidate(t *testing.T) {
 		{"password alone", func(h *Hook) { h.Password = "hunter2" }, "a password needs a user"},
 		{"bad whsec", func(h *Hook) { h.Secret = "whsec_***" }, "not base64"},
 		{"timeout", func(h *Hook) { h.Timeout = time.Hour }, "timeout 1h0m0s out of range"},
+		{"max in flight", func(h *Hook) { h.MaxInFlight = MaxMaxInFlight + 1 }, "max in flight 1025 out of range [1, 1024]"},
+		{"negative max in flight", func(h *Hook) { h.MaxInFlight = -1 }, "max in flight -1 out of range"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

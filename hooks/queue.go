@@ -47,11 +47,51 @@ type hookQueue struct {
 	// until a read finds their call's head due.
 	complete bool
 	sending  int
+	// limit is how many requests may be open now, between floor and the
+	// hook's MaxInFlight (see succeeded and failed).
+	limit    int
 	lastRead time.Time // when the window was last read from the store
 }
 
+// StartInFlight and MinInFlight shape a hook's limit: where it starts, and
+// how low failures take it (both capped by the hook's own MaxInFlight).
+const (
+	StartInFlight = 16
+	MinInFlight   = 4
+)
+
 func newHookQueue(h Hook) *hookQueue {
-	return &hookQueue{hook: h, calls: map[string]*callQueue{}, byID: map[string]*entry{}}
+	hq := &hookQueue{calls: map[string]*callQueue{}, byID: map[string]*entry{}}
+	hq.setHook(h)
+	hq.limit = min(StartInFlight, h.MaxInFlight)
+	return hq
+}
+
+// setHook takes the hook's current settings, keeping the limit within
+// its new bounds.
+func (hq *hookQueue) setHook(h Hook) {
+	hq.hook = h
+	hq.limit = min(max(hq.limit, hq.floor()), h.MaxInFlight)
+}
+
+func (hq *hookQueue) floor() int { return min(MinInFlight, hq.hook.MaxInFlight) }
+
+// succeeded grows the limit by one for each request the receiver took
+// while calls waited for a slot: a receiver that answers slowly but
+// surely gets as many calls at once as it keeps taking, up to the hook's
+// MaxInFlight. Per answer rather than per round trip, so that a receiver
+// taking seconds per request reaches a burst's size in a few of them.
+func (hq *hookQueue) succeeded() {
+	if len(hq.ready) > 0 && hq.limit < hq.hook.MaxInFlight {
+		hq.limit++
+	}
+}
+
+// failed halves the limit on an error, a timeout or a refusal: a
+// receiver that struggles gets fewer requests at once, never below the
+// floor.
+func (hq *hookQueue) failed() {
+	hq.limit = max(hq.limit/2, hq.floor())
 }
 
 // add puts e in its call's queue, in (seq, n) order. It returns the call

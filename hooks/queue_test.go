@@ -50,7 +50,7 @@ func TestBacklogBeyondTheWindowIsSentWholeAndInOrder(t *testing.T) {
 	var rc orderReceiver
 	srv := httptest.NewServer(&rc)
 	defer srv.Close()
-	addHook(t, s, Hook{URL: srv.URL})
+	addHook(t, s, Hook{URL: srv.URL, MaxInFlight: 8})
 	const calls, perCall = 900, 3 // 2700 deliveries, over two windows and a half
 	unitsOf := func(from, to int) []Unit {
 		var us []Unit
@@ -64,8 +64,8 @@ func TestBacklogBeyondTheWindowIsSentWholeAndInOrder(t *testing.T) {
 	o := NewOutbox(s, OutboxOptions{})
 	_, err := o.Commit(context.Background(), unitsOf(0, calls/2)) // waiting before Run
 	require.NoError(t, err)
-	run(t, s, DispatchOptions{MaxInFlight: 8, PollInterval: time.Hour}) // only a window that drains reads the store again
-	_, err = o.Commit(context.Background(), unitsOf(calls/2, calls))    // handed over, most beyond the window
+	run(t, s, DispatchOptions{PollInterval: time.Hour})              // only a window that drains reads the store again
+	_, err = o.Commit(context.Background(), unitsOf(calls/2, calls)) // handed over, most beyond the window
 	require.NoError(t, err)
 
 	waitFor(t, "every delivery", func() bool { return rc.total() == calls*perCall })
@@ -173,7 +173,7 @@ func TestNewCallsFlowPastParkedRetries(t *testing.T) {
 		sent = append(sent, r.Header.Get("X-Kanca-Call"))
 	}))
 	defer srv.Close()
-	addHook(t, s, Hook{URL: srv.URL})
+	addHook(t, s, Hook{URL: srv.URL, MaxInFlight: 16})
 	var units []Unit
 	for c := range queueWindow + 200 {
 		units = append(units, Unit{Events: []cdr.Event{event(fmt.Sprint("old-", c), 1, cdr.CallInit)}})
@@ -182,7 +182,7 @@ func TestNewCallsFlowPastParkedRetries(t *testing.T) {
 	_, err := o.Commit(context.Background(), units)
 	require.NoError(t, err)
 	hour := RetryPolicy{Initial: time.Hour, Factor: 1, Max: time.Hour, Attempts: 5}
-	run(t, s, DispatchOptions{Retry: hour, MaxInFlight: 16, PollInterval: time.Hour})
+	run(t, s, DispatchOptions{Retry: hour, PollInterval: time.Hour})
 	waitFor(t, "every old delivery tried once", allIn(t, s, Retrying))
 
 	mu.Lock()

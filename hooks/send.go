@@ -69,9 +69,10 @@ func newSender(connect time.Duration, now func() time.Time, policy NetPolicy) *s
 			DialContext:         dialer.DialContext,
 			TLSHandshakeTimeout: connect,
 			// Many hooks often point at one receiver (a CRM), each with
-			// MaxInFlight requests open: a pool smaller than that closes
-			// connections after use and dials new ones all the time.
-			MaxIdleConnsPerHost:   64,
+			// up to its MaxInFlight requests open: a pool smaller than
+			// that closes connections after use and dials new ones all
+			// the time.
+			MaxIdleConnsPerHost:   DefaultMaxInFlight,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			ForceAttemptHTTP2:     true,

@@ -159,6 +159,7 @@ ALTER TABLE hooks ADD COLUMN params    TEXT NOT NULL DEFAULT '';
 	`
 CREATE INDEX outbox_held ON outbox(hook_id, n) WHERE state = 'held';
 `,
+	`ALTER TABLE hooks ADD COLUMN max_in_flight INTEGER NOT NULL DEFAULT 128;`, // DefaultMaxInFlight when added
 }
 
 // SchemaVersion is the schema this kanca writes.
@@ -479,7 +480,7 @@ func boolInt(b bool) int {
 
 const hookColumns = `id, number, url, events, format, username, password, secret, domain_id, account_id,
 	enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at,
-	method, preset, lang, tz, templates, params`
+	method, preset, lang, tz, templates, params, max_in_flight`
 
 func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
 	var h Hook
@@ -489,7 +490,7 @@ func scanHook(sc interface{ Scan(...any) error }) (Hook, error) {
 	var tmpls, params string
 	err := sc.Scan(&h.ID, &h.Number, &h.URL, &events, &format, &h.User, &h.Password, &h.Secret,
 		&dom, &acc, &h.Enabled, &h.DisabledReason, &timeout, &h.InsecureSkipVerify, &created, &updated,
-		&h.Method, &h.Preset, &h.Lang, &h.TZ, &tmpls, &params)
+		&h.Method, &h.Preset, &h.Lang, &h.TZ, &tmpls, &params, &h.MaxInFlight)
 	if err != nil {
 		return Hook{}, err
 	}
@@ -637,6 +638,7 @@ type HookUpdate struct {
 	TZ                 *string
 	Templates          *templates.Set    // a zero Set drops the templates
 	Params             map[string]string // nil: unchanged; a param set to "" is dropped
+	MaxInFlight        *int
 }
 
 // UpdateHook applies u to the hook with id, validating the result.
@@ -702,6 +704,9 @@ func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, e
 	if h.Preset != "" && h.Lang == "" {
 		h.Lang = templates.Langs[0]
 	}
+	if u.MaxInFlight != nil {
+		h.MaxInFlight = *u.MaxInFlight
+	}
 	if err := h.Validate(); err != nil {
 		return Hook{}, err
 	}
@@ -719,10 +724,11 @@ func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, e
 func updateHook(ctx context.Context, tx *sql.Tx, h Hook) error {
 	_, err := tx.ExecContext(ctx, `UPDATE hooks SET number = ?, url = ?, events = ?, format = ?, username = ?,
 		password = ?, secret = ?, domain_id = ?, account_id = ?, timeout_ms = ?, insecure_skip_verify = ?,
-		updated_at = ?, method = ?, preset = ?, lang = ?, tz = ?, templates = ?, params = ? WHERE id = ?`,
+		updated_at = ?, method = ?, preset = ?, lang = ?, tz = ?, templates = ?, params = ?, max_in_flight = ?
+		WHERE id = ?`,
 		append(append([]any{h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
 			nullInt(h.DomainID), nullInt(h.AccountID), h.Timeout.Milliseconds(), boolInt(h.InsecureSkipVerify),
-			ms(h.Updated)}, requestColumns(h)...), h.ID)...)
+			ms(h.Updated)}, requestColumns(h)...), h.MaxInFlight, h.ID)...)
 	if err != nil {
 		return fmt.Errorf("update hook %d: %w", h.ID, err)
 	}

@@ -343,7 +343,8 @@ func sameSettings(a, b Hook) bool {
 		eqPtr(a.DomainID, b.DomainID) && eqPtr(a.AccountID, b.AccountID) &&
 		a.Timeout == b.Timeout && a.InsecureSkipVerify == b.InsecureSkipVerify &&
 		a.Method == b.Method && a.Preset == b.Preset && a.Lang == b.Lang && a.TZ == b.TZ &&
-		a.Templates.Equal(b.Templates) && maps.Equal(a.Params, b.Params)
+		a.Templates.Equal(b.Templates) && maps.Equal(a.Params, b.Params) &&
+		a.MaxInFlight == b.MaxInFlight
 }
 
 // insertHook stores a validated hook.
@@ -352,12 +353,12 @@ func insertHook(ctx context.Context, db interface {
 }, h Hook) (Hook, error) {
 	res, err := db.ExecContext(ctx, `INSERT INTO hooks (number, url, events, format, username, password, secret,
 		domain_id, account_id, enabled, disabled_reason, timeout_ms, insecure_skip_verify, created_at, updated_at,
-		method, preset, lang, tz, templates, params)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		append([]any{h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
+		method, preset, lang, tz, templates, params, max_in_flight)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append(append([]any{h.Number, h.URL, strings.Join(h.Events, ","), string(h.Format), h.User, h.Password, h.Secret,
 			nullInt(h.DomainID), nullInt(h.AccountID), boolInt(h.Enabled), h.DisabledReason, h.Timeout.Milliseconds(),
 			boolInt(h.InsecureSkipVerify), ms(h.Created), ms(h.Updated)},
-			requestColumns(h)...)...)
+			requestColumns(h)...), h.MaxInFlight)...)
 	if err != nil {
 		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
 	}

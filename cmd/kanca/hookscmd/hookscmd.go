@@ -86,6 +86,7 @@ type hookFlags struct {
 	secretFile                 string
 	domainID, accountID        int64
 	timeout                    time.Duration
+	maxInFlight                int
 	insecure                   bool
 	request                    requestFlags
 	warn                       io.Writer
@@ -113,6 +114,10 @@ func (f *hookFlags) register(cmd *cobra.Command, adding bool) {
 	fl.Int64Var(&f.domainID, "domain-id", 0, "domain_id sent in every body (0: none)")
 	fl.Int64Var(&f.accountID, "account-id", 0, "account_id sent in every body (0: none)")
 	fl.DurationVar(&f.timeout, "timeout", hooks.DefaultTimeout, "how long one request may take")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", hooks.DefaultMaxInFlight, fmt.Sprintf(
+		"most requests open to the hook at once, 1 to %d: kanca starts at %d, adds one per answer while calls wait, "+
+			"halves on a failure (not below %d); a call's events still go one after another",
+		hooks.MaxMaxInFlight, hooks.StartInFlight, hooks.MinInFlight))
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "do not verify the receiver's TLS certificate")
 	f.request.register(cmd)
 	cmd.MarkFlagsMutuallyExclusive("password", "password-env", "password-file")
@@ -216,7 +221,7 @@ for a fax) wants --events call_init,call_hangup,fax_init.`,
 				Number: f.number, URL: f.url, Events: f.events, Format: formats.Format(f.format),
 				User: f.user, Password: f.password, Secret: f.secret,
 				DomainID: nonZero(f.domainID), AccountID: nonZero(f.accountID),
-				Timeout: f.timeout, InsecureSkipVerify: f.insecure,
+				Timeout: f.timeout, InsecureSkipVerify: f.insecure, MaxInFlight: f.maxInFlight,
 			}
 			if err := f.request.apply(&h); err != nil {
 				return err
@@ -314,6 +319,9 @@ preset; --url-template "" or --header-template NAME= drops that template;
 			}
 			if f.changed("insecure-skip-verify") {
 				u.InsecureSkipVerify = &f.insecure
+			}
+			if f.changed("max-in-flight") {
+				u.MaxInFlight = &f.maxInFlight
 			}
 			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
 				cur, err := s.GetHook(ctx, id)
@@ -647,6 +655,7 @@ func (p printer) hook(h hooks.Hook) error {
 	fs = append(fs,
 		table.F("timeout", h.Timeout.String()),
 		table.F("insecure skip verify", table.YesNo(h.InsecureSkipVerify)),
+		table.F("max in flight", strconv.Itoa(h.MaxInFlight)),
 		table.F("created", h.Created.Format(time.RFC3339)),
 		table.F("updated", h.Updated.Format(time.RFC3339)))
 	return p.Record(h, fs)

@@ -51,7 +51,7 @@ printed.`,
 			if err != nil {
 				return err
 			}
-			o := replay.Options{Decode: ari.Decode, Tracker: tcfg, Format: fo}
+			o := replay.Options{Decode: ari.DecodeReading(tcfg.ReadsVariable), Tracker: tcfg, Format: fo}
 			switch pbx {
 			case "asterisk":
 			case "freeswitch":

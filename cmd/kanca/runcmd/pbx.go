@@ -19,7 +19,9 @@ type pbxSource struct {
 	logArgs         []any
 }
 
-func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
+// newSource builds the source --pbx names; reads is the tracker's
+// cdr.Config.ReadsVariable, so the source can drop what nobody reads.
+func newSource(f *pbxflags.Flags, reads func(string) bool, log *slog.Logger) (*pbxSource, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
@@ -38,6 +40,7 @@ func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.ReadsVariable = reads
 	src, err := ari.New(cfg)
 	if err != nil {
 		return nil, err

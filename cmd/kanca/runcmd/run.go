@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
@@ -39,6 +40,8 @@ func New(db *string) *cobra.Command {
 		listen    string
 		publicURL string
 		deadKeep  time.Duration
+		// profile is for the benchmarks that run kanca as a process.
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -116,7 +119,7 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 					return err
 				}
 			}
-			src, err := newSource(&pf, log)
+			src, err := newSource(&pf, tcfg.ReadsVariable, log)
 			if err != nil {
 				return err
 			}
@@ -167,6 +170,11 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 				Journal:    store,
 				Logger:     log,
 			}
+			stopProfile, err := cpuprofile.Start(profile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
@@ -213,6 +221,7 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
 		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")
+	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file, until kanca stops")
 	tf.Register(fs)
 	lf.Register(fs)
 	nf.register(fs)

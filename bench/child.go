@@ -1,0 +1,280 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/ari/aritest"
+)
+
+// The child phases run a kanca binary (Options.Binary, default this one)
+// as its own process, `kanca run` against the fake Asterisk and the local
+// receiver, so that its CPU is its own (the process's rusage, the
+// simulator and the receiver aside) and so that another release's binary
+// can be measured by the same harness.
+
+// CPUStats is the --cpu phase: kanca's CPU per call beside a bare decode
+// of the same frames.
+type CPUStats struct {
+	Binary     string
+	Calls      int
+	Frames     int
+	Deliveries int64
+	CPU        time.Duration // the child's user + system time, start to exit
+	PerCall    time.Duration
+	// DecodePerCall is ari.Decode of every frame, each decoded in full,
+	// in this process: what reading the frames alone costs.
+	DecodePerCall time.Duration
+}
+
+// BurstStats is the --slow-burst phase: a burst of calls to hooks whose
+// receiver answers every request after SlowDelay.
+type BurstStats struct {
+	Binary     string
+	Calls      int
+	Deliveries int64
+	Delay      time.Duration
+	// Drained is from the burst's last hangup frame to the last delivery.
+	Drained  time.Duration
+	P50, P99 time.Duration // hangup frame to call_hangup POST
+}
+
+// child is a kanca process following the rig's fake Asterisk.
+type child struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func (o *Options) binary() (string, error) {
+	if o.Binary != "" {
+		return o.Binary, nil
+	}
+	return os.Executable()
+}
+
+// childRig is the fake Asterisk, the receiver and a store for the child,
+// with one hook per public number pointing at path.
+func childRig(ctx context.Context, o Options, tps []*template, path string, onSend func(int)) (*rig, string, error) {
+	dir, err := os.MkdirTemp("", "kanca-bench-")
+	if err != nil {
+		return nil, "", err
+	}
+	r := &rig{dir: dir}
+	if r.recv, err = startReceiver(o.SlowDelay, 0); err != nil {
+		r.close()
+		return nil, "", err
+	}
+	bin, err := o.binary()
+	if err != nil {
+		r.close()
+		return nil, "", err
+	}
+	db := filepath.Join(dir, "kanca.db")
+	for _, n := range numbers(tps) {
+		out, err := exec.CommandContext(ctx, bin, "hooks", "add", "--db", db, "--number", n,
+			"--url", r.recv.url+path, "--timeout", (o.SlowDelay + 5*time.Second).String()).CombinedOutput()
+		if err != nil {
+			r.close()
+			return nil, "", fmt.Errorf("%s hooks add: %v: %s", bin, err, out)
+		}
+		r.hooks++
+	}
+	r.ast = aritest.NewServer(aritest.Options{OnSend: onSend, ForgetSent: true})
+	return r, db, nil
+}
+
+func startChild(ctx context.Context, o Options, r *rig, db string) (*child, error) {
+	bin, err := o.binary()
+	if err != nil {
+		return nil, err
+	}
+	c := &child{done: make(chan error, 1)}
+	args := []string{"run", "--db", db, "--pbx", "asterisk", "--ari-url", r.ast.URL,
+		"--ari-user", "kanca", "--log-level", "warn"}
+	if o.ChildProfile != "" {
+		args = append(args, "--cpuprofile", o.ChildProfile)
+	}
+	c.cmd = exec.Command(bin, args...)
+	c.cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
+	c.cmd.Stderr = &c.stderr
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	deadline := time.After(o.Timeout)
+	for r.ast.Listings() == 0 {
+		select {
+		case <-r.ast.Changed():
+		case err := <-c.done:
+			return nil, fmt.Errorf("%s run exited before connecting: %v: %s", bin, err, c.stderr.String())
+		case <-deadline:
+			c.stop()
+			return nil, fmt.Errorf("%s run did not connect to the fake Asterisk", bin)
+		case <-ctx.Done():
+			c.stop()
+			return nil, ctx.Err()
+		}
+	}
+	return c, nil
+}
+
+// stop ends the child with SIGTERM, as systemd does, and returns its CPU.
+func (c *child) stop() (time.Duration, error) {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-c.done:
+	case <-t.C:
+		_ = c.cmd.Process.Kill()
+		err = <-c.done
+	}
+	st := c.cmd.ProcessState
+	if st == nil {
+		return 0, errors.New("kanca run did not exit")
+	}
+	if err != nil {
+		return st.UserTime() + st.SystemTime(), fmt.Errorf("kanca run: %v: %s", err, c.stderr.String())
+	}
+	return st.UserTime() + st.SystemTime(), nil
+}
+
+// waitFor waits until n deliveries reached the receiver (fast or slow).
+func waitDeliveries(ctx context.Context, o Options, r *rig, c *child, n int64, slow bool, sendErr <-chan error) error {
+	got := func() int64 {
+		if slow {
+			return r.recv.slow.Load()
+		}
+		return r.recv.fast.Load()
+	}
+	deadline := time.NewTimer(o.Timeout)
+	defer deadline.Stop()
+	sent := false
+	tick := time.NewTicker(100 * time.Millisecond) // the slow counter does not signal
+	defer tick.Stop()
+	for got() < n || !sent {
+		select {
+		case <-r.recv.arrived:
+		case <-tick.C:
+		case err := <-sendErr:
+			if err != nil {
+				return err
+			}
+			sent = true
+		case err := <-c.done:
+			c.done <- err
+			return fmt.Errorf("kanca run exited: %v: %s", err, c.stderr.String())
+		case <-deadline.C:
+			return fmt.Errorf("only %d of %d deliveries arrived in time", got(), n)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// childRun is one child phase: calls sent at rate to hooks at path
+// until every delivery arrived, then the child stopped.
+type childRun struct {
+	calls      int
+	deliveries int64
+	tr         *tracking
+	frames     [][]byte      // every frame sent, when keep
+	cpu        time.Duration // the child's, start to exit
+	end        time.Time     // when the last delivery arrived
+}
+
+func runChild(ctx context.Context, o Options, tps []*template, n int, rate float64, path string, keep bool) (*childRun, error) {
+	calls := plan(tps, n)
+	cr := &childRun{calls: countCalls(calls)}
+	for _, tp := range calls {
+		cr.deliveries += int64(tp.total)
+	}
+	cr.tr = newTracking(cr.calls)
+	r, db, err := childRig(ctx, o, tps, path, cr.tr.onSend)
+	if err != nil {
+		return cr, err
+	}
+	defer r.close()
+	r.recv.onSlowHangup = cr.tr.onHangup
+	c, err := startChild(ctx, o, r, db)
+	if err != nil {
+		return cr, err
+	}
+	p := &producer{ast: r.ast, tr: cr.tr, base: time.Now(), rate: rate, speed: o.Speedup,
+		until: func(c *clone) int { return len(c.tp.frames) }}
+	if keep {
+		p.keep = &cr.frames
+	}
+	sendErr := make(chan error, 1)
+	go func() {
+		_, err := p.send(ctx, calls)
+		sendErr <- err
+	}()
+	waitErr := waitDeliveries(ctx, o, r, c, cr.deliveries, path == "/slow", sendErr)
+	cr.end = time.Now()
+	cpu, stopErr := c.stop()
+	cr.cpu = cpu
+	if waitErr != nil {
+		return cr, waitErr
+	}
+	return cr, stopErr
+}
+
+// cpuPhase sends o.Calls calls through a kanca child and reads its CPU.
+func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error) {
+	st := CPUStats{}
+	st.Binary, _ = o.binary()
+	cr, err := runChild(ctx, o, tps, o.Calls, o.Rate, "/fast", true)
+	st.Calls, st.Deliveries = cr.calls, cr.deliveries
+	if err != nil {
+		return st, err
+	}
+	st.Frames = len(cr.frames)
+	st.CPU = cr.cpu
+	st.PerCall = cr.cpu / time.Duration(st.Calls)
+	before := processCPU()
+	for _, f := range cr.frames {
+		_, _, _ = ari.Decode(f)
+	}
+	st.DecodePerCall = (processCPU() - before) / time.Duration(st.Calls)
+	return st, nil
+}
+
+// burstPhase sends o.BurstCalls calls at once to hooks answering after
+// o.SlowDelay and times how long the receiver takes to get them all.
+func burstPhase(ctx context.Context, o Options, tps []*template) (BurstStats, error) {
+	st := BurstStats{Delay: o.SlowDelay}
+	st.Binary, _ = o.binary()
+	cr, err := runChild(ctx, o, tps, o.BurstCalls, 0, "/slow", false)
+	st.Calls, st.Deliveries = cr.calls, cr.deliveries
+	if err != nil {
+		return st, err
+	}
+	cr.tr.mu.Lock()
+	lat := slices.Clone(cr.tr.lat)
+	st.Drained = cr.end.Sub(cr.tr.lastHang)
+	cr.tr.mu.Unlock()
+	st.P50, _, st.P99, _ = percentiles(lat)
+	return st, nil
+}
+
+// processCPU is this process's user + system time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
