@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -73,6 +74,9 @@ type Server struct {
 	entityID       string
 	failures       []failure
 	cur            *websocket.Conn // the connected client; a newer one replaces it
+
+	orig   origin   // originated calls, under its own lock
+	digits sync.Map // channel id -> the digit its callee presses
 }
 
 type failure struct {
@@ -102,6 +106,9 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("GET /ari/events", s.events)
 	mux.HandleFunc("GET /ari/channels", s.channels)
 	mux.HandleFunc("GET /ari/asterisk/info", s.info)
+	mux.HandleFunc("POST /ari/channels", s.originate)
+	mux.HandleFunc("POST /ari/channels/{id}/play", s.play)
+	mux.HandleFunc("DELETE /ari/channels/{id}", s.hangup)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Resource not found"})
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanca/kanca/autodial"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
@@ -35,6 +36,7 @@ func New(db *string) *cobra.Command {
 		pf        pbxflags.Flags
 		listen    string
 		publicURL string
+		cf        callFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -95,6 +97,9 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
 			}
+			if cf.dial != "" && listen == "" {
+				return errors.New("--dial needs --listen: requests for calls come in over HTTP, and the PBX fetches the speech there")
+			}
 			if publicURL != "" {
 				if err := checkPublicURL(publicURL); err != nil {
 					return err
@@ -114,13 +119,14 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			dopts := hooks.DispatchOptions{Logger: log, NetPolicy: netPolicy}
 			var ln net.Listener
 			var attempts *httpapi.Attempts
+			base := ""
 			if listen != "" {
 				ln, err = net.Listen("tcp", listen)
 				if err != nil {
 					return fmt.Errorf("--listen: %w", err)
 				}
 				defer ln.Close()
-				base := strings.TrimSuffix(publicURL, "/")
+				base = strings.TrimSuffix(publicURL, "/")
 				if base == "" {
 					base = "http://" + advertised(listen, ln.Addr())
 				}
@@ -142,10 +148,24 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 
 			served := make(chan error, 1)
 			var srv *http.Server
+			runnerDone := make(chan error, 1)
+			runnerDone <- nil
 			if ln != nil {
+				mux := http.NewServeMux()
+				mux.Handle("/", httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
+					Attempts: attempts, Logger: log})))
+				calls, err := cf.setup(*db, src, p, mux, base, tcfg.CountryCode, fo.Location, log)
+				if err != nil {
+					return err
+				}
+				if calls != nil {
+					defer calls.store.Close()
+					<-runnerDone
+					go func() { runnerDone <- calls.runner.Run(ctx) }()
+					log.Info("placing calls on request", "dial", cf.dial, "calls_db", autodial.PathFor(*db))
+				}
 				srv = &http.Server{
-					Handler: httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
-						Attempts: attempts, Logger: log})),
+					Handler:           mux,
 					ReadHeaderTimeout: 10 * time.Second,
 					ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 				}
@@ -161,6 +181,10 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 			}
 			log.Info("kanca running", append(src.logArgs, "db", *db)...)
 			err = p.Run(ctx)
+			stop()
+			if rerr := <-runnerDone; rerr != nil {
+				log.Error("calls on request stopped", "err", rerr)
+			}
 			st := p.Stats()
 			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls)
 			if srv != nil {
@@ -184,6 +208,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 	tf.Register(fs)
 	lf.Register(fs)
 	nf.register(fs)
+	cf.register(fs)
 	return cmd
 }
 
