@@ -280,7 +280,10 @@ func decodeJSON(r *http.Request, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return bad(te.Field, "%s: want a %s", te.Field, te.Type)
+			// The own API embeds autodial.Request: its fields are named
+			// as the client wrote them.
+			field := strings.TrimPrefix(te.Field, "Request.")
+			return bad(field, "%s: want a %s", field, te.Type)
 		}
 		return bad("body", "not a JSON object: %s", err)
 	}
