@@ -10,11 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cmd/kanca/benchcmd"
+	"github.com/kanca/kanca/cmd/kanca/callscmd"
 	"github.com/kanca/kanca/cmd/kanca/deliveriescmd"
 	"github.com/kanca/kanca/cmd/kanca/democmd"
 	"github.com/kanca/kanca/cmd/kanca/doctorcmd"
 	"github.com/kanca/kanca/cmd/kanca/envdefault"
 	"github.com/kanca/kanca/cmd/kanca/hookscmd"
+	"github.com/kanca/kanca/cmd/kanca/keyscmd"
 	"github.com/kanca/kanca/cmd/kanca/replaycmd"
 	"github.com/kanca/kanca/cmd/kanca/runcmd"
 )
@@ -48,7 +50,7 @@ with 'kanca hooks add' and start the daemon with 'kanca run'.`,
 	}
 	db := root.PersistentFlags().String("db", envdefault.String("KANCA_DB", "kanca.db"),
 		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
-	root.AddCommand(runcmd.New(db), hookscmd.New(db), deliveriescmd.New(db), doctorcmd.New(db), democmd.New(), replaycmd.New(), benchcmd.New())
+	root.AddCommand(runcmd.New(db), hookscmd.New(db), deliveriescmd.New(db), keyscmd.New(db), callscmd.New(db), doctorcmd.New(db), democmd.New(), replaycmd.New(), benchcmd.New())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())
 	})
