@@ -64,7 +64,19 @@ loopback or a management network):
   /deliveries          ?hook=&state=&call=&limit=, newest first
   /deliveries/{id}     one delivery with its attempts
 
-and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
+and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.
+
+With --dial as well, kanca places calls on request (keys: kanca keys add):
+
+  /webhook/receive     Alertalk's webhook: phone_number, error_message read aloud
+  /automatic-calls     Bulutfon's automatic calls (POST) and their results (GET)
+  /call_and_bridge     Bulutfon's click-to-call
+  /alertmanager        Prometheus Alertmanager: a call for firing alerts
+  /call-requests       kanca's own JSON API
+  /speech/{id}.wav     the rendered message the PBX plays
+
+The calls' webhooks carry autodial, additional_data and callback_url; the
+audit trail is kanca calls list.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
 
@@ -75,7 +87,10 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
   kanca run --log-format json --tz Europe/Istanbul
 
   # metrics and the API on the management address; receivers get cdr_url
-  kanca run --listen 10.0.0.5:9090 --public-url http://kanca.example.lan:9090`,
+  kanca run --listen 10.0.0.5:9090 --public-url http://kanca.example.lan:9090
+
+  # also place calls on request through the carrier trunk
+  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --tz Europe/Istanbul`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
