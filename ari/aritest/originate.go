@@ -98,6 +98,9 @@ func (s *Server) originate(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
+	if s.writeRefused(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	endpoint := q.Get("endpoint")
 	if endpoint == "" {
@@ -195,6 +198,9 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
+	if s.writeRefused(w, r) {
+		return
+	}
 	id := r.PathValue("id")
 	media := r.URL.Query().Get("media")
 	o := &s.orig
@@ -230,6 +236,9 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 func (s *Server) hangup(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		unauthorized(w)
+		return
+	}
+	if s.writeRefused(w, r) {
 		return
 	}
 	id := r.PathValue("id")

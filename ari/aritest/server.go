@@ -30,6 +30,9 @@ type Options struct {
 	User     string // Basic auth user accepted; default "kanca"
 	Password string // Basic auth password accepted; default "kanca"
 	App      string // the application clients must subscribe as; default "kanca"
+	// ReadOnly refuses every write (originate, play, hang up) with 403,
+	// as Asterisk does for an ari.conf user with read_only = yes.
+	ReadOnly bool
 
 	// EntityID is the asterisk_id /ari/asterisk/info reports; by default the
 	// asterisk_id of the first frame played, else a fixed made-up address.
@@ -173,6 +176,15 @@ func (s *Server) LiveChannels() []string {
 	s.Lock()
 	defer s.Unlock()
 	return s.live.IDs()
+}
+
+// writeRefused answers a write of a read_only user as Asterisk does.
+func (s *Server) writeRefused(w http.ResponseWriter, r *http.Request) bool {
+	if !s.opts.ReadOnly || r.Method == http.MethodGet {
+		return false
+	}
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "Write access denied"})
+	return true
 }
 
 func (s *Server) authorized(r *http.Request) bool {
