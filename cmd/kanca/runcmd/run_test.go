@@ -150,6 +150,9 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--ari-user", "kanca", "--public-url", "http://x:1"}, "--public-url needs --listen"},
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--public-url", "ftp://x"}, "--public-url"},
 		{[]string{"--ari-user", "kanca", "--listen", "256.0.0.1:bad"}, "--listen"},
+		{[]string{"--ari-user", "kanca", "--dial", "PJSIP/{number}@carrier"}, "--dial needs --listen"},
+		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/carrier"}, "{number}"},
+		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/{number}@c", "--dial-concurrency", "0"}, "--dial-concurrency"},
 	} {
 		cmd := New(&db)
 		cmd.SetOut(io.Discard)
