@@ -194,23 +194,17 @@ func (s *Server) origSeq() int {
 // play answers POST /ari/channels/{id}/play: 201 with the playback, then
 // PlaybackStarted, and the callee's digit if it presses one.
 func (s *Server) play(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		unauthorized(w)
-		return
-	}
-	if s.writeRefused(w, r) {
-		return
-	}
 	id := r.PathValue("id")
 	media := r.URL.Query().Get("media")
-	o := &s.orig
-	o.mu.Lock()
-	rec := o.byID[id]
-	if rec == nil || rec.HungUp || media == "" {
-		o.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Channel not found"})
+	if media == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "media: required"})
 		return
 	}
+	rec := s.liveChannel(w, r)
+	if rec == nil {
+		return
+	}
+	o := &s.orig
 	rec.Plays = append(rec.Plays, media)
 	first := len(rec.Plays) == 1
 	ch := chanSnap(id, rec.name, "Up", rec.caller, "Stasis", s.opts.App, rec.created)
@@ -234,26 +228,37 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 // request (cause 32) and ChannelDestroyed 16, as Asterisk does when an
 // application hangs up.
 func (s *Server) hangup(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		unauthorized(w)
-		return
-	}
-	if s.writeRefused(w, r) {
-		return
-	}
 	id := r.PathValue("id")
-	o := &s.orig
-	o.mu.Lock()
-	rec := o.byID[id]
-	if rec == nil || rec.HungUp {
-		o.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Channel not found"})
+	rec := s.liveChannel(w, r)
+	if rec == nil {
 		return
 	}
+	o := &s.orig
 	rec.HungUp = true
 	ch := chanSnap(id, rec.name, "Up", rec.caller, "Stasis", s.opts.App, rec.created)
 	o.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 	s.Play(s.frame("ChannelHangupRequest", map[string]any{"cause": 32, "soft": true, "channel": ch}),
 		s.frame("ChannelDestroyed", map[string]any{"cause": 16, "cause_txt": "Normal Clearing", "channel": ch}))
+}
+
+// liveChannel checks a command's credentials and finds the originated
+// channel it names, still up; it answers the request itself otherwise.
+// On success the record is returned with s.orig.mu held.
+func (s *Server) liveChannel(w http.ResponseWriter, r *http.Request) *Originated {
+	if !s.authorized(r) {
+		unauthorized(w)
+		return nil
+	}
+	if s.writeRefused(w, r) {
+		return nil
+	}
+	s.orig.mu.Lock()
+	rec := s.orig.byID[r.PathValue("id")]
+	if rec == nil || rec.HungUp {
+		s.orig.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Channel not found"})
+		return nil
+	}
+	return rec
 }

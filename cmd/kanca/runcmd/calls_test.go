@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/autodial"
-	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/speech"
 )
 
@@ -65,12 +62,7 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(recv.Close)
-	db := filepath.Join(t.TempDir(), "kanca.db")
-	store, err := hooks.Open(db)
-	require.NoError(t, err)
-	_, err = store.AddHook(context.Background(), hooks.Hook{Number: "908508850000", URL: recv.URL})
-	require.NoError(t, err)
-	require.NoError(t, store.Close())
+	db := dbWithHook(t, recv.URL)
 	calls, err := autodial.Open(autodial.PathFor(db))
 	require.NoError(t, err)
 	key, err := calls.AddKey(context.Background(), autodial.Key{Name: "ops", Allow: []string{"90"}, DailyBudget: 3,
@@ -79,26 +71,7 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 	require.NoError(t, calls.Close())
 
 	t.Setenv("KANCA_ARI_PASSWORD", "kanca")
-	cmd := New(&db)
-	var stderr syncBuffer
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(&stderr)
-	cmd.SetArgs([]string{"--ari-url", ast.URL, "--ari-user", "kanca", "--listen", "127.0.0.1:0", "--log-format", "json",
-		"--dial", "PJSIP/{number}@carrier"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	addrRe := regexp.MustCompile(`"msg":"serving metrics and API","addr":"([^"]+)"`)
-	var addr string
-	waitFor(t, "the API to listen", func() bool {
-		m := addrRe.FindStringSubmatch(stderr.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
+	addr, _, _ := startRun(t, db, "--ari-url", ast.URL, "--ari-user", "kanca", "--dial", "PJSIP/{number}@carrier")
 	base := "http://" + addr
 	hook := base + "/webhook/receive"
 
