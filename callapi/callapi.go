@@ -37,6 +37,9 @@ type Config struct {
 	// Wake tells the runner a request was stored; nil: it finds it at
 	// its next poll.
 	Wake func()
+	// Callback makes the events of calls with a callback_url go there
+	// too (hooks.Store.CallbackHook); nil refuses callback_url.
+	Callback func(ctx context.Context, url string) error
 	// SpeechDir is where rendered speech is cached (speech.Renderer's
 	// directory); "" serves no /speech.
 	Speech   *speech.Renderer
@@ -173,6 +176,14 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (h *handler) take(w http.ResponseWriter, r *http.Request, k autodial.Key, kind string, req autodial.Request) error {
 	if err := req.Normalize(k, h.cfg.Numbers.Premium); err != nil {
 		return err
+	}
+	if req.CallbackURL != nil {
+		if h.cfg.Callback == nil {
+			return bad("callback_url", "this kanca does not deliver to callback URLs")
+		}
+		if err := h.cfg.Callback(r.Context(), *req.CallbackURL); err != nil {
+			return fmt.Errorf("callback_url: %w", err)
+		}
 	}
 	now := h.cfg.Now()
 	t, err := h.cfg.Store.Enqueue(r.Context(), k, kind, r.RemoteAddr, req, now, now.In(h.cfg.Location).Format(time.DateOnly))

@@ -21,10 +21,11 @@ import (
 )
 
 type env struct {
-	srv   *httptest.Server
-	store *autodial.Store
-	key   string
-	woken int
+	srv       *httptest.Server
+	store     *autodial.Store
+	key       string
+	woken     int
+	callbacks []string
 }
 
 func newEnv(t *testing.T, k autodial.Key) *env {
@@ -37,7 +38,8 @@ func newEnv(t *testing.T, k autodial.Key) *env {
 	e := &env{store: s, key: secret}
 	mux := http.NewServeMux()
 	callapi.Register(mux, callapi.Config{Store: s, Numbers: autodial.Numbers{Country: "90", Premium: autodial.DefaultPremium},
-		Wake: func() { e.woken++ }, Location: time.UTC, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Wake: func() { e.woken++ }, Location: time.UTC,
+		Callback: func(_ context.Context, url string) error { e.callbacks = append(e.callbacks, url); return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -158,6 +160,7 @@ func TestOwnAPI(t *testing.T) {
 	v := e.last(t)
 	assert.Equal(t, "INC-7", *v.Request.AdditionalData)
 	assert.Equal(t, "https://crm.example/cb", *v.Request.CallbackURL)
+	assert.Equal(t, []string{"https://crm.example/cb"}, e.callbacks, "the callback URL gets the call's events")
 	assert.True(t, v.Request.Escalate)
 	assert.Equal(t, []string{"905321111111", "905322222222"}, v.Request.Numbers)
 	for _, c := range []struct{ body, field string }{

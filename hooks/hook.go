@@ -111,7 +111,7 @@ func (h Hook) EventName(t cdr.EventType) (string, bool) {
 
 // Matches reports whether ev must be delivered to h.
 func (h Hook) Matches(ev cdr.Event) bool {
-	if !h.Enabled || h.Number != ev.Number {
+	if !h.Enabled || (h.Number != ev.Number && h.Number != callbackOf(ev)) {
 		return false
 	}
 	_, ok := h.EventName(ev.Type)
@@ -147,7 +147,7 @@ func (h *Hook) Validate() error {
 	var probs []string
 	if h.Number == "" {
 		probs = append(probs, "number is required")
-	} else if !digits(h.Number) {
+	} else if !validNumber(h.Number, h.URL) {
 		probs = append(probs, fmt.Sprintf("number %q must be digits only (international form without +)", h.Number))
 	}
 	if err := checkURL(h.URL); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/kanca/kanca/autodial"
 	"github.com/kanca/kanca/callapi"
 	"github.com/kanca/kanca/cmd/kanca/envdefault"
+	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
 	"github.com/kanca/kanca/speech"
 )
@@ -50,7 +51,7 @@ type calls struct {
 
 // setupCalls opens the call store once (the handlers and the runner share
 // it), registers the endpoints on mux and returns the runner to start.
-func (f *callFlags) setup(db string, src *pbxSource, p *pipeline.Pipeline, mux *http.ServeMux, base string,
+func (f *callFlags) setup(db string, hs *hooks.Store, src *pbxSource, p *pipeline.Pipeline, mux *http.ServeMux, base string,
 	country int, loc *time.Location, log *slog.Logger) (*calls, error) {
 	if f.dial == "" {
 		return nil, nil
@@ -93,6 +94,11 @@ func (f *callFlags) setup(db string, src *pbxSource, p *pipeline.Pipeline, mux *
 		},
 	}
 	p.Observe = r.Observe
-	callapi.Register(mux, callapi.Config{Store: store, Numbers: nums, Wake: r.Wake, Speech: rend, Location: loc, Logger: log})
+	callback := func(ctx context.Context, url string) error {
+		_, err := hs.CallbackHook(ctx, url)
+		return err
+	}
+	callapi.Register(mux, callapi.Config{Store: store, Numbers: nums, Wake: r.Wake, Callback: callback, Speech: rend,
+		Location: loc, Logger: log})
 	return &calls{store: store, runner: r}, nil
 }

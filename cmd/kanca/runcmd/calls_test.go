@@ -161,6 +161,34 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 	}
 	mu.Unlock()
 
+	// A request's callback_url gets its calls' events too, with its
+	// additional_data.
+	var cbMu sync.Mutex
+	var cbEvents []map[string]any
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		cbMu.Lock()
+		cbEvents = append(cbEvents, body)
+		cbMu.Unlock()
+	}))
+	t.Cleanup(cb.Close)
+	code, m = post(t, base+"/call-requests", key, `{"numbers":["5321234567"],"text":"Kritik alarm: disk dolu.","additional_data":"INC-7","callback_url":"`+cb.URL+`/hook"}`)
+	require.Equal(t, http.StatusOK, code, m)
+	waitFor(t, "the callback URL to get the call_hangup", func() bool {
+		cbMu.Lock()
+		defer cbMu.Unlock()
+		return len(cbEvents) > 0 && cbEvents[len(cbEvents)-1]["event_type"] == "call_hangup"
+	})
+	cbMu.Lock()
+	require.Len(t, cbEvents, 2)
+	for _, e := range cbEvents {
+		assert.Equal(t, "INC-7", e["additional_data"])
+		assert.Equal(t, cb.URL+"/hook", e["callback_url"])
+		assert.Equal(t, true, e["autodial"])
+	}
+	cbMu.Unlock()
+
 	// The audit trail, as the key's owner reads it.
 	req, _ := http.NewRequest(http.MethodGet, base+"/automatic-calls", nil)
 	req.Header.Set("X-Webhook-Key", key)
@@ -169,10 +197,10 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 	var list []autodial.RequestView
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
 	resp.Body.Close()
-	require.Len(t, list, 1)
-	require.Len(t, list[0].Calls, 2)
+	require.Len(t, list, 2)
+	require.Len(t, list[1].Calls, 2)
 	states := map[string]string{}
-	for _, c := range list[0].Calls {
+	for _, c := range list[1].Calls {
 		states[c.Number] = c.State
 		assert.True(t, c.HasCalled)
 	}

@@ -169,7 +169,7 @@ audit trail is kanca calls list.`,
 				mux := http.NewServeMux()
 				mux.Handle("/", httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
 					Attempts: attempts, Logger: log})))
-				calls, err := cf.setup(*db, src, p, mux, base, tcfg.CountryCode, fo.Location, log)
+				calls, err := cf.setup(*db, store, src, p, mux, base, tcfg.CountryCode, fo.Location, log)
 				if err != nil {
 					return err
 				}
