@@ -282,10 +282,13 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 					continue
 				}
 				res.answered = true
-				guard.Reset(10 * time.Minute)
 				if req.Destination != "" {
+					// Connected to a person: the call lasts as long as
+					// they talk, and kanca only waits for its end.
+					guard.Stop()
 					continue
 				}
+				guard.Reset(10 * time.Minute)
 				for i := 0; i < req.Repeat; i++ {
 					if err := r.Dialer.Play(ctx, j.channel, media); err != nil {
 						log.Warn("autodial: play", "err", err)

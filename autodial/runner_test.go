@@ -49,7 +49,7 @@ func newRig(t *testing.T, path string, callee func(string) aritest.Callee) *rig 
 	rg := &rig{ast: ast, store: store, announce: make(chan cdr.Input, 100)}
 	rg.runner = &autodial.Runner{
 		Store:  store,
-		Dialer: autodial.ARIDialer{Client: src.Client(), App: "kanca", Endpoint: "PJSIP/{number}@carrier"},
+		Dialer: autodial.ARIDialer{Client: src.Client(), App: "kanca", Endpoint: "PJSIP/{number}@carrier", Context: "from-internal"},
 		Announce: func(in cdr.Input) error {
 			rg.announce <- in
 			return nil
@@ -259,4 +259,33 @@ func TestKilledWhileDialingDoesNotCallTwice(t *testing.T) {
 	assert.Contains(t, v.Calls[0].Outcome, "not placed again")
 	time.Sleep(100 * time.Millisecond)
 	assert.Empty(t, rg.ast.Originated())
+}
+
+// Click-to-call: the answered call runs the dialplan at the destination;
+// kanca plays nothing, never hangs up, and records the answer when the
+// call ends.
+func TestClickToCall(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), nil)
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321234567"}, Destination: "1000", Timeout: 20})
+	rg.run(t)
+	var o aritest.Originated
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if orig := rg.ast.Originated(); len(orig) == 1 {
+			o = orig[0]
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no originate")
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.Equal(t, "from-internal", o.Query["context"])
+	assert.Equal(t, "1000", o.Query["extension"])
+	assert.Equal(t, "1", o.Query["priority"])
+	assert.Empty(t, o.Query["app"], "runs dialplan, not kanca's application")
+	// Long enough for the answer to be seen; kanca must not end the call.
+	time.Sleep(300 * time.Millisecond)
+	require.True(t, rg.ast.HangUpRemote(o.ChannelID), "kanca hung up a bridged call")
+	v := waitStates(t, rg.store, id, map[string]string{"905321234567": autodial.StateAnswered})
+	assert.Empty(t, rg.ast.Originated()[0].Plays)
+	assert.True(t, v.Calls[0].Answer)
 }

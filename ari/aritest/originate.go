@@ -262,3 +262,21 @@ func (s *Server) liveChannel(w http.ResponseWriter, r *http.Request) *Originated
 	}
 	return rec
 }
+
+// HangUpRemote ends an answered originated call from the far end, as a
+// BYE does (o05): ChannelHangupRequest cause 16 without soft, then
+// ChannelDestroyed 16. It reports whether the channel was up.
+func (s *Server) HangUpRemote(id string) bool {
+	s.orig.mu.Lock()
+	rec := s.orig.byID[id]
+	if rec == nil || rec.HungUp {
+		s.orig.mu.Unlock()
+		return false
+	}
+	rec.HungUp = true
+	ch := chanSnap(id, rec.name, "Up", rec.caller, "Dial", "", rec.created)
+	s.orig.mu.Unlock()
+	s.Play(s.frame("ChannelHangupRequest", map[string]any{"cause": 16, "channel": ch}),
+		s.frame("ChannelDestroyed", map[string]any{"cause": 16, "cause_txt": "Normal Clearing", "channel": ch}))
+	return true
+}
