@@ -103,3 +103,43 @@ func TestOriginateWithoutChannel(t *testing.T) {
 	tr.Expire(at.Add(cdr.DefaultConfig().MaxCallDuration+time.Minute), nil)
 	require.Equal(t, []string{"kanca-1"}, tr.Finished(nil))
 }
+
+// TestOriginatedCallSurvivesRestart: the KindOriginate is journaled with
+// the channel's inputs, so a kanca restarted mid-call still sends the
+// call's hangup OUT with its autodial fields and the key pressed.
+func TestOriginatedCallSurvivesRestart(t *testing.T) {
+	ins := inputs(t, filepath.Join("..", "testdata", "ari-originate", "o02", "events.ndjson"), ari.Decode, nil)
+	ref := "INC-7"
+	org := cdr.Input{Kind: cdr.KindOriginate, Time: ins[0].Time, Server: ins[0].Server, Channel: cdr.Channel{ID: ins[0].Channel.ID},
+		Origin: &cdr.Origin{Number: "908508850000", Callee: "05321234567", AdditionalData: &ref}}
+	all := append([]cdr.Input{org}, ins...)
+	half := len(all) / 2
+	first := cdr.NewTracker(cdr.DefaultConfig())
+	var journal []cdr.Input
+	for _, in := range all[:half] {
+		if first.Needs(in) {
+			b, err := json.Marshal(in) // as the store keeps it
+			require.NoError(t, err)
+			var back cdr.Input
+			require.NoError(t, json.Unmarshal(b, &back))
+			journal = append(journal, back)
+		}
+		first.Handle(in)
+	}
+	second := cdr.NewTracker(cdr.DefaultConfig())
+	require.Empty(t, second.Restore(journal))
+	var hangup *cdr.Event
+	for _, in := range all[half:] {
+		for _, e := range second.Handle(in) {
+			if e.Type == cdr.CallHangup {
+				hangup = &e
+			}
+		}
+	}
+	require.NotNil(t, hangup)
+	require.Equal(t, cdr.Outbound, hangup.Direction)
+	require.NotNil(t, hangup.Autodial)
+	require.Equal(t, ref, *hangup.Autodial.AdditionalData)
+	require.Equal(t, "1", hangup.Digit)
+	require.Equal(t, "SUCCESS", hangup.ResultDisposition)
+}
