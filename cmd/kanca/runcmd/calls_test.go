@@ -52,17 +52,8 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 		return aritest.Callee{Busy: strings.Contains(endpoint, "05329999991")}
 	})
 
-	var mu sync.Mutex
-	var events []map[string]any
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		mu.Lock()
-		events = append(events, body)
-		mu.Unlock()
-	}))
-	t.Cleanup(recv.Close)
-	db := dbWithHook(t, recv.URL)
+	recv, received := receiver(t)
+	db := dbWithHook(t, recv)
 	calls, err := autodial.Open(autodial.PathFor(db))
 	require.NoError(t, err)
 	key, err := calls.AddKey(context.Background(), autodial.Key{Name: "ops", Allow: []string{"90"}, DailyBudget: 3,
@@ -100,10 +91,8 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 	assert.Equal(t, http.StatusPaymentRequired, code, m)
 
 	waitFor(t, "both calls to end with their webhooks", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
 		n := 0
-		for _, e := range events {
+		for _, e := range received() {
 			if e["event_type"] == "call_hangup" {
 				n++
 			}
@@ -140,8 +129,7 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 	assert.Equal(t, 8000, w.Rate)
 	assert.Greater(t, w.RMS(), 300.0)
 
-	mu.Lock()
-	for _, e := range events {
+	for _, e := range received() {
 		assert.Equal(t, "OUT", e["direction"], e)
 		assert.EqualValues(t, 908508850000, e["caller"])
 		assert.Equal(t, true, e["autodial"])
@@ -159,35 +147,22 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 			}
 		}
 	}
-	mu.Unlock()
 
 	// A request's callback_url gets its calls' events too, with its
 	// additional_data.
-	var cbMu sync.Mutex
-	var cbEvents []map[string]any
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		cbMu.Lock()
-		cbEvents = append(cbEvents, body)
-		cbMu.Unlock()
-	}))
-	t.Cleanup(cb.Close)
-	code, m = post(t, base+"/call-requests", key, `{"numbers":["5321234567"],"text":"Kritik alarm: disk dolu.","additional_data":"INC-7","callback_url":"`+cb.URL+`/hook"}`)
+	cb, cbEvents := receiver(t)
+	code, m = post(t, base+"/call-requests", key, `{"numbers":["5321234567"],"text":"Kritik alarm: disk dolu.","additional_data":"INC-7","callback_url":"`+cb+`/hook"}`)
 	require.Equal(t, http.StatusOK, code, m)
 	waitFor(t, "the callback URL to get the call_hangup", func() bool {
-		cbMu.Lock()
-		defer cbMu.Unlock()
-		return len(cbEvents) > 0 && cbEvents[len(cbEvents)-1]["event_type"] == "call_hangup"
+		evs := cbEvents()
+		return len(evs) > 0 && evs[len(evs)-1]["event_type"] == "call_hangup"
 	})
-	cbMu.Lock()
-	require.Len(t, cbEvents, 2)
-	for _, e := range cbEvents {
+	require.Len(t, cbEvents(), 2)
+	for _, e := range cbEvents() {
 		assert.Equal(t, "INC-7", e["additional_data"])
-		assert.Equal(t, cb.URL+"/hook", e["callback_url"])
+		assert.Equal(t, cb+"/hook", e["callback_url"])
 		assert.Equal(t, true, e["autodial"])
 	}
-	cbMu.Unlock()
 
 	// The audit trail, as the key's owner reads it.
 	req, _ := http.NewRequest(http.MethodGet, base+"/automatic-calls", nil)
@@ -205,4 +180,23 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 		assert.True(t, c.HasCalled)
 	}
 	assert.Equal(t, map[string]string{"905321234567": autodial.StateAnswered, "905329999991": autodial.StateUnanswered}, states)
+}
+
+// receiver is a webhook receiver; received returns the bodies so far.
+func receiver(t *testing.T) (url string, received func() []map[string]any) {
+	var mu sync.Mutex
+	var bodies []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		bodies = append(bodies, body)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]map[string]any(nil), bodies...)
+	}
 }
