@@ -160,6 +160,10 @@ func New(cfg Config) (*Source, error) {
 // Client is the REST client of this Source: same Asterisk, same user.
 func (s *Source) Client() *Client { return s.client }
 
+// App is the ARI application kanca subscribes as: calls it originates
+// into it reach kanca's own socket, StasisStart included.
+func (s *Source) App() string { return s.cfg.App }
+
 // Info asks Asterisk who it is (see Client.Info).
 func (s *Source) Info(ctx context.Context) (Info, error) { return s.client.Info(ctx) }
 

@@ -104,6 +104,12 @@ type Event struct {
 
 	Destination string // routing events only
 
+	// Autodial is set on every event of a call placed on request.
+	Autodial *Autodial
+	// Digit is the key the called person of such a call pressed first
+	// (call_hangup only); "" when none.
+	Digit string
+
 	// call_hangup and missing_call only.
 	HangupCause       string
 	CDR               *Record

@@ -24,12 +24,13 @@ const (
 	KindDestroyed                     // it is gone (Cause, CauseText, TechCause)
 	KindGone                          // it vanished while the source was not watching (reconciled)
 	// Kinds added later keep the numbers above stable: the journal stores them.
-	KindTransfer // the PBX moved the call: Channel is the leg moved (the transferee), Detail "blind" or "attended", Target where to, Other the leg it now talks to when the PBX names it
-	KindPark     // the leg was parked (Target is the space, or the lot when the PBX names no space)
+	KindTransfer  // the PBX moved the call: Channel is the leg moved (the transferee), Detail "blind" or "attended", Target where to, Other the leg it now talks to when the PBX names it
+	KindPark      // the leg was parked (Target is the space, or the lot when the PBX names no space)
+	KindOriginate // kanca is about to place a call on request on channel Channel.ID (Origin says for whom); sent before the PBX is asked
 )
 
 var kindNames = [...]string{"", "created", "state", "dialplan", "var", "callerid", "dial", "dtmf",
-	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park"}
+	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park", "originate"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -94,4 +95,6 @@ type Input struct {
 	// Disposition is the SIP hangup disposition when the PBX states it
 	// (recv_bye, send_refuse, ...); the tracker infers it otherwise.
 	Disposition string `json:",omitzero"`
+
+	Origin *Origin `json:",omitzero"` // KindOriginate
 }

@@ -23,6 +23,8 @@ type Tracker struct {
 	// finished lists channels whose inputs stopped mattering since the
 	// last Finished call, for a journal of inputs to drop.
 	finished []string
+	// origins are channels announced by KindOriginate, not yet created.
+	origins map[string]pendingOrigin
 }
 
 // leg is one channel: the caller's, or one the call dialled.
@@ -96,6 +98,9 @@ type call struct {
 	recordFile  string // where the PBX says it keeps the recording
 	dialStatus  string // the caller leg's DIALSTATUS, else the last peer's final status
 
+	autodial *Autodial // placed on request (KindOriginate); nil otherwise
+	digit    string    // autodial: the first key the called person pressed
+
 	hungUp       bool // a hangup request reached the caller's leg
 	callerHungUp bool // ...and it came from the caller's side (not soft)
 	callerUp     bool // the caller's leg was up at that request
@@ -124,7 +129,7 @@ func (t *Tracker) Calls() int { return len(t.calls) }
 // concerns one the tracker follows. A journal that restores the tracker
 // after a restart must keep what it needs, and only that.
 func (t *Tracker) Needs(in Input) bool {
-	return in.Kind == KindCreated || t.Follows(in.Channel.ID)
+	return in.Kind == KindCreated || in.Kind == KindOriginate || t.Follows(in.Channel.ID)
 }
 
 // Finished appends to dst the channels whose inputs stopped mattering
@@ -151,8 +156,12 @@ func (t *Tracker) Handle(in Input) []Event {
 }
 
 func (t *Tracker) apply(in Input, out []Event) []Event {
-	if in.Kind == KindCreated {
+	switch in.Kind {
+	case KindCreated:
 		return t.created(in, out)
+	case KindOriginate:
+		t.originate(in)
+		return out
 	}
 	if l := t.legs[in.Channel.ID]; l != nil {
 		return t.update(l, in, out)
@@ -190,6 +199,7 @@ func (t *Tracker) Expire(now time.Time, out []Event) []Event {
 			t.forget(l)
 		}
 	}
+	t.expireOrigins(limit)
 	return out
 }
 
@@ -214,6 +224,10 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 		l.up = l.created
 	}
 
+	if _, ok := t.origins[ch.ID]; ok {
+		// A call kanca placed: its own call, whatever the PBX links it to.
+		return t.begin(l, in, ch.ID, out)
+	}
 	if ch.LinkedID != "" && ch.LinkedID != ch.ID {
 		if c := t.calls[callKey(in.Server, ch.LinkedID)]; c != nil {
 			t.attach(l, c)
@@ -289,6 +303,10 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 		c.answer = l.up
 	}
 	c.lastContext = l.context
+	if p, ok := t.origins[l.id]; ok {
+		delete(t.origins, l.id)
+		return t.beginOriginated(c, p.o, out)
+	}
 	switch {
 	case matchAny(t.cfg.Contexts.Inbound, l.context):
 	case matchAny(t.cfg.Contexts.Internal, l.context) || t.num.isExtension(l.caller):
@@ -371,8 +389,14 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if isFaxApp(ch.App) {
 			out = t.faxStart(c, in.Time, out)
 		}
-		if l == c.origin {
+		// A call placed on request waiting in kanca's own application
+		// (Stasis, park) is not routed anywhere.
+		if l == c.origin && (c.autodial == nil || !parksForKanca(ch.App)) {
 			out = t.route(c, in, out)
+		}
+	case KindDTMF:
+		if c != nil && c.autodial != nil && l == c.origin && c.digit == "" {
+			c.digit = in.Digit
 		}
 	case KindVar:
 		if c == nil {
@@ -456,6 +480,10 @@ func (t *Tracker) answered(c *call, l *leg, at time.Time, out []Event) []Event {
 	if l == c.origin {
 		if c.answer.IsZero() {
 			c.answer = at
+		}
+		if c.autodial != nil {
+			// The leg kanca placed is the called person's.
+			c.connected = true
 		}
 		if s := c.current(); s != nil && s.byPBX() && s.answer.IsZero() {
 			s.answer = at
@@ -815,7 +843,7 @@ func (t *Tracker) event(c *call, typ EventType, at time.Time) Event {
 	c.seq++
 	return Event{
 		Type: typ, CallID: c.uuid, Seq: c.seq, Number: c.number,
-		Caller: c.caller, Callee: c.callee, Direction: c.dir, Time: at,
+		Caller: c.caller, Callee: c.callee, Direction: c.dir, Time: at, Autodial: c.autodial,
 	}
 }
 
@@ -856,6 +884,7 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 	e.HangupCause = rec.HangupCause
 	e.CDR = rec
 	e.HangupDetail = disposition
+	e.Digit = c.digit
 	if !c.answer.IsZero() && end.After(c.answer) {
 		e.TalkDuration = int(end.Sub(c.answer) / time.Second)
 	}
@@ -879,6 +908,9 @@ func (c *call) hangupDisposition() string {
 	if c.disposition != "" {
 		return c.disposition
 	}
+	if c.autodial != nil {
+		return c.placedDisposition()
+	}
 	switch {
 	case c.callerHungUp && c.callerUp:
 		return "recv_bye"
@@ -892,6 +924,11 @@ func (c *call) hangupDisposition() string {
 }
 
 func (c *call) hangupCause(disposition string) string {
+	if c.autodial != nil && c.origin.up.IsZero() && c.endCause != 0 {
+		// The called person's side refused or never answered a call
+		// kanca placed: the PBX's cause says which (busy, no answer).
+		return CauseName(c.endCause)
+	}
 	if disposition == "recv_cancel" {
 		return "ORIGINATOR_CANCEL"
 	}

@@ -59,6 +59,9 @@ type Config struct {
 	DB string
 	// Timeout bounds each network check (default 5 s).
 	Timeout time.Duration
+	// Originate also checks what calls on request need (kanca run
+	// --dial): a PBX user allowed to place calls.
+	Originate bool
 }
 
 // LinkedIDVar is the channel variable kanca reads each channel's linkedid from.
@@ -83,6 +86,9 @@ func Run(ctx context.Context, cfg Config, report func(Result)) []Result {
 		eslChecks(ctx, cfg, add)
 	} else {
 		ariChecks(ctx, cfg, add)
+		if cfg.Originate {
+			ariOriginateCheck(ctx, cfg, add)
+		}
 	}
 	dbChecks(ctx, cfg, add)
 	return out

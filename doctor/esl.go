@@ -110,4 +110,9 @@ func eslChecks(ctx context.Context, cfg Config, add func(Result)) {
 		return
 	}
 	add(Result{Check: checkESLChannels, Status: OK, Detail: fmt.Sprintf("%d live channels listed", n)})
+	if cfg.Originate {
+		octx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		add(eslOriginateAnswer(c.API(octx, "originate")))
+		cancel()
+	}
 }

@@ -122,6 +122,9 @@ func Encode(f Format, ev cdr.Event, o Options) (body []byte, contentType string,
 		e.key("cdr_url")
 		e.str(o.CDRURL)
 	}
+	if ev.Autodial != nil {
+		e.autodial(ev, hangup)
+	}
 	e.endObject()
 	return e.b, contentType, nil
 }
@@ -214,4 +217,33 @@ func ParseFormat(s string) (Format, error) {
 		return Form, nil
 	}
 	return "", fmt.Errorf("formats: unknown format %q (valid: json, form, x-www-form-urlencoded)", s)
+}
+
+// autodial writes the fields of a call placed on request: the spec's
+// autodial, additional_data and callback_url on every event, and on the
+// hangup events the key the called person pressed (gather, null when
+// none).
+func (e *encoder) autodial(ev cdr.Event, hangup bool) {
+	e.key("autodial")
+	e.bool(true)
+	e.key("additional_data")
+	e.strOrNull(ev.Autodial.AdditionalData)
+	e.key("callback_url")
+	e.strOrNull(ev.Autodial.CallbackURL)
+	if hangup {
+		e.key("gather")
+		if ev.Digit == "" {
+			e.null()
+		} else {
+			e.str(ev.Digit)
+		}
+	}
+}
+
+func (e *encoder) strOrNull(s *string) {
+	if s == nil {
+		e.null()
+		return
+	}
+	e.str(*s)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/kanca/kanca/cdr"
 )
 
@@ -406,4 +408,20 @@ func TestParseFormat(t *testing.T) {
 			t.Errorf("ParseFormat(%q) error does not list the valid names: %v", tt.in, err)
 		}
 	}
+}
+
+func TestAutodialFields(t *testing.T) {
+	ref := "ticket 42&x"
+	ev := cdr.Event{Type: cdr.CallInit, CallID: "u", Caller: "908508850000", Callee: "905321234567", Direction: "OUT",
+		Time: time.Unix(1, 0), Autodial: &cdr.Autodial{AdditionalData: &ref}}
+	b, _, err := Encode(JSON, ev, Options{Location: time.UTC})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `,"autodial":true,"additional_data":"ticket 42&x","callback_url":null}`)
+	f, _, err := Encode(Form, ev, Options{Location: time.UTC})
+	require.NoError(t, err)
+	require.Contains(t, string(f), "&autodial=1&additional_data=ticket+42%26x&callback_url=")
+	ev.Autodial = nil
+	b, _, err = Encode(JSON, ev, Options{Location: time.UTC})
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "autodial", "other calls do not carry the fields")
 }

@@ -152,7 +152,7 @@ func (h Hook) EventName(t cdr.EventType) (string, bool) {
 // Matches reports whether ev is for h: its number, an event it asked for.
 // A disabled hook matches too: its events are held for it.
 func (h Hook) Matches(ev cdr.Event) bool {
-	if h.Number != ev.Number {
+	if h.Number != ev.Number && h.Number != callbackOf(ev) {
 		return false
 	}
 	_, ok := h.EventName(ev.Type)
@@ -199,7 +199,7 @@ func (h *Hook) Validate() error {
 	h.Number = strings.TrimPrefix(strings.Join(strings.Fields(h.Number), ""), "+")
 	if h.Number == "" {
 		probs = append(probs, "number is required")
-	} else if !digits(h.Number) {
+	} else if !validNumber(h.Number, h.URL) {
 		probs = append(probs, fmt.Sprintf("number %q must be digits only (international form without +)", h.Number))
 	}
 	if err := checkURL(h.URL); err != nil {

@@ -146,3 +146,19 @@ func TestHookCRUD(t *testing.T) {
 	_, err = s.UpdateHook(ctx, 99, HookUpdate{})
 	assert.True(t, isNotFound(err))
 }
+
+func TestCallbackHookMatchesItsCallsOnly(t *testing.T) {
+	url := "https://crm.example/cb"
+	h := Hook{Number: CallbackPrefix + url, URL: url}.withDefaults()
+	require.NoError(t, h.Validate())
+	h.Enabled = true
+	ev := cdr.Event{Type: cdr.CallInit, Number: "908508850000"}
+	assert.False(t, h.Matches(ev), "a call without the callback")
+	ev.Autodial = &cdr.Autodial{CallbackURL: &url}
+	assert.True(t, h.Matches(ev))
+	other := "https://other.example/cb"
+	ev.Autodial.CallbackURL = &other
+	assert.False(t, h.Matches(ev), "another request's callback")
+	bad := Hook{Number: CallbackPrefix + other, URL: url}.withDefaults()
+	assert.Error(t, bad.Validate(), "a callback hook posts to its own URL only")
+}

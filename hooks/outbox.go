@@ -158,7 +158,11 @@ func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Ti
 			}
 			calls = append(calls, c)
 		}
-		for _, h := range byNumber[ev.Number] {
+		targets := byNumber[ev.Number]
+		if cb := callbackOf(ev); cb != "" {
+			targets = append(targets[:len(targets):len(targets)], byNumber[cb]...)
+		}
+		for _, h := range targets {
 			if !h.Matches(ev) {
 				continue
 			}

@@ -74,8 +74,12 @@ type Pipeline struct {
 	// store catches up, so a full disk holds the PBX stream rather than
 	// dropping what was read.
 	MaxQueued int
+	// Observe, when set, sees every PBX input after the tracker took it
+	// (the dialer follows the calls it placed). It must not block.
+	Observe func(cdr.Input)
 
-	mu       sync.Mutex // the tracker is fed by the source and the expiry tick
+	inject   func(cdr.Input) // set while Run feeds the tracker
+	mu       sync.Mutex      // the tracker is fed by the source and the expiry tick
 	inputs   atomic.Int64
 	events   atomic.Int64
 	storeErr atomic.Int64
@@ -161,6 +165,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 
+	p.mu.Lock()
+	p.inject = func(in cdr.Input) { handle(&in, func() []cdr.Event { return p.Tracker.Handle(in) }) }
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inject = nil
+		p.mu.Unlock()
+	}()
+
 	sctx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
 	var wg sync.WaitGroup
@@ -182,6 +195,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	srcErr := p.Source.Run(sctx, func(in cdr.Input) {
 		p.inputs.Add(1)
 		handle(&in, func() []cdr.Event { return p.Tracker.Handle(in) })
+		if p.Observe != nil {
+			p.Observe(in)
+		}
 	})
 	stopSource()
 	wg.Wait()
@@ -196,6 +212,23 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if dispErr != nil && !errors.Is(dispErr, context.Canceled) {
 		return fmt.Errorf("dispatcher: %w", dispErr)
 	}
+	return nil
+}
+
+// ErrNotRunning is returned by Inject outside Run.
+var ErrNotRunning = errors.New("pipeline: not running")
+
+// Inject feeds the tracker an input kanca made itself (KindOriginate,
+// before asking the PBX for the call), in line with the PBX's own inputs
+// and journaled like them.
+func (p *Pipeline) Inject(in cdr.Input) error {
+	p.mu.Lock()
+	f := p.inject
+	p.mu.Unlock()
+	if f == nil {
+		return ErrNotRunning
+	}
+	f(in)
 	return nil
 }
 

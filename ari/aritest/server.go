@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -29,6 +30,9 @@ type Options struct {
 	User     string // Basic auth user accepted; default "kanca"
 	Password string // Basic auth password accepted; default "kanca"
 	App      string // the application clients must subscribe as; default "kanca"
+	// ReadOnly refuses every write (originate, play, hang up) with 403,
+	// as Asterisk does for an ari.conf user with read_only = yes.
+	ReadOnly bool
 
 	// EntityID is the asterisk_id /ari/asterisk/info reports; by default the
 	// asterisk_id of the first frame played, else a fixed made-up address.
@@ -73,6 +77,9 @@ type Server struct {
 	entityID       string
 	failures       []failure
 	cur            *websocket.Conn // the connected client; a newer one replaces it
+
+	orig   origin   // originated calls, under its own lock
+	digits sync.Map // channel id -> the digit its callee presses
 }
 
 type failure struct {
@@ -102,6 +109,9 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("GET /ari/events", s.events)
 	mux.HandleFunc("GET /ari/channels", s.channels)
 	mux.HandleFunc("GET /ari/asterisk/info", s.info)
+	mux.HandleFunc("POST /ari/channels", s.originate)
+	mux.HandleFunc("POST /ari/channels/{id}/play", s.play)
+	mux.HandleFunc("DELETE /ari/channels/{id}", s.hangup)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Resource not found"})
 	})
@@ -166,6 +176,15 @@ func (s *Server) LiveChannels() []string {
 	s.Lock()
 	defer s.Unlock()
 	return s.live.IDs()
+}
+
+// writeRefused answers a write of a read_only user as Asterisk does.
+func (s *Server) writeRefused(w http.ResponseWriter, r *http.Request) bool {
+	if !s.opts.ReadOnly || r.Method == http.MethodGet {
+		return false
+	}
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "Write access denied"})
+	return true
 }
 
 func (s *Server) authorized(r *http.Request) bool {

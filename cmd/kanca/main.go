@@ -10,11 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/cmd/kanca/benchcmd"
+	"github.com/kanca/kanca/cmd/kanca/callscmd"
 	"github.com/kanca/kanca/cmd/kanca/deliveriescmd"
 	"github.com/kanca/kanca/cmd/kanca/democmd"
 	"github.com/kanca/kanca/cmd/kanca/doctorcmd"
 	"github.com/kanca/kanca/cmd/kanca/envdefault"
 	"github.com/kanca/kanca/cmd/kanca/hookscmd"
+	"github.com/kanca/kanca/cmd/kanca/keyscmd"
 	"github.com/kanca/kanca/cmd/kanca/replaycmd"
 	"github.com/kanca/kanca/cmd/kanca/runcmd"
 	"github.com/kanca/kanca/cmd/kanca/statuscmd"
@@ -51,7 +53,8 @@ with 'kanca hooks add' and start the daemon with 'kanca run'.`,
 	}
 	db := root.PersistentFlags().String("db", envdefault.String("KANCA_DB", "kanca.db"),
 		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
-	root.AddCommand(runcmd.New(db), statuscmd.New(db), hookscmd.New(db), deliveriescmd.New(db), doctorcmd.New(db),
+	root.AddCommand(runcmd.New(db), statuscmd.New(db), hookscmd.New(db), deliveriescmd.New(db), keyscmd.New(db),
+		callscmd.New(db), doctorcmd.New(db),
 		democmd.New(), replaycmd.New(), benchcmd.New(), versioncmd.New())
 	root.Version = version.Get().String()
 	root.SetVersionTemplate("{{.Version}}\n")

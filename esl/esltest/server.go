@@ -347,6 +347,9 @@ func (s *Server) api(cmd string) string {
 		defer s.Unlock()
 		s.ListedLocked()
 		return s.channelsJSONLocked()
+	case "originate":
+		// mod_commands' answer to originate without arguments.
+		return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
 	}
 	name, _, _ := strings.Cut(cmd, " ")
 	return fmt.Sprintf("-ERR %s Command not found!\n", name)

@@ -17,8 +17,9 @@ import (
 // New returns the doctor command; db is the root's --db.
 func New(db *string) *cobra.Command {
 	var (
-		pf      pbxflags.Flags
-		timeout time.Duration
+		pf        pbxflags.Flags
+		timeout   time.Duration
+		originate bool
 	)
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -64,7 +65,7 @@ non-zero when any check fails.`,
 				return err
 			}
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-			dcfg := doctor.Config{PBX: pf.PBX, DB: *db, Timeout: timeout}
+			dcfg := doctor.Config{PBX: pf.PBX, DB: *db, Timeout: timeout, Originate: originate}
 			var err error
 			if pf.PBX == pbxflags.FreeSWITCH {
 				dcfg.ESL, err = pf.ESL.Config(quiet)
@@ -90,5 +91,6 @@ non-zero when any check fails.`,
 	fs := cmd.Flags()
 	pf.Register(fs)
 	fs.DurationVar(&timeout, "timeout", 5*time.Second, "how long each network check may take")
+	fs.BoolVar(&originate, "originate", false, "also check that the PBX user may place calls, as kanca run --dial needs (places no call)")
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanca/kanca/autodial"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
@@ -42,6 +43,7 @@ func New(db *string) *cobra.Command {
 		deadKeep  time.Duration
 		// profile is for the benchmarks that run kanca as a process.
 		profile string
+		cf      callFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -74,7 +76,19 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.
 
 One kanca run per database: a second refuses to start, naming the process
 that holds it (a lock file beside the database; a killed kanca leaves no
-lock behind). kanca run warns at start when no hook is enabled.`,
+lock behind). kanca run warns at start when no hook is enabled.
+
+With --dial as well, kanca places calls on request (keys: kanca keys add):
+
+  /webhook/receive     Alertalk's webhook: phone_number, error_message read aloud
+  /automatic-calls     Bulutfon's automatic calls (POST) and their results (GET)
+  /call_and_bridge     Bulutfon's click-to-call
+  /alertmanager        Prometheus Alertmanager: a call for firing alerts
+  /call-requests       kanca's own JSON API
+  /speech/{id}.wav     the rendered message the PBX plays
+
+The calls' webhooks carry autodial, additional_data and callback_url; the
+audit trail is kanca calls list.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
 
@@ -85,7 +99,10 @@ lock behind). kanca run warns at start when no hook is enabled.`,
   kanca run --log-format json --tz Europe/Istanbul
 
   # metrics and the API on the management address; receivers get cdr_url
-  kanca run --listen 10.0.0.5:9090 --public-url http://kanca.example.lan:9090`,
+  kanca run --listen 10.0.0.5:9090 --public-url http://kanca.example.lan:9090
+
+  # also place calls on request through the carrier trunk
+  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --tz Europe/Istanbul`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
@@ -113,6 +130,9 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 			}
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
+			}
+			if cf.dial != "" && listen == "" {
+				return errors.New("--dial needs --listen: requests for calls come in over HTTP, and the PBX fetches the speech there")
 			}
 			if publicURL != "" {
 				if err := checkPublicURL(publicURL); err != nil {
@@ -147,13 +167,14 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 			}
 			var ln net.Listener
 			var attempts *httpapi.Attempts
+			base := ""
 			if listen != "" {
 				ln, err = net.Listen("tcp", listen)
 				if err != nil {
 					return fmt.Errorf("--listen: %w", err)
 				}
 				defer ln.Close()
-				base := strings.TrimSuffix(publicURL, "/")
+				base = strings.TrimSuffix(publicURL, "/")
 				if base == "" {
 					base = "http://" + advertised(listen, ln.Addr())
 				}
@@ -180,10 +201,24 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 
 			served := make(chan error, 1)
 			var srv *http.Server
+			runnerDone := make(chan error, 1)
+			runnerDone <- nil
 			if ln != nil {
+				mux := http.NewServeMux()
+				mux.Handle("/", httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
+					Attempts: attempts, Logger: log})))
+				calls, err := cf.setup(*db, store, src, p, mux, base, tcfg.CountryCode, fo.Location, log)
+				if err != nil {
+					return err
+				}
+				if calls != nil {
+					defer calls.store.Close()
+					<-runnerDone
+					go func() { runnerDone <- calls.runner.Run(ctx) }()
+					log.Info("placing calls on request", "dial", cf.dial, "calls_db", autodial.PathFor(*db))
+				}
 				srv = &http.Server{
-					Handler: httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
-						Attempts: attempts, Logger: log})),
+					Handler:           mux,
 					ReadHeaderTimeout: 10 * time.Second,
 					ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 				}
@@ -199,6 +234,10 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 			}
 			log.Info("kanca running", append(src.logArgs, "db", store.Path())...)
 			err = p.Run(ctx)
+			stop()
+			if rerr := <-runnerDone; rerr != nil {
+				log.Error("calls on request stopped", "err", rerr)
+			}
 			st := p.Stats()
 			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls)
 			if srv != nil {
@@ -225,6 +264,7 @@ lock behind). kanca run warns at start when no hook is enabled.`,
 	tf.Register(fs)
 	lf.Register(fs)
 	nf.register(fs)
+	cf.register(fs)
 	return cmd
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/ari/aritest"
-	"github.com/kanca/kanca/hooks"
 )
 
 // syncBuffer is the command's stderr, read while it runs.
@@ -84,33 +82,10 @@ func TestRunServesAPIAndCDRURL(t *testing.T) {
 		}
 	}))
 	t.Cleanup(recv.Close)
-	db := filepath.Join(t.TempDir(), "kanca.db")
-	store, err := hooks.Open(db)
-	require.NoError(t, err)
-	_, err = store.AddHook(context.Background(), hooks.Hook{Number: "908508850000", URL: recv.URL})
-	require.NoError(t, err)
-	require.NoError(t, store.Close())
+	db := dbWithHook(t, recv.URL)
 
 	t.Setenv("KANCA_ARI_PASSWORD", "kanca")
-	cmd := New(&db)
-	var stderr syncBuffer
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(&stderr)
-	cmd.SetArgs([]string{"--ari-url", ast.URL, "--ari-user", "kanca", "--listen", "127.0.0.1:0", "--log-format", "json"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	addrRe := regexp.MustCompile(`"msg":"serving metrics and API","addr":"([^"]+)"`)
-	var addr string
-	waitFor(t, "the API to listen", func() bool {
-		m := addrRe.FindStringSubmatch(stderr.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
+	addr, stderr, stop := startRun(t, db, "--ari-url", ast.URL, "--ari-user", "kanca")
 	base := "http://" + addr
 	waitFor(t, "call_hangup delivered", func() bool {
 		mu.Lock()
@@ -135,9 +110,7 @@ func TestRunServesAPIAndCDRURL(t *testing.T) {
 	assert.Contains(t, body, "\nkanca_ari_connected 1\n")
 	assert.Contains(t, body, "\nkanca_call_events_total 3\n")
 
-	cancel()
-	require.NoError(t, <-done)
-	done <- nil // for the cleanup
+	require.NoError(t, stop())
 	assert.Contains(t, stderr.String(), `"msg":"kanca stopped"`)
 	_, err = net.Dial("tcp", addr)
 	assert.Error(t, err, "the server is closed on the way out")
@@ -152,6 +125,9 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--ari-user", "kanca", "--public-url", "http://x:1"}, "--public-url needs --listen"},
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--public-url", "ftp://x"}, "--public-url"},
 		{[]string{"--ari-user", "kanca", "--listen", "256.0.0.1:bad"}, "--listen"},
+		{[]string{"--ari-user", "kanca", "--dial", "PJSIP/{number}@carrier"}, "--dial needs --listen"},
+		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/carrier"}, "{number}"},
+		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/{number}@c", "--dial-concurrency", "0"}, "--dial-concurrency"},
 	} {
 		cmd := New(&db)
 		cmd.SetOut(io.Discard)

@@ -1,0 +1,291 @@
+package autodial_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/autodial"
+	"github.com/kanca/kanca/cdr"
+)
+
+var nums = autodial.Numbers{Country: "90", Premium: autodial.DefaultPremium}
+
+func testKey() autodial.Key {
+	return autodial.Key{Name: "ops", Allow: []string{"90"}, DailyBudget: 100, RatePerMinute: 100, From: []string{"908508850000"}}
+}
+
+// rig is a runner on a fake Asterisk, fed by a real ARI source.
+type rig struct {
+	ast      *aritest.Server
+	store    *autodial.Store
+	runner   *autodial.Runner
+	announce chan cdr.Input
+}
+
+func newRig(t *testing.T, path string, callee func(string) aritest.Callee) *rig {
+	t.Helper()
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	if callee != nil {
+		ast.OnOriginate(callee)
+	}
+	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca"})
+	require.NoError(t, err)
+	store, err := autodial.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	rg := &rig{ast: ast, store: store, announce: make(chan cdr.Input, 100)}
+	rg.runner = &autodial.Runner{
+		Store:  store,
+		Dialer: autodial.ARIDialer{Client: src.Client(), App: "kanca", Endpoint: "PJSIP/{number}@carrier", Context: "from-internal"},
+		Announce: func(in cdr.Input) error {
+			rg.announce <- in
+			return nil
+		},
+		Speak: func(context.Context, string, string) (string, time.Duration, error) {
+			return "http://127.0.0.1:1/m.wav", 50 * time.Millisecond, nil
+		},
+		Numbers: nums, Poll: 20 * time.Millisecond, GatherWait: 300 * time.Millisecond, Location: time.UTC,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srcDone := make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		_ = src.Run(ctx, rg.runner.Observe)
+	}()
+	t.Cleanup(func() { cancel(); <-srcDone })
+	return rg
+}
+
+func (rg *rig) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rg.runner.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+}
+
+func waitStates(t *testing.T, s *autodial.Store, id int64, want map[string]string) autodial.RequestView {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := s.Request(context.Background(), "", id)
+		require.NoError(t, err)
+		got := map[string]string{}
+		for _, c := range v.Calls {
+			got[c.Number] = c.State
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("states %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func enqueue(t *testing.T, s *autodial.Store, r autodial.Request) int64 {
+	t.Helper()
+	k := testKey()
+	require.NoError(t, r.Normalize(k, nums.Premium))
+	now := time.Now()
+	tk, err := s.Enqueue(context.Background(), k, "api", "test", r, now, now.Format(time.DateOnly))
+	require.NoError(t, err)
+	return tk.ID
+}
+
+// Escalation: the numbers are called one after another until one
+// acknowledges with a key; the rest are not called.
+func TestEscalationUntilAcknowledged(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), func(ep string) aritest.Callee {
+		if strings.Contains(ep, "05322222222") {
+			return aritest.Callee{Digit: "1"}
+		}
+		return aritest.Callee{} // answers, presses nothing
+	})
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111", "905322222222", "905323333333"},
+		Text: "disk dolu", Gather: true, Escalate: true})
+	rg.run(t)
+	v := waitStates(t, rg.store, id, map[string]string{"905321111111": autodial.StateAnswered,
+		"905322222222": autodial.StateAcked, "905323333333": autodial.StateSkipped})
+	assert.Equal(t, "1", v.Calls[1].Gather)
+	orig := rg.ast.Originated()
+	require.Len(t, orig, 2)
+	assert.Equal(t, "PJSIP/05321111111@carrier", orig[0].Query["endpoint"])
+	assert.Equal(t, "PJSIP/05322222222@carrier", orig[1].Query["endpoint"])
+	for _, o := range orig {
+		assert.Equal(t, []string{"sound:http://127.0.0.1:1/m.wav"}, o.Plays)
+		assert.True(t, o.HungUp)
+	}
+	// The tracker heard of each channel before Asterisk was asked.
+	for _, o := range orig {
+		in := <-rg.announce
+		assert.Equal(t, cdr.KindOriginate, in.Kind)
+		assert.Equal(t, o.ChannelID, in.Channel.ID)
+		assert.Equal(t, "908508850000", in.Origin.Number)
+	}
+}
+
+// Busy is tried again after the delay, then given up.
+func TestRetryOnBusy(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), func(string) aritest.Callee { return aritest.Callee{Busy: true} })
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111"}, Text: "x", Retries: 1, Delay: 1})
+	rg.run(t)
+	v := waitStates(t, rg.store, id, map[string]string{"905321111111": autodial.StateUnanswered})
+	assert.Equal(t, 2, v.Calls[0].Attempts)
+	assert.Equal(t, "busy", v.Calls[0].Outcome)
+	assert.Len(t, rg.ast.Originated(), 2)
+}
+
+func TestNoAnswer(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), func(string) aritest.Callee { return aritest.Callee{NoAnswer: true} })
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111"}, Text: "x", Timeout: 8})
+	rg.run(t)
+	v := waitStates(t, rg.store, id, map[string]string{"905321111111": autodial.StateUnanswered})
+	assert.Equal(t, "no answer", v.Calls[0].Outcome)
+	assert.Equal(t, "8", rg.ast.Originated()[0].Query["timeout"])
+}
+
+// A call outside its window waits for the window's opening.
+func TestCallingWindowDefers(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), nil)
+	var w autodial.Window
+	// Open only on a day other than today, all day.
+	w.Days[(time.Now().UTC().Weekday()+3)%7] = autodial.Day{Active: true}
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111"}, Text: "x", Window: &w})
+	rg.run(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := rg.store.Request(context.Background(), "", id)
+		require.NoError(t, err)
+		if strings.HasPrefix(v.Calls[0].Outcome, "waiting for the calling window") {
+			assert.Equal(t, "queued", v.Calls[0].State)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "call not deferred: %+v", v.Calls[0])
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.Empty(t, rg.ast.Originated())
+}
+
+const childEnv = "KANCA_AUTODIAL_CHILD"
+
+// TestMain lets a test run this binary as a process to kill -9.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEnv); path != "" {
+		child(path)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// child stores a request, says so as the HTTP 200 would, optionally claims
+// its call as the runner does before asking the PBX, and waits to be
+// killed.
+func child(path string) {
+	s, err := autodial.Open(path)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	k := testKey()
+	r := autodial.Request{Numbers: []string{"905321111111"}, Text: "x"}
+	if err := r.Normalize(k, nums.Premium); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	now := time.Now()
+	if _, err := s.Enqueue(context.Background(), k, "api", "child", r, now, now.Format(time.DateOnly)); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	if os.Getenv(childEnv+"_CLAIM") != "" {
+		if err := autodial.ClaimForTest(s, now); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println("200")
+	select {}
+}
+
+func killedAfter200(t *testing.T, path string, claim bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	if claim {
+		cmd.Env = append(cmd.Env, childEnv+"_CLAIM=1")
+	}
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf)
+	require.Equal(t, "200\n", string(buf[:n]))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+}
+
+// kill -9 right after the 200: the call is still placed, once.
+func TestKilledAfterAnswerStillCalls(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	killedAfter200(t, path, false)
+	rg := newRig(t, path, nil)
+	rg.run(t)
+	waitStates(t, rg.store, 1, map[string]string{"905321111111": autodial.StateAnswered})
+	assert.Len(t, rg.ast.Originated(), 1)
+}
+
+// kill -9 while a call was being placed: the PBX may have rung the
+// person, so the call is not placed again.
+func TestKilledWhileDialingDoesNotCallTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	killedAfter200(t, path, true)
+	rg := newRig(t, path, nil)
+	rg.run(t)
+	v := waitStates(t, rg.store, 1, map[string]string{"905321111111": autodial.StateInterrupted})
+	assert.Contains(t, v.Calls[0].Outcome, "not placed again")
+	time.Sleep(100 * time.Millisecond)
+	assert.Empty(t, rg.ast.Originated())
+}
+
+// Click-to-call: the answered call runs the dialplan at the destination;
+// kanca plays nothing, never hangs up, and records the answer when the
+// call ends.
+func TestClickToCall(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), nil)
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321234567"}, Destination: "1000", Timeout: 20})
+	rg.run(t)
+	var o aritest.Originated
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if orig := rg.ast.Originated(); len(orig) == 1 {
+			o = orig[0]
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no originate")
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.Equal(t, "from-internal", o.Query["context"])
+	assert.Equal(t, "1000", o.Query["extension"])
+	assert.Equal(t, "1", o.Query["priority"])
+	assert.Empty(t, o.Query["app"], "runs dialplan, not kanca's application")
+	// Long enough for the answer to be seen; kanca must not end the call.
+	time.Sleep(300 * time.Millisecond)
+	require.True(t, rg.ast.HangUpRemote(o.ChannelID), "kanca hung up a bridged call")
+	v := waitStates(t, rg.store, id, map[string]string{"905321234567": autodial.StateAnswered})
+	assert.Empty(t, rg.ast.Originated()[0].Plays)
+	assert.True(t, v.Calls[0].Answer)
+}
