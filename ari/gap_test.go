@@ -2,11 +2,13 @@ package ari
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -69,4 +71,112 @@ func TestOnReconcileTellsTheGap(t *testing.T) {
 	date, err := http.ParseTime(resp.Header.Get("Date"))
 	require.NoError(t, err)
 	assert.True(t, date.Equal(again.gap.Until), "until %s, want %s", again.gap.Until, date)
+}
+
+// shape is what a receiver must get right of a call's events whatever
+// kanca missed of it: which events, for which number, from whom to whom,
+// where it was sent, whether anyone answered.
+type shape struct {
+	Type                              cdr.EventType
+	Number, Caller, Callee, Direction string
+	Destination, ResultDisposition    string
+	Answered                          bool
+	Callflow                          []string
+}
+
+func shapes(inputs []cdr.Input) []shape {
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	var out []shape
+	for _, in := range inputs {
+		for _, ev := range tr.Handle(in) {
+			s := shape{Type: ev.Type, Number: ev.Number, Caller: ev.Caller, Callee: ev.Callee, Direction: ev.Direction,
+				Destination: ev.Destination, ResultDisposition: ev.ResultDisposition}
+			if ev.CDR != nil {
+				s.Answered = !ev.CDR.AnswerTime.IsZero()
+				for _, st := range ev.CDR.Callflow {
+					s.Callflow = append(s.Callflow, st.Callee+" "+st.Redirection)
+				}
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// A call that began while kanca was away, went through a menu to an
+// extension and was answered there, is adopted when kanca comes back as
+// the call it is: the number it arrived on (a DID variable; its extension
+// is now the menu's choice), its callee's leg joined to it, answered, and
+// its routing so far read from what it runs now.
+func TestSourceAdoptsACallMidwayWithItsNumberAndLegs(t *testing.T) {
+	frames := scenario(t, "s06")
+	want := shapes(decodeAll(t, frames))
+	n := lastBridgeEnter(t, frames) + 1
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames[:n]...)
+	srv.LiveThrough(n)
+
+	reconciled := make(chan struct{}, 1)
+	h := start(t, srv.URL, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+	<-reconciled // what the list showed is described: the call goes on
+	srv.Play(frames[n:]...)
+	var got []cdr.Input
+	for sourcetest.CountKind(got, cdr.KindDestroyed) < 2 {
+		got = append(got, h.Take(t, 1)[0])
+	}
+	adopted := 0
+	for _, in := range got {
+		if in.Adopted {
+			adopted++
+		}
+	}
+	assert.Equal(t, 2, adopted, "both legs adopted")
+	gotShapes := shapes(got)
+	require.NotEmpty(t, gotShapes)
+	// The menu was lived through in the gap: the adopted call starts at
+	// the extension.
+	var wantNoMenu []shape
+	for _, s := range want {
+		if s.Type == cdr.CallInitMenu {
+			continue
+		}
+		if s.Callflow != nil {
+			// From the number it arrived on straight to the extension.
+			s.Callflow = []string{s.Callee + " REDIRECTED_TO_EXTENSION", s.Callflow[len(s.Callflow)-1]}
+		}
+		wantNoMenu = append(wantNoMenu, s)
+	}
+	assert.Equal(t, wantNoMenu, gotShapes)
+}
+
+// Another client subscribing as kanca's application takes its events
+// (Asterisk sends the old socket ApplicationReplaced and leaves it open
+// and silent): kanca says so and subscribes again, and misses nothing
+// played after.
+func TestSourceNoticesItsApplicationReplaced(t *testing.T) {
+	frames := scenario(t, "s01")
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	h := start(t, srv.URL, nil)
+	waitFor(t, srv, func() bool { return srv.Listings() == 1 && srv.Connected() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+	defer cancel()
+	other, _, err := websocket.Dial(ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("kanca:kanca"))}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { other.CloseNow() })
+
+	// kanca takes its application back: the intruder is the one replaced.
+	_, data, err := other.Read(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"type":"ApplicationReplaced"`)
+	waitFor(t, srv, func() bool { return srv.Listings() == 2 && srv.Connected() })
+	assert.Contains(t, h.logs.String(), "level=ERROR")
+	assert.Contains(t, h.logs.String(), ErrReplaced.Error())
+	assert.Contains(t, h.src.Stats().LastError, ErrReplaced.Error())
+
+	srv.Play(frames...)
+	sourcetest.SameInputs(t, decodeAll(t, frames), h.Take(t, len(decodeAll(t, frames))))
 }

@@ -94,4 +94,11 @@ type Input struct {
 	// Disposition is the SIP hangup disposition when the PBX states it
 	// (recv_bye, send_refuse, ...); the tracker infers it otherwise.
 	Disposition string `json:",omitzero"`
+
+	// Adopted marks a KindCreated for a channel found in the PBX's channel
+	// list after a gap, mid-call: its snapshot is where the channel is
+	// now (Exten may be an extension the call was sent to, App what it
+	// runs), DialedNumber and Vars carry the number the call arrived on
+	// when the PBX could say, and LinkedID the call it belongs to.
+	Adopted bool `json:",omitzero"`
 }

@@ -1,11 +1,13 @@
 package follow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,15 @@ type Session interface {
 	// Close ends the session; a Next under way returns. cause, when not
 	// nil, is why: Next's error should say it.
 	Close(cause error)
+}
+
+// Describer is what a Session may add to its channel list: a list shows
+// where each channel is now, not how its call began. Describe asks the
+// PBX what it kept of that for the listed channels about to be adopted
+// (the call a leg belongs to, the number the call arrived on), filling
+// them in place; a channel gone meanwhile is left as listed.
+type Describer interface {
+	Describe(ctx context.Context, chans []*cdr.Channel) error
 }
 
 // Listed is one channel of a channel list, shaped as the adapter's decoder
@@ -128,9 +139,11 @@ type Config struct {
 	// answer. Probe is what the probe is called in logs ("pings").
 	ProbeInterval, ProbeTimeout time.Duration
 	Probe                       string
-	// Refusals are the dial errors that mean the PBX turned kanca away
-	// (credentials, an ACL): the operator must act, so they are logged as
-	// errors, with RefusalAttrs. They are retried all the same.
+	// Refusals are the errors that mean the PBX turned kanca away
+	// (credentials, an ACL, or, from a session, another client taking
+	// its events): the operator must act, so they are logged as errors,
+	// with RefusalAttrs. They are retried all the same, and the backoff
+	// keeps growing across them.
 	Refusals     []error
 	RefusalAttrs []any
 	// ConnectedAttrs say where the PBX is, in the (re)connected log line.
@@ -139,6 +152,14 @@ type Config struct {
 	// full snapshot, which then refreshes what is remembered of it (ARI's
 	// Dial); otherwise it is only an id.
 	OtherIsSnapshot bool
+	// Relist, when positive, takes the channel list again this long after
+	// every (re)connect, once an event or a probe answer comes, for a PBX
+	// whose list lags its stream (FreeSWITCH's list is a database the
+	// core writes behind its events): a channel the first list kept
+	// alive that said nothing since and is no longer listed ended before
+	// the subscription, and a listed channel the first list missed is
+	// adopted.
+	Relist time.Duration
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation inputs were emitted and before any event of the new
 	// connection, from the goroutine that runs Run: a slow hook slows
@@ -186,6 +207,11 @@ type Follower struct {
 	pending  map[string]pendingChannel
 	lastTime time.Time // latest event time seen: when the connection dropped, at best
 	everUp   bool
+	// unconfirmed holds the remembered channels the latest list showed
+	// alive and the stream has not spoken of since, until Relist; they
+	// would be gone since unconfirmedAt.
+	unconfirmed   map[string]bool
+	unconfirmedAt time.Time
 
 	mu    sync.Mutex
 	stats Stats
@@ -215,13 +241,14 @@ func New(cfg Config, dial Dial) *Follower {
 	}
 	cfg.Backoff = cfg.Backoff.WithDefaults()
 	return &Follower{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		dial:    dial,
-		jitter:  rand.Float64,
-		live:    make(map[string]liveChannel),
-		pending: make(map[string]pendingChannel),
-		stats:   Stats{ByType: make(map[string]uint64)},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		dial:        dial,
+		jitter:      rand.Float64,
+		live:        make(map[string]liveChannel),
+		pending:     make(map[string]pendingChannel),
+		unconfirmed: make(map[string]bool),
+		stats:       Stats{ByType: make(map[string]uint64)},
 	}
 }
 
@@ -264,13 +291,18 @@ func (f *Follower) Run(ctx context.Context, emit func(cdr.Input)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if up {
+		refused := f.refused(err)
+		if up && !refused {
 			attempt = 0
 		}
 		f.setError(err)
 		wait := f.cfg.Backoff.Wait(attempt, f.jitter())
 		attempt++
 		switch {
+		case up && refused:
+			// Another client took the stream (ARI's ApplicationReplaced):
+			// taking it back at once would only fight it, so the waits grow.
+			f.log.Error("lost the event stream of "+f.cfg.PBX, append(f.cfg.RefusalAttrs[:len(f.cfg.RefusalAttrs):len(f.cfg.RefusalAttrs)], "err", err, "retry_in", wait)...)
 		case up:
 			f.log.Warn("disconnected from "+f.cfg.PBX, "err", err, "retry_in", wait)
 		case f.refused(err):
@@ -305,11 +337,15 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		return false, err
 	}
 	defer s.Close(nil)
-	l, err := s.List(ctx)
+	l, err := f.list(ctx, s)
 	if err != nil {
 		return false, err
 	}
 	gap := f.reconcile(l, emit)
+	var relistAt time.Time
+	if f.cfg.Relist > 0 {
+		relistAt = time.Now().Add(f.cfg.Relist)
+	}
 
 	f.mu.Lock()
 	f.stats.Connected = true
@@ -358,7 +394,41 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		if err != nil {
 			return true, err
 		}
+		if !relistAt.IsZero() && !time.Now().Before(relistAt) {
+			relistAt = time.Time{}
+			l, err := f.list(ctx, s)
+			if err != nil {
+				return true, err
+			}
+			f.relist(l, emit)
+		}
 	}
+}
+
+// list takes the channel list and has the session describe the channels
+// it is about to adopt.
+func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
+	l, err := s.List(ctx)
+	if err != nil {
+		return l, err
+	}
+	d, ok := s.(Describer)
+	if !ok {
+		return l, nil
+	}
+	var unknown []*cdr.Channel
+	for i := range l.Channels {
+		if _, known := f.live[l.Channels[i].Channel.ID]; !known {
+			unknown = append(unknown, &l.Channels[i].Channel)
+		}
+	}
+	if len(unknown) == 0 {
+		return l, nil
+	}
+	if err := d.Describe(ctx, unknown); err != nil {
+		return l, fmt.Errorf("describe listed channels: %w", err)
+	}
+	return l, nil
 }
 
 // probe closes s when the PBX stops answering while the loop waits for it.
@@ -398,6 +468,7 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		f.lastTime = in.Time
 	}
 	id := in.Channel.ID
+	delete(f.unconfirmed, id)
 	if p, ok := f.pending[id]; ok {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
@@ -443,11 +514,32 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 	}
 	switch {
 	case p.adopt && in.Kind != cdr.KindCreated:
-		f.live[p.lc.ch.ID] = p.lc
-		f.mu.Lock()
-		f.stats.Adopted++
-		f.mu.Unlock()
-		emit(cdr.Input{Kind: cdr.KindCreated, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+		// The call's other listed legs are adopted with it, oldest first,
+		// whichever of them speaks first: a callee's leg adopted before
+		// its caller's would stand for a call of its own.
+		group := []pendingChannel{p}
+		if linked := p.lc.ch.LinkedID; linked != "" {
+			for id, q := range f.pending {
+				if q.adopt && q.lc.ch.LinkedID == linked {
+					group = append(group, q)
+					delete(f.pending, id)
+				}
+			}
+		}
+		slices.SortFunc(group, func(a, b pendingChannel) int {
+			return cmp.Or(a.lc.ch.Created.Compare(b.lc.ch.Created), cmp.Compare(a.lc.ch.ID, b.lc.ch.ID))
+		})
+		for _, q := range group {
+			qat := q.at
+			if in.Time.Before(qat) {
+				qat = in.Time
+			}
+			f.live[q.lc.ch.ID] = q.lc
+			f.mu.Lock()
+			f.stats.Adopted++
+			f.mu.Unlock()
+			emit(cdr.Input{Kind: cdr.KindCreated, Time: qat, Server: q.lc.server, Channel: q.lc.ch, Adopted: true})
+		}
 	case !p.adopt && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == ""):
 		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch})
 	}

@@ -108,7 +108,7 @@ func TestReconcileExactList(t *testing.T) {
 	require.Len(t, got, 5)
 	assert.Equal(t, cdr.Input{Kind: cdr.KindGone, Time: seed[1].Time, Server: "pbx", Channel: seed[0].Channel}, got[0],
 		"gone at the latest time seeded, with the last snapshot")
-	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: l.Channels[1].Channel}, got[1],
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: l.Channels[1].Channel, Adopted: true}, got[1],
 		"adopted before its first input, at the list's clock")
 	assert.Equal(t, cdr.KindVar, got[2].Kind)
 	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: l.Channels[0].Channel}, got[3],
