@@ -73,36 +73,6 @@ func TestOnReconcileTellsTheGap(t *testing.T) {
 	assert.True(t, date.Equal(again.gap.Until), "until %s, want %s", again.gap.Until, date)
 }
 
-// shape is what a receiver must get right of a call's events whatever
-// kanca missed of it: which events, for which number, from whom to whom,
-// where it was sent, whether anyone answered.
-type shape struct {
-	Type                              cdr.EventType
-	Number, Caller, Callee, Direction string
-	Destination, ResultDisposition    string
-	Answered                          bool
-	Callflow                          []string
-}
-
-func shapes(inputs []cdr.Input) []shape {
-	tr := cdr.NewTracker(cdr.DefaultConfig())
-	var out []shape
-	for _, in := range inputs {
-		for _, ev := range tr.Handle(in) {
-			s := shape{Type: ev.Type, Number: ev.Number, Caller: ev.Caller, Callee: ev.Callee, Direction: ev.Direction,
-				Destination: ev.Destination, ResultDisposition: ev.ResultDisposition}
-			if ev.CDR != nil {
-				s.Answered = !ev.CDR.AnswerTime.IsZero()
-				for _, st := range ev.CDR.Callflow {
-					s.Callflow = append(s.Callflow, st.Callee+" "+st.Redirection)
-				}
-			}
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // A call that began while kanca was away, went through a menu to an
 // extension and was answered there, is adopted when kanca comes back as
 // the call it is: the number it arrived on (a DID variable; its extension
@@ -110,7 +80,7 @@ func shapes(inputs []cdr.Input) []shape {
 // its routing so far read from what it runs now.
 func TestSourceAdoptsACallMidwayWithItsNumberAndLegs(t *testing.T) {
 	frames := scenario(t, "s06")
-	want := shapes(decodeAll(t, frames))
+	want := sourcetest.Shapes(decodeAll(t, frames))
 	n := lastBridgeEnter(t, frames) + 1
 	srv := aritest.NewServer(aritest.Options{})
 	t.Cleanup(srv.Close)
@@ -132,11 +102,11 @@ func TestSourceAdoptsACallMidwayWithItsNumberAndLegs(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 2, adopted, "both legs adopted")
-	gotShapes := shapes(got)
+	gotShapes := sourcetest.Shapes(got)
 	require.NotEmpty(t, gotShapes)
 	// The menu was lived through in the gap: the adopted call starts at
 	// the extension.
-	var wantNoMenu []shape
+	var wantNoMenu []sourcetest.Shape
 	for _, s := range want {
 		if s.Type == cdr.CallInitMenu {
 			continue

@@ -50,6 +50,11 @@ type Channel struct {
 	ConnectedNumber string `json:",omitzero"`
 	DialedNumber    string `json:",omitzero"` // the number the leg was dialed as, when the PBX says (DNID, sip_req_user)
 	RDNIS           string `json:",omitzero"`
+	// Presented is the number the leg presents outside when the PBX keeps
+	// it apart from its own (FreeSWITCH's effective_caller_id_number), on
+	// an adopted leg: its own number says whose call it is, this one what
+	// an outbound call announces.
+	Presented string `json:",omitzero"`
 
 	Context string `json:",omitzero"`
 	Exten   string `json:",omitzero"`

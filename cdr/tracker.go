@@ -336,6 +336,9 @@ func (t *Tracker) routeAdopted(c *call, in Input, out []Event) []Event {
 	if !in.Adopted || in.Channel.App == "" {
 		return out
 	}
+	if in.Channel.Presented != "" {
+		in.Channel.CallerNumber = in.Channel.Presented
+	}
 	return t.route(c, in, out)
 }
 
