@@ -150,3 +150,28 @@ func TestSourceNoticesItsApplicationReplaced(t *testing.T) {
 	srv.Play(frames...)
 	sourcetest.SameInputs(t, decodeAll(t, frames), h.Take(t, len(decodeAll(t, frames))))
 }
+
+// A socket that stays open, answers pings and says nothing while the
+// call kanca follows ends (Asterisk no longer feeds it the application's
+// events) is noticed: listed while silent, the call's channels are gone,
+// so kanca drops the connection and the reconnect reconciles them.
+func TestSourceNoticesASilentStream(t *testing.T) {
+	frames := scenario(t, "s01")
+	up := lastBridgeEnter(t, frames)
+	before := decodeAll(t, frames[:up])
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	h := start(t, srv.URL, func(c *Config) { c.PingInterval = 50 * time.Millisecond })
+	playAfterList(t, srv, 1, frames[:up]...)
+	sourcetest.SameInputs(t, before, h.Take(t, len(before)))
+	srv.Hang(0) // sends nothing while the rest is set up
+	srv.Play(frames[up:]...)
+	srv.LiveThrough(len(frames) - up) // the call ends; the socket hears nothing of it
+	srv.Resume()
+
+	for _, in := range h.Take(t, 2) {
+		assert.Equal(t, cdr.KindGone, in.Kind)
+	}
+	assert.Contains(t, h.logs.String(), "silent")
+	assert.Equal(t, uint64(1), h.src.Stats().Reconnects)
+}

@@ -158,6 +158,9 @@ func New(cfg Config) (*Source, error) {
 		ConnectedAttrs:  []any{"url", s.eventsURL},
 		OtherIsSnapshot: true, // a Dial's caller is a whole snapshot
 		OnReconcile:     cfg.OnReconcile,
+		// A pong proves the socket, not that Asterisk still sends it the
+		// application's events.
+		CheckSilence: true,
 	}, s.dial)
 	return s, nil
 }

@@ -160,6 +160,14 @@ type Config struct {
 	// the subscription, and a listed channel the first list missed is
 	// adopted.
 	Relist time.Duration
+	// CheckSilence has the probe, when the stream has said nothing for a
+	// ProbeInterval while channels live, list channels: if one it follows
+	// is no longer listed, events are lost on a connection that still
+	// answers the probe (ARI answers pings on a socket whose application
+	// another client took, or that Asterisk no longer feeds), and the
+	// session is dropped so the reconnect reconciles. The adapter's List
+	// must then be safe beside Next.
+	CheckSilence bool
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation inputs were emitted and before any event of the new
 	// connection, from the goroutine that runs Run: a slow hook slows
@@ -215,6 +223,9 @@ type Follower struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// ids are the live channels' ids, for the probe's goroutine to read
+	// (live is the Run goroutine's alone); guarded by mu.
+	ids map[string]bool
 }
 
 // liveChannel is a channel seen created (or adopted) and not yet
@@ -248,6 +259,7 @@ func New(cfg Config, dial Dial) *Follower {
 		live:        make(map[string]liveChannel),
 		pending:     make(map[string]pendingChannel),
 		unconfirmed: make(map[string]bool),
+		ids:         make(map[string]bool),
 		stats:       Stats{ByType: make(map[string]uint64)},
 	}
 }
@@ -262,6 +274,7 @@ func (f *Follower) Seed(live []cdr.Input) {
 	}
 	for _, in := range live {
 		f.live[in.Channel.ID] = liveChannel{ch: in.Channel, server: in.Server}
+		f.track(in.Channel.ID, true)
 		if in.Time.After(f.lastTime) {
 			f.lastTime = in.Time
 		}
@@ -431,6 +444,54 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 	return l, nil
 }
 
+// track keeps ids in step with live.
+func (f *Follower) track(id string, live bool) {
+	f.mu.Lock()
+	if live {
+		f.ids[id] = true
+	} else {
+		delete(f.ids, id)
+	}
+	f.mu.Unlock()
+}
+
+// silentLoss lists channels when the stream has been silent since before
+// sent while channels live, and says which followed channel the PBX no
+// longer lists, "" if none (or if the stream spoke meanwhile).
+func (f *Follower) silentLoss(ctx context.Context, s Session, sent int64) string {
+	since := f.waitingSince.Load()
+	if since == 0 || time.Duration(sent-since) < f.cfg.ProbeInterval {
+		return ""
+	}
+	f.mu.Lock()
+	ids := make([]string, 0, len(f.ids))
+	for id := range f.ids {
+		ids = append(ids, id)
+	}
+	f.mu.Unlock()
+	if len(ids) == 0 {
+		return ""
+	}
+	before := f.reads.Load()
+	lctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
+	l, err := s.List(lctx)
+	cancel()
+	if err != nil || f.reads.Load() != before || f.waitingSince.Load() != since {
+		return ""
+	}
+	listed := make(map[string]bool, len(l.Channels))
+	for _, c := range l.Channels {
+		listed[c.Channel.ID] = true
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !listed[id] && !l.Ended[id] {
+			return id
+		}
+	}
+	return ""
+}
+
 // probe closes s when the PBX stops answering while the loop waits for it.
 // An answer that is late while events flow, or while emit holds the loop
 // (nobody reads the answer), proves nothing and is ignored.
@@ -448,6 +509,13 @@ func (f *Follower) probe(ctx context.Context, s Session) {
 		pctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
 		err := s.Probe(pctx)
 		cancel()
+		if err == nil && f.cfg.CheckSilence && ctx.Err() == nil {
+			if id := f.silentLoss(ctx, s, sent); id != "" {
+				f.log.Warn(f.cfg.PBX+"'s event stream is silent while channels kanca follows ended; dropping the connection", "channel", id)
+				s.Close(fmt.Errorf("event stream silent: channel %s ended unreported", id))
+				return
+			}
+		}
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			continue
 		}
@@ -481,8 +549,10 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 			return
 		}
 		f.live[id] = liveChannel{ch: in.Channel, server: in.Server}
+		f.track(id, true)
 	case cdr.KindDestroyed:
 		delete(f.live, id)
+		f.track(id, false)
 	default:
 		f.refresh(in.Channel)
 		if in.Other != nil && f.cfg.OtherIsSnapshot {
@@ -535,6 +605,7 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 				qat = in.Time
 			}
 			f.live[q.lc.ch.ID] = q.lc
+			f.track(q.lc.ch.ID, true)
 			f.mu.Lock()
 			f.stats.Adopted++
 			f.mu.Unlock()

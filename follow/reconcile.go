@@ -59,6 +59,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	}
 	for _, lc := range gone {
 		delete(f.live, lc.ch.ID)
+		f.track(lc.ch.ID, false)
 		emit(cdr.Input{Kind: cdr.KindGone, Time: dropped, Server: lc.server, Channel: lc.ch})
 	}
 
@@ -162,6 +163,7 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 	})
 	for _, lc := range gone {
 		delete(f.live, lc.ch.ID)
+		f.track(lc.ch.ID, false)
 		emit(cdr.Input{Kind: cdr.KindGone, Time: f.unconfirmedAt, Server: lc.server, Channel: lc.ch})
 	}
 	for id := range f.pending {
