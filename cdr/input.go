@@ -100,10 +100,12 @@ type Input struct {
 	// (recv_bye, send_refuse, ...); the tracker infers it otherwise.
 	Disposition string `json:",omitzero"`
 
-	// Adopted marks a KindCreated for a channel found in the PBX's channel
-	// list after a gap, mid-call: its snapshot is where the channel is
-	// now (Exten may be an extension the call was sent to, App what it
-	// runs), DialedNumber and Vars carry the number the call arrived on
-	// when the PBX could say, and LinkedID the call it belongs to.
+	// Adopted marks an input a channel list made after a gap, not an
+	// event: a KindCreated for a channel found mid-call (its snapshot is
+	// where the channel is now: Exten may be an extension the call was
+	// sent to, App what it runs; DialedNumber and Vars carry the number
+	// the call arrived on when the PBX could say, LinkedID the call it
+	// belongs to), or a KindState for a change the gap hid (it happened
+	// by Time, not at it).
 	Adopted bool `json:",omitzero"`
 }

@@ -104,6 +104,7 @@ type call struct {
 	endCause     int    // the caller leg's cause at destruction
 	endCauseName string // as the PBX named it
 	disposition  string // as the PBX stated it
+	answerListed bool   // the answer kanca knows of came from a channel list
 }
 
 // NewTracker returns a tracker that reads dialplans as cfg says.
@@ -288,6 +289,7 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 	t.attach(l, c)
 	if !l.up.IsZero() {
 		c.answer = l.up
+		c.answerListed = in.Adopted
 	}
 	c.lastContext = l.context
 	switch {
@@ -355,6 +357,9 @@ func (t *Tracker) joined(c *call, l *leg, in Input, out []Event) []Event {
 		l.dialnum = in.Channel.DialedNumber
 	}
 	if !l.up.IsZero() {
+		if c.answer.IsZero() || c.answerListed {
+			c.answerListed = true
+		}
 		out = t.answered(c, l, l.up, out)
 	}
 	return out
@@ -401,6 +406,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if ch.State == "Up" && l.up.IsZero() {
 			l.up = in.Time
 			if c != nil {
+				if in.Adopted && (c.answer.IsZero() || c.answerListed) {
+					c.answerListed = true
+				}
 				out = t.answered(c, l, in.Time, out)
 			}
 		}
@@ -903,6 +911,12 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 	}
 	if c.fax {
 		rec.CallType = "fax"
+	}
+	if c.answerListed && !c.answer.IsZero() {
+		rec.Estimated = append(rec.Estimated, "answer_time")
+	}
+	if reconciled {
+		rec.Estimated = append(rec.Estimated, "hangup_time", "hangup_cause", "sip_hangup_disposition")
 	}
 	if c.recorded {
 		rec.RecordFile = c.recordFile

@@ -612,7 +612,7 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 			emit(cdr.Input{Kind: cdr.KindCreated, Time: qat, Server: q.lc.server, Channel: q.lc.ch, Adopted: true})
 		}
 	case !p.adopt && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == ""):
-		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
 	}
 }
 
