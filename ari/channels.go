@@ -93,12 +93,7 @@ func (s *Source) describe(ctx context.Context, ch *cdr.Channel) error {
 		if v == "" {
 			continue
 		}
-		vars := make(map[string]string, len(ch.Vars)+1)
-		for k, x := range ch.Vars {
-			vars[k] = x
-		}
-		vars[bare] = v
-		ch.Vars = vars
+		ch.WithVar(bare, v)
 	}
 	return nil
 }

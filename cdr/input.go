@@ -65,6 +65,17 @@ type Channel struct {
 	Vars    map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 
+// WithVar sets a channel variable on c, copying Vars first: a snapshot's
+// map may be shared with the input it came from.
+func (c *Channel) WithVar(name, value string) {
+	vars := make(map[string]string, len(c.Vars)+1)
+	for k, v := range c.Vars {
+		vars[k] = v
+	}
+	vars[name] = value
+	c.Vars = vars
+}
+
 // Input is one PBX event, reduced to what the tracker needs. Sources
 // (ari, and the FreeSWITCH one) build it; the tracker never sees PBX structs.
 // Its JSON form is what kanca's journal keeps across restarts: rename a

@@ -71,6 +71,17 @@ func find(t *testing.T, rs []Result, check string) Result {
 	return Result{}
 }
 
+// subscribe connects to the fake Asterisk as kanca run does.
+func subscribe(t *testing.T, ctx context.Context, ast *aritest.Server) *websocket.Conn {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ast.URL, nil)
+	req.SetBasicAuth("kanca", "kanca")
+	c, _, err := websocket.Dial(ctx, "ws"+ast.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {req.Header.Get("Authorization")}}})
+	require.NoError(t, err)
+	return c
+}
+
 // played leaves the fake Asterisk with the channels that n frames of a
 // recording leave alive, by reading them as a client would.
 func played(t *testing.T, ast *aritest.Server, frames [][]byte) {
@@ -78,11 +89,7 @@ func played(t *testing.T, ast *aritest.Server, frames [][]byte) {
 	ast.Play(frames...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequest(http.MethodGet, ast.URL, nil)
-	req.SetBasicAuth("kanca", "kanca")
-	c, _, err := websocket.Dial(ctx, "ws"+ast.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {req.Header.Get("Authorization")}}})
-	require.NoError(t, err)
+	c := subscribe(t, ctx, ast)
 	for range frames {
 		_, _, err := c.Read(ctx)
 		require.NoError(t, err)
@@ -218,11 +225,7 @@ func TestDoctorLeavesKancasSubscriptionAlone(t *testing.T) {
 	t.Cleanup(ast.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequest(http.MethodGet, ast.URL, nil)
-	req.SetBasicAuth("kanca", "kanca")
-	c, _, err := websocket.Dial(ctx, "ws"+ast.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {req.Header.Get("Authorization")}}})
-	require.NoError(t, err)
+	c := subscribe(t, ctx, ast)
 	t.Cleanup(func() { c.CloseNow() })
 	require.Eventually(t, ast.Connected, 10*time.Second, time.Millisecond)
 

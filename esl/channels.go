@@ -144,11 +144,6 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 		if v == "" || ch.Vars[bare] != "" {
 			continue
 		}
-		vars := make(map[string]string, len(ch.Vars)+1)
-		for k, x := range ch.Vars {
-			vars[k] = x
-		}
-		vars[bare] = v
-		ch.Vars = vars
+		ch.WithVar(bare, v)
 	}
 }

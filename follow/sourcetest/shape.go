@@ -33,3 +33,20 @@ func Shapes(inputs []cdr.Input) []Shape {
 	}
 	return out
 }
+
+// AfterMenu is what a call's shapes become when kanca adopts it from a
+// channel list once a menu it went through is behind it: no menu event,
+// and a callflow from the number it arrived on straight to where it is.
+func AfterMenu(full []Shape) []Shape {
+	var out []Shape
+	for _, s := range full {
+		if s.Type == cdr.CallInitMenu {
+			continue
+		}
+		if s.Callflow != nil {
+			s.Callflow = []string{s.Callee + " " + cdr.RedirectedToExtension, s.Callflow[len(s.Callflow)-1]}
+		}
+		out = append(out, s)
+	}
+	return out
+}
