@@ -19,7 +19,9 @@ type pbxSource struct {
 	logArgs         []any
 }
 
-func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
+// didVars are the dialplan's DID variables, which the source reads from a
+// channel it adopts mid-call.
+func newSource(f *pbxflags.Flags, didVars []string, log *slog.Logger) (*pbxSource, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
@@ -28,6 +30,7 @@ func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.DIDVariables = didVars
 		src, err := esl.New(cfg)
 		if err != nil {
 			return nil, err
@@ -38,6 +41,7 @@ func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.DIDVariables = didVars
 	src, err := ari.New(cfg)
 	if err != nil {
 		return nil, err

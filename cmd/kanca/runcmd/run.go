@@ -100,7 +100,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 					return err
 				}
 			}
-			src, err := newSource(&pf, log)
+			src, err := newSource(&pf, tcfg.DIDVariables, log)
 			if err != nil {
 				return err
 			}
