@@ -1,11 +1,14 @@
 package esl
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/esl/esltest"
 	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/follow/sourcetest"
@@ -59,4 +62,22 @@ func TestSourceAdoptsACallMidwayWithItsLegs(t *testing.T) {
 			assert.Equal(t, want, sourcetest.Shapes(got))
 		})
 	}
+}
+
+// A channel listed but gone before it is described is adopted as listed:
+// FreeSWITCH's "-ERR No such channel!" to uuid_dump is no failure.
+func TestDescribeSkipsAChannelGoneSinceTheList(t *testing.T) {
+	events := trace(t, "f01")
+	srv := newServer(t, esltest.Options{})
+	srv.Play(events...)
+	srv.LiveThrough(len(events)) // every channel ended
+	c, err := Dial(context.Background(), srv.Addr, "ClueCon", 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
+	require.NoError(t, err)
+	e := &session{src: src, c: c}
+	ch := cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}
+	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
+	assert.Equal(t, cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}, ch)
 }

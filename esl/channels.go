@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -116,11 +117,11 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 	for _, ch := range chans {
 		body, early, err := e.collect(ctx, "uuid_dump "+ch.ID+" json")
 		e.early = append(e.early, early...)
+		if errors.Is(err, ErrCommand) {
+			continue // "-ERR No such channel!": it ended since the list
+		}
 		if err != nil {
 			return fmt.Errorf("uuid_dump %s: %w", ch.ID, err)
-		}
-		if strings.HasPrefix(body, "-ERR") {
-			continue
 		}
 		f, err := ParseJSON([]byte(body))
 		if err != nil {

@@ -300,11 +300,12 @@ func (e *session) collect(ctx context.Context, cmd string) (string, []Fields, er
 			return a.body, early, a.err
 		case raw, ok := <-e.c.Events():
 			if !ok {
-				return "", nil, e.c.Err()
+				// What was read is real: the caller may still hand it over.
+				return "", early, e.c.Err()
 			}
 			size += len(raw)
 			if size > maxEarly {
-				return "", nil, fmt.Errorf("over %d bytes of events before the answer to %s", maxEarly, cmd)
+				return "", early, fmt.Errorf("over %d bytes of events before the answer to %s", maxEarly, cmd)
 			}
 			if f, ok := e.src.parse(raw); ok {
 				early = append(early, f)

@@ -48,7 +48,9 @@ type Session interface {
 // where each channel is now, not how its call began. Describe asks the
 // PBX what it kept of that for the listed channels about to be adopted
 // (the call a leg belongs to, the number the call arrived on), filling
-// them in place; a channel gone meanwhile is left as listed.
+// them in place; a channel gone meanwhile is left as listed. An error
+// leaves the rest as listed: the session goes on, and its Next says
+// whether the connection failed.
 type Describer interface {
 	Describe(ctx context.Context, chans []*cdr.Channel) error
 }
@@ -439,7 +441,9 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		return l, nil
 	}
 	if err := d.Describe(ctx, unknown); err != nil {
-		return l, fmt.Errorf("describe listed channels: %w", err)
+		// The list stands as it is: failing the session here would lose
+		// the events read meanwhile, which Next hands over, error and all.
+		f.log.Warn("could not ask "+f.cfg.PBX+" about listed channels; adopting them as listed", "err", err)
 	}
 	return l, nil
 }
