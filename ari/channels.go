@@ -2,9 +2,13 @@ package ari
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
+	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/follow"
 )
 
@@ -42,4 +46,69 @@ func (s *Source) list(ctx context.Context) (follow.Listing, error) {
 		}
 	}
 	return l, nil
+}
+
+// Describe asks Asterisk, for each channel about to be adopted, what its
+// snapshot does not say (see follow.Describer): the call it belongs to
+// (CHANNEL(linkedid), when channelvars does not carry it), the number it
+// was dialled as (CALLERID(dnid)) and the DID variables. Mid-call, a
+// snapshot's extension is where the dialplan sent the call (1000 after a
+// Goto to an extension), not the number it arrived on.
+func (w *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
+	for _, ch := range chans {
+		if err := w.src.describe(ctx, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Source) describe(ctx context.Context, ch *cdr.Channel) error {
+	if ch.LinkedID == "" {
+		v, err := s.variable(ctx, ch.ID, linkedIDVar)
+		if err != nil {
+			return err
+		}
+		ch.LinkedID = v
+	}
+	if ch.DialedNumber == "" {
+		v, err := s.variable(ctx, ch.ID, "CALLERID(dnid)")
+		if err != nil {
+			return err
+		}
+		ch.DialedNumber = v
+	}
+	seen := map[string]bool{}
+	for _, name := range s.cfg.DIDVariables {
+		// An inherited variable (__DID) is kept under its bare name.
+		bare := strings.TrimLeft(name, "_")
+		if seen[bare] || ch.Vars[name] != "" {
+			continue
+		}
+		seen[bare] = true
+		v, err := s.variable(ctx, ch.ID, bare)
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			continue
+		}
+		ch.WithVar(bare, v)
+	}
+	return nil
+}
+
+// variable reads one channel variable or function; "" when the channel
+// or the variable is gone (404), or the function cannot be read (500).
+func (s *Source) variable(ctx context.Context, id, name string) (string, error) {
+	var v struct {
+		Value string `json:"value"`
+	}
+	path := "/channels/" + url.PathEscape(id) + "/variable?" + url.Values{"variable": {name}}.Encode()
+	err := s.client.Do(ctx, http.MethodGet, path, nil, &v)
+	var st *httpStatusError
+	if errors.As(err, &st) && (st.code == http.StatusNotFound || st.code == http.StatusInternalServerError) {
+		return "", nil
+	}
+	return v.Value, err
 }

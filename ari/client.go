@@ -102,10 +102,20 @@ func statusError(resp *http.Response) error {
 	if resp.Body != nil {
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
 	}
-	if msg := body.Message + body.Error; msg != "" {
-		return fmt.Errorf("HTTP %s: %s", resp.Status, msg)
+	return &httpStatusError{code: resp.StatusCode, status: resp.Status, msg: body.Message + body.Error}
+}
+
+// httpStatusError is a non-2xx answer, with Asterisk's message if any.
+type httpStatusError struct {
+	code        int
+	status, msg string
+}
+
+func (e *httpStatusError) Error() string {
+	if e.msg != "" {
+		return fmt.Sprintf("HTTP %s: %s", e.status, e.msg)
 	}
-	return fmt.Errorf("HTTP %s", resp.Status)
+	return "HTTP " + e.status
 }
 
 // Info is what GET /ari/asterisk/info says about the Asterisk behind the URL.

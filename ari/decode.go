@@ -19,6 +19,7 @@ const (
 	typeChannelToneDetected = "ChannelToneDetected"
 	typeBlindTransfer       = "BridgeBlindTransfer"
 	typeAttendedTransfer    = "BridgeAttendedTransfer"
+	typeApplicationReplaced = "ApplicationReplaced"
 )
 
 var extraKnownTypes = []string{

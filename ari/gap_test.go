@@ -2,11 +2,13 @@ package ari
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -69,4 +71,97 @@ func TestOnReconcileTellsTheGap(t *testing.T) {
 	date, err := http.ParseTime(resp.Header.Get("Date"))
 	require.NoError(t, err)
 	assert.True(t, date.Equal(again.gap.Until), "until %s, want %s", again.gap.Until, date)
+}
+
+// A call that began while kanca was away, went through a menu to an
+// extension and was answered there, is adopted when kanca comes back as
+// the call it is: the number it arrived on (a DID variable; its extension
+// is now the menu's choice), its callee's leg joined to it, answered, and
+// its routing so far read from what it runs now.
+func TestSourceAdoptsACallMidwayWithItsNumberAndLegs(t *testing.T) {
+	frames := scenario(t, "s06")
+	want := sourcetest.Shapes(decodeAll(t, frames))
+	n := lastBridgeEnter(t, frames) + 1
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames[:n]...)
+	srv.LiveThrough(n)
+
+	reconciled := make(chan struct{}, 1)
+	h := start(t, srv.URL, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+	<-reconciled // what the list showed is described: the call goes on
+	srv.Play(frames[n:]...)
+	var got []cdr.Input
+	for sourcetest.CountKind(got, cdr.KindDestroyed) < 2 {
+		got = append(got, h.Take(t, 1)[0])
+	}
+	adopted := 0
+	for _, in := range got {
+		if in.Adopted {
+			adopted++
+		}
+	}
+	assert.Equal(t, 2, adopted, "both legs adopted")
+	gotShapes := sourcetest.Shapes(got)
+	require.NotEmpty(t, gotShapes)
+	// The menu was lived through in the gap: the adopted call starts at
+	// the extension.
+	assert.Equal(t, sourcetest.AfterMenu(want), gotShapes)
+}
+
+// Another client subscribing as kanca's application takes its events
+// (Asterisk sends the old socket ApplicationReplaced and leaves it open
+// and silent): kanca says so and subscribes again, and misses nothing
+// played after.
+func TestSourceNoticesItsApplicationReplaced(t *testing.T) {
+	frames := scenario(t, "s01")
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	h := start(t, srv.URL, nil)
+	waitFor(t, srv, func() bool { return srv.Listings() == 1 && srv.Connected() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+	defer cancel()
+	other, _, err := websocket.Dial(ctx, "ws"+srv.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("kanca:kanca"))}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { other.CloseNow() })
+
+	// kanca takes its application back: the intruder is the one replaced.
+	_, data, err := other.Read(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"type":"ApplicationReplaced"`)
+	waitFor(t, srv, func() bool { return srv.Listings() == 2 && srv.Connected() })
+	assert.Contains(t, h.logs.String(), "level=ERROR")
+	assert.Contains(t, h.logs.String(), ErrReplaced.Error())
+	assert.Contains(t, h.src.Stats().LastError, ErrReplaced.Error())
+
+	srv.Play(frames...)
+	sourcetest.SameInputs(t, decodeAll(t, frames), h.Take(t, len(decodeAll(t, frames))))
+}
+
+// A socket that stays open, answers pings and says nothing while the
+// call kanca follows ends (Asterisk no longer feeds it the application's
+// events) is noticed: listed while silent, the call's channels are gone,
+// so kanca drops the connection and the reconnect reconciles them.
+func TestSourceNoticesASilentStream(t *testing.T) {
+	frames := scenario(t, "s01")
+	up := lastBridgeEnter(t, frames)
+	before := decodeAll(t, frames[:up])
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	h := start(t, srv.URL, func(c *Config) { c.PingInterval = 50 * time.Millisecond })
+	playAfterList(t, srv, 1, frames[:up]...)
+	sourcetest.SameInputs(t, before, h.Take(t, len(before)))
+	srv.Hang(0) // sends nothing while the rest is set up
+	srv.Play(frames[up:]...)
+	srv.LiveThrough(len(frames) - up) // the call ends; the socket hears nothing of it
+	srv.Resume()
+
+	for _, in := range h.Take(t, 2) {
+		assert.Equal(t, cdr.KindGone, in.Kind)
+	}
+	assert.Contains(t, h.logs.String(), "silent")
+	// Counted once the reconciliation's inputs are out.
+	sourcetest.Eventually(t, func() bool { return h.src.Stats().Reconnects == 1 })
 }

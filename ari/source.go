@@ -45,7 +45,16 @@ type Config struct {
 	// are dropped after reading their type and variable alone (Unread),
 	// before a full decode. Nil decodes every frame.
 	ReadsVariable func(name string) bool
+	// DIDVariables are the channel variables read from a channel adopted
+	// mid-call for the number its call arrived on (cdr.Config's); default
+	// cdr.DefaultConfig's.
+	DIDVariables []string
 }
+
+// ErrReplaced is wrapped when Asterisk says another WebSocket subscribed
+// as kanca's application (ApplicationReplaced): Asterisk sends that one
+// the events from then on and leaves kanca's socket open and silent.
+var ErrReplaced = errors.New("another client subscribed as this ARI application and now gets its events")
 
 // Backoff shapes the waits between connection attempts (see follow.Backoff).
 type Backoff = follow.Backoff
@@ -105,6 +114,9 @@ func New(cfg Config) (*Source, error) {
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = defaultPingInterval
 	}
+	if cfg.DIDVariables == nil {
+		cfg.DIDVariables = cdr.DefaultConfig().DIDVariables
+	}
 	if cfg.User == "" {
 		return nil, errors.New("ari: no user: ARI needs an ari.conf user")
 	}
@@ -149,10 +161,13 @@ func New(cfg Config) (*Source, error) {
 	s.f = follow.New(follow.Config{
 		Name: "ari", PBX: "Asterisk", Logger: s.log, Backoff: cfg.Backoff,
 		ProbeInterval: cfg.PingInterval, ProbeTimeout: cfg.HTTPTimeout, Probe: "pings",
-		Refusals: []error{ErrUnauthorized}, RefusalAttrs: []any{"user", cfg.User},
+		Refusals: []error{ErrUnauthorized, ErrReplaced}, RefusalAttrs: []any{"user", cfg.User, "app", cfg.App},
 		ConnectedAttrs:  []any{"url", s.eventsURL},
 		OtherIsSnapshot: true, // a Dial's caller is a whole snapshot
 		OnReconcile:     cfg.OnReconcile,
+		// A pong proves the socket, not that Asterisk still sends it the
+		// application's events.
+		CheckSilence: true,
 	}, s.dial)
 	return s, nil
 }
@@ -242,6 +257,8 @@ func (w *session) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error
 	case err != nil:
 		w.src.f.Malformed()
 		w.src.log.Warn("skipped a malformed ARI frame", "type", typ, "err", err, "frame", follow.Excerpt(data))
+	case typ == typeApplicationReplaced:
+		return dst, fmt.Errorf("read events: %w (app %q): give every other ARI client its own app name", ErrReplaced, w.src.cfg.App)
 	case !ok && !knownTypes[typ]:
 		w.src.f.Unknown()
 	case ok:

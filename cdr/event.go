@@ -137,6 +137,12 @@ type Record struct {
 	// How kanca learned of the end when it did not see it happen.
 	Reconciled bool // the channels vanished while the PBX connection was down
 	Expired    bool // the call outlived the maximum call duration
+	// Estimated names the fields kanca did not see happen, stated as well
+	// as a channel list lets it, by their webhook names: "answer_time"
+	// (an answer a list showed: it happened by then), and, for a
+	// reconciled end, "hangup_time" (it happened at or after it),
+	// "hangup_cause" and "sip_hangup_disposition".
+	Estimated []string
 }
 
 // Step is one entry of a record's callflow.

@@ -51,6 +51,11 @@ type Channel struct {
 	ConnectedNumber string `json:",omitzero"`
 	DialedNumber    string `json:",omitzero"` // the number the leg was dialed as, when the PBX says (DNID, sip_req_user)
 	RDNIS           string `json:",omitzero"`
+	// Presented is the number the leg presents outside when the PBX keeps
+	// it apart from its own (FreeSWITCH's effective_caller_id_number), on
+	// an adopted leg: its own number says whose call it is, this one what
+	// an outbound call announces.
+	Presented string `json:",omitzero"`
 
 	Context string `json:",omitzero"`
 	Exten   string `json:",omitzero"`
@@ -59,6 +64,17 @@ type Channel struct {
 
 	Created time.Time         `json:",omitzero"`
 	Vars    map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
+}
+
+// WithVar sets a channel variable on c, copying Vars first: a snapshot's
+// map may be shared with the input it came from.
+func (c *Channel) WithVar(name, value string) {
+	vars := make(map[string]string, len(c.Vars)+1)
+	for k, v := range c.Vars {
+		vars[k] = v
+	}
+	vars[name] = value
+	c.Vars = vars
 }
 
 // Input is one PBX event, reduced to what the tracker needs. Sources
@@ -97,4 +113,12 @@ type Input struct {
 	Disposition string `json:",omitzero"`
 
 	Origin *Origin `json:",omitzero"` // KindOriginate
+	// Adopted marks an input a channel list made after a gap, not an
+	// event: a KindCreated for a channel found mid-call (its snapshot is
+	// where the channel is now: Exten may be an extension the call was
+	// sent to, App what it runs; DialedNumber and Vars carry the number
+	// the call arrived on when the PBX could say, LinkedID the call it
+	// belongs to), or a KindState for a change the gap hid (it happened
+	// by Time, not at it).
+	Adopted bool `json:",omitzero"`
 }

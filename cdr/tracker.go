@@ -5,6 +5,7 @@
 package cdr
 
 import (
+	"cmp"
 	"strings"
 	"time"
 )
@@ -108,6 +109,7 @@ type call struct {
 	endCause     int    // the caller leg's cause at destruction
 	endCauseName string // as the PBX named it
 	disposition  string // as the PBX stated it
+	answerListed bool   // the answer kanca knows of came from a channel list
 }
 
 // NewTracker returns a tracker that reads dialplans as cfg says.
@@ -231,13 +233,13 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	if ch.LinkedID != "" && ch.LinkedID != ch.ID {
 		if c := t.calls[callKey(in.Server, ch.LinkedID)]; c != nil {
 			t.attach(l, c)
-			return out
+			return t.joined(c, l, in, out)
 		}
 		if o := t.legs[ch.LinkedID]; o != nil && o.c != nil {
 			// FreeSWITCH links a leg to the leg that originated it, which
 			// may itself be a callee's (a consultation before a transfer).
 			t.attach(l, o.c)
-			return out
+			return t.joined(o.c, l, in, out)
 		}
 		// The caller's leg is gone or was never seen (kanca started
 		// mid-call): this leg stands for the call.
@@ -301,6 +303,7 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 	t.attach(l, c)
 	if !l.up.IsZero() {
 		c.answer = l.up
+		c.answerListed = in.Adopted
 	}
 	c.lastContext = l.context
 	if p, ok := t.origins[l.id]; ok {
@@ -311,14 +314,71 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 	case matchAny(t.cfg.Contexts.Inbound, l.context):
 	case matchAny(t.cfg.Contexts.Internal, l.context) || t.num.isExtension(l.caller):
 		c.inside = true
-		return out
+		return t.routeAdopted(c, in, out)
 	}
 	c.dir = Inbound
 	c.caller = t.num.normalize(l.caller)
-	if did := t.didOf(l.exten, in.Channel.Vars); did != "" {
+	did := t.didOf(l.exten, in.Channel.Vars)
+	if in.Adopted {
+		// Mid-call, the extension is where the dialplan sent the call
+		// (an extension, a menu), not where it arrived: what the PBX
+		// kept of the arrival comes first.
+		did = cmp.Or(t.arrivedOn(in.Channel), did)
+	}
+	if did != "" {
 		c.number = did
 		c.callee = did
 		out = t.announce(c, c.start, out)
+	}
+	return t.routeAdopted(c, in, out)
+}
+
+// arrivedOn is the public number an adopted inbound leg arrived on, as
+// the PBX kept it: a DID variable, else the number it was dialled as.
+func (t *Tracker) arrivedOn(ch Channel) string {
+	for _, name := range t.cfg.DIDVariables {
+		if v := ch.Vars[name]; v != "" {
+			if _, _, ok := digits(v); ok {
+				return t.num.normalize(v)
+			}
+		}
+	}
+	if _, _, ok := digits(ch.DialedNumber); ok {
+		return t.num.normalize(ch.DialedNumber)
+	}
+	return ""
+}
+
+// routeAdopted reads where an adopted call's first leg is now in the
+// dialplan (a Dial to an extension, to an outside number, a queue) as its
+// routing so far: its earlier steps are lost with the gap.
+func (t *Tracker) routeAdopted(c *call, in Input, out []Event) []Event {
+	if !in.Adopted || in.Channel.App == "" {
+		return out
+	}
+	if in.Channel.Presented != "" {
+		in.Channel.CallerNumber = in.Channel.Presented
+	}
+	return t.route(c, in, out)
+}
+
+// joined completes an adopted leg that joined call c by its linked id: it
+// is one the call dialled (the caller's leg was adopted first), for the
+// call's current step, and a leg the PBX lists as up has answered.
+func (t *Tracker) joined(c *call, l *leg, in Input, out []Event) []Event {
+	if !in.Adopted || l == c.origin || l.dialed || l.consult {
+		return out
+	}
+	l.dialed = true
+	l.step = c.current()
+	if l.dialnum == "" && in.Channel.DialedNumber != "" {
+		l.dialnum = in.Channel.DialedNumber
+	}
+	if !l.up.IsZero() {
+		if c.answer.IsZero() || c.answerListed {
+			c.answerListed = true
+		}
+		out = t.answered(c, l, l.up, out)
 	}
 	return out
 }
@@ -364,6 +424,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if ch.State == "Up" && l.up.IsZero() {
 			l.up = in.Time
 			if c != nil {
+				if in.Adopted && (c.answer.IsZero() || c.answerListed) {
+					c.answerListed = true
+				}
 				out = t.answered(c, l, in.Time, out)
 			}
 		}
@@ -876,6 +939,12 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 	}
 	if c.fax {
 		rec.CallType = "fax"
+	}
+	if c.answerListed && !c.answer.IsZero() {
+		rec.Estimated = append(rec.Estimated, "answer_time")
+	}
+	if reconciled {
+		rec.Estimated = append(rec.Estimated, "hangup_time", "hangup_cause", "sip_hangup_disposition")
 	}
 	if c.recorded {
 		rec.RecordFile = c.recordFile

@@ -348,3 +348,35 @@ func TestSendName(t *testing.T) {
 	assert.Equal(t, "incoming_call_group", SendName(" Incoming_Call_Group"), "the later revision's spelling is sent as asked")
 	assert.Equal(t, "call_hangup", SendName("call_hangup"))
 }
+
+// A call adopted mid-call from a channel list, answered and then gone
+// while kanca was away again, says which fields it could only estimate;
+// its callee's leg, listed up, makes it answered, not missed.
+func TestAdoptedAndReconciledCallSaysWhatIsEstimated(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	at := s.now
+	caller := Channel{ID: "a", Name: "PJSIP/trunk-1", State: "Up", CallerNumber: "05321234567", Context: "ext-local",
+		Exten: "1000", App: "Dial", AppData: "PJSIP/1000,20", LinkedID: "a", Created: at.Add(-time.Minute),
+		Vars: map[string]string{"DID": "908508850000"}}
+	callee := Channel{ID: "b", Name: "PJSIP/1000-1", State: "Up", CallerNumber: "1000", Context: "from-internal",
+		LinkedID: "a", Created: at.Add(-50 * time.Second)}
+	s.feed(Input{Kind: KindCreated, Channel: caller, Adopted: true})
+	s.feed(Input{Kind: KindCreated, Channel: callee, Adopted: true})
+	s.feed(Input{Kind: KindGone, Channel: callee})
+	s.feed(Input{Kind: KindGone, Channel: caller})
+
+	var types []EventType
+	var rec *Record
+	for _, ev := range s.out {
+		types = append(types, ev.Type)
+		assert.Equal(t, "908508850000", ev.Callee, "the number it arrived on, not the extension it is at")
+		if ev.CDR != nil {
+			rec = ev.CDR
+			assert.Equal(t, "SUCCESS", ev.ResultDisposition)
+		}
+	}
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, types)
+	require.NotNil(t, rec)
+	assert.True(t, rec.Reconciled)
+	assert.Equal(t, []string{"answer_time", "hangup_time", "hangup_cause", "sip_hangup_disposition"}, rec.Estimated)
+}

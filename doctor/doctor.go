@@ -113,6 +113,10 @@ const (
 	checkDB        = "database writable"
 )
 
+// DoctorApp is the ARI application name kanca doctor subscribes as when
+// kanca run subscribes as app.
+func DoctorApp(app string) string { return app + "-doctor" }
+
 // client talks to ARI the way kanca's source does.
 type client struct {
 	rest, events string // .../ari and .../ari/events?app=...&subscribeAll=true
@@ -146,7 +150,10 @@ func newClient(cfg Config) (*client, error) {
 	}
 	base := strings.TrimSuffix(u.Path, "/") + "/ari"
 	rest.Path, ws.Path = base, base+"/events"
-	ws.RawQuery = url.Values{"app": {a.App}, "subscribeAll": {"true"}}.Encode()
+	// Its own application name: Asterisk gives an application's events
+	// to the newest WebSocket subscribed as it, so subscribing as kanca
+	// run's would take them from a running kanca (ApplicationReplaced).
+	ws.RawQuery = url.Values{"app": {DoctorApp(a.App)}, "subscribeAll": {"true"}}.Encode()
 	return &client{
 		rest:    rest.String(),
 		events:  ws.String(),

@@ -71,6 +71,17 @@ func find(t *testing.T, rs []Result, check string) Result {
 	return Result{}
 }
 
+// subscribe connects to the fake Asterisk as kanca run does.
+func subscribe(t *testing.T, ctx context.Context, ast *aritest.Server) *websocket.Conn {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ast.URL, nil)
+	req.SetBasicAuth("kanca", "kanca")
+	c, _, err := websocket.Dial(ctx, "ws"+ast.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {req.Header.Get("Authorization")}}})
+	require.NoError(t, err)
+	return c
+}
+
 // played leaves the fake Asterisk with the channels that n frames of a
 // recording leave alive, by reading them as a client would.
 func played(t *testing.T, ast *aritest.Server, frames [][]byte) {
@@ -78,11 +89,7 @@ func played(t *testing.T, ast *aritest.Server, frames [][]byte) {
 	ast.Play(frames...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequest(http.MethodGet, ast.URL, nil)
-	req.SetBasicAuth("kanca", "kanca")
-	c, _, err := websocket.Dial(ctx, "ws"+ast.URL[len("http"):]+"/ari/events?app=kanca&subscribeAll=true",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {req.Header.Get("Authorization")}}})
-	require.NoError(t, err)
+	c := subscribe(t, ctx, ast)
 	for range frames {
 		_, _, err := c.Read(ctx)
 		require.NoError(t, err)
@@ -102,7 +109,7 @@ func config(url, password, db string) Config {
 
 func TestGoodSetupWithLinkedID(t *testing.T) {
 	db, up, down := database(t)
-	ast := aritest.NewServer(aritest.Options{})
+	ast := aritest.NewServer(aritest.Options{OtherApps: []string{"kanca-doctor"}})
 	t.Cleanup(ast.Close)
 	played(t, ast, load(t, "s14-answered-with-channelvars", 5))
 	require.NotEmpty(t, ast.LiveChannels())
@@ -132,7 +139,7 @@ func TestGoodSetupWithLinkedID(t *testing.T) {
 
 func TestNoChannelVarsAndNoLiveChannel(t *testing.T) {
 	db, _, _ := database(t)
-	ast := aritest.NewServer(aritest.Options{})
+	ast := aritest.NewServer(aritest.Options{OtherApps: []string{"kanca-doctor"}})
 	t.Cleanup(ast.Close)
 	rs := Run(context.Background(), config(ast.URL, "kanca", db), nil)
 	r := find(t, rs, checkLinkedID)
@@ -140,7 +147,7 @@ func TestNoChannelVarsAndNoLiveChannel(t *testing.T) {
 	assert.Contains(t, r.Detail, "can't tell")
 	assert.Contains(t, r.Fix, "channelvars = CHANNEL(linkedid)")
 
-	ast2 := aritest.NewServer(aritest.Options{})
+	ast2 := aritest.NewServer(aritest.Options{OtherApps: []string{"kanca-doctor"}})
 	t.Cleanup(ast2.Close)
 	played(t, ast2, load(t, "s01-answered-caller-hangs-up", 5))
 	require.NotEmpty(t, ast2.LiveChannels())
@@ -151,7 +158,7 @@ func TestNoChannelVarsAndNoLiveChannel(t *testing.T) {
 
 func TestBadCredentials(t *testing.T) {
 	db, _, _ := database(t)
-	ast := aritest.NewServer(aritest.Options{})
+	ast := aritest.NewServer(aritest.Options{OtherApps: []string{"kanca-doctor"}})
 	t.Cleanup(ast.Close)
 	rs := Run(context.Background(), config(ast.URL, "wrong", db), nil)
 	assert.Equal(t, OK, find(t, rs, checkReach).Status)
@@ -191,7 +198,7 @@ func TestNotARIAndRefusedSubscription(t *testing.T) {
 }
 
 func TestDatabaseMissingAndNoHooks(t *testing.T) {
-	ast := aritest.NewServer(aritest.Options{})
+	ast := aritest.NewServer(aritest.Options{OtherApps: []string{"kanca-doctor"}})
 	t.Cleanup(ast.Close)
 	rs := Run(context.Background(), config(ast.URL, "kanca", filepath.Join(t.TempDir(), "none.db")), nil)
 	r := find(t, rs, checkDB)
@@ -207,4 +214,31 @@ func TestDatabaseMissingAndNoHooks(t *testing.T) {
 	assert.Equal(t, OK, find(t, rs, checkDB).Status)
 	assert.Equal(t, Warn, find(t, rs, "hooks answer").Status)
 	assert.Zero(t, Failed(rs))
+}
+
+// The doctor subscribes under its own application name: Asterisk gives an
+// application's events to its newest WebSocket, so a doctor subscribing
+// as kanca's would leave a running kanca silent (ApplicationReplaced).
+func TestDoctorLeavesKancasSubscriptionAlone(t *testing.T) {
+	db, _, _ := database(t)
+	ast := aritest.NewServer(aritest.Options{OtherApps: []string{DoctorApp("kanca")}})
+	t.Cleanup(ast.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := subscribe(t, ctx, ast)
+	t.Cleanup(func() { c.CloseNow() })
+	require.Eventually(t, ast.Connected, 10*time.Second, time.Millisecond)
+
+	rs := Run(context.Background(), config(ast.URL, "kanca", db), nil)
+	assert.Equal(t, OK, find(t, rs, checkSubscribe).Status)
+	assert.Equal(t, 2, ast.Connections())
+
+	// kanca's socket still gets the events, and no ApplicationReplaced.
+	frames := load(t, "s01-answered-caller-hangs-up", 3)
+	ast.Play(frames...)
+	for i := range frames {
+		_, data, err := c.Read(ctx)
+		require.NoError(t, err)
+		assert.JSONEq(t, string(frames[i]), string(data))
+	}
 }

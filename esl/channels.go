@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kanca/kanca/cdr"
@@ -30,6 +32,10 @@ type row struct {
 	CalleeNum    string `json:"callee_num"`
 	CallUUID     string `json:"call_uuid"`
 	InitialDest  string `json:"initial_dest"`
+	// What it runs now: a leg adopted mid-call is routed by it (bridge
+	// user/1000, bridge sofia/gateway/...).
+	Application     string `json:"application"`
+	ApplicationData string `json:"application_data"`
 }
 
 // parseChannels reads the answer to "show channels as json":
@@ -74,6 +80,8 @@ func (r row) channel() cdr.Channel {
 		// transfer dest is the new target and initial_dest the DID.
 		Exten:        cmp.Or(r.InitialDest, r.Dest),
 		DialedNumber: r.InitialDest,
+		App:          r.Application,
+		AppData:      r.ApplicationData,
 	}
 	// A leg FreeSWITCH originated for another carries that leg's id as its
 	// call_uuid from CHANNEL_ORIGINATE on; a leg of its own carries its own
@@ -97,4 +105,46 @@ func (r row) channel() cdr.Channel {
 		ch.Created = time.Unix(sec, 0)
 	}
 	return ch
+}
+
+// Describe asks FreeSWITCH, for each channel about to be adopted, what
+// the channel list does not say (see follow.Describer): "uuid_dump UUID
+// json" gives the session's variables, among them the number it presents
+// outside (effective_caller_id_number, set by an outbound route before the
+// bridge), the number it was dialled as (sip_req_user) and the DID
+// variables. A channel gone meanwhile is left as listed.
+func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
+	for _, ch := range chans {
+		body, early, err := e.collect(ctx, "uuid_dump "+ch.ID+" json")
+		e.early = append(e.early, early...)
+		if errors.Is(err, ErrCommand) {
+			continue // "-ERR No such channel!": it ended since the list
+		}
+		if err != nil {
+			return fmt.Errorf("uuid_dump %s: %w", ch.ID, err)
+		}
+		f, err := ParseJSON([]byte(body))
+		if err != nil {
+			return fmt.Errorf("uuid_dump %s: %w", ch.ID, err)
+		}
+		e.src.describe(ch, f)
+	}
+	return nil
+}
+
+func (s *Source) describe(ch *cdr.Channel, f Fields) {
+	if n := f["variable_effective_caller_id_number"]; n != "" && n != ch.CallerNumber {
+		ch.Presented = n
+	}
+	if ch.DialedNumber == "" {
+		ch.DialedNumber = f["variable_sip_req_user"]
+	}
+	for _, name := range s.cfg.DIDVariables {
+		bare := strings.TrimLeft(name, "_")
+		v := f["variable_"+strings.ToLower(bare)]
+		if v == "" || ch.Vars[bare] != "" {
+			continue
+		}
+		ch.WithVar(bare, v)
+	}
 }

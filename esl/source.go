@@ -37,9 +37,19 @@ type Config struct {
 	// Default 3 ms: the socket swaps events raised in the same instant,
 	// and the next sequence is released without waiting (see Order).
 	ReorderWait time.Duration
+	// Relist is how long after every (re)connect the channel list is
+	// taken again (see follow.Config.Relist): FreeSWITCH's list is its
+	// core database, written behind the events, so the first list can
+	// still show channels whose end came before the subscription and miss
+	// ones born just before it. Default 1 s; negative turns it off.
+	Relist time.Duration
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation; see follow.Config.
 	OnReconcile func(follow.Gap)
+	// DIDVariables are the channel variables read from a channel adopted
+	// mid-call for the number its call arrived on (cdr.Config's); default
+	// cdr.DefaultConfig's.
+	DIDVariables []string
 }
 
 // Backoff shapes the waits between connection attempts (see follow.Backoff).
@@ -51,6 +61,7 @@ const (
 	defaultTimeout       = 10 * time.Second
 	defaultProbeInterval = 30 * time.Second
 	defaultReorderWait   = 3 * time.Millisecond
+	defaultRelist        = time.Second
 
 	// maxEarly bounds the event bytes held while waiting for the channel
 	// list after a (re)connect.
@@ -120,6 +131,12 @@ func New(cfg Config) (*Source, error) {
 	if cfg.ReorderWait <= 0 {
 		cfg.ReorderWait = defaultReorderWait
 	}
+	if cfg.Relist == 0 {
+		cfg.Relist = defaultRelist
+	}
+	if cfg.DIDVariables == nil {
+		cfg.DIDVariables = cdr.DefaultConfig().DIDVariables
+	}
 	if err := CheckConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -134,6 +151,7 @@ func New(cfg Config) (*Source, error) {
 		Refusals:       []error{ErrUnauthorized, ErrRejected},
 		ConnectedAttrs: []any{"addr", cfg.Addr},
 		OnReconcile:    cfg.OnReconcile,
+		Relist:         cfg.Relist,
 	}, s.dial)
 	return s, nil
 }
@@ -228,6 +246,9 @@ type session struct {
 	started bool     // early was handed over
 	hold    *time.Timer
 	armed   bool // hold runs: held events are due when it fires
+	// wake makes Next return once when the list is due again, so a quiet
+	// switch is listed again all the same.
+	wake <-chan time.Time
 }
 
 // List asks for the live channels and collects the events that arrive
@@ -237,7 +258,9 @@ func (e *session) List(ctx context.Context) (follow.Listing, error) {
 	if err != nil {
 		return follow.Listing{}, fmt.Errorf("event socket %s: reconcile: %w", e.src.cfg.Addr, err)
 	}
-	e.early = early
+	// A list taken again mid-session hands its early events over first,
+	// as the first does.
+	e.early, e.started = early, false
 	l := follow.Listing{Coarse: true, Ended: map[string]bool{}}
 	for _, f := range early {
 		switch f["event-name"] {
@@ -252,6 +275,17 @@ func (e *session) List(ctx context.Context) (follow.Listing, error) {
 }
 
 func (e *session) list(ctx context.Context) ([]row, []Fields, error) {
+	body, early, err := e.collect(ctx, "show channels as json")
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := parseChannels(body)
+	return rows, early, err
+}
+
+// collect runs an API command and reads the events that arrive before
+// its answer: the socket answers on the event stream, behind them.
+func (e *session) collect(ctx context.Context, cmd string) (string, []Fields, error) {
 	type answer struct {
 		body string
 		err  error
@@ -260,7 +294,7 @@ func (e *session) list(ctx context.Context) ([]row, []Fields, error) {
 	lctx, cancel := context.WithTimeout(ctx, e.src.cfg.Timeout)
 	defer cancel()
 	go func() {
-		body, err := e.c.API(lctx, "show channels as json")
+		body, err := e.c.API(lctx, cmd)
 		got <- answer{body, err}
 	}()
 	var early []Fields
@@ -268,18 +302,15 @@ func (e *session) list(ctx context.Context) ([]row, []Fields, error) {
 	for {
 		select {
 		case a := <-got:
-			if a.err != nil {
-				return nil, nil, a.err
-			}
-			rows, err := parseChannels(a.body)
-			return rows, early, err
+			return a.body, early, a.err
 		case raw, ok := <-e.c.Events():
 			if !ok {
-				return nil, nil, e.c.Err()
+				// What was read is real: the caller may still hand it over.
+				return "", early, e.c.Err()
 			}
 			size += len(raw)
 			if size > maxEarly {
-				return nil, nil, fmt.Errorf("over %d bytes of events before the channel list", maxEarly)
+				return "", early, fmt.Errorf("over %d bytes of events before the answer to %s", maxEarly, cmd)
 			}
 			if f, ok := e.src.parse(raw); ok {
 				early = append(early, f)
@@ -300,6 +331,9 @@ func (e *session) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error
 		}
 		e.early = nil
 		e.arm()
+		if e.wake == nil && e.src.cfg.Relist > 0 {
+			e.wake = time.After(e.src.cfg.Relist)
+		}
 		return dst, nil
 	}
 	var due <-chan time.Time
@@ -314,6 +348,8 @@ func (e *session) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error
 		if f, ok := e.src.parse(raw); ok {
 			dst = e.src.receive(f, dst)
 		}
+	case <-e.wake:
+		e.wake = nil
 	case <-due:
 		e.armed = false
 		for _, f := range e.src.order.Release(time.Now().Add(-e.src.cfg.ReorderWait)) {

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,7 +192,10 @@ func expected(t *testing.T, frames [][]byte) map[string]*call {
 //     earlier one has arrived;
 //   - an event sent twice carries the same delivery id and body;
 //   - every call whose frames all fell outside the moments kanca was
-//     killed gets exactly the webhooks of a kanca that never stopped.
+//     killed gets exactly the webhooks of a kanca that never stopped;
+//   - every call, those that began while kanca was down included, is
+//     delivered from whom, to which number and in which direction it
+//     really went: a call adopted from the channel list is the call it is.
 func TestKillUnderLoad(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("needs POSIX signals")
@@ -286,7 +291,7 @@ func TestKillUnderLoad(t *testing.T) {
 		firstOf[k] = g
 		arrived[g.call] = append(arrived[g.call], g.seq)
 	}
-	exact, touched := 0, 0
+	exact, touched, begunInGap := 0, 0, 0
 	for id, c := range want {
 		seqs := arrived[id]
 		require.NotEmpty(t, seqs, "call %s never reached the receiver", id)
@@ -298,11 +303,22 @@ func TestKillUnderLoad(t *testing.T) {
 			types = append(types, firstOf[key{id, s}].event)
 		}
 		assert.Contains(t, types, "call_hangup", "call %s", id)
+		wantParty := party(t, c.bodies[0])
+		for _, s := range seqs {
+			assert.Equal(t, wantParty, party(t, firstOf[key{id, s}].body), "call %s event %d: the number, the caller, the direction", id, s)
+		}
 
 		hit := false
 		for _, w := range windows {
 			if c.first <= w.to && c.last >= w.from {
 				hit = true
+			}
+			if c.first >= w.from && c.first <= w.to && c.last > w.to {
+				// Alive when kanca listed channels again: adopted with its
+				// legs, it was missed only if nobody answered.
+				begunInGap++
+				assert.Equal(t, strings.Contains(strings.Join(c.bodies, "\n"), `"missing_call"`), slices.Contains(types, "missing_call"),
+					"call %s began in a gap: missed or not as it really was", id)
 			}
 		}
 		if hit {
@@ -316,13 +332,29 @@ func TestKillUnderLoad(t *testing.T) {
 		}
 		assert.Equal(t, c.bodies, bodies, "call %s lived between the kills: its webhooks must be exact", id)
 	}
-	t.Logf("%d POSTs for %d calls; %d calls checked exactly, %d crossed a stop", len(all), len(want), exact, touched)
+	t.Logf("%d POSTs for %d calls; %d calls checked exactly, %d crossed a stop, %d of them began in a gap and outlived it",
+		len(all), len(want), exact, touched, begunInGap)
 	require.Positive(t, exact)
+	require.Positive(t, begunInGap, "the stops must catch calls beginning")
 
 	// Restarted once more, kanca finds nothing left to do: every call
 	// ended, so its journal is empty and no delivery waits.
 	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
 	assert.JSONEq(t, "[]", out)
+}
+
+// party is who a webhook says called whom, and which way.
+func party(t *testing.T, body string) string {
+	t.Helper()
+	var b struct {
+		Caller    json.Number `json:"caller"`
+		Callee    json.Number `json:"callee"`
+		Direction string      `json:"direction"`
+	}
+	d := json.NewDecoder(strings.NewReader(body))
+	d.UseNumber()
+	require.NoError(t, d.Decode(&b), body)
+	return fmt.Sprintf("%s -> %s (%s)", b.Caller, b.Callee, b.Direction)
 }
 
 // TestReceiverDownThenUp has the receiver refuse everything (503) while

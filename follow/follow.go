@@ -1,12 +1,14 @@
 package follow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +43,17 @@ type Session interface {
 	// Close ends the session; a Next under way returns. cause, when not
 	// nil, is why: Next's error should say it.
 	Close(cause error)
+}
+
+// Describer is what a Session may add to its channel list: a list shows
+// where each channel is now, not how its call began. Describe asks the
+// PBX what it kept of that for the listed channels about to be adopted
+// (the call a leg belongs to, the number the call arrived on), filling
+// them in place; a channel gone meanwhile is left as listed. An error
+// leaves the rest as listed: the session goes on, and its Next says
+// whether the connection failed.
+type Describer interface {
+	Describe(ctx context.Context, chans []*cdr.Channel) error
 }
 
 // Listed is one channel of a channel list, shaped as the adapter's decoder
@@ -129,9 +142,11 @@ type Config struct {
 	// answer. Probe is what the probe is called in logs ("pings").
 	ProbeInterval, ProbeTimeout time.Duration
 	Probe                       string
-	// Refusals are the dial errors that mean the PBX turned kanca away
-	// (credentials, an ACL): the operator must act, so they are logged as
-	// errors, with RefusalAttrs. They are retried all the same.
+	// Refusals are the errors that mean the PBX turned kanca away
+	// (credentials, an ACL, or, from a session, another client taking
+	// its events): the operator must act, so they are logged as errors,
+	// with RefusalAttrs. They are retried all the same, and the backoff
+	// keeps growing across them.
 	Refusals     []error
 	RefusalAttrs []any
 	// ConnectedAttrs say where the PBX is, in the (re)connected log line.
@@ -140,6 +155,22 @@ type Config struct {
 	// full snapshot, which then refreshes what is remembered of it (ARI's
 	// Dial); otherwise it is only an id.
 	OtherIsSnapshot bool
+	// Relist, when positive, takes the channel list again this long after
+	// every (re)connect, once an event or a probe answer comes, for a PBX
+	// whose list lags its stream (FreeSWITCH's list is a database the
+	// core writes behind its events): a channel the first list kept
+	// alive that said nothing since and is no longer listed ended before
+	// the subscription, and a listed channel the first list missed is
+	// adopted.
+	Relist time.Duration
+	// CheckSilence has the probe, when the stream has said nothing for a
+	// ProbeInterval while channels live, list channels: if one it follows
+	// is no longer listed, events are lost on a connection that still
+	// answers the probe (ARI answers pings on a socket whose application
+	// another client took, or that Asterisk no longer feeds), and the
+	// session is dropped so the reconnect reconciles. The adapter's List
+	// must then be safe beside Next.
+	CheckSilence bool
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation inputs were emitted and before any event of the new
 	// connection, from the goroutine that runs Run: a slow hook slows
@@ -191,9 +222,17 @@ type Follower struct {
 	pending  map[string]pendingChannel
 	lastTime time.Time // latest event time seen: when the connection dropped, at best
 	everUp   bool
+	// unconfirmed holds the remembered channels the latest list showed
+	// alive and the stream has not spoken of since, until Relist; they
+	// would be gone since unconfirmedAt.
+	unconfirmed   map[string]bool
+	unconfirmedAt time.Time
 
 	mu    sync.Mutex
 	stats Stats
+	// ids are the live channels' ids, for the probe's goroutine to read
+	// (live is the Run goroutine's alone); guarded by mu.
+	ids map[string]bool
 }
 
 // liveChannel is a channel seen created (or adopted) and not yet
@@ -220,13 +259,15 @@ func New(cfg Config, dial Dial) *Follower {
 	}
 	cfg.Backoff = cfg.Backoff.WithDefaults()
 	return &Follower{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		dial:    dial,
-		jitter:  rand.Float64,
-		live:    make(map[string]liveChannel),
-		pending: make(map[string]pendingChannel),
-		stats:   Stats{ByType: make(map[string]uint64)},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		dial:        dial,
+		jitter:      rand.Float64,
+		live:        make(map[string]liveChannel),
+		pending:     make(map[string]pendingChannel),
+		unconfirmed: make(map[string]bool),
+		ids:         make(map[string]bool),
+		stats:       Stats{ByType: make(map[string]uint64)},
 	}
 }
 
@@ -240,6 +281,7 @@ func (f *Follower) Seed(live []cdr.Input) {
 	}
 	for _, in := range live {
 		f.live[in.Channel.ID] = liveChannel{ch: in.Channel, server: in.Server}
+		f.track(in.Channel.ID, true)
 		if in.Time.After(f.lastTime) {
 			f.lastTime = in.Time
 		}
@@ -269,7 +311,8 @@ func (f *Follower) Run(ctx context.Context, emit func(cdr.Input)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if up {
+		refused := f.refused(err)
+		if up && !refused {
 			attempt = 0
 		}
 		f.setError(err)
@@ -284,6 +327,10 @@ func (f *Follower) Run(ctx context.Context, emit func(cdr.Input)) error {
 		// wrappers, the wait rounded, and where to look next.
 		next := fmt.Sprintf("; retrying in %s (kanca doctor checks the connection)", roundWait(wait))
 		switch {
+		case up && refused:
+			// Another client took the stream (ARI's ApplicationReplaced):
+			// taking it back at once would only fight it, so the waits grow.
+			f.log.Error("lost the event stream of "+f.cfg.PBX+": "+Brief(err)+next, f.cfg.RefusalAttrs...)
 		case up:
 			f.log.Warn("disconnected from "+f.cfg.PBX+": "+Brief(err)+next, f.cfg.ConnectedAttrs...)
 		case f.refused(err):
@@ -318,11 +365,15 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		return false, err
 	}
 	defer s.Close(nil)
-	l, err := s.List(ctx)
+	l, err := f.list(ctx, s)
 	if err != nil {
 		return false, err
 	}
 	gap := f.reconcile(l, emit)
+	var relistAt time.Time
+	if f.cfg.Relist > 0 {
+		relistAt = time.Now().Add(f.cfg.Relist)
+	}
 
 	f.mu.Lock()
 	f.stats.Connected = true
@@ -373,7 +424,91 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		if err != nil {
 			return true, err
 		}
+		if !relistAt.IsZero() && !time.Now().Before(relistAt) {
+			relistAt = time.Time{}
+			l, err := f.list(ctx, s)
+			if err != nil {
+				return true, err
+			}
+			f.relist(l, emit)
+		}
 	}
+}
+
+// list takes the channel list and has the session describe the channels
+// it is about to adopt.
+func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
+	l, err := s.List(ctx)
+	if err != nil {
+		return l, err
+	}
+	d, ok := s.(Describer)
+	if !ok {
+		return l, nil
+	}
+	var unknown []*cdr.Channel
+	for i := range l.Channels {
+		if _, known := f.live[l.Channels[i].Channel.ID]; !known {
+			unknown = append(unknown, &l.Channels[i].Channel)
+		}
+	}
+	if len(unknown) == 0 {
+		return l, nil
+	}
+	if err := d.Describe(ctx, unknown); err != nil {
+		// The list stands as it is: failing the session here would lose
+		// the events read meanwhile, which Next hands over, error and all.
+		f.log.Warn("could not ask "+f.cfg.PBX+" about listed channels; adopting them as listed", "err", err)
+	}
+	return l, nil
+}
+
+// track keeps ids in step with live.
+func (f *Follower) track(id string, live bool) {
+	f.mu.Lock()
+	if live {
+		f.ids[id] = true
+	} else {
+		delete(f.ids, id)
+	}
+	f.mu.Unlock()
+}
+
+// silentLoss lists channels when the stream has been silent since before
+// sent while channels live, and says which followed channel the PBX no
+// longer lists, "" if none (or if the stream spoke meanwhile).
+func (f *Follower) silentLoss(ctx context.Context, s Session, sent int64) string {
+	since := f.waitingSince.Load()
+	if since == 0 || time.Duration(sent-since) < f.cfg.ProbeInterval {
+		return ""
+	}
+	f.mu.Lock()
+	ids := make([]string, 0, len(f.ids))
+	for id := range f.ids {
+		ids = append(ids, id)
+	}
+	f.mu.Unlock()
+	if len(ids) == 0 {
+		return ""
+	}
+	before := f.reads.Load()
+	lctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
+	l, err := s.List(lctx)
+	cancel()
+	if err != nil || f.reads.Load() != before || f.waitingSince.Load() != since {
+		return ""
+	}
+	listed := make(map[string]bool, len(l.Channels))
+	for _, c := range l.Channels {
+		listed[c.Channel.ID] = true
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !listed[id] && !l.Ended[id] {
+			return id
+		}
+	}
+	return ""
 }
 
 // probe closes s when the PBX stops answering while the loop waits for it.
@@ -393,6 +528,13 @@ func (f *Follower) probe(ctx context.Context, s Session) {
 		pctx, cancel := context.WithTimeout(ctx, f.cfg.ProbeTimeout)
 		err := s.Probe(pctx)
 		cancel()
+		if err == nil && f.cfg.CheckSilence && ctx.Err() == nil {
+			if id := f.silentLoss(ctx, s, sent); id != "" {
+				f.log.Warn(f.cfg.PBX+"'s event stream is silent while channels kanca follows ended; dropping the connection", "channel", id)
+				s.Close(fmt.Errorf("event stream silent: channel %s ended unreported", id))
+				return
+			}
+		}
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			continue
 		}
@@ -413,6 +555,7 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		f.lastTime = in.Time
 	}
 	id := in.Channel.ID
+	delete(f.unconfirmed, id)
 	if p, ok := f.pending[id]; ok {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
@@ -425,8 +568,10 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 			return
 		}
 		f.live[id] = liveChannel{ch: in.Channel, server: in.Server}
+		f.track(id, true)
 	case cdr.KindDestroyed:
 		delete(f.live, id)
+		f.track(id, false)
 	default:
 		f.refresh(in.Channel)
 		if in.Other != nil && f.cfg.OtherIsSnapshot {
@@ -458,13 +603,35 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 	}
 	switch {
 	case p.adopt && in.Kind != cdr.KindCreated:
-		f.live[p.lc.ch.ID] = p.lc
-		f.mu.Lock()
-		f.stats.Adopted++
-		f.mu.Unlock()
-		emit(cdr.Input{Kind: cdr.KindCreated, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+		// The call's other listed legs are adopted with it, oldest first,
+		// whichever of them speaks first: a callee's leg adopted before
+		// its caller's would stand for a call of its own.
+		group := []pendingChannel{p}
+		if linked := p.lc.ch.LinkedID; linked != "" {
+			for id, q := range f.pending {
+				if q.adopt && q.lc.ch.LinkedID == linked {
+					group = append(group, q)
+					delete(f.pending, id)
+				}
+			}
+		}
+		slices.SortFunc(group, func(a, b pendingChannel) int {
+			return cmp.Or(a.lc.ch.Created.Compare(b.lc.ch.Created), cmp.Compare(a.lc.ch.ID, b.lc.ch.ID))
+		})
+		for _, q := range group {
+			qat := q.at
+			if in.Time.Before(qat) {
+				qat = in.Time
+			}
+			f.live[q.lc.ch.ID] = q.lc
+			f.track(q.lc.ch.ID, true)
+			f.mu.Lock()
+			f.stats.Adopted++
+			f.mu.Unlock()
+			emit(cdr.Input{Kind: cdr.KindCreated, Time: qat, Server: q.lc.server, Channel: q.lc.ch, Adopted: true})
+		}
 	case !p.adopt && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == ""):
-		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch})
+		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
 	}
 }
 

@@ -103,7 +103,9 @@ func TestFailedAttemptsAreCountedAndLoggedReadably(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx, func(cdr.Input) {}) }()
-	for range 3 {
+	// The fourth attempt starts only after the third was counted; the
+	// one cancel cuts short is not.
+	for range 4 {
 		<-attempts
 	}
 	cancel()

@@ -59,6 +59,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	}
 	for _, lc := range gone {
 		delete(f.live, lc.ch.ID)
+		f.track(lc.ch.ID, false)
 		emit(cdr.Input{Kind: cdr.KindGone, Time: dropped, Server: lc.server, Channel: lc.ch})
 	}
 
@@ -71,6 +72,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			delete(f.pending, id)
 		}
 	}
+	clear(f.unconfirmed)
 	pending := 0
 	for _, c := range l.Channels {
 		ch := c.Channel
@@ -99,7 +101,11 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			lc.ch = ch
 			f.live[ch.ID] = lc
 		}
+		if known {
+			f.unconfirmed[ch.ID] = true
+		}
 	}
+	f.unconfirmedAt = dropped
 	if l.At.After(f.lastTime) {
 		f.lastTime = l.At
 	}
@@ -119,4 +125,75 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// relist reconciles a second channel list, taken Config.Relist after the
+// first, for a PBX whose list lags its stream. It trusts the list only
+// where the stream cannot say better:
+//
+//   - KindGone for a remembered channel the first list showed, of which
+//     the stream said nothing since, and that this list no longer shows:
+//     its end came before the subscription, so no event will say it. Its
+//     Time is the first reconciliation's, the moment the stream was last
+//     heard before the gap.
+//   - A listed channel neither known nor held (the first list missed it:
+//     it was born just before the subscription) is held to be adopted at
+//     its next event, as the first list's are.
+//   - A held channel no longer listed ended before the subscription:
+//     nothing will settle it, so it is dropped.
+//
+// A remembered channel the stream created is never reported gone here,
+// however the list lags.
+func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
+	present := make(map[string]bool, len(l.Channels))
+	for _, c := range l.Channels {
+		if c.Channel.ID != "" {
+			present[c.Channel.ID] = true
+		}
+	}
+	var gone []liveChannel
+	for id := range f.unconfirmed {
+		if lc, ok := f.live[id]; ok && !present[id] && !l.Ended[id] {
+			gone = append(gone, lc)
+		}
+	}
+	clear(f.unconfirmed)
+	slices.SortFunc(gone, func(a, b liveChannel) int {
+		return cmp.Or(a.ch.Created.Compare(b.ch.Created), cmp.Compare(a.ch.ID, b.ch.ID))
+	})
+	for _, lc := range gone {
+		delete(f.live, lc.ch.ID)
+		f.track(lc.ch.ID, false)
+		emit(cdr.Input{Kind: cdr.KindGone, Time: f.unconfirmedAt, Server: lc.server, Channel: lc.ch})
+	}
+	for id := range f.pending {
+		if !present[id] {
+			delete(f.pending, id)
+		}
+	}
+	clock := l.At
+	if clock.IsZero() {
+		clock = f.lastTime
+	}
+	adopt := 0
+	for _, c := range l.Channels {
+		ch := c.Channel
+		if ch.ID == "" {
+			continue
+		}
+		if _, known := f.live[ch.ID]; known {
+			continue
+		}
+		if _, held := f.pending[ch.ID]; held {
+			continue
+		}
+		adopt++
+		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: later(clock, ch.Created)}
+	}
+	f.mu.Lock()
+	f.stats.Gone += uint64(len(gone))
+	f.mu.Unlock()
+	if len(gone) > 0 || adopt > 0 {
+		f.log.Info("listed channels again", "gone", len(gone), "to_adopt", adopt, "live", len(f.live))
+	}
 }

@@ -108,10 +108,10 @@ func TestReconcileExactList(t *testing.T) {
 	require.Len(t, got, 5)
 	assert.Equal(t, cdr.Input{Kind: cdr.KindGone, Time: seed[1].Time, Server: "pbx", Channel: seed[0].Channel}, got[0],
 		"gone at the latest time seeded, with the last snapshot")
-	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: l.Channels[1].Channel}, got[1],
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: l.Channels[1].Channel, Adopted: true}, got[1],
 		"adopted before its first input, at the list's clock")
 	assert.Equal(t, cdr.KindVar, got[2].Kind)
-	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: l.Channels[0].Channel}, got[3],
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: l.Channels[0].Channel, Adopted: true}, got[3],
 		"answered in the gap, told before the input that shows it")
 	assert.Equal(t, cdr.KindHangupRequest, got[4].Kind)
 }
@@ -160,7 +160,7 @@ func TestReconcileCoarseListAndEndedChannels(t *testing.T) {
 	require.Len(t, got, 4, "nothing gone, nothing told of b")
 	assert.Equal(t, cdr.KindDestroyed, got[0].Kind)
 	assert.Equal(t, cdr.KindHangupRequest, got[1].Kind)
-	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: t0, Server: "fs", Channel: answered}, got[2],
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: t0, Server: "fs", Channel: answered, Adopted: true}, got[2],
 		"the answer, on what was remembered, at the latest time seen")
 	assert.Equal(t, "a", got[3].Channel.ID)
 }

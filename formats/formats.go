@@ -192,6 +192,16 @@ func (e *encoder) record(r *cdr.Record) {
 		e.key("expired")
 		e.bool(true)
 	}
+	if len(r.Estimated) > 0 {
+		// Which fields kanca did not see happen: an object of flags reads
+		// the same in JSON and in a PHP form ($cdr['estimated']['answer_time']).
+		e.beginObject("estimated")
+		for _, f := range r.Estimated {
+			e.key(f)
+			e.bool(true)
+		}
+		e.endObject()
+	}
 	e.endObject()
 }
 

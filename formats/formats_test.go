@@ -292,6 +292,17 @@ func TestRecordFields(t *testing.T) {
 		}
 	}
 
+	// What kanca could only estimate, as flags a PHP receiver reads alike
+	// from JSON and from a form.
+	ev := trickyEvent(cdr.CallHangup)
+	ev.CDR.Estimated = []string{"answer_time", "hangup_time"}
+	if got := member(t, encode(t, JSON, ev, Options{}), "cdr", "estimated"); got != `{"answer_time":true,"hangup_time":true}` {
+		t.Errorf("cdr.estimated = %s", got)
+	}
+	if form := string(encode(t, Form, ev, Options{})); !strings.Contains(form, "cdr%5Bestimated%5D%5Banswer_time%5D=") {
+		t.Errorf("form has no cdr[estimated][answer_time]: %s", form)
+	}
+
 	body := encode(t, JSON, trickyEvent(cdr.CallHangup), Options{})
 	var flow []json.RawMessage
 	if err := json.Unmarshal([]byte(member(t, body, "cdr", "callflow")), &flow); err != nil {

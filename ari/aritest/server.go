@@ -6,17 +6,23 @@
 // refuse connections or hang.
 //
 // It speaks the endpoints kanca calls: the events WebSocket
-// (/ari/events?app=APP&subscribeAll=true), GET /ari/channels and
-// GET /ari/asterisk/info, all behind HTTP Basic auth.
+// (/ari/events?app=APP&subscribeAll=true), GET /ari/channels,
+// GET /ari/channels/{id}/variable and GET /ari/asterisk/info, all behind
+// HTTP Basic auth. As Asterisk does, it gives an application's events to
+// the newest WebSocket subscribed as it and sends the one it replaced an
+// ApplicationReplaced, leaving it open and silent.
 package aritest
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +39,10 @@ type Options struct {
 	// ReadOnly refuses every write (originate, play, hang up) with 403,
 	// as Asterisk does for an ari.conf user with read_only = yes.
 	ReadOnly bool
+	// OtherApps are further application names a client may subscribe as
+	// (kanca doctor's): such a socket is accepted and hears nothing, the
+	// script being App's.
+	OtherApps []string
 
 	// EntityID is the asterisk_id /ari/asterisk/info reports; by default the
 	// asterisk_id of the first frame played, else a fixed made-up address.
@@ -78,8 +88,20 @@ type Server struct {
 	failures       []failure
 	cur            *websocket.Conn // the connected client; a newer one replaces it
 
-	orig   origin   // originated calls, under its own lock
-	digits sync.Map // channel id -> the digit its callee presses
+	orig   origin            // originated calls, under its own lock
+	digits sync.Map          // channel id -> the digit its callee presses
+	silent []*websocket.Conn // replaced clients and other applications, left open
+	vars   map[string]*chanVars
+}
+
+// chanVars is what the fake keeps of a channel to answer
+// GET /channels/{id}/variable: the variables the script set on it
+// (ChannelVarset, by their bare names), the call it belongs to and the
+// number it was dialled as.
+type chanVars struct {
+	set    map[string]string
+	linked string
+	dnid   string
 }
 
 type failure struct {
@@ -103,11 +125,13 @@ func NewServer(opts Options) *Server {
 		user:     opts.User,
 		password: opts.Password,
 		entityID: opts.EntityID,
+		vars:     map[string]*chanVars{},
 	}
 	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply, ForgetSent: opts.ForgetSent})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ari/events", s.events)
 	mux.HandleFunc("GET /ari/channels", s.channels)
+	mux.HandleFunc("GET /ari/channels/{id}/variable", s.variable)
 	mux.HandleFunc("GET /ari/asterisk/info", s.info)
 	mux.HandleFunc("POST /ari/channels", s.originate)
 	mux.HandleFunc("POST /ari/channels/{id}/play", s.play)
@@ -125,6 +149,9 @@ func (s *Server) Close() {
 	if !s.Stage.Close(func() {
 		if s.cur != nil {
 			s.cur.CloseNow()
+		}
+		for _, c := range s.silent {
+			c.CloseNow()
 		}
 	}) {
 		return
@@ -223,7 +250,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("app") != s.opts.App {
+	other := slices.Contains(s.opts.OtherApps, q.Get("app"))
+	if q.Get("app") != s.opts.App && !other {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "app must be " + s.opts.App})
 		return
 	}
@@ -253,8 +281,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.Unlock()
 		return
 	}
-	if s.cur != nil {
-		s.cur.CloseNow()
+	if other {
+		s.silent = append(s.silent, c)
+		s.Unlock()
+		<-ctx.Done()
+		return
+	}
+	if old := s.cur; old != nil {
+		// Asterisk tells the replaced socket and keeps it open: its
+		// reader waits for events that go to the newer one.
+		s.silent = append(s.silent, old)
+		go s.replaced(old)
 	}
 	s.cur = c
 	s.NotifyLocked()
@@ -268,6 +305,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.Unlock()
 	}()
 	s.stream(ctx, c)
+}
+
+// replaced sends c the ApplicationReplaced Asterisk sends a socket another
+// took the application from; its shape is Asterisk's app_update (res/stasis/app.c).
+func (s *Server) replaced(c *websocket.Conn) {
+	s.Lock()
+	at, id := s.lastTime, s.entityID
+	s.Unlock()
+	if at.IsZero() {
+		at = time.Now()
+	}
+	fr, _ := json.Marshal(map[string]string{
+		"type": "ApplicationReplaced", "timestamp": at.Format("2006-01-02T15:04:05.000-0700"),
+		"application": s.opts.App, "asterisk_id": cmp.Or(id, defaultEntityID),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Write(ctx, websocket.MessageText, fr)
 }
 
 // stream sends the script to c from the current position until c goes away,
@@ -306,6 +361,7 @@ func (s *Server) apply(_ int, raw []byte) {
 	if json.Unmarshal(raw, &f) != nil {
 		return // a malformed frame is replayed as it is and changes nothing
 	}
+	s.noteVarsLocked(raw, f.Type, f.Channel, f.Peer, f.Caller)
 	if t, ok := parseTime(f.Timestamp); ok && t.After(s.lastTime) {
 		s.lastTime = t
 	}
@@ -316,6 +372,7 @@ func (s *Server) apply(_ int, raw []byte) {
 	case "ChannelDestroyed":
 		if id := channelID(f.Channel); id != "" {
 			s.live.Delete(id)
+			delete(s.vars, id)
 		}
 	case "Dial":
 		s.upsertLocked(f.Peer)
@@ -376,6 +433,97 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	s.ListedLocked()
 	s.Unlock()
 	writeJSON(w, http.StatusOK, list)
+}
+
+// noteVarsLocked keeps what GET /channels/{id}/variable answers, the way
+// Asterisk's channel holds it: a channel first seen ringing came in and
+// was dialled as its extension then (CALLERID(dnid)); a Dial's peer joins
+// its caller's call (CHANNEL(linkedid)) unless channelvars say otherwise;
+// ChannelVarset sets a variable under its bare name (__DID is DID).
+func (s *Server) noteVarsLocked(raw []byte, typ string, snaps ...json.RawMessage) {
+	var first struct {
+		ID       string `json:"id"`
+		State    string `json:"state"`
+		Dialplan struct {
+			Exten string `json:"exten"`
+		} `json:"dialplan"`
+		ChannelVars map[string]string `json:"channelvars"`
+	}
+	for _, snap := range snaps {
+		if len(snap) == 0 || json.Unmarshal(snap, &first) != nil || first.ID == "" || s.vars[first.ID] != nil {
+			continue
+		}
+		v := &chanVars{set: map[string]string{}, linked: first.ID}
+		if l := first.ChannelVars["CHANNEL(linkedid)"]; l != "" {
+			v.linked = l
+		}
+		if first.State == "Ring" {
+			v.dnid = first.Dialplan.Exten
+		}
+		s.vars[first.ID] = v
+	}
+	switch typ {
+	case "Dial":
+		peer, caller := s.vars[channelID(snaps[1])], s.vars[channelID(snaps[2])]
+		if peer != nil && caller != nil && peer.linked == channelID(snaps[1]) {
+			peer.linked = caller.linked
+		}
+	case "ChannelVarset":
+		var f struct {
+			Variable string `json:"variable"`
+			Value    string `json:"value"`
+		}
+		if v := s.vars[channelID(snaps[0])]; v != nil && json.Unmarshal(raw, &f) == nil && f.Variable != "" {
+			v.set[strings.TrimLeft(f.Variable, "_")] = f.Value
+		}
+	}
+}
+
+// variable answers GET /channels/{id}/variable?variable=NAME as Asterisk's
+// ast_ari_channels_get_channel_var does: {"value": ...}; 404 for a channel
+// or variable not found, 500 for a function it cannot read. Of functions
+// it reads CHANNEL(linkedid) and CALLERID(dnid).
+func (s *Server) variable(w http.ResponseWriter, r *http.Request) {
+	if !s.Awake() {
+		return
+	}
+	if !s.authorized(r) {
+		unauthorized(w)
+		return
+	}
+	name := r.URL.Query().Get("variable")
+	if name == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Variable name is required"})
+		return
+	}
+	s.Lock()
+	v := s.vars[r.PathValue("id")]
+	var value string
+	found := v != nil
+	if found {
+		switch name {
+		case "CHANNEL(linkedid)":
+			value = v.linked
+		case "CALLERID(dnid)":
+			value = v.dnid
+		default:
+			if strings.HasSuffix(name, ")") {
+				s.Unlock()
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"message": "Unable to read provided function"})
+				return
+			}
+			value, found = v.set[strings.TrimLeft(name, "_")]
+		}
+	}
+	s.Unlock()
+	switch {
+	case v == nil:
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Provided channel was not found"})
+	case !found:
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Provided variable was not found"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"value": value})
+	}
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {

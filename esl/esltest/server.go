@@ -8,8 +8,10 @@
 //
 // It speaks what kanca uses: the auth/request greeting and "auth", "event
 // json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", the API
-// commands "status" and "show channels as json", by "api" or "bgapi",
-// framed as mod_event_socket frames them.
+// commands "status", "show channels as json" and "uuid_dump UUID json", by
+// "api" or "bgapi", framed as mod_event_socket frames them. Its channel
+// table can lag the events (Options.ListLag), as FreeSWITCH's core
+// database, written by its own thread, does.
 package esltest
 
 import (
@@ -40,6 +42,11 @@ type Options struct {
 	// APIDelay is the pause before each API command is answered, as on a
 	// busy switch: events keep flowing meanwhile.
 	APIDelay time.Duration
+	// ListLag is how long after an event is sent (or lived through) the
+	// channel table shows it: "show channels" answers with the table as
+	// the events older than that left it. uuid_dump reads the session
+	// itself and does not lag.
+	ListLag time.Duration
 }
 
 // LoadNDJSON reads a recording of events, one JSON object a line, plain or
@@ -61,8 +68,16 @@ type Server struct {
 	// Guarded by the Stage's lock.
 	password string
 	channels followtest.Channels[map[string]string] // the core database's channels table, by uuid
+	lagging  []lagged                               // events the table has yet to show (ListLag)
+	sessions map[string]map[string]string           // each live session's headers and variables, for uuid_dump
 	clients  map[*client]bool
 	jobs     int // background jobs taken
+}
+
+// lagged is an event the channel table shows from due on.
+type lagged struct {
+	due time.Time
+	raw []byte
 }
 
 // client is one connection and what it subscribed to.
@@ -94,6 +109,7 @@ func NewServer(opts Options) *Server {
 		started:  time.Now(),
 		password: opts.Password,
 		clients:  map[*client]bool{},
+		sessions: map[string]map[string]string{},
 	}
 	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply})
 	s.wg.Add(2)
@@ -345,11 +361,15 @@ func (s *Server) api(cmd string) string {
 	case "show channels as json":
 		s.Lock()
 		defer s.Unlock()
+		s.catchUpLocked(time.Now())
 		s.ListedLocked()
 		return s.channelsJSONLocked()
 	case "originate":
 		// mod_commands' answer to originate without arguments.
 		return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+	}
+	if f := strings.Fields(cmd); len(f) == 3 && f[0] == "uuid_dump" && f[2] == "json" {
+		return s.dump(f[1])
 	}
 	name, _, _ := strings.Cut(cmd, " ")
 	return fmt.Sprintf("-ERR %s Command not found!\n", name)
@@ -489,9 +509,80 @@ func (s *Server) channelsJSONLocked() string {
 	return b.String()
 }
 
-// apply moves the channel table by one event the way FreeSWITCH's core
-// database handler does.
+// dump answers "uuid_dump UUID json" as mod_commands does: the session's
+// CHANNEL_DATA event serialized as "event json" serializes events; an
+// error line when no such session lives.
+func (s *Server) dump(id string) string {
+	s.Lock()
+	h, ok := s.sessions[id]
+	var b []byte
+	if ok {
+		out := make(map[string]string, len(h)+1)
+		for k, v := range h {
+			out[k] = v
+		}
+		out["Event-Name"] = "CHANNEL_DATA"
+		b, _ = json.Marshal(out)
+	}
+	s.Unlock()
+	if !ok {
+		return "-ERR No such channel!\n"
+	}
+	return string(b)
+}
+
+// apply keeps each session's headers, for uuid_dump, at once, and moves
+// the channel table, after ListLag when one is set.
 func (s *Server) apply(_ int, raw []byte) {
+	s.keepSessionLocked(raw)
+	if s.opts.ListLag <= 0 {
+		s.applyTable(raw)
+		return
+	}
+	s.lagging = append(s.lagging, lagged{due: time.Now().Add(s.opts.ListLag), raw: raw})
+}
+
+// catchUpLocked shows in the table the events due by now.
+func (s *Server) catchUpLocked(now time.Time) {
+	n := 0
+	for ; n < len(s.lagging) && !s.lagging[n].due.After(now); n++ {
+		s.applyTable(s.lagging[n].raw)
+	}
+	s.lagging = s.lagging[n:]
+}
+
+// keepSessionLocked merges an event's headers into its session's, as the
+// session's channel holds them: a variable, once set, stays.
+func (s *Server) keepSessionLocked(raw []byte) {
+	var e map[string]any
+	if json.Unmarshal(raw, &e) != nil {
+		return
+	}
+	id, _ := e["Unique-ID"].(string)
+	if id == "" {
+		return
+	}
+	switch e["Event-Name"] {
+	case "CHANNEL_DESTROY":
+		delete(s.sessions, id)
+		return
+	case "CHANNEL_CREATE":
+		s.sessions[id] = map[string]string{}
+	}
+	h := s.sessions[id]
+	if h == nil {
+		return
+	}
+	for k, v := range e {
+		if str, ok := v.(string); ok && k != "Event-Name" && k != "Event-Sequence" && k != "_body" {
+			h[k] = str
+		}
+	}
+}
+
+// applyTable moves the channel table by one event the way FreeSWITCH's
+// core database handler does.
+func (s *Server) applyTable(raw []byte) {
 	var e map[string]any
 	if json.Unmarshal(raw, &e) != nil {
 		return // a malformed event is replayed as it is and changes nothing

@@ -39,7 +39,7 @@ func TestDoctorOutputAndExit(t *testing.T) {
 	_, err = s.AddHook(context.Background(), hooks.Hook{Number: "908508850000", URL: recv.URL})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	ast := aritest.NewServer(aritest.Options{})
+	ast := aritest.NewServer(aritest.Options{OtherApps: []string{"kanca-doctor"}})
 	t.Cleanup(ast.Close)
 	pwFile := filepath.Join(t.TempDir(), "ari.pass")
 	require.NoError(t, writeFile(pwFile, "kanca\n"))

@@ -20,8 +20,10 @@ type pbxSource struct {
 }
 
 // newSource builds the source --pbx names; reads is the tracker's
-// cdr.Config.ReadsVariable, so the source can drop what nobody reads.
-func newSource(f *pbxflags.Flags, reads func(string) bool, log *slog.Logger) (*pbxSource, error) {
+// cdr.Config.ReadsVariable, so the source can drop what nobody reads, and
+// didVars are the dialplan's DID variables, which the source reads from a
+// channel it adopts mid-call.
+func newSource(f *pbxflags.Flags, reads func(string) bool, didVars []string, log *slog.Logger) (*pbxSource, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
@@ -30,6 +32,7 @@ func newSource(f *pbxflags.Flags, reads func(string) bool, log *slog.Logger) (*p
 		if err != nil {
 			return nil, err
 		}
+		cfg.DIDVariables = didVars
 		src, err := esl.New(cfg)
 		if err != nil {
 			return nil, err
@@ -41,6 +44,7 @@ func newSource(f *pbxflags.Flags, reads func(string) bool, log *slog.Logger) (*p
 		return nil, err
 	}
 	cfg.ReadsVariable = reads
+	cfg.DIDVariables = didVars
 	src, err := ari.New(cfg)
 	if err != nil {
 		return nil, err

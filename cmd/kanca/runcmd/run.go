@@ -139,7 +139,7 @@ audit trail is kanca calls list.`,
 					return err
 				}
 			}
-			src, err := newSource(&pf, tcfg.ReadsVariable, log)
+			src, err := newSource(&pf, tcfg.ReadsVariable, tcfg.DIDVariables, log)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,83 @@
+package esl
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/esl/esltest"
+	"github.com/kanca/kanca/follow"
+	"github.com/kanca/kanca/follow/sourcetest"
+)
+
+// A call that began while kanca was away and was answered (or, outbound,
+// went out) is adopted when kanca comes back as the call it is: its legs
+// joined by the call's A-leg (call_uuid), the other leg as the one the
+// call dialled, answered when listed ACTIVE, and its routing so far read
+// from what the A-leg runs now (bridge user/1000, bridge to a gateway).
+// Its webhooks are those of a kanca that never left, less the steps lived
+// through in the gap.
+func TestSourceAdoptsACallMidwayWithItsLegs(t *testing.T) {
+	for _, tt := range []struct {
+		trace string
+		want  func([]sourcetest.Shape) []sourcetest.Shape
+	}{
+		{"f01", nil},
+		{"f02", nil},
+		{"f08", nil},
+		{"f06", sourcetest.AfterMenu}, // the menu was lived through in the gap
+	} {
+		t.Run(tt.trace, func(t *testing.T) {
+			events := trace(t, tt.trace)
+			want := sourcetest.Shapes(decodeSorted(t, events))
+			if tt.want != nil {
+				want = tt.want(want)
+			}
+			n := lastBridge(t, events)
+			srv := newServer(t, esltest.Options{})
+			srv.Play(events[:n]...)
+			srv.LiveThrough(n)
+			srv.DropAfter(len(events), 0) // the drop releases what the reorder buffer holds
+
+			reconciled := make(chan struct{}, 2)
+			h := start(t, srv, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+			<-reconciled
+			srv.Play(events[n:]...)
+			// The drop after the last event releases what the reorder
+			// buffer holds; reconnected, the source has emitted it all.
+			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
+			got := h.StopAndDrain()
+			adopted := 0
+			for _, in := range got {
+				if in.Adopted {
+					adopted++
+				}
+			}
+			assert.Equal(t, 2, adopted, "both legs adopted")
+			require.NotEmpty(t, want)
+			assert.Equal(t, want, sourcetest.Shapes(got))
+		})
+	}
+}
+
+// A channel listed but gone before it is described is adopted as listed:
+// FreeSWITCH's "-ERR No such channel!" to uuid_dump is no failure.
+func TestDescribeSkipsAChannelGoneSinceTheList(t *testing.T) {
+	events := trace(t, "f01")
+	srv := newServer(t, esltest.Options{})
+	srv.Play(events...)
+	srv.LiveThrough(len(events)) // every channel ended
+	c, err := Dial(context.Background(), srv.Addr, "ClueCon", 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
+	require.NoError(t, err)
+	e := &session{src: src, c: c}
+	ch := cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}
+	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
+	assert.Equal(t, cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}, ch)
+}
