@@ -131,7 +131,18 @@ type Record struct {
 	// How kanca learned of the end when it did not see it happen.
 	Reconciled bool // the channels vanished while the PBX connection was down
 	Expired    bool // the call outlived the maximum call duration
+	// Recovered: what kanca did not see live (the call, or its end) was
+	// read from the PBX's own records after a gap; its events were sent
+	// late.
+	Recovered bool
+	// Estimated names the fields kanca could not know and inferred (for a
+	// reconciled or expired call: its end); nil when every field is the
+	// PBX's word.
+	Estimated []string
 }
+
+// estimatedEnd is what a call whose end nobody saw estimates.
+var estimatedEnd = []string{"hangup_time", "talk_duration", "hangup_cause", "sip_hangup_disposition"}
 
 // Step is one entry of a record's callflow.
 type Step struct {

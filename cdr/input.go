@@ -94,4 +94,9 @@ type Input struct {
 	// Disposition is the SIP hangup disposition when the PBX states it
 	// (recv_bye, send_refuse, ...); the tracker infers it otherwise.
 	Disposition string `json:",omitzero"`
+
+	// Books marks an input told by the PBX's own records (CEL, CDR files)
+	// after a gap, not by its live stream: the call's record says it was
+	// recovered.
+	Books bool `json:",omitzero"`
 }

@@ -103,6 +103,7 @@ type call struct {
 	endCause     int    // the caller leg's cause at destruction
 	endCauseName string // as the PBX named it
 	disposition  string // as the PBX stated it
+	recovered    bool   // some of its inputs came from the PBX's books after a gap
 }
 
 // NewTracker returns a tracker that reads dialplans as cfg says.
@@ -152,9 +153,16 @@ func (t *Tracker) Handle(in Input) []Event {
 
 func (t *Tracker) apply(in Input, out []Event) []Event {
 	if in.Kind == KindCreated {
-		return t.created(in, out)
+		out = t.created(in, out)
+		if l := t.legs[in.Channel.ID]; in.Books && l != nil && l.c != nil {
+			l.c.recovered = true
+		}
+		return out
 	}
 	if l := t.legs[in.Channel.ID]; l != nil {
+		if in.Books && l.c != nil {
+			l.c.recovered = true
+		}
 		return t.update(l, in, out)
 	}
 	return out
@@ -845,6 +853,12 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 		CallTime: c.start, AnswerTime: c.answer, HangupTime: end, Recorded: c.recorded,
 		HangupCause: c.hangupCause(disposition), Disposition: disposition,
 		Callflow: t.callflow(c, end), Reconciled: reconciled, Expired: expired,
+		Recovered: c.recovered,
+	}
+	if reconciled || expired {
+		// Nobody saw the end: its time is when kanca last heard the PBX
+		// (or the maximum duration), and how it ended is inferred.
+		rec.Estimated = estimatedEnd
 	}
 	if c.fax {
 		rec.CallType = "fax"

@@ -195,6 +195,17 @@ func (e *encoder) record(r *cdr.Record) {
 		e.key("expired")
 		e.bool(true)
 	}
+	if r.Recovered {
+		e.key("recovered")
+		e.bool(true)
+	}
+	if len(r.Estimated) > 0 {
+		e.beginArray("estimated")
+		for i, f := range r.Estimated {
+			e.element(i, f)
+		}
+		e.endArray()
+	}
 	e.endObject()
 }
 

@@ -1,0 +1,114 @@
+package books_test
+
+import (
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/books"
+	"github.com/kanca/kanca/cdr"
+)
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	recs, err := r.ReadAll()
+	require.NoError(t, err)
+	return recs
+}
+
+func epochTime(t *testing.T, s string) time.Time {
+	f, err := strconv.ParseFloat(s, 64)
+	require.NoError(t, err)
+	sec, frac, _ := strings.Cut(s, ".")
+	n, _ := strconv.ParseInt(sec, 10, 64)
+	us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
+	_ = f
+	return time.Unix(n, us*1000).UTC()
+}
+
+// recording is a recorded Asterisk run: its ARI stream and the directory
+// of its cel.csv and cdr.csv.
+type recording struct {
+	dir string
+	ins []cdr.Input
+}
+
+func asteriskRecordings(t *testing.T) []recording {
+	dirs, err := filepath.Glob("../testdata/ari/[st]*")
+	require.NoError(t, err)
+	dirs = append(dirs, "../testdata/ari-load/run1_10cps")
+	var out []recording
+	for _, dir := range dirs {
+		ev := filepath.Join(dir, "events.ndjson")
+		if _, err := os.Stat(ev); err != nil {
+			ev += ".gz"
+		}
+		out = append(out, recording{dir: dir, ins: decoded(t, ev, ari.Decode, nil)})
+	}
+	return out
+}
+
+// gaps are the kills and restarts each recording goes through: the
+// recording's span cut in thirds and quarters, so that calls end in a gap,
+// begin in it, and begin and end in it; the load run also gets gaps of 3 s
+// and 10 s as kill -9 and a restart give them.
+func gaps(ins []cdr.Input) [][2]time.Time {
+	first, last := ins[0].Time, ins[0].Time
+	for _, in := range ins {
+		if in.Time.Before(first) {
+			first = in.Time
+		}
+		if in.Time.After(last) {
+			last = in.Time
+		}
+	}
+	span := last.Sub(first)
+	at := func(f float64) time.Time { return first.Add(time.Duration(f * float64(span))) }
+	g := [][2]time.Time{
+		{at(0.33), at(0.66)},
+		{at(0.25), at(0.5)},
+		{at(0.5), at(0.75)},
+		{first.Add(-time.Second), at(0.5)},
+		{at(0.5), last.Add(-time.Millisecond)},
+	}
+	if span > time.Minute {
+		for f := 0.1; f < 0.9; f += 0.2 {
+			g = append(g, [2]time.Time{at(f), at(f).Add(3 * time.Second)}, [2]time.Time{at(f + 0.05), at(f + 0.05).Add(10 * time.Second)})
+		}
+	}
+	return g
+}
+
+// score runs every recording through every gap with books b(rec) (nil:
+// none) and counts the calls whose webhooks equal the uninterrupted run's.
+func score(t *testing.T, recs []recording, b func(recording) books.Books) (same, total int, differ []string) {
+	for _, rec := range recs {
+		want := uninterrupted(t, rec.ins)
+		for _, g := range gaps(rec.ins) {
+			var bk books.Books
+			if b != nil {
+				bk = b(rec)
+			}
+			got := interrupted(t, rec.ins, bk, g[0], g[1])
+			n, d := compare(want, got)
+			same += n
+			total += len(want)
+			for _, id := range d {
+				differ = append(differ, filepath.Base(rec.dir)+" "+g[0].Format("15:04:05.000")+" "+id)
+			}
+		}
+	}
+	return same, total, differ
+}

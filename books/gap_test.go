@@ -1,0 +1,200 @@
+package books_test
+
+import (
+	"bytes"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/books"
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/formats"
+)
+
+// decoded reads a recorded stream into tracker inputs.
+func decoded(t *testing.T, path string, decode func([]byte) (cdr.Input, bool, error), reorder func(io.Reader) io.Reader) []cdr.Input {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		require.NoError(t, err)
+		r = gz
+	}
+	if reorder != nil {
+		r = reorder(r)
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 8<<20)
+	var out []cdr.Input
+	for sc.Scan() {
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		in, ok, err := decode(sc.Bytes())
+		require.NoError(t, err)
+		if ok {
+			out = append(out, in)
+		}
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+// webhooks are a run's events, call by call, as JSON bodies without the
+// marks that say how kanca learned of a call ("recovered", "reconciled",
+// "estimated"): a run that never stopped has none. Their timestamps are
+// cut to the second, the precision of every time in the CDR: the PBX
+// stamps its books and its stream apart (CEL rows in microseconds, ARI
+// events in milliseconds, some of a millisecond or two apart).
+type webhooks map[string][]string
+
+func (w webhooks) add(t *testing.T, evs []cdr.Event) {
+	for _, ev := range evs {
+		body, _, err := formats.Encode(formats.JSON, ev, formats.Options{Location: time.UTC})
+		require.NoError(t, err)
+		var m map[string]any
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.UseNumber()
+		require.NoError(t, d.Decode(&m))
+		us, err := m["timestamp"].(json.Number).Int64()
+		require.NoError(t, err)
+		m["timestamp"] = us / 1e6
+		if rec, ok := m["cdr"].(map[string]any); ok {
+			delete(rec, "recovered")
+			delete(rec, "reconciled")
+			delete(rec, "estimated")
+		}
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		w[ev.CallID] = append(w[ev.CallID], string(b))
+	}
+}
+
+// uninterrupted is the run that never stopped.
+func uninterrupted(t *testing.T, ins []cdr.Input) webhooks {
+	w := webhooks{}
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	for _, in := range ins {
+		w.add(t, tr.Handle(in))
+	}
+	return w
+}
+
+// interrupted is a run killed after the last input stamped at or before
+// kill and started again at back, with what a restart does in between:
+// the tracker restored from its journal, the channels it followed and the
+// PBX no longer lists reported gone, the gap told from the books when b is
+// set (gone held until then, as the pipeline holds them), and a listed
+// channel it did not know adopted at its next event.
+func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.Time) webhooks {
+	t.Helper()
+	w := webhooks{}
+	k1 := slices.IndexFunc(ins, func(in cdr.Input) bool { return in.Time.After(kill) })
+	k2 := slices.IndexFunc(ins, func(in cdr.Input) bool { return in.Time.After(back) })
+	if k2 < 0 {
+		k2 = len(ins)
+	}
+	require.True(t, k1 >= 0 && k2 >= k1, "kill and back fall inside the recording")
+
+	// The first life, with its journal.
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	var journal []cdr.Input
+	var since time.Time
+	for _, in := range ins[:k1] {
+		if tr.Needs(in) {
+			journal = append(journal, in)
+		}
+		w.add(t, tr.Handle(in))
+		for _, id := range tr.Finished(nil) {
+			journal = slices.DeleteFunc(journal, func(j cdr.Input) bool { return j.Channel.ID == id })
+		}
+		if in.Time.After(since) {
+			since = in.Time
+		}
+	}
+	// What the PBX lists at back, and what kanca remembered at kill.
+	listed := alive(ins[:k2])
+	tr = cdr.NewTracker(cdr.DefaultConfig())
+	tr.Restore(journal)
+	known := map[string]bool{}
+	var gone []cdr.Input
+	for _, in := range journal {
+		if tr.Follows(in.Channel.ID) && !known[in.Channel.ID] {
+			known[in.Channel.ID] = true
+			if !listed[in.Channel.ID] {
+				gone = append(gone, cdr.Input{Kind: cdr.KindGone, Time: since, Server: in.Server, Channel: in.Channel})
+			}
+		}
+	}
+	server := ins[0].Server
+	if b != nil {
+		rec, err := books.Recover(context.Background(), b, since, back, tr.Follows)
+		require.NoError(t, err)
+		for _, in := range rec {
+			in.Server = server
+			w.add(t, tr.Handle(in))
+		}
+	}
+	for _, in := range gone {
+		w.add(t, tr.Handle(in))
+	}
+	adopt := map[string]bool{}
+	for id := range listed {
+		if !known[id] {
+			adopt[id] = true
+		}
+	}
+	for _, in := range ins[k2:] {
+		if adopt[in.Channel.ID] {
+			delete(adopt, in.Channel.ID)
+			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindCreated, Time: back, Server: in.Server, Channel: in.Channel}))
+		}
+		w.add(t, tr.Handle(in))
+	}
+	return w
+}
+
+// alive lists the channels created and not destroyed by the inputs.
+func alive(ins []cdr.Input) map[string]bool {
+	m := map[string]bool{}
+	for _, in := range ins {
+		switch in.Kind {
+		case cdr.KindCreated:
+			m[in.Channel.ID] = true
+		case cdr.KindDestroyed:
+			delete(m, in.Channel.ID)
+		}
+	}
+	return m
+}
+
+// compare counts the calls whose webhooks equal the uninterrupted run's,
+// and lists the others.
+func compare(want, got webhooks) (same int, differ []string) {
+	for id, w := range want {
+		if slices.Equal(w, got[id]) {
+			same++
+		} else {
+			differ = append(differ, id)
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			differ = append(differ, id)
+		}
+	}
+	slices.Sort(differ)
+	return same, differ
+}
