@@ -6,6 +6,7 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/esl"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
 )
@@ -19,7 +20,9 @@ type pbxSource struct {
 	logArgs         []any
 }
 
-func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
+// newSource builds the source; onGap, when set, is told of every
+// (re)connect's gap (follow.Config.OnReconcile).
+func newSource(f *pbxflags.Flags, log *slog.Logger, onGap func(follow.Gap)) (*pbxSource, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
@@ -28,6 +31,7 @@ func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.OnReconcile = onGap
 		src, err := esl.New(cfg)
 		if err != nil {
 			return nil, err
@@ -38,6 +42,7 @@ func newSource(f *pbxflags.Flags, log *slog.Logger) (*pbxSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.OnReconcile = onGap
 	src, err := ari.New(cfg)
 	if err != nil {
 		return nil, err

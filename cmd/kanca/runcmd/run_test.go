@@ -150,6 +150,8 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--ari-user", "kanca", "--public-url", "http://x:1"}, "--public-url needs --listen"},
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--public-url", "ftp://x"}, "--public-url"},
 		{[]string{"--ari-user", "kanca", "--listen", "256.0.0.1:bad"}, "--listen"},
+		{[]string{"--ari-user", "kanca", "--pbx-records", filepath.Join(db, "missing")}, "--pbx-records"},
+		{[]string{"--ari-user", "kanca", "--pbx-records", "postgres://x/y"}, "unknown kind of PBX records"},
 	} {
 		cmd := New(&db)
 		cmd.SetOut(io.Discard)
