@@ -1,15 +1,11 @@
 package books_test
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,38 +14,15 @@ import (
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/replay"
 )
 
-// decoded reads a recorded stream into tracker inputs.
+// decoded decodes a recorded stream into tracker inputs.
 func decoded(t *testing.T, path string, decode func([]byte) (cdr.Input, bool, error), reorder func(io.Reader) io.Reader) []cdr.Input {
 	t.Helper()
-	f, err := os.Open(path)
+	ins, err := replay.Inputs(path, decode, reorder)
 	require.NoError(t, err)
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		require.NoError(t, err)
-		r = gz
-	}
-	if reorder != nil {
-		r = reorder(r)
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 8<<20)
-	var out []cdr.Input
-	for sc.Scan() {
-		if len(strings.TrimSpace(sc.Text())) == 0 {
-			continue
-		}
-		in, ok, err := decode(sc.Bytes())
-		require.NoError(t, err)
-		if ok {
-			out = append(out, in)
-		}
-	}
-	require.NoError(t, sc.Err())
-	return out
+	return ins
 }
 
 // webhooks are a run's events, call by call, as JSON bodies without the
