@@ -44,12 +44,19 @@ type celExtra struct {
 // asteriskCalls groups CEL rows by linkedid and tells each call as the
 // ARI stream would have: channels created, the caller's dialplan, dials
 // with their outcome, answers, bridges, who hung up and why.
-func asteriskCalls(cel []celRow, cdrs []cdrRow) []Call {
+//
+// Only what the books held at to is read: CEL rows up to it, and the CDR
+// rows of calls that ended by then (Asterisk writes a CDR at the end).
+func asteriskCalls(cel []celRow, cdrs []cdrRow, to time.Time) []Call {
 	byCall := map[string][]celRow{}
+	ended := map[string]bool{}
 	var order []string
 	for _, r := range cel {
-		if r.LinkedID == "" || r.UniqueID == "" {
+		if r.LinkedID == "" || r.UniqueID == "" || r.Time.After(to) {
 			continue
+		}
+		if r.Event == "LINKEDID_END" {
+			ended[r.LinkedID] = true
 		}
 		if _, ok := byCall[r.LinkedID]; !ok {
 			order = append(order, r.LinkedID)
@@ -58,7 +65,7 @@ func asteriskCalls(cel []celRow, cdrs []cdrRow) []Call {
 	}
 	dials := map[string]cdrRow{} // by dstchannel
 	for _, r := range cdrs {
-		if r.DstChannel != "" {
+		if r.DstChannel != "" && ended[r.LinkedID] {
 			dials[r.DstChannel] = r
 		}
 	}
@@ -109,6 +116,12 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 			if origin != nil && r.UniqueID == origin.snap.ID && isDialApp(r.App) {
 				return r.App, r.AppData
 			}
+		}
+		// Still ringing when the books were read: neither a CDR nor a
+		// later row of the caller names the dial yet. The channel the PBX
+		// created for the call names what was dialled.
+		if tech, _, ok := strings.Cut(name, "-"); ok && !strings.HasPrefix(name, "Local/") && strings.Contains(tech, "/") {
+			return "Dial", tech
 		}
 		return "", ""
 	}

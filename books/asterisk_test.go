@@ -1,6 +1,8 @@
 package books_test
 
 import (
+	"fmt"
+	"slices"
 	"encoding/csv"
 	"os"
 	"path/filepath"
@@ -92,8 +94,10 @@ func gaps(ins []cdr.Input) [][2]time.Time {
 }
 
 // score runs every recording through every gap with books b(rec) (nil:
-// none) and counts the calls whose webhooks equal the uninterrupted run's.
-func score(t *testing.T, recs []recording, b func(recording) books.Books) (same, total int, differ []string) {
+// none) and counts the calls whose webhooks equal the uninterrupted
+// run's: of all calls, and of those the gap touched (alive at some moment
+// of it, to the second).
+func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tally, differ []string) {
 	for _, rec := range recs {
 		want := uninterrupted(t, rec.ins)
 		for _, g := range gaps(rec.ins) {
@@ -102,13 +106,32 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (same,
 				bk = b(rec)
 			}
 			got := interrupted(t, rec.ins, bk, g[0], g[1])
-			n, d := compare(want, got)
-			same += n
-			total += len(want)
+			_, d := compare(want, got)
+			for id, w := range want {
+				same := !slices.Contains(d, id)
+				s.total++
+				if same {
+					s.same++
+				}
+				if want.span(id, g[0], g[1]) {
+					s.touched++
+					if same {
+						s.touchedSame++
+					}
+				}
+				_ = w
+			}
 			for _, id := range d {
 				differ = append(differ, filepath.Base(rec.dir)+" "+g[0].Format("15:04:05.000")+" "+id)
 			}
 		}
 	}
-	return same, total, differ
+	return s, differ
+}
+
+// tally counts calls the same as a run that never stopped.
+type tally struct{ same, total, touchedSame, touched int }
+
+func (s tally) String() string {
+	return fmt.Sprintf("%d of %d calls the gap touched (%d of %d in all)", s.touchedSame, s.touched, s.same, s.total)
 }

@@ -33,7 +33,7 @@ func (f *celFiles) Calls(ctx context.Context, from, to time.Time) ([]Call, error
 		}
 	}
 	var out []Call
-	for _, c := range asteriskCalls(cel, cdrs) {
+	for _, c := range asteriskCalls(cel, cdrs, to) {
 		if touches(c, from, to) {
 			out = append(out, c)
 		}

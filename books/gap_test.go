@@ -55,6 +55,23 @@ func (w webhooks) add(t *testing.T, evs []cdr.Event) {
 	}
 }
 
+// span reports whether call id was alive at some moment of [from, to],
+// by its first and last webhook's timestamp (whole seconds).
+func (w webhooks) span(id string, from, to time.Time) bool {
+	var first, last int64
+	for i, body := range w[id] {
+		var m struct{ Timestamp int64 }
+		if json.Unmarshal([]byte(body), &m) != nil {
+			continue
+		}
+		if i == 0 {
+			first = m.Timestamp
+		}
+		last = m.Timestamp
+	}
+	return first <= to.Unix() && last >= from.Unix()
+}
+
 // uninterrupted is the run that never stopped.
 func uninterrupted(t *testing.T, ins []cdr.Input) webhooks {
 	w := webhooks{}
@@ -123,10 +140,17 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 	for _, in := range gone {
 		w.add(t, tr.Handle(in))
 	}
-	adopt := map[string]bool{}
+	// Listed channels are held until their next event: one kanca did not
+	// know is adopted, one whose state changed in the gap (answered) is
+	// updated, with the listed snapshot, as follow/ does.
+	adopt, update := map[string]bool{}, map[string]cdr.Channel{}
+	then, now := states(ins[:k1]), states(ins[:k2])
 	for id := range listed {
-		if !known[id] {
+		switch {
+		case !known[id]:
 			adopt[id] = true
+		case then[id].State != now[id].State:
+			update[id] = now[id]
 		}
 	}
 	for _, in := range ins[k2:] {
@@ -134,9 +158,24 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 			delete(adopt, in.Channel.ID)
 			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindCreated, Time: back, Server: in.Server, Channel: in.Channel}))
 		}
+		if ch, ok := update[in.Channel.ID]; ok {
+			delete(update, in.Channel.ID)
+			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindState, Time: back, Server: in.Server, Channel: ch}))
+		}
 		w.add(t, tr.Handle(in))
 	}
 	return w
+}
+
+// states is each channel's latest snapshot with a state.
+func states(ins []cdr.Input) map[string]cdr.Channel {
+	m := map[string]cdr.Channel{}
+	for _, in := range ins {
+		if in.Channel.State != "" {
+			m[in.Channel.ID] = in.Channel
+		}
+	}
+	return m
 }
 
 // alive lists the channels created and not destroyed by the inputs.

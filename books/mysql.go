@@ -118,5 +118,5 @@ func (m *celTables) Calls(ctx context.Context, from, to time.Time) ([]Call, erro
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading cdr: %w", err)
 	}
-	return asteriskCalls(cel, cdrs), nil
+	return asteriskCalls(cel, cdrs, to), nil
 }
