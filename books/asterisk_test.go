@@ -1,11 +1,11 @@
 package books_test
 
 import (
-	"fmt"
-	"slices"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
