@@ -84,9 +84,11 @@ func gaps(ins []cdr.Input) [][2]time.Time {
 		{at(0.5), at(0.75)},
 		{first.Add(-time.Second), at(0.5)},
 		{at(0.5), last.Add(-time.Millisecond)},
+		{at(0.5), last.Add(2 * time.Second)},
+		{first.Add(-time.Second), last.Add(2 * time.Second)},
 	}
 	if span > time.Minute {
-		for f := 0.1; f < 0.9; f += 0.2 {
+		for _, f := range []float64{0.1, 0.5} {
 			g = append(g, [2]time.Time{at(f), at(f).Add(3 * time.Second)}, [2]time.Time{at(f + 0.05), at(f + 0.05).Add(10 * time.Second)})
 		}
 	}
@@ -119,6 +121,12 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 						s.touchedSame++
 					}
 				}
+				if want.endedIn(id, g[0], g[1]) {
+					s.ended++
+					if same {
+						s.endedSame++
+					}
+				}
 				_ = w
 			}
 			for _, id := range d {
@@ -130,8 +138,9 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 }
 
 // tally counts calls the same as a run that never stopped.
-type tally struct{ same, total, touchedSame, touched int }
+type tally struct{ same, total, touchedSame, touched, endedSame, ended int }
 
 func (s tally) String() string {
-	return fmt.Sprintf("%d of %d calls the gap touched (%d of %d in all)", s.touchedSame, s.touched, s.same, s.total)
+	return fmt.Sprintf("%d of %d calls that ended in the gap, %d of %d calls the gap touched, %d of %d in all",
+		s.endedSame, s.ended, s.touchedSame, s.touched, s.same, s.total)
 }

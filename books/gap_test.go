@@ -58,7 +58,18 @@ func (w webhooks) add(t *testing.T, evs []cdr.Event) {
 // span reports whether call id was alive at some moment of [from, to],
 // by its first and last webhook's timestamp (whole seconds).
 func (w webhooks) span(id string, from, to time.Time) bool {
-	var first, last int64
+	first, last := w.times(id)
+	return first <= to.Unix() && last >= from.Unix()
+}
+
+// endedIn reports whether call id ended in [from, to] (whole seconds).
+func (w webhooks) endedIn(id string, from, to time.Time) bool {
+	_, last := w.times(id)
+	return last >= from.Unix() && last <= to.Unix()
+}
+
+// times are the timestamps of call id's first and last webhooks.
+func (w webhooks) times(id string) (first, last int64) {
 	for i, body := range w[id] {
 		var m struct{ Timestamp int64 }
 		if json.Unmarshal([]byte(body), &m) != nil {
@@ -69,7 +80,7 @@ func (w webhooks) span(id string, from, to time.Time) bool {
 		}
 		last = m.Timestamp
 	}
-	return first <= to.Unix() && last >= from.Unix()
+	return first, last
 }
 
 // uninterrupted is the run that never stopped.
