@@ -202,6 +202,10 @@ func freeswitchCalls(legs []fsLeg) []Call {
 
 func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 	c := Call{ID: id}
+	// The A leg first: a B leg's start_uepoch may equal its A leg's.
+	slices.SortStableFunc(legs, func(a, b *fsLeg) int {
+		return cmp.Or(cmp.Compare(len(min(a.originator, "x")), len(min(b.originator, "x"))), a.start.Compare(b.start))
+	})
 	var ins, ends []cdr.Input
 	snap := map[string]cdr.Channel{}
 	for _, l := range legs {
