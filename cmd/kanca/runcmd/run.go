@@ -65,7 +65,8 @@ DSN holding Asterisk's cel and cdr tables (FreePBX's asteriskcdrdb:
 mysql://user:password@host:3306/asteriskcdrdb, ?loc=Europe/Istanbul when
 Asterisk writes another zone's time), an Asterisk cel_custom CSV file
 (its cdr_custom CSV beside it as cdr.csv or Master.csv), or a directory
-holding them. Without it a call that ended unseen is marked
+holding them; with FreeSWITCH, the directory mod_json_cdr writes its
+files to (log-dir). Without it a call that ended unseen is marked
 "reconciled": true and names its estimated fields.
 
 With --listen, run also serves over HTTP (no authentication: bind it to
@@ -209,7 +210,7 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 	fs := cmd.Flags()
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
-	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb (Asterisk CEL and CDR tables), or an Asterisk CEL CSV file or its directory (default off) [KANCA_PBX_RECORDS]")
+	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb (Asterisk CEL and CDR tables), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr directory (default off) [KANCA_PBX_RECORDS]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	tf.Register(fs)
 	lf.Register(fs)
