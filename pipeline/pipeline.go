@@ -45,6 +45,13 @@ type Seeder interface {
 	Seed(live []cdr.Input)
 }
 
+// LastHeard is a Journal that also tells when the latest call it stored
+// ended (hooks.Store.LastCallEnd): with the journal's latest input, where
+// the gap of a restart begins.
+type LastHeard interface {
+	LastCallEnd(ctx context.Context) (time.Time, error)
+}
+
 // Dispatcher delivers what the outbox holds until ctx ends, then finishes
 // the requests in flight.
 type Dispatcher interface {
@@ -66,7 +73,11 @@ type Pipeline struct {
 	// what happened while nobody listened. Channels the source reports
 	// gone are held until then, so that a call that ended in the gap ends
 	// as the PBX wrote it down, not at the moment the stream was lost.
-	Books  books.Books
+	Books books.Books
+	// PBXID, when set, asks the PBX its id (Asterisk's entity id) for
+	// calls the books tell before any input named it: a call's uuid is
+	// made of it, and must be the one a live run would have sent.
+	PBXID  func(ctx context.Context) (string, error)
 	Logger *slog.Logger
 	// ExpireEvery is how often calls past the maximum duration are ended
 	// when the PBX is quiet (default 1 min).
@@ -99,6 +110,10 @@ type Pipeline struct {
 	held   []cdr.Input
 	server string
 	log    *slog.Logger
+	// stopped is the latest PBX time the store says kanca heard before it
+	// was last stopped: the start of the first gap when the source has
+	// nothing seeded to tell it.
+	stopped time.Time
 }
 
 // Stats counts what went through the pipeline.
@@ -242,10 +257,22 @@ func (p *Pipeline) RecoverGap(ctx context.Context, since, until time.Time) {
 	}
 	held := p.held
 	p.held = nil
+	if since.IsZero() {
+		// The first connection, with nothing seeded: the gap began when
+		// the latest call kanca stored ended.
+		since, p.stopped = p.stopped, time.Time{}
+	}
 	// A list's clock may keep whole seconds (ARI's is an HTTP Date): the
 	// second it names is read whole.
 	until = until.Add(time.Second)
 	if p.Books != nil && !since.IsZero() {
+		if p.server == "" && p.PBXID != nil {
+			id, err := p.PBXID(ctx)
+			if err != nil {
+				p.log.Warn("cannot ask the PBX its id; calls recovered from its records may get other uuids than live ones", "err", err)
+			}
+			p.server = id
+		}
 		calls, err := p.Books.Calls(ctx, since, until)
 		if err != nil {
 			p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
@@ -283,6 +310,18 @@ func (p *Pipeline) restore(ctx context.Context, log *slog.Logger, queue chan<- h
 	for _, in := range ins {
 		if in.Server != "" {
 			p.server = in.Server
+		}
+		if in.Time.After(p.stopped) {
+			p.stopped = in.Time
+		}
+	}
+	if lh, ok := p.Journal.(LastHeard); ok && p.Books != nil {
+		end, err := lh.LastCallEnd(ctx)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		if end.After(p.stopped) {
+			p.stopped = end
 		}
 	}
 	if len(ins) == 0 {

@@ -169,6 +169,12 @@ and call_hangup and missing_call carry cdr_url, --public-url + /calls/{uuid}.`,
 				Books:      bk,
 				Logger:     log,
 			}
+			if src.ari != nil {
+				p.PBXID = func(ctx context.Context) (string, error) {
+					info, err := src.ari.Client().Info(ctx)
+					return info.EntityID, err
+				}
+			}
 
 			served := make(chan error, 1)
 			var srv *http.Server
