@@ -146,7 +146,14 @@ func touches(c Call, from, to time.Time) bool {
 // Recover reads the calls of the gap (since, until] from b and plans them
 // (Plan): what a tracker that follows the legs follows reports needs, in
 // time order.
+//
+// An until of whole seconds is a clock that keeps no more (ARI's list is
+// stamped by an HTTP Date): the second it names is read whole, lest the
+// events of its last fraction be in neither the books nor the stream.
 func Recover(ctx context.Context, b Books, since, until time.Time, follows func(leg string) bool) ([]cdr.Input, error) {
+	if until.Nanosecond() == 0 {
+		until = until.Add(time.Second)
+	}
 	calls, err := b.Calls(ctx, since, until)
 	if err != nil {
 		return nil, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)

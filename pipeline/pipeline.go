@@ -262,9 +262,6 @@ func (p *Pipeline) RecoverGap(ctx context.Context, since, until time.Time) {
 		// the latest call kanca stored ended.
 		since, p.stopped = p.stopped, time.Time{}
 	}
-	// A list's clock may keep whole seconds (ARI's is an HTTP Date): the
-	// second it names is read whole.
-	until = until.Add(time.Second)
 	if p.Books != nil && !since.IsZero() {
 		if p.server == "" && p.PBXID != nil {
 			id, err := p.PBXID(ctx)
@@ -273,20 +270,22 @@ func (p *Pipeline) RecoverGap(ctx context.Context, since, until time.Time) {
 			}
 			p.server = id
 		}
-		calls, err := p.Books.Calls(ctx, since, until)
+		follows := func(leg string) bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.Tracker.Follows(leg)
+		}
+		ins, err := books.Recover(ctx, p.Books, since, until, follows)
 		if err != nil {
 			p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
 		} else {
-			p.mu.Lock()
-			ins := books.Plan(calls, since, until, p.Tracker.Follows)
-			p.mu.Unlock()
 			for _, in := range ins {
 				if in.Server == "" {
 					in.Server = p.server
 				}
 				p.feed(in)
 			}
-			p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "calls", len(calls), "inputs", len(ins))
+			p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins))
 		}
 	}
 	for _, in := range held {
