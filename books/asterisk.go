@@ -171,6 +171,17 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 			if !isDialApp(app) {
 				continue
 			}
+			// The number the caller presents is set before its Dial (an
+			// outbound route's CALLERID(num)); CEL shows it on the
+			// caller's next row.
+			for _, n := range rows[i+1:] {
+				if n.UniqueID == origin.snap.ID {
+					if n.CIDNum != "" {
+						origin.snap.CallerNumber = n.CIDNum
+					}
+					break
+				}
+			}
 			dialplan(r.Time, origin.snap.Context, origin.snap.Exten, app, data)
 			ch.dialed = true
 			emit(cdr.Input{Kind: cdr.KindDial, Time: r.Time, Channel: ch.snap, Other: ptr(origin.snap), DialString: dialString(data, r.Chan)})
