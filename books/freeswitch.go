@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/esl"
 )
 
 // jsonDir reads the files FreeSWITCH's mod_json_cdr writes, one per leg
@@ -259,7 +260,7 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		if b {
 			if l.answer.IsZero() {
 				d := end
-				d.Kind, d.Other, d.DialString, d.DialStatus = cdr.KindDial, &cdr.Channel{ID: l.originator, LinkedID: l.originator}, l.dest, fsDialStatus(l.causeName)
+				d.Kind, d.Other, d.DialString, d.DialStatus = cdr.KindDial, &cdr.Channel{ID: l.originator, LinkedID: l.originator}, l.dest, esl.DialStatus(l.causeName)
 				d.Cause, d.CauseName, d.CauseText = 0, "", ""
 				add(d)
 			}
@@ -294,23 +295,4 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 	}
 	c.Inputs = ins
 	return c
-}
-
-// fsDialStatus is the Dial status of a callee leg that ended unanswered,
-// as the event socket source reports it.
-func fsDialStatus(cause string) string {
-	switch cause {
-	case "NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE":
-		return "NOANSWER"
-	case "USER_BUSY", "CALL_REJECTED":
-		return "BUSY"
-	case "NORMAL_CIRCUIT_CONGESTION", "SWITCH_CONGESTION":
-		return "CONGESTION"
-	case "USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "UNALLOCATED_NUMBER", "NO_ROUTE_DESTINATION",
-		"DESTINATION_OUT_OF_ORDER", "NETWORK_OUT_OF_ORDER", "GATEWAY_DOWN", "INVALID_GATEWAY":
-		return "CHANUNAVAIL"
-	case "":
-		return ""
-	}
-	return "CANCEL"
 }
