@@ -103,6 +103,7 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 	// The first life, with its journal.
 	tr := cdr.NewTracker(cdr.DefaultConfig())
 	var journal []cdr.Input
+	finished := map[string]bool{} // a channel id never comes back
 	var since time.Time
 	for _, in := range ins[:k1] {
 		if tr.Needs(in) {
@@ -110,12 +111,13 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 		}
 		w.add(t, tr.Handle(in))
 		for _, id := range tr.Finished(nil) {
-			journal = slices.DeleteFunc(journal, func(j cdr.Input) bool { return j.Channel.ID == id })
+			finished[id] = true
 		}
 		if in.Time.After(since) {
 			since = in.Time
 		}
 	}
+	journal = slices.DeleteFunc(journal, func(j cdr.Input) bool { return finished[j.Channel.ID] })
 	// What the PBX lists at back, and what kanca remembered at kill.
 	listed := alive(ins[:k2])
 	tr = cdr.NewTracker(cdr.DefaultConfig())

@@ -2,6 +2,7 @@ package books_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -36,9 +37,10 @@ func TestRecoverFromMariaDB(t *testing.T) {
 }
 
 // TestRecoverFromCELFiles does the same with the cel_custom and cdr_custom
-// CSV files.
+// CSV files of the scenario recordings (the load run is recovered from
+// the same rows in MariaDB above).
 func TestRecoverFromCELFiles(t *testing.T) {
-	recs := asteriskRecordings(t)
+	recs := slices.DeleteFunc(asteriskRecordings(t), func(r recording) bool { return len(r.ins) > 5000 })
 	got, differ := score(t, recs, func(rec recording) books.Books {
 		b, err := books.Open(filepath.Join(rec.dir, "cel.csv"))
 		require.NoError(t, err)
@@ -48,7 +50,7 @@ func TestRecoverFromCELFiles(t *testing.T) {
 	for _, d := range differ {
 		t.Log("differs: ", d)
 	}
-	require.LessOrEqual(t, got.total-got.same, 42)
+	require.LessOrEqual(t, got.total-got.same, 41)
 }
 
 // TestRecoverFromJSONCDR does the same with the FreeSWITCH recordings and
