@@ -137,13 +137,20 @@ type Record struct {
 	// How kanca learned of the end when it did not see it happen.
 	Reconciled bool // the channels vanished while the PBX connection was down
 	Expired    bool // the call outlived the maximum call duration
+	// Recovered: what kanca did not see live (the call, or its end) was
+	// read from the PBX's own records after a gap; its events were sent
+	// late.
+	Recovered bool
 	// Estimated names the fields kanca did not see happen, stated as well
 	// as a channel list lets it, by their webhook names: "answer_time"
-	// (an answer a list showed: it happened by then), and, for a
-	// reconciled end, "hangup_time" (it happened at or after it),
-	// "hangup_cause" and "sip_hangup_disposition".
+	// (an answer a list showed: it happened by then), and for a
+	// reconciled or expired end the end's fields (estimatedEnd). Nil when
+	// every field is the PBX's word.
 	Estimated []string
 }
+
+// estimatedEnd is what a call whose end nobody saw estimates.
+var estimatedEnd = []string{"hangup_time", "talk_duration", "hangup_cause", "sip_hangup_disposition"}
 
 // Step is one entry of a record's callflow.
 type Step struct {

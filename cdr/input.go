@@ -121,4 +121,8 @@ type Input struct {
 	// belongs to), or a KindState for a change the gap hid (it happened
 	// by Time, not at it).
 	Adopted bool `json:",omitzero"`
+	// Books marks an input told by the PBX's own records (CEL, CDR files)
+	// after a gap, not by its live stream: the call's record says it was
+	// recovered.
+	Books bool `json:",omitzero"`
 }

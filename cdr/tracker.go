@@ -110,6 +110,7 @@ type call struct {
 	endCauseName string // as the PBX named it
 	disposition  string // as the PBX stated it
 	answerListed bool   // the answer kanca knows of came from a channel list
+	recovered    bool   // some of its inputs came from the PBX's books after a gap
 }
 
 // NewTracker returns a tracker that reads dialplans as cfg says.
@@ -160,12 +161,19 @@ func (t *Tracker) Handle(in Input) []Event {
 func (t *Tracker) apply(in Input, out []Event) []Event {
 	switch in.Kind {
 	case KindCreated:
-		return t.created(in, out)
+		out = t.created(in, out)
+		if l := t.legs[in.Channel.ID]; in.Books && l != nil && l.c != nil {
+			l.c.recovered = true
+		}
+		return out
 	case KindOriginate:
 		t.originate(in)
 		return out
 	}
 	if l := t.legs[in.Channel.ID]; l != nil {
+		if in.Books && l.c != nil {
+			l.c.recovered = true
+		}
 		return t.update(l, in, out)
 	}
 	return out
@@ -936,6 +944,7 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 		CallTime: c.start, AnswerTime: c.answer, HangupTime: end, Recorded: c.recorded,
 		HangupCause: c.hangupCause(disposition), Disposition: disposition,
 		Callflow: t.callflow(c, end), Reconciled: reconciled, Expired: expired,
+		Recovered: c.recovered,
 	}
 	if c.fax {
 		rec.CallType = "fax"
@@ -943,8 +952,10 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 	if c.answerListed && !c.answer.IsZero() {
 		rec.Estimated = append(rec.Estimated, "answer_time")
 	}
-	if reconciled {
-		rec.Estimated = append(rec.Estimated, "hangup_time", "hangup_cause", "sip_hangup_disposition")
+	if reconciled || expired {
+		// Nobody saw the end: its time is when kanca last heard the PBX
+		// (or the maximum duration), and how it ended is inferred.
+		rec.Estimated = append(rec.Estimated, estimatedEnd...)
 	}
 	if c.recorded {
 		rec.RecordFile = c.recordFile

@@ -378,5 +378,5 @@ func TestAdoptedAndReconciledCallSaysWhatIsEstimated(t *testing.T) {
 	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, types)
 	require.NotNil(t, rec)
 	assert.True(t, rec.Reconciled)
-	assert.Equal(t, []string{"answer_time", "hangup_time", "hangup_cause", "sip_hangup_disposition"}, rec.Estimated)
+	assert.Equal(t, []string{"answer_time", "hangup_time", "talk_duration", "hangup_cause", "sip_hangup_disposition"}, rec.Estimated)
 }

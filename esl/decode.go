@@ -337,6 +337,11 @@ func (f Fields) farEndHungUp() bool {
 	return f["variable_sip_term_status"] != ""
 }
 
+// DialStatus is what the source reports as the Dial status of a callee
+// leg that ended unanswered with cause (a FreeSWITCH cause name), for
+// whoever else tells FreeSWITCH's calls (its mod_json_cdr files).
+func DialStatus(cause string) string { return dialStatus(cause) }
+
 // dialStatus is what Asterisk's DIALSTATUS says for a callee that ended
 // without answering with cause.
 func dialStatus(cause string) string {

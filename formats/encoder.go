@@ -132,6 +132,25 @@ func (e *encoder) beginElement(i int) {
 	e.first = true
 }
 
+// element writes the i-th string of the current list (a list of scalars).
+func (e *encoder) element(i int, s string) {
+	if e.form {
+		if len(e.b) > 0 {
+			e.b = append(e.b, '&')
+		}
+		e.b = append(e.b, e.path[:e.pathLen]...)
+		e.b = append(e.b, "%5B"...)
+		e.b = strconv.AppendInt(e.b, int64(i), 10)
+		e.b = append(e.b, "%5D="...)
+		e.b = appendFormValue(e.b, s)
+		return
+	}
+	if i > 0 {
+		e.b = append(e.b, ',')
+	}
+	e.b = appendJSONString(e.b, s)
+}
+
 func (e *encoder) push(name string) {
 	e.mark()
 	if e.pathLen == 0 {

@@ -192,6 +192,10 @@ func (e *encoder) record(r *cdr.Record) {
 		e.key("expired")
 		e.bool(true)
 	}
+	if r.Recovered {
+		e.key("recovered")
+		e.bool(true)
+	}
 	if len(r.Estimated) > 0 {
 		// Which fields kanca did not see happen: an object of flags reads
 		// the same in JSON and in a PHP form ($cdr['estimated']['answer_time']).

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/kanca/kanca/cdr"
 )
@@ -60,4 +61,18 @@ func (s *Store) Journal(ctx context.Context) (ins []cdr.Input, bad []error, err 
 		return nil, nil, fmt.Errorf("read journal: %w", err)
 	}
 	return ins, bad, nil
+}
+
+// LastCallEnd is when the latest call the store holds ended (zero when it
+// holds none): with the journal's latest input, the last moment of the
+// PBX kanca is known to have heard before it stopped.
+func (s *Store) LastCallEnd(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(hangup_time) FROM calls").Scan(&v); err != nil {
+		return time.Time{}, fmt.Errorf("latest call end: %w", err)
+	}
+	if !v.Valid {
+		return time.Time{}, nil
+	}
+	return fromMS(v.Int64), nil
 }

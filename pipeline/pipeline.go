@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/hooks"
 )
@@ -44,6 +45,13 @@ type Seeder interface {
 	Seed(live []cdr.Input)
 }
 
+// LastHeard is a Journal that also tells when the latest call it stored
+// ended (hooks.Store.LastCallEnd): with the journal's latest input, where
+// the gap of a restart begins.
+type LastHeard interface {
+	LastCallEnd(ctx context.Context) (time.Time, error)
+}
+
 // Dispatcher delivers what the outbox holds until ctx ends, then finishes
 // the requests in flight.
 type Dispatcher interface {
@@ -60,7 +68,17 @@ type Pipeline struct {
 	// the inputs of live calls are journaled with the events they make,
 	// and Run restores the tracker from them before it starts the source.
 	Journal Journal
-	Logger  *slog.Logger
+	// Books, when set, are the PBX's own records of its calls (--pbx-records):
+	// after every (re)connect, RecoverGap tells the tracker from them
+	// what happened while nobody listened. Channels the source reports
+	// gone are held until then, so that a call that ended in the gap ends
+	// as the PBX wrote it down, not at the moment the stream was lost.
+	Books books.Books
+	// PBXID, when set, asks the PBX its id (Asterisk's entity id) for
+	// calls the books tell before any input named it: a call's uuid is
+	// made of it, and must be the one a live run would have sent.
+	PBXID  func(ctx context.Context) (string, error)
+	Logger *slog.Logger
 	// ExpireEvery is how often calls past the maximum duration are ended
 	// when the PBX is quiet (default 1 min).
 	ExpireEvery time.Duration
@@ -86,6 +104,20 @@ type Pipeline struct {
 	dropped  atomic.Int64
 	live     atomic.Int64 // the tracker's live calls, readable while p.mu is held by a blocked queue
 	queued   atomic.Int64 // units taken and not yet committed (or dropped)
+
+	// feed hands one input to the tracker, as the source's emit does;
+	// set while Run runs.
+	feed func(cdr.Input)
+	// held are the gone channels waiting for RecoverGap, and server the
+	// PBX's id as its latest input named it (the books do not name it);
+	// both only touched from the source's goroutine.
+	held   []cdr.Input
+	server string
+	log    *slog.Logger
+	// stopped is the latest PBX time the store says kanca heard before it
+	// was last stopped: the start of the first gap when the source has
+	// nothing seeded to tell it.
+	stopped time.Time
 }
 
 // Stats counts what went through the pipeline.
@@ -192,12 +224,23 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}()
 
-	srcErr := p.Source.Run(sctx, func(in cdr.Input) {
+	p.log = log
+	p.feed = func(in cdr.Input) {
 		p.inputs.Add(1)
 		handle(&in, func() []cdr.Event { return p.Tracker.Handle(in) })
 		if p.Observe != nil {
 			p.Observe(in)
 		}
+	}
+	srcErr := p.Source.Run(sctx, func(in cdr.Input) {
+		if in.Server != "" {
+			p.server = in.Server
+		}
+		if p.Books != nil && in.Kind == cdr.KindGone {
+			p.held = append(p.held, in)
+			return
+		}
+		p.feed(in)
 	})
 	stopSource()
 	wg.Wait()
@@ -232,6 +275,57 @@ func (p *Pipeline) Inject(in cdr.Input) error {
 	return nil
 }
 
+// RecoverGap closes a gap in the PBX stream, from since (the latest PBX
+// time seen before it; zero when unknown) to until (when the stream came
+// back), from the PBX's books: calls the tracker follows get what they
+// missed (answers, the true end, who hung up and why), and calls that
+// began in the gap are told whole, their events sent late and their
+// records marked recovered. Then the channels the source reported gone
+// are fed: a call the books ended is not ended again; one they do not
+// know ends as reconciled. Call it from the source's goroutine, after its
+// reconciliation (follow.Config.OnReconcile), before its next input.
+func (p *Pipeline) RecoverGap(ctx context.Context, since, until time.Time) {
+	if p.feed == nil {
+		return
+	}
+	held := p.held
+	p.held = nil
+	if since.IsZero() {
+		// The first connection, with nothing seeded: the gap began when
+		// the latest call kanca stored ended.
+		since, p.stopped = p.stopped, time.Time{}
+	}
+	if p.Books != nil && !since.IsZero() {
+		if p.server == "" && p.PBXID != nil {
+			id, err := p.PBXID(ctx)
+			if err != nil {
+				p.log.Warn("cannot ask the PBX its id; calls recovered from its records may get other uuids than live ones", "err", err)
+			}
+			p.server = id
+		}
+		follows := func(leg string) bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.Tracker.Follows(leg)
+		}
+		ins, err := books.Recover(ctx, p.Books, since, until, follows)
+		if err != nil {
+			p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
+		} else {
+			for _, in := range ins {
+				if in.Server == "" {
+					in.Server = p.server
+				}
+				p.feed(in)
+			}
+			p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins))
+		}
+	}
+	for _, in := range held {
+		p.feed(in)
+	}
+}
+
 // restore rebuilds the tracker from the journal and tells the source
 // which channels were live, before the source starts.
 func (p *Pipeline) restore(ctx context.Context, log *slog.Logger, queue chan<- hooks.Unit) error {
@@ -244,6 +338,23 @@ func (p *Pipeline) restore(ctx context.Context, log *slog.Logger, queue chan<- h
 	}
 	for _, err := range bad {
 		log.Error("skipping a damaged journal entry", "err", err)
+	}
+	for _, in := range ins {
+		if in.Server != "" {
+			p.server = in.Server
+		}
+		if in.Time.After(p.stopped) {
+			p.stopped = in.Time
+		}
+	}
+	if lh, ok := p.Journal.(LastHeard); ok && p.Books != nil {
+		end, err := lh.LastCallEnd(ctx)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		if end.After(p.stopped) {
+			p.stopped = end
+		}
 	}
 	if len(ins) == 0 {
 		return nil

@@ -18,7 +18,9 @@ import (
 
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
 )
@@ -89,16 +91,23 @@ type fixture struct {
 // one hook for 908508850000 subscribed to every event.
 func start(t *testing.T, frames [][]byte, configure func(*aritest.Server)) *fixture {
 	t.Helper()
+	return startWithBooks(t, frames, configure, nil)
+}
+
+// startWithBooks is start with the PBX's books (--pbx-records) wired as
+// kanca run wires them: every reconciliation closes its gap from them.
+func startWithBooks(t *testing.T, frames [][]byte, configure func(*aritest.Server), bk books.Books) *fixture {
+	t.Helper()
 	recv := newReceiver(t)
-	f := startWith(t, frames, configure, hooks.Hook{Number: "908508850000", URL: recv.URL, Events: hooks.AllEvents(),
+	f := startWith(t, frames, configure, bk, hooks.Hook{Number: "908508850000", URL: recv.URL, Events: hooks.AllEvents(),
 		Format: "json", User: "crm", Password: "s3cret", Enabled: true})
 	f.recv = recv
 	return f
 }
 
-// startWith runs the real pipeline against a fake Asterisk playing frames
-// and the hooks hs.
-func startWith(t *testing.T, frames [][]byte, configure func(*aritest.Server), hs ...hooks.Hook) *fixture {
+// startWith runs the real pipeline against a fake Asterisk playing frames,
+// with the PBX's books bk (nil: none) and the hooks hs.
+func startWith(t *testing.T, frames [][]byte, configure func(*aritest.Server), bk books.Books, hs ...hooks.Hook) *fixture {
 	t.Helper()
 	ast := aritest.NewServer(aritest.Options{})
 	t.Cleanup(ast.Close)
@@ -116,17 +125,22 @@ func startWith(t *testing.T, frames [][]byte, configure func(*aritest.Server), h
 	}
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log,
-		Backoff: ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}})
-	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &pipeline.Pipeline{
-		Source:     src,
 		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
 		Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{}),
 		Dispatcher: hooks.NewDispatcher(store, hooks.DispatchOptions{Logger: log, PollInterval: 20 * time.Millisecond}),
 		Logger:     log,
+		Books:      bk,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	cfg := ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log,
+		Backoff: ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+	if bk != nil {
+		cfg.OnReconcile = func(g follow.Gap) { p.RecoverGap(ctx, g.Since, g.Until) }
+	}
+	src, err := ari.New(cfg)
+	require.NoError(t, err)
+	p.Source = src
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	f := &fixture{asterisk: ast, store: store}
@@ -204,4 +218,29 @@ func TestDropMidCallIsReconciled(t *testing.T) {
 	assert.NotNil(t, rec["answer_time"], "the answer was seen before the drop")
 	assert.GreaterOrEqual(t, f.asterisk.Connections(), 2, "kanca reconnected")
 	assert.GreaterOrEqual(t, f.asterisk.Listings(), 1, "and listed the channels to reconcile")
+	assert.Equal(t, map[string]any{"hangup_time": true, "talk_duration": true, "hangup_cause": true, "sip_hangup_disposition": true},
+		rec["estimated"])
+}
+
+// The same drop with the PBX's books at hand: the call ends as Asterisk's
+// CEL says (its true end, the caller hanging up), marked recovered, and is
+// not ended a second time as reconciled.
+func TestDropMidCallRecoveredFromBooks(t *testing.T) {
+	frames := load(t, "s01-answered-caller-hangs-up")
+	bridged := lastWith(t, frames, "type", "ChannelEnteredBridge")
+	bk, err := books.Open(filepath.Join("..", "testdata", "ari", "s01-answered-caller-hangs-up", "cel.csv"))
+	require.NoError(t, err)
+	f := startWithBooks(t, frames, func(s *aritest.Server) { s.DropAfter(bridged+1, len(frames)-bridged-1) }, bk)
+	got := f.recv.wait(t, 3)
+	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, []string{got[0].Type, got[1].Type, got[2].Type})
+	rec := got[2].Body["cdr"].(map[string]any)
+	assert.Equal(t, true, rec["recovered"])
+	assert.Nil(t, rec["reconciled"])
+	assert.Nil(t, rec["estimated"])
+	assert.Equal(t, "2026-11-22T12:08:14+00:00", rec["hangup_time"], "the end Asterisk wrote down, not the drop")
+	assert.Equal(t, "recv_bye", rec["sip_hangup_disposition"])
+	assert.Equal(t, "NORMAL_CLEARING", rec["hangup_cause"])
+	assert.EqualValues(t, 3, got[2].Body["talk_duration"])
+	require.NoError(t, f.stop())
+	assert.Len(t, f.recv.wait(t, 3), 3, "nothing sent twice")
 }

@@ -17,7 +17,9 @@ import (
 
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
 )
@@ -267,5 +269,66 @@ func TestCallEndedWhileStoppedIsReconciledOnStart(t *testing.T) {
 	rec := got[2].Body["cdr"].(map[string]any)
 	assert.Equal(t, true, rec["reconciled"])
 	assert.NotNil(t, rec["answer_time"], "the answer, seen by the first run, survived the restart")
+	second.stop(t, ast)
+}
+
+// kanca stops with no call live; a call rings and is refused while it is
+// away; with the PBX's books it starts again and sends that call's
+// webhooks, late and marked recovered. The gap began when the latest
+// call it stored ended.
+func TestCallWhileStoppedRecoveredFromBooks(t *testing.T) {
+	before, during := load(t, "s01-answered-caller-hangs-up"), load(t, "s05-busy")
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	store := newStore(t, recv.URL, append(append([][]byte{}, before...), during...))
+
+	ast.Play(before...)
+	first := startSession(t, ast, store)
+	first.waitInputs(t, decodable(t, before))
+	waitDelivered(t, store)
+	first.stop(t, ast)
+	require.Len(t, recv.wait(t, 3), 3)
+
+	// Asterisk goes on without kanca: a whole call comes and goes.
+	ast.Play(during...)
+	require.Equal(t, len(during), ast.LiveThrough(len(during)))
+
+	bk, err := books.Open(filepath.Join("..", "testdata", "ari", "s05-busy", "cel.csv"))
+	require.NoError(t, err)
+	second := startSession(t, ast, store, func(p *pipeline.Pipeline) {
+		p.Books = bk
+		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
+			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+			OnReconcile: func(g follow.Gap) { p.RecoverGap(context.Background(), g.Since, g.Until) }})
+		require.NoError(t, err)
+		p.Source = src
+		p.PBXID = func(ctx context.Context) (string, error) {
+			info, err := src.Client().Info(ctx)
+			return info.EntityID, err
+		}
+	})
+	t.Cleanup(func() { second.cancel() })
+	got := recv.wait(t, 7)[3:]
+	// The uuid a run that never stopped gives the call.
+	want := cdr.CallUUID("", "")
+	for _, fr := range during {
+		if in, ok, _ := ari.Decode(fr); ok && in.Kind == cdr.KindCreated {
+			want = cdr.CallUUID(in.Server, in.Channel.ID)
+			break
+		}
+	}
+	for _, d := range got {
+		assert.Equal(t, want, d.Call)
+	}
+	var types []string
+	for _, d := range got {
+		types = append(types, d.Type)
+	}
+	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup", "missing_call"}, types)
+	rec := got[2].Body["cdr"].(map[string]any)
+	assert.Equal(t, true, rec["recovered"])
+	assert.Equal(t, "USER_BUSY", rec["hangup_cause"])
+	assert.Equal(t, "send_refuse", rec["sip_hangup_disposition"])
 	second.stop(t, ast)
 }

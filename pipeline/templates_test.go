@@ -120,7 +120,7 @@ func TestTemplatedHooksThroughPipeline(t *testing.T) {
 		hs = append(hs, hooks.Hook{Number: number, URL: a.URL + "/" + p, Preset: p, Params: params[p], TZ: "Europe/Istanbul"})
 	}
 	frames := append(load(t, "s01-answered-caller-hangs-up"), load(t, "s03-no-answer-timeout")...)
-	f := startWith(t, frames, nil, hs...)
+	f := startWith(t, frames, nil, nil, hs...)
 
 	want := map[string]int{"/get": 7, "/post": 7, "/echobell-get": 7, "/alertalk": 1}
 	for _, p := range templates.PresetNames {

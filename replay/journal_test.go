@@ -1,14 +1,10 @@
 package replay_test
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,39 +12,15 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/esl"
+	"github.com/kanca/kanca/replay"
 )
 
-// inputs decodes a recorded stream (ARI or, reordered, ESL) into tracker
-// inputs.
+// inputs decodes a recorded stream into tracker inputs.
 func inputs(t *testing.T, path string, decode func([]byte) (cdr.Input, bool, error), reorder func(io.Reader) io.Reader) []cdr.Input {
 	t.Helper()
-	f, err := os.Open(path)
+	ins, err := replay.Inputs(path, decode, reorder)
 	require.NoError(t, err)
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		require.NoError(t, err)
-		r = gz
-	}
-	if reorder != nil {
-		r = reorder(r)
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 8<<20)
-	var out []cdr.Input
-	for sc.Scan() {
-		if len(strings.TrimSpace(sc.Text())) == 0 {
-			continue
-		}
-		in, ok, err := decode(sc.Bytes())
-		require.NoError(t, err)
-		if ok {
-			out = append(out, in)
-		}
-	}
-	require.NoError(t, sc.Err())
-	return out
+	return ins
 }
 
 // journal is what kanca keeps across a restart: the inputs the tracker

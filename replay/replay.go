@@ -149,3 +149,44 @@ func (r *run) flush() error {
 	}
 	return nil
 }
+
+// Inputs decodes a recorded stream (gzipped when its name ends in .gz)
+// into tracker inputs, in the order read; reorder, when set, wraps the
+// reader as Options.Reorder does.
+func Inputs(path string, decode Decoder, reorder func(io.Reader) io.Reader) ([]cdr.Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		r = gz
+	}
+	if reorder != nil {
+		r = reorder(r)
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 8<<20)
+	var out []cdr.Input
+	for line := 1; sc.Scan(); line++ {
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		in, ok, err := decode(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+		if ok {
+			out = append(out, in)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}

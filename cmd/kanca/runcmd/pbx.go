@@ -6,6 +6,7 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/esl"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
 )
@@ -20,10 +21,11 @@ type pbxSource struct {
 }
 
 // newSource builds the source --pbx names; reads is the tracker's
-// cdr.Config.ReadsVariable, so the source can drop what nobody reads, and
+// cdr.Config.ReadsVariable, so the source can drop what nobody reads;
 // didVars are the dialplan's DID variables, which the source reads from a
-// channel it adopts mid-call.
-func newSource(f *pbxflags.Flags, reads func(string) bool, didVars []string, log *slog.Logger) (*pbxSource, error) {
+// channel it adopts mid-call; onGap, when set, is told of every
+// (re)connect's gap (follow.Config.OnReconcile).
+func newSource(f *pbxflags.Flags, reads func(string) bool, didVars []string, log *slog.Logger, onGap func(follow.Gap)) (*pbxSource, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
@@ -33,6 +35,7 @@ func newSource(f *pbxflags.Flags, reads func(string) bool, didVars []string, log
 			return nil, err
 		}
 		cfg.DIDVariables = didVars
+		cfg.OnReconcile = onGap
 		src, err := esl.New(cfg)
 		if err != nil {
 			return nil, err
@@ -45,6 +48,7 @@ func newSource(f *pbxflags.Flags, reads func(string) bool, didVars []string, log
 	}
 	cfg.ReadsVariable = reads
 	cfg.DIDVariables = didVars
+	cfg.OnReconcile = onGap
 	src, err := ari.New(cfg)
 	if err != nil {
 		return nil, err

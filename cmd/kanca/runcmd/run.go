@@ -18,11 +18,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kanca/kanca/autodial"
+	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
@@ -44,6 +46,7 @@ func New(db *string) *cobra.Command {
 		// profile is for the benchmarks that run kanca as a process.
 		profile string
 		cf      callFlags
+		records string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -61,6 +64,19 @@ FreeSWITCH's event socket, mod_event_socket (--esl-addr, default
 KANCA_ESL_PASSWORD or --esl-password-file. Passwords never come from the
 command line. After every reconnect kanca lists the PBX's channels, so
 calls that ended while it was away still get their call_hangup.
+
+--pbx-records points kanca at the PBX's own records of its calls, so that
+a gap (a restart, a lost connection) is closed from them rather than
+estimated: calls that ended in the gap get their true answer and end
+times, hangup side and cause, and calls that began and ended in it are
+sent late, marked "recovered": true in the CDR. It takes a MySQL/MariaDB
+DSN holding Asterisk's cel and cdr tables (FreePBX's asteriskcdrdb:
+mysql://user:password@host:3306/asteriskcdrdb, ?loc=Europe/Istanbul when
+Asterisk writes another zone's time), an Asterisk cel_custom CSV file
+(its cdr_custom CSV beside it as cdr.csv or Master.csv), or a directory
+holding them; with FreeSWITCH, the directory mod_json_cdr writes its
+files to (log-dir). Without it a call that ended unseen is marked
+"reconciled": true and names its estimated fields.
 
 With --listen, run also serves over HTTP (no authentication: bind it to
 loopback or a management network):
@@ -139,7 +155,22 @@ audit trail is kanca calls list.`,
 					return err
 				}
 			}
-			src, err := newSource(&pf, tcfg.ReadsVariable, tcfg.DIDVariables, log)
+			var bk books.Books
+			if records != "" {
+				if bk, err = books.Open(records); err != nil {
+					return fmt.Errorf("--pbx-records: %w", err)
+				}
+				defer bk.Close()
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			// The pipeline is built after the source; the gap waits for it.
+			var p *pipeline.Pipeline
+			var onGap func(follow.Gap)
+			if bk != nil {
+				onGap = func(g follow.Gap) { p.RecoverGap(ctx, g.Since, g.Until) }
+			}
+			src, err := newSource(&pf, tcfg.ReadsVariable, tcfg.DIDVariables, log, onGap)
 			if err != nil {
 				return err
 			}
@@ -183,12 +214,13 @@ audit trail is kanca calls list.`,
 				dopts.OnAttempt = attempts.Observe
 			}
 			disp := hooks.NewDispatcher(store, dopts)
-			p := &pipeline.Pipeline{
+			p = &pipeline.Pipeline{
 				Source:     src.Source,
 				Tracker:    cdr.NewTracker(tcfg),
 				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc}),
 				Dispatcher: disp,
 				Journal:    store,
+				Books:      bk,
 				Logger:     log,
 			}
 			stopProfile, err := cpuprofile.Start(profile)
@@ -196,8 +228,12 @@ audit trail is kanca calls list.`,
 				return err
 			}
 			defer stopProfile()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			if src.ari != nil {
+				p.PBXID = func(ctx context.Context) (string, error) {
+					info, err := src.ari.Client().Info(ctx)
+					return info.EntityID, err
+				}
+			}
 
 			served := make(chan error, 1)
 			var srv *http.Server
@@ -257,6 +293,7 @@ audit trail is kanca calls list.`,
 	fs := cmd.Flags()
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
+	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb (Asterisk CEL and CDR tables), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr directory (default off) [KANCA_PBX_RECORDS]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
 		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")

@@ -1,0 +1,162 @@
+// Package books reads the PBX's own records of its calls (Asterisk's CEL
+// and CDR, FreeSWITCH's mod_json_cdr files) and turns the calls of a time
+// window into tracker inputs, so that what happened while kanca was not
+// listening is told from the PBX's books rather than guessed.
+//
+// The inputs are the PBX-neutral cdr.Input the live sources make, marked
+// Books: fed to the same tracker, a call ends with the answer and end
+// times, hangup side and cause the PBX wrote down.
+package books
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kanca/kanca/cdr"
+)
+
+// Books is a PBX's record of its calls.
+type Books interface {
+	// Calls returns the calls with anything recorded between from and to,
+	// each with every input its records say, in the order they happened.
+	Calls(ctx context.Context, from, to time.Time) ([]Call, error)
+	Close() error
+}
+
+// Call is one call as the PBX's books tell it.
+type Call struct {
+	// ID is the call's id: Asterisk's linkedid, FreeSWITCH's A-leg uuid.
+	ID string
+	// Legs are the ids of the channels the call had (uniqueid, uuid).
+	Legs   []string
+	Inputs []cdr.Input // ordered, each marked Books
+}
+
+// Start is when the call's first record says it began.
+func (c Call) Start() time.Time {
+	if len(c.Inputs) == 0 {
+		return time.Time{}
+	}
+	return c.Inputs[0].Time
+}
+
+// Plan picks, from the calls the books hold, what the tracker did not see
+// in the gap (since, until]: for a call it follows (follows reports one of
+// its legs), the inputs after since; for a call that began in the gap,
+// all of them. A call that began before the gap and that the tracker never
+// followed is left alone: kanca did not promise it. The inputs of all
+// calls are merged in time order, so the tracker meets them as it would
+// have live.
+func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) []cdr.Input {
+	var out []cdr.Input
+	for _, c := range calls {
+		known := slices.ContainsFunc(c.Legs, follows)
+		began := c.Start().After(since)
+		if !known && !began {
+			continue
+		}
+		for _, in := range c.Inputs {
+			if in.Time.After(until) {
+				break
+			}
+			if known && !in.Time.After(since) {
+				continue
+			}
+			out = append(out, in)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b cdr.Input) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// Open opens the books spec names: a MySQL/MariaDB DSN
+// (mysql://user:password@host:port/asteriskcdrdb) holding Asterisk's cel
+// and cdr tables, a directory of FreeSWITCH mod_json_cdr files (*.cdr.json),
+// or an Asterisk CEL CSV file (cel_custom), with its CDR (cdr_custom) beside
+// it as cdr.csv or Master.csv, or a directory holding them.
+func Open(spec string) (Books, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, fmt.Errorf("books: no PBX records given")
+	}
+	if strings.HasPrefix(spec, "mysql://") || strings.HasPrefix(spec, "mariadb://") {
+		return openMySQL(spec)
+	}
+	if strings.Contains(spec, "://") {
+		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., a directory of mod_json_cdr files, a CEL CSV file)", spec)
+	}
+	fi, err := os.Stat(spec)
+	if err != nil {
+		return nil, fmt.Errorf("books: %w", err)
+	}
+	if !fi.IsDir() {
+		return &celFiles{cel: spec, cdr: cdrBeside(filepath.Dir(spec))}, nil
+	}
+	if m, _ := filepath.Glob(filepath.Join(spec, "*.cdr.json")); len(m) > 0 {
+		return &jsonDir{dir: spec}, nil
+	}
+	for _, name := range []string{"cel.csv", "Master.csv"} {
+		p := filepath.Join(spec, name)
+		if _, err := os.Stat(p); err == nil && name == "cel.csv" {
+			return &celFiles{cel: p, cdr: cdrBeside(spec)}, nil
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(spec, "cel*.csv")); len(m) > 0 {
+		return &celFiles{cel: m[0], cdr: cdrBeside(spec)}, nil
+	}
+	// An empty directory that FreeSWITCH will write mod_json_cdr files to.
+	return &jsonDir{dir: spec}, nil
+}
+
+// cdrBeside finds the CDR CSV next to a CEL CSV, "" when there is none.
+func cdrBeside(dir string) string {
+	for _, name := range []string{"cdr.csv", "Master.csv"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// sortCalls orders calls by their start, for reproducible plans.
+func sortCalls(calls []Call) {
+	slices.SortFunc(calls, func(a, b Call) int {
+		return cmp.Or(a.Start().Compare(b.Start()), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// touches reports whether any input of c falls in [from, to].
+func touches(c Call, from, to time.Time) bool {
+	for _, in := range c.Inputs {
+		if !in.Time.Before(from) && !in.Time.After(to) {
+			return true
+		}
+	}
+	// A call that spans the whole window has rows on both sides.
+	return len(c.Inputs) > 0 && c.Inputs[0].Time.Before(from) && c.Inputs[len(c.Inputs)-1].Time.After(to)
+}
+
+// Recover reads the calls of the gap (since, until] from b and plans them
+// (Plan): what a tracker that follows the legs follows reports needs, in
+// time order.
+//
+// An until of whole seconds is a clock that keeps no more (ARI's list is
+// stamped by an HTTP Date): the second it names is read whole, lest the
+// events of its last fraction be in neither the books nor the stream.
+func Recover(ctx context.Context, b Books, since, until time.Time, follows func(leg string) bool) ([]cdr.Input, error) {
+	if until.Nanosecond() == 0 {
+		until = until.Add(time.Second)
+	}
+	calls, err := b.Calls(ctx, since, until)
+	if err != nil {
+		return nil, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
+	}
+	return Plan(calls, since, until, follows), nil
+}

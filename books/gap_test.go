@@ -1,0 +1,216 @@
+package books_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/books"
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/replay"
+)
+
+// decoded decodes a recorded stream into tracker inputs.
+func decoded(t *testing.T, path string, decode func([]byte) (cdr.Input, bool, error), reorder func(io.Reader) io.Reader) []cdr.Input {
+	t.Helper()
+	ins, err := replay.Inputs(path, decode, reorder)
+	require.NoError(t, err)
+	return ins
+}
+
+// webhooks are a run's events, call by call, as JSON bodies without the
+// marks that say how kanca learned of a call ("recovered", "reconciled",
+// "estimated"): a run that never stopped has none. Their timestamps are
+// cut to the second, the precision of every time in the CDR: the PBX
+// stamps its books and its stream apart (CEL rows in microseconds, ARI
+// events in milliseconds, some of a millisecond or two apart).
+type webhooks map[string][]string
+
+func (w webhooks) add(t *testing.T, evs []cdr.Event) {
+	for _, ev := range evs {
+		ev.Time = ev.Time.Truncate(time.Second)
+		if ev.CDR != nil {
+			rec := *ev.CDR
+			rec.Recovered, rec.Reconciled, rec.Estimated = false, false, nil
+			ev.CDR = &rec
+		}
+		body, _, err := formats.Encode(formats.JSON, ev, formats.Options{Location: time.UTC})
+		require.NoError(t, err)
+		w[ev.CallID] = append(w[ev.CallID], string(body))
+	}
+}
+
+// span reports whether call id was alive at some moment of [from, to],
+// by its first and last webhook's timestamp (whole seconds).
+func (w webhooks) span(id string, from, to time.Time) bool {
+	first, last := w.times(id)
+	return first <= to.Unix() && last >= from.Unix()
+}
+
+// endedIn reports whether call id ended in [from, to] (whole seconds).
+func (w webhooks) endedIn(id string, from, to time.Time) bool {
+	_, last := w.times(id)
+	return last >= from.Unix() && last <= to.Unix()
+}
+
+// times are the timestamps of call id's first and last webhooks.
+func (w webhooks) times(id string) (first, last int64) {
+	for i, body := range w[id] {
+		var m struct{ Timestamp int64 }
+		if json.Unmarshal([]byte(body), &m) != nil {
+			continue
+		}
+		if i == 0 {
+			first = m.Timestamp / 1e6
+		}
+		last = m.Timestamp / 1e6
+	}
+	return first, last
+}
+
+// uninterrupted is the run that never stopped.
+func uninterrupted(t *testing.T, ins []cdr.Input) webhooks {
+	w := webhooks{}
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	for _, in := range ins {
+		w.add(t, tr.Handle(in))
+	}
+	return w
+}
+
+// interrupted is a run killed after the last input stamped at or before
+// kill and started again at back, with what a restart does in between:
+// the tracker restored from its journal, the channels it followed and the
+// PBX no longer lists reported gone, the gap told from the books when b is
+// set (gone held until then, as the pipeline holds them), and a listed
+// channel it did not know adopted at its next event.
+func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.Time) webhooks {
+	t.Helper()
+	w := webhooks{}
+	k1 := slices.IndexFunc(ins, func(in cdr.Input) bool { return in.Time.After(kill) })
+	k2 := slices.IndexFunc(ins, func(in cdr.Input) bool { return in.Time.After(back) })
+	if k2 < 0 {
+		k2 = len(ins)
+	}
+	require.True(t, k1 >= 0 && k2 >= k1, "kill and back fall inside the recording")
+
+	// The first life, with its journal.
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	var journal []cdr.Input
+	finished := map[string]bool{} // a channel id never comes back
+	var since time.Time
+	for _, in := range ins[:k1] {
+		if tr.Needs(in) {
+			journal = append(journal, in)
+		}
+		w.add(t, tr.Handle(in))
+		for _, id := range tr.Finished(nil) {
+			finished[id] = true
+		}
+		if in.Time.After(since) {
+			since = in.Time
+		}
+	}
+	journal = slices.DeleteFunc(journal, func(j cdr.Input) bool { return finished[j.Channel.ID] })
+	// What the PBX lists at back, and what kanca remembered at kill.
+	listed := alive(ins[:k2])
+	tr = cdr.NewTracker(cdr.DefaultConfig())
+	tr.Restore(journal)
+	known := map[string]bool{}
+	var gone []cdr.Input
+	for _, in := range journal {
+		if tr.Follows(in.Channel.ID) && !known[in.Channel.ID] {
+			known[in.Channel.ID] = true
+			if !listed[in.Channel.ID] {
+				gone = append(gone, cdr.Input{Kind: cdr.KindGone, Time: since, Server: in.Server, Channel: in.Channel})
+			}
+		}
+	}
+	server := ins[0].Server
+	if b != nil {
+		rec, err := books.Recover(context.Background(), b, since, back, tr.Follows)
+		require.NoError(t, err)
+		for _, in := range rec {
+			in.Server = server
+			w.add(t, tr.Handle(in))
+		}
+	}
+	for _, in := range gone {
+		w.add(t, tr.Handle(in))
+	}
+	// Listed channels are held until their next event: one kanca did not
+	// know is adopted, one whose state changed in the gap (answered) is
+	// updated, with the listed snapshot, as follow/ does.
+	adopt, update := map[string]bool{}, map[string]cdr.Channel{}
+	then, now := states(ins[:k1]), states(ins[:k2])
+	for id := range listed {
+		switch {
+		case !known[id]:
+			adopt[id] = true
+		case then[id].State != now[id].State:
+			update[id] = now[id]
+		}
+	}
+	for _, in := range ins[k2:] {
+		if adopt[in.Channel.ID] {
+			delete(adopt, in.Channel.ID)
+			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindCreated, Time: back, Server: in.Server, Channel: in.Channel}))
+		}
+		if ch, ok := update[in.Channel.ID]; ok {
+			delete(update, in.Channel.ID)
+			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindState, Time: back, Server: in.Server, Channel: ch}))
+		}
+		w.add(t, tr.Handle(in))
+	}
+	return w
+}
+
+// states is each channel's latest snapshot with a state.
+func states(ins []cdr.Input) map[string]cdr.Channel {
+	m := map[string]cdr.Channel{}
+	for _, in := range ins {
+		if in.Channel.State != "" {
+			m[in.Channel.ID] = in.Channel
+		}
+	}
+	return m
+}
+
+// alive lists the channels created and not destroyed by the inputs.
+func alive(ins []cdr.Input) map[string]bool {
+	m := map[string]bool{}
+	for _, in := range ins {
+		switch in.Kind {
+		case cdr.KindCreated:
+			m[in.Channel.ID] = true
+		case cdr.KindDestroyed:
+			delete(m, in.Channel.ID)
+		}
+	}
+	return m
+}
+
+// compare counts the calls whose webhooks equal the uninterrupted run's,
+// and lists the others.
+func compare(want, got webhooks) (same int, differ []string) {
+	for id, w := range want {
+		if slices.Equal(w, got[id]) {
+			same++
+		} else {
+			differ = append(differ, id)
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			differ = append(differ, id)
+		}
+	}
+	slices.Sort(differ)
+	return same, differ
+}
