@@ -84,17 +84,11 @@ type Source struct {
 
 // Stats is a copy of the Source's counters, for metrics.
 type Stats struct {
-	Frames     uint64            // frames received
-	ByType     map[string]uint64 // frames per ARI event type ("" when a frame has none)
-	Unknown    uint64            // frames of types ARI does not document
-	Malformed  uint64            // frames skipped because they did not decode
-	Reconnects uint64            // successful connections after the first
-	Failures   uint64            // connection attempts that failed
-	Connected  bool
-	Since      time.Time // when the current connection came up
-	LastError  string    // the latest connection or read error, "" if none yet
-	Gone       uint64    // channels reported gone by reconciliation
-	Adopted    uint64    // channels adopted by reconciliation
+	Frames    uint64            // frames received
+	ByType    map[string]uint64 // frames per ARI event type ("" when a frame has none)
+	Unknown   uint64            // frames of types ARI does not document
+	Malformed uint64            // frames skipped because they did not decode
+	follow.Link
 }
 
 // New checks cfg and fills its defaults. It does not connect.
@@ -194,9 +188,7 @@ func (s *Source) Run(ctx context.Context, emit func(cdr.Input)) error { return s
 // Stats returns a copy of the counters; safe from any goroutine.
 func (s *Source) Stats() Stats {
 	st := s.f.Stats()
-	return Stats{Frames: st.Received, ByType: st.ByType, Unknown: st.Unknown, Malformed: st.Malformed,
-		Reconnects: st.Reconnects, Failures: st.Failures, Connected: st.Connected, Since: st.Since, LastError: st.LastError,
-		Gone: st.Gone, Adopted: st.Adopted}
+	return Stats{Frames: st.Received, ByType: st.ByType, Unknown: st.Unknown, Malformed: st.Malformed, Link: st.Link}
 }
 
 // dial opens the events WebSocket: the subscription exists once Asterisk

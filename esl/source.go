@@ -102,16 +102,10 @@ type Source struct {
 
 // Stats is a copy of the Source's counters, for metrics.
 type Stats struct {
-	Events     uint64            // events received
-	ByName     map[string]uint64 // per Event-Name; CUSTOM ones as "CUSTOM subclass"
-	Malformed  uint64            // events skipped because they did not decode
-	Reconnects uint64            // successful connections after the first
-	Failures   uint64            // connection attempts that failed
-	Connected  bool
-	Since      time.Time // when the current connection came up
-	LastError  string    // the latest connection or read error, "" if none yet
-	Gone       uint64    // channels reported gone by reconciliation
-	Adopted    uint64    // channels adopted by reconciliation
+	Events    uint64            // events received
+	ByName    map[string]uint64 // per Event-Name; CUSTOM ones as "CUSTOM subclass"
+	Malformed uint64            // events skipped because they did not decode
+	follow.Link
 }
 
 // New checks cfg and fills its defaults. It does not connect.
@@ -191,9 +185,7 @@ func (s *Source) Addr() string { return s.cfg.Addr }
 // Stats returns a copy of the counters; safe from any goroutine.
 func (s *Source) Stats() Stats {
 	st := s.f.Stats()
-	return Stats{Events: st.Received, ByName: st.ByType, Malformed: st.Malformed,
-		Reconnects: st.Reconnects, Failures: st.Failures, Connected: st.Connected, Since: st.Since, LastError: st.LastError,
-		Gone: st.Gone, Adopted: st.Adopted}
+	return Stats{Events: st.Received, ByName: st.ByType, Malformed: st.Malformed, Link: st.Link}
 }
 
 // API runs an API command ("uuid_kill UUID", "uuid_broadcast UUID

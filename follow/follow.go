@@ -187,11 +187,17 @@ const (
 
 // Stats is a copy of a Follower's counters, for metrics.
 type Stats struct {
-	Received   uint64            // events received
-	ByType     map[string]uint64 // events per type, as the adapter names them
-	Unknown    uint64            // events of types the PBX does not document
-	Malformed  uint64            // events skipped because they did not decode
-	Reconnects uint64            // successful connections after the first
+	Received  uint64            // events received
+	ByType    map[string]uint64 // events per type, as the adapter names them
+	Unknown   uint64            // events of types the PBX does not document
+	Malformed uint64            // events skipped because they did not decode
+	Link
+}
+
+// Link is how the connection to the PBX fares and what reconciliation
+// did, the same for every PBX: the adapters' Stats embed it.
+type Link struct {
+	Reconnects uint64 // successful connections after the first
 	// Failures counts connection attempts that failed (refused, timed
 	// out, turned away) before a session came up.
 	Failures  uint64

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/esl"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
 )
@@ -26,7 +27,7 @@ func TestHealthAndMetricsFollowTheEventSocket(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 
 	down := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, Logger: quiet,
-		ESL: eslStats{LastError: "event socket 127.0.0.1:8021: FreeSWITCH refused the event socket password"}}))
+		ESL: eslStats{Link: follow.Link{LastError: "event socket 127.0.0.1:8021: FreeSWITCH refused the event socket password"}}}))
 	defer down.Close()
 	code, body := get(t, down.URL+"/healthz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
@@ -36,7 +37,7 @@ func TestHealthAndMetricsFollowTheEventSocket(t *testing.T) {
 	assert.Equal(t, 0.0, value(t, scrape(t, down.URL), "kanca_esl_connected", nil))
 
 	up := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, Logger: quiet,
-		ESL: eslStats{Connected: true, Reconnects: 2, Malformed: 1,
+		ESL: eslStats{Link: follow.Link{Connected: true, Reconnects: 2}, Malformed: 1,
 			ByName: map[string]uint64{"CHANNEL_CREATE": 4, "CUSTOM menu::enter": 1}}}))
 	defer up.Close()
 	code, body = get(t, up.URL+"/healthz")

@@ -21,6 +21,7 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
 	"github.com/kanca/kanca/pipeline"
@@ -218,7 +219,7 @@ func TestHealthFollowsARIAndDatabase(t *testing.T) {
 
 type connected struct{}
 
-func (connected) Stats() ari.Stats { return ari.Stats{Connected: true} }
+func (connected) Stats() ari.Stats { return ari.Stats{Link: follow.Link{Connected: true}} }
 
 func TestCallsAndDeliveries(t *testing.T) {
 	l := start(t)
@@ -327,7 +328,9 @@ func TestReconnectsCountFailedAttempts(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Stats() ari.Stats { return ari.Stats{Failures: 7, LastError: "connection refused"} }
+func (failing) Stats() ari.Stats {
+	return ari.Stats{Link: follow.Link{Failures: 7, LastError: "connection refused"}}
+}
 
 // bareAPI serves an empty database with ARI reporting what src says.
 func bareAPI(t *testing.T, src interface{ Stats() ari.Stats }) *httptest.Server {

@@ -13,13 +13,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/httpapi"
 )
 
 type connected struct{ since time.Time }
 
-func (c connected) Stats() ari.Stats { return ari.Stats{Connected: true, Since: c.since} }
+func (c connected) Stats() ari.Stats {
+	return ari.Stats{Link: follow.Link{Connected: true, Since: c.since}}
+}
 
 // With --listen, kanca status asks the running daemon: the PBX connection
 // and its age come from there.
