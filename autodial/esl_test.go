@@ -27,7 +27,8 @@ func newESLRig(t *testing.T, path string, callee func(string) esltest.Callee) (*
 	}
 	src, err := esl.New(esl.Config{Addr: fs.Addr, Password: "ClueCon"})
 	require.NoError(t, err)
-	rg := newRunnerRig(t, path, autodial.ESLDialer{Conn: src, Endpoint: "sofia/gateway/carrier/{number}", Context: "from-internal"}, src.Run)
+	rg := newRunnerRig(t, path, autodial.ESLDialer{Conn: src, Context: "from-internal"}, src.Run)
+	rg.runner.Trunks = []autodial.Trunk{{Template: "sofia/gateway/carrier/{number}"}}
 	// Calls are placed on the followed connection: wait for it.
 	sourcetest.WaitFor(t, fs.Stage, func() bool { return fs.Connections() > 0 })
 	return rg, fs

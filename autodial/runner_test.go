@@ -43,7 +43,8 @@ func newRig(t *testing.T, path string, callee func(string) aritest.Callee) *rig 
 	}
 	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca"})
 	require.NoError(t, err)
-	rg := newRunnerRig(t, path, autodial.ARIDialer{Client: src.Client(), App: "kanca", Endpoint: "PJSIP/{number}@carrier", Context: "from-internal"}, src.Run)
+	rg := newRunnerRig(t, path, autodial.ARIDialer{Client: src.Client(), App: "kanca", Context: "from-internal"}, src.Run)
+	rg.runner.Trunks = []autodial.Trunk{{Template: "PJSIP/{number}@carrier"}}
 	rg.ast = ast
 	return rg
 }

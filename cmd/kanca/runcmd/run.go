@@ -147,7 +147,7 @@ audit trail is kanca calls list.`,
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
 			}
-			if cf.dial != "" && listen == "" {
+			if len(cf.dial) > 0 && listen == "" {
 				return errors.New("--dial needs --listen: requests for calls come in over HTTP, and the PBX fetches the speech there")
 			}
 			if publicURL != "" {
