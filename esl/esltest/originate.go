@@ -150,13 +150,14 @@ func (s *Server) originate(cmd string) string {
 	leg("CHANNEL_ORIGINATE", legState{state: "CS_INIT", num: 2, call: "DOWN", answer: "ringing"})
 	switch {
 	case callee.Busy:
+		// It rings, then answers 486 (as the callee leg of
+		// testdata/esl/f05 does).
 		o.Gone = true
-		end := legState{state: "CS_HANGUP", num: 10, call: "HANGUP", answer: "hangup", cause: "USER_BUSY", q850: 17,
-			term: "486", disposition: "recv_refuse"}
-		hangup := end
-		hangup.state, hangup.num, hangup.call = "CS_CONSUME_MEDIA", 7, "DOWN"
-		leg("CHANNEL_HANGUP", hangup)
-		end.state, end.num = "CS_REPORTING", 11
+		leg("CHANNEL_PROGRESS", legState{state: "CS_CONSUME_MEDIA", num: 7, call: "DOWN", answer: "ringing", progress: true})
+		end := legState{state: "CS_CONSUME_MEDIA", num: 7, call: "RINGING", answer: "hangup", cause: "USER_BUSY", q850: 17,
+			term: "486", disposition: "recv_refuse", progress: true}
+		leg("CHANNEL_HANGUP", end)
+		end.state, end.num, end.call = "CS_REPORTING", 11, "HANGUP"
 		leg("CHANNEL_HANGUP_COMPLETE", end)
 		leg("CHANNEL_DESTROY", end)
 		answer = "-ERR USER_BUSY\n"
@@ -293,16 +294,21 @@ func (s *Server) legEventLocked(o *Originated, name string, st legState) []byte 
 		"variable_sip_from_user":                cid,
 	}
 	if st.cause != "" {
+		// As the recorded callee legs (testdata/esl f01, f02, f05) show:
+		// CHANNEL_HANGUP carries the cause, and the SIP disposition only
+		// when a refusal was received; the q850 code, the disposition
+		// and the end come with HANGUP_COMPLETE.
 		e["Hangup-Cause"] = st.cause
 		e["variable_hangup_cause"] = st.cause
-		e["variable_hangup_cause_q850"] = strconv.Itoa(st.q850)
-		e["variable_sip_hangup_disposition"] = st.disposition
 		e["Caller-Channel-Hangup-Time"] = us(now)
 		if st.term != "" {
 			e["variable_sip_term_status"] = st.term
 			e["variable_proto_specific_hangup_cause"] = "sip:" + st.term
+			e["variable_sip_hangup_disposition"] = st.disposition
 		}
 		if name != "CHANNEL_HANGUP" {
+			e["variable_hangup_cause_q850"] = strconv.Itoa(st.q850)
+			e["variable_sip_hangup_disposition"] = st.disposition
 			e["variable_end_uepoch"] = us(now)
 			e["variable_start_uepoch"] = us(o.created)
 			e["variable_answer_uepoch"] = us(o.answer)
@@ -351,11 +357,15 @@ func (s *Server) broadcast(args []string) string {
 }
 
 // kill answers "uuid_kill UUID [CAUSE]" as mod_commands does: the leg
-// hangs up (NORMAL_CLEARING unless a cause is named, FreeSWITCH sending
-// the BYE: send_bye), or "-ERR No such channel!".
+// hangs up with the cause named, NORMAL_CLEARING by default (FreeSWITCH
+// sending the BYE: send_bye), or "-ERR No such channel!".
 func (s *Server) kill(args []string) string {
 	if len(args) < 1 {
 		return "-USAGE: <uuid> [cause]\n"
+	}
+	cause := "NORMAL_CLEARING"
+	if len(args) > 1 {
+		cause = args[1]
 	}
 	r := &s.orig
 	r.mu.Lock()
@@ -365,7 +375,7 @@ func (s *Server) kill(args []string) string {
 		return "-ERR No such channel!\n"
 	}
 	o.Killed = true
-	evs := s.hangupLocked(o, "send_bye")
+	evs := s.hangupLocked(o, cause, "send_bye")
 	r.mu.Unlock()
 	s.Play(evs...)
 	return "+OK\n"
@@ -381,21 +391,25 @@ func (s *Server) HangUpRemote(uuid string) bool {
 		r.mu.Unlock()
 		return false
 	}
-	evs := s.hangupLocked(o, "recv_bye")
+	evs := s.hangupLocked(o, "NORMAL_CLEARING", "recv_bye")
 	r.mu.Unlock()
 	s.Play(evs...)
 	return true
 }
 
-// hangupLocked ends an answered leg with NORMAL_CLEARING.
-func (s *Server) hangupLocked(o *Originated, disposition string) [][]byte {
+// q850 are the Q.850 codes of the causes a hang-up names here.
+var q850 = map[string]int{"NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_ANSWER": 19, "CALL_REJECTED": 21,
+	"ORIGINATOR_CANCEL": 487, "MANAGER_REQUEST": 503}
+
+// hangupLocked ends an answered leg.
+func (s *Server) hangupLocked(o *Originated, cause, disposition string) [][]byte {
 	o.Gone = true
-	st := legState{state: "CS_EXECUTE", num: 4, call: "ACTIVE", answer: "hangup", progress: true,
-		cause: "NORMAL_CLEARING", q850: 16, disposition: disposition}
-	if o.answer.IsZero() {
-		// Not answered yet: FreeSWITCH cancels the INVITE.
-		st.call, st.cause, st.q850, st.disposition = "RINGING", "ORIGINATOR_CANCEL", 487, "send_cancel"
+	code, ok := q850[cause]
+	if !ok {
+		cause, code = "NORMAL_CLEARING", 16
 	}
+	st := legState{state: "CS_EXECUTE", num: 4, call: "ACTIVE", answer: "hangup", progress: true,
+		cause: cause, q850: code, disposition: disposition}
 	out := [][]byte{s.legEventLocked(o, "CHANNEL_HANGUP", st)}
 	st.state, st.num, st.call = "CS_REPORTING", 11, "HANGUP"
 	out = append(out, s.legEventLocked(o, "CHANNEL_HANGUP_COMPLETE", st), s.legEventLocked(o, "CHANNEL_DESTROY", st))

@@ -125,7 +125,7 @@ func TestOriginateUnanswered(t *testing.T) {
 		cause, q850 string
 		disposition string
 	}{
-		{Callee{Busy: true}, []string{"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "BACKGROUND_JOB"},
+		{Callee{Busy: true}, []string{"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_PROGRESS", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "BACKGROUND_JOB"},
 			"USER_BUSY", "17", "recv_refuse"},
 		{Callee{NoAnswer: true}, []string{"CHANNEL_CREATE", "CHANNEL_ORIGINATE", "CHANNEL_PROGRESS", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", "BACKGROUND_JOB"},
 			"NO_ANSWER", "19", "send_cancel"},

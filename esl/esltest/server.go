@@ -9,7 +9,8 @@
 // It speaks what kanca uses: the auth/request greeting and "auth", "event
 // json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", the API
 // commands "status", "show channels as json" and "uuid_dump UUID json", by
-// "api" or "bgapi", framed as mod_event_socket frames them. Its channel
+// "api" or "bgapi", framed as mod_event_socket frames them; and it places
+// calls: "originate", "uuid_broadcast" and "uuid_kill" (see OnOriginate). Its channel
 // table can lag the events (Options.ListLag), as FreeSWITCH's core
 // database, written by its own thread, does.
 package esltest
