@@ -3,6 +3,7 @@ package runcmd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -81,15 +82,7 @@ func TestRunPlacesCallsOnRequest(t *testing.T) {
 	code, m = post(t, hook, key, `{"phone_number":"5321234567,5321234568","error_message":"again"}`)
 	assert.Equal(t, http.StatusPaymentRequired, code, m)
 
-	waitFor(t, "both calls to end with their webhooks", func() bool {
-		n := 0
-		for _, e := range received() {
-			if e["event_type"] == "call_hangup" {
-				n++
-			}
-		}
-		return n == 2
-	})
+	waitHangups(t, received, 2)
 	orig := ast.Originated()
 	require.Len(t, orig, 2, "one call per number, no more")
 	byEndpoint := map[string]aritest.Originated{}
@@ -225,15 +218,7 @@ func TestRunPlacesCallsThroughFreeSWITCH(t *testing.T) {
 	code, m = post(t, base+"/call-requests", key, `{"numbers":["5321234568"],"text":"Kritik alarm.","additional_data":"INC-7","callback_url":"`+cb+`/hook"}`)
 	require.Equal(t, http.StatusOK, code, m)
 
-	waitFor(t, "the three calls to end with their webhooks", func() bool {
-		n := 0
-		for _, e := range received() {
-			if e["event_type"] == "call_hangup" {
-				n++
-			}
-		}
-		return n == 3
-	})
+	waitHangups(t, received, 3)
 	orig := fs.Originated()
 	require.Len(t, orig, 3, "one call per number, no more")
 	byEndpoint := map[string]esltest.Originated{}
@@ -276,6 +261,20 @@ func TestRunPlacesCallsThroughFreeSWITCH(t *testing.T) {
 		assert.Equal(t, cb+"/hook", e["callback_url"])
 		assert.EqualValues(t, 905321234568, e["callee"])
 	}
+}
+
+// waitHangups waits for n call_hangup webhooks.
+func waitHangups(t *testing.T, received func() []map[string]any, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d calls to end with their webhooks", n), func() bool {
+		got := 0
+		for _, e := range received() {
+			if e["event_type"] == "call_hangup" {
+				got++
+			}
+		}
+		return got == n
+	})
 }
 
 // receiver is a webhook receiver; received returns the bodies so far.
