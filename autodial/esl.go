@@ -22,15 +22,14 @@ type ESLDialer struct {
 		API(ctx context.Context, cmd string) (string, error)
 		BgAPI(ctx context.Context, cmd string) (string, error)
 	}
-	Endpoint string // sofia/gateway/carrier/{number}
-	Context  string // where click-to-call sends the answered call
+	Context string // where click-to-call sends the answered call
 }
 
 // OriginateCommand is the originate p becomes.
 func (d ESLDialer) OriginateCommand(p Placement) string {
 	vars := fmt.Sprintf("{origination_uuid=%s,origination_caller_id_number=%s,originate_timeout=%d,ignore_early_media=true}",
 		p.Channel, p.CallerID, int(p.Timeout.Seconds()))
-	ep := strings.ReplaceAll(d.Endpoint, "{number}", p.Dial)
+	ep := p.Endpoint
 	if p.Destination != "" {
 		return "originate " + vars + ep + " " + p.Destination + " XML " + d.Context
 	}

@@ -15,16 +15,13 @@ type ARIDialer struct {
 	// App is the application the placed channel enters when answered:
 	// kanca's own (the one it subscribes as), so its events reach kanca.
 	App string
-	// Endpoint is the dial template, {number} the number as the trunk
-	// dials it: PJSIP/{number}@carrier.
-	Endpoint string
 	// Context is where click-to-call sends the answered call (its
 	// Destination is the extension there), e.g. from-internal.
 	Context string
 }
 
 func (d ARIDialer) Originate(ctx context.Context, p Placement) error {
-	o := ari.Originate{ChannelID: p.Channel, Endpoint: strings.ReplaceAll(d.Endpoint, "{number}", p.Dial),
+	o := ari.Originate{ChannelID: p.Channel, Endpoint: p.Endpoint,
 		CallerID: p.CallerID, Timeout: p.Timeout}
 	if p.Destination != "" {
 		o.Context, o.Extension = d.Context, p.Destination

@@ -152,8 +152,8 @@ func TestPathFor(t *testing.T) {
 }
 
 func TestESLOriginateCommand(t *testing.T) {
-	d := autodial.ESLDialer{Endpoint: "sofia/gateway/carrier/{number}", Context: "default"}
-	p := autodial.Placement{Channel: "kanca-ad-1", Dial: "05321234567", CallerID: "908508850000", Timeout: 30 * time.Second}
+	d := autodial.ESLDialer{Context: "default"}
+	p := autodial.Placement{Channel: "kanca-ad-1", Dial: "05321234567", Endpoint: "sofia/gateway/carrier/05321234567", CallerID: "908508850000", Timeout: 30 * time.Second}
 	assert.Equal(t, "originate {origination_uuid=kanca-ad-1,origination_caller_id_number=908508850000,originate_timeout=30,ignore_early_media=true}sofia/gateway/carrier/05321234567 &park()",
 		d.OriginateCommand(p))
 	p.Destination = "1000"

@@ -17,6 +17,7 @@ import (
 type Placement struct {
 	Channel  string        // the channel id kanca chose, known to the tracker beforehand
 	Dial     string        // the number as the trunk dials it
+	Endpoint string        // the trunk's template with Dial filled in
 	CallerID string        // the PBX number calling
 	Timeout  time.Duration // of ringing
 	// Destination, when set, is where the PBX connects the answered call
@@ -47,7 +48,10 @@ type Runner struct {
 	Speak    Speaker
 	Numbers  Numbers
 	Location *time.Location // calling windows' zone (--tz); default time.Local
-	// Concurrency bounds calls up at once, the trunk's share (default 4).
+	// Trunks carry the calls (see CheckTrunks); at least one.
+	Trunks []Trunk
+	// Concurrency bounds calls up at once on each trunk, kanca's share
+	// of its channels (default 4).
 	Concurrency int
 	// Poll is how often due calls are looked for (default 1 s); a new
 	// request wakes the runner at once.
@@ -63,7 +67,7 @@ type Runner struct {
 
 	mu      sync.Mutex
 	watches map[string]chan cdr.Input
-	active  int
+	active  map[string]int // calls up, by trunk name
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	seq     int64
@@ -74,6 +78,7 @@ func (r *Runner) init() {
 	defer r.mu.Unlock()
 	if r.watches == nil {
 		r.watches = map[string]chan cdr.Input{}
+		r.active = map[string]int{}
 		r.wake = make(chan struct{}, 1)
 	}
 	if r.Concurrency <= 0 {
@@ -129,6 +134,9 @@ func (r *Runner) Observe(in cdr.Input) {
 // PBX may have rung the person already.
 func (r *Runner) Run(ctx context.Context) error {
 	r.init()
+	if err := CheckTrunks(r.Trunks); err != nil {
+		return fmt.Errorf("autodial: trunks: %w", err)
+	}
 	if err := r.Store.interrupted(ctx, r.Now()); err != nil {
 		return err
 	}
@@ -156,14 +164,31 @@ type job struct {
 }
 
 func (r *Runner) dispatch(ctx context.Context) error {
+	// What each trunk has free now; calls ending meanwhile only free
+	// more, seen at the next look.
+	free := map[string]int{}
 	r.mu.Lock()
-	free := r.Concurrency - r.active
+	for _, t := range r.Trunks {
+		free[t.Name()] = r.Concurrency - r.active[t.Name()]
+	}
 	r.mu.Unlock()
-	if free <= 0 {
+	open := 0
+	for _, n := range free {
+		open += max(n, 0)
+	}
+	if open == 0 {
 		return nil
 	}
 	now := r.Now()
-	jobs, err := r.Store.claim(ctx, now, free, r.Location, func(id int64) string {
+	admit := func(number string) (Trunk, bool) {
+		t := route(r.Trunks, number)
+		if free[t.Name()] <= 0 {
+			return t, false
+		}
+		free[t.Name()]--
+		return t, true
+	}
+	jobs, err := r.Store.claim(ctx, now, admit, r.Location, func(id int64) string {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.seq++
@@ -173,8 +198,9 @@ func (r *Runner) dispatch(ctx context.Context) error {
 		return err
 	}
 	for _, j := range jobs {
+		trunk := j.trunk.Name()
 		r.mu.Lock()
-		r.active++
+		r.active[trunk]++
 		r.mu.Unlock()
 		r.wg.Add(1)
 		go func(j claimed) {
@@ -187,7 +213,7 @@ func (r *Runner) dispatch(ctx context.Context) error {
 				r.Logger.Error("autodial: recording a call's result", "call", j.id, "err", err)
 			}
 			r.mu.Lock()
-			r.active--
+			r.active[trunk]--
 			r.mu.Unlock()
 			r.Wake()
 		}(j)
@@ -244,7 +270,8 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 		// again shortly, without counting a try.
 		return result{state: stateQueued, requeue: true, outcome: "not placed yet: " + err.Error()}
 	}
-	p := Placement{Channel: j.channel, Dial: r.Numbers.Dial(j.number), CallerID: req.From,
+	dial := r.Numbers.Dial(j.number)
+	p := Placement{Channel: j.channel, Dial: dial, Endpoint: j.trunk.Endpoint(dial), CallerID: req.From,
 		Timeout: time.Duration(req.Timeout) * time.Second, Destination: req.Destination}
 	if err := r.Dialer.Originate(ctx, p); err != nil {
 		log.Error("autodial: the PBX refused the call", "err", err)
@@ -349,20 +376,22 @@ func succeeded(req Request, state string) bool {
 type claimed struct {
 	job
 	channel string
+	trunk   Trunk
 }
 
-// claim marks up to n due calls as dialing, each with a new channel id,
-// and returns them. A call outside its request's window is moved to the
-// window's next opening instead.
-func (s *Store) claim(ctx context.Context, now time.Time, n int, loc *time.Location, newChannel func(int64) string) ([]claimed, error) {
+// claim marks the due calls admit lets through (a trunk with room for
+// the number) as dialing, each with a new channel id, and returns them;
+// the others stay queued. A call outside its request's window is moved
+// to the window's next opening instead.
+func (s *Store) claim(ctx context.Context, now time.Time, admit func(number string) (Trunk, bool), loc *time.Location, newChannel func(int64) string) ([]claimed, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.request_id, c.number, c.attempts, r.spec FROM calls c
-		JOIN requests r ON r.id = c.request_id WHERE c.state = ? AND c.next_at <= ? ORDER BY c.next_at, c.id LIMIT ?`,
-		stateQueued, now.Unix(), n)
+		JOIN requests r ON r.id = c.request_id WHERE c.state = ? AND c.next_at <= ? ORDER BY c.next_at, c.id`,
+		stateQueued, now.Unix())
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +419,11 @@ func (s *Store) claim(ctx context.Context, now time.Time, n int, loc *time.Locat
 			}
 			continue
 		}
-		c := claimed{job: j, channel: newChannel(j.id)}
+		t, ok := admit(j.number)
+		if !ok {
+			continue
+		}
+		c := claimed{job: j, channel: newChannel(j.id), trunk: t}
 		c.attempts++
 		if _, err := tx.ExecContext(ctx, `UPDATE calls SET state = ?, attempts = ?, channel = ?, updated = ? WHERE id = ?`,
 			stateDialing, c.attempts, c.channel, now.UTC().Format(time.RFC3339Nano), j.id); err != nil {

@@ -43,13 +43,23 @@ func newRig(t *testing.T, path string, callee func(string) aritest.Callee) *rig 
 	}
 	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca"})
 	require.NoError(t, err)
+	rg := newRunnerRig(t, path, autodial.ARIDialer{Client: src.Client(), App: "kanca", Context: "from-internal"}, src.Run)
+	rg.runner.Trunks = []autodial.Trunk{{Template: "PJSIP/{number}@carrier"}}
+	rg.ast = ast
+	return rg
+}
+
+// newRunnerRig is a runner placing calls through dialer, fed by a PBX
+// source's run.
+func newRunnerRig(t *testing.T, path string, dialer autodial.Dialer, run func(context.Context, func(cdr.Input)) error) *rig {
+	t.Helper()
 	store, err := autodial.Open(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	rg := &rig{ast: ast, store: store, announce: make(chan cdr.Input, 100)}
+	rg := &rig{store: store, announce: make(chan cdr.Input, 100)}
 	rg.runner = &autodial.Runner{
 		Store:  store,
-		Dialer: autodial.ARIDialer{Client: src.Client(), App: "kanca", Endpoint: "PJSIP/{number}@carrier", Context: "from-internal"},
+		Dialer: dialer,
 		Announce: func(in cdr.Input) error {
 			rg.announce <- in
 			return nil
@@ -63,7 +73,7 @@ func newRig(t *testing.T, path string, callee func(string) aritest.Callee) *rig 
 	srcDone := make(chan struct{})
 	go func() {
 		defer close(srcDone)
-		_ = src.Run(ctx, rg.runner.Observe)
+		_ = run(ctx, rg.runner.Observe)
 	}()
 	t.Cleanup(func() { cancel(); <-srcDone })
 	return rg

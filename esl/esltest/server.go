@@ -9,7 +9,8 @@
 // It speaks what kanca uses: the auth/request greeting and "auth", "event
 // json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", the API
 // commands "status", "show channels as json" and "uuid_dump UUID json", by
-// "api" or "bgapi", framed as mod_event_socket frames them. Its channel
+// "api" or "bgapi", framed as mod_event_socket frames them; and it places
+// calls: "originate", "uuid_broadcast" and "uuid_kill" (see OnOriginate). Its channel
 // table can lag the events (Options.ListLag), as FreeSWITCH's core
 // database, written by its own thread, does.
 package esltest
@@ -72,6 +73,8 @@ type Server struct {
 	sessions map[string]map[string]string           // each live session's headers and variables, for uuid_dump
 	clients  map[*client]bool
 	jobs     int // background jobs taken
+
+	orig origin // originated legs, under its own lock
 }
 
 // lagged is an event the channel table shows from due on.
@@ -368,8 +371,20 @@ func (s *Server) api(cmd string) string {
 		// mod_commands' answer to originate without arguments.
 		return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
 	}
-	if f := strings.Fields(cmd); len(f) == 3 && f[0] == "uuid_dump" && f[2] == "json" {
+	f := strings.Fields(cmd)
+	if len(f) == 0 {
+		return "-ERR  Command not found!\n"
+	}
+	if len(f) == 3 && f[0] == "uuid_dump" && f[2] == "json" {
 		return s.dump(f[1])
+	}
+	switch f[0] {
+	case "originate":
+		return s.originate(cmd)
+	case "uuid_broadcast":
+		return s.broadcast(f[1:])
+	case "uuid_kill":
+		return s.kill(f[1:])
 	}
 	name, _, _ := strings.Cut(cmd, " ")
 	return fmt.Sprintf("-ERR %s Command not found!\n", name)
@@ -389,9 +404,20 @@ func (s *Server) bgapi(c *client, cmd string) error {
 	if !s.Pause(context.Background(), s.opts.APIDelay) {
 		return errors.New("closed")
 	}
-	name, _, _ := strings.Cut(cmd, " ")
-	ev, _ := json.Marshal(map[string]string{"Event-Name": "BACKGROUND_JOB", "Job-UUID": job,
-		"Job-Command": name, "_body": s.api(cmd)})
+	name, arg, _ := strings.Cut(cmd, " ")
+	bg := map[string]string{"Event-Name": "BACKGROUND_JOB", "Job-UUID": job, "Job-Command": name, "Job-Command-Arg": arg}
+	if arg == "" {
+		delete(bg, "Job-Command-Arg")
+	}
+	bg["_body"] = s.api(cmd)
+	ev, _ := json.Marshal(bg)
+	if name == "originate" {
+		// The answer comes once the leg answered or failed, after the
+		// leg's own events, to every connection subscribed to
+		// BACKGROUND_JOB (switch_event_fire).
+		s.Play(ev)
+		return nil
+	}
 	s.Lock()
 	wants := c.wants("BACKGROUND_JOB", "")
 	s.Unlock()

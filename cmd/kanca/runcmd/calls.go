@@ -23,7 +23,7 @@ import (
 
 // callFlags configure calls on request.
 type callFlags struct {
-	dial          string
+	dial          []string
 	context       string
 	concurrency   int
 	speechCommand string
@@ -31,12 +31,12 @@ type callFlags struct {
 }
 
 func (f *callFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.dial, "dial", envdefault.String("KANCA_DIAL", ""),
-		"place calls on request through this dial template, {number} the number as the trunk dials it: PJSIP/{number}@carrier (Asterisk) or sofia/gateway/carrier/{number} (FreeSWITCH); needs --listen (default off) [KANCA_DIAL]")
+	fs.StringArrayVar(&f.dial, "dial", strings.Fields(envdefault.String("KANCA_DIAL", "")),
+		"place calls on request through this dial template, {number} the number as the trunk dials it: PJSIP/{number}@carrier (Asterisk) or sofia/gateway/carrier/{number} (FreeSWITCH); needs --listen (default off). Repeat it with PREFIX=TEMPLATE to send the numbers starting with PREFIX (international form: 90533=PJSIP/{number}@second) through another trunk; one template has no prefix [KANCA_DIAL, templates separated by spaces]")
 	fs.StringVar(&f.context, "dial-context", envdefault.String("KANCA_DIAL_CONTEXT", "from-internal"),
 		"dialplan context where click-to-call connects the answered call to its destination [KANCA_DIAL_CONTEXT]")
 	fs.IntVar(&f.concurrency, "dial-concurrency", envdefault.Int("KANCA_DIAL_CONCURRENCY", 4),
-		"calls on request up at once (the trunk's share) [KANCA_DIAL_CONCURRENCY]")
+		"calls on request up at once on each trunk (kanca's share of its channels); a trunk is the template's endpoint or gateway (carrier in PJSIP/{number}@carrier), shared by templates naming it [KANCA_DIAL_CONCURRENCY]")
 	fs.StringVar(&f.speechCommand, "speech-command", envdefault.String("KANCA_SPEECH_COMMAND", speech.DefaultCommand),
 		"text-to-speech command: text on stdin, writes a 16-bit PCM WAV to {out}, voice {voice} [KANCA_SPEECH_COMMAND]")
 	fs.StringVar(&f.speechDir, "speech-dir", envdefault.String("KANCA_SPEECH_DIR", ""),
@@ -53,11 +53,12 @@ type calls struct {
 // it), registers the endpoints on mux and returns the runner to start.
 func (f *callFlags) setup(db string, hs *hooks.Store, src *pbxSource, p *pipeline.Pipeline, mux *http.ServeMux, base string,
 	country int, loc *time.Location, log *slog.Logger) (*calls, error) {
-	if f.dial == "" {
+	if len(f.dial) == 0 {
 		return nil, nil
 	}
-	if !strings.Contains(f.dial, "{number}") {
-		return nil, fmt.Errorf("--dial %q: the template needs {number}", f.dial)
+	trunks, err := f.trunks()
+	if err != nil {
+		return nil, err
 	}
 	if f.concurrency < 1 {
 		return nil, errors.New("--dial-concurrency: want at least 1")
@@ -73,9 +74,9 @@ func (f *callFlags) setup(db string, hs *hooks.Store, src *pbxSource, p *pipelin
 	var dialer autodial.Dialer
 	switch {
 	case src.ari != nil:
-		dialer = autodial.ARIDialer{Client: src.ari.Client(), App: src.ari.App(), Endpoint: f.dial, Context: f.context}
+		dialer = autodial.ARIDialer{Client: src.ari.Client(), App: src.ari.App(), Context: f.context}
 	case src.esl != nil:
-		dialer = autodial.ESLDialer{Conn: src.esl, Endpoint: f.dial, Context: f.context}
+		dialer = autodial.ESLDialer{Conn: src.esl, Context: f.context}
 	}
 	store, err := autodial.Open(autodial.PathFor(db))
 	if err != nil {
@@ -84,7 +85,7 @@ func (f *callFlags) setup(db string, hs *hooks.Store, src *pbxSource, p *pipelin
 	nums := autodial.Numbers{Country: strconv.Itoa(country), Premium: autodial.DefaultPremium}
 	r := &autodial.Runner{
 		Store: store, Dialer: dialer, Announce: p.Inject, Numbers: nums, Location: loc,
-		Concurrency: f.concurrency, Logger: log,
+		Trunks: trunks, Concurrency: f.concurrency, Logger: log,
 		Speak: func(ctx context.Context, text, voice string) (string, time.Duration, error) {
 			id, d, err := rend.Render(ctx, text, voice)
 			if err != nil {
@@ -101,4 +102,20 @@ func (f *callFlags) setup(db string, hs *hooks.Store, src *pbxSource, p *pipelin
 	callapi.Register(mux, callapi.Config{Store: store, Numbers: nums, Wake: r.Wake, Callback: callback, Speech: rend,
 		Location: loc, Logger: log})
 	return &calls{store: store, runner: r}, nil
+}
+
+// trunks reads the --dial templates.
+func (f *callFlags) trunks() ([]autodial.Trunk, error) {
+	var out []autodial.Trunk
+	for _, d := range f.dial {
+		t, err := autodial.ParseTrunk(d)
+		if err != nil {
+			return nil, fmt.Errorf("--dial %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := autodial.CheckTrunks(out); err != nil {
+		return nil, fmt.Errorf("--dial: %w", err)
+	}
+	return out, nil
 }

@@ -118,7 +118,10 @@ audit trail is kanca calls list.`,
   kanca run --listen 10.0.0.5:9090 --public-url http://kanca.example.lan:9090
 
   # also place calls on request through the carrier trunk
-  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --tz Europe/Istanbul`,
+  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --tz Europe/Istanbul
+
+  # two trunks, numbers from 90533 on the second, 8 calls up on each
+  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --dial '90533=PJSIP/{number}@second' --dial-concurrency 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
@@ -147,7 +150,7 @@ audit trail is kanca calls list.`,
 			if publicURL != "" && listen == "" {
 				return errors.New("--public-url needs --listen")
 			}
-			if cf.dial != "" && listen == "" {
+			if len(cf.dial) > 0 && listen == "" {
 				return errors.New("--dial needs --listen: requests for calls come in over HTTP, and the PBX fetches the speech there")
 			}
 			if publicURL != "" {

@@ -128,6 +128,8 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--ari-user", "kanca", "--dial", "PJSIP/{number}@carrier"}, "--dial needs --listen"},
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/carrier"}, "{number}"},
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/{number}@c", "--dial-concurrency", "0"}, "--dial-concurrency"},
+		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/{number}@a", "--dial", "PJSIP/{number}@b"}, "two templates without a prefix"},
+		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "90533=PJSIP/{number}@b"}, "no template without a prefix"},
 		{[]string{"--ari-user", "kanca", "--pbx-records", filepath.Join(db, "missing")}, "--pbx-records"},
 		{[]string{"--ari-user", "kanca", "--pbx-records", "postgres://x/y"}, "unknown kind of PBX records"},
 	} {
