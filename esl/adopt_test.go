@@ -71,12 +71,7 @@ func TestDescribeSkipsAChannelGoneSinceTheList(t *testing.T) {
 	srv := newServer(t, esltest.Options{})
 	srv.Play(events...)
 	srv.LiveThrough(len(events)) // every channel ended
-	c, err := Dial(context.Background(), srv.Addr, "ClueCon", 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
-	require.NoError(t, err)
-	e := &session{src: src, c: c}
+	e := describing(t, srv)
 	ch := cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}
 	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
 	assert.Equal(t, cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}, ch)
@@ -90,12 +85,7 @@ func TestDescribeFillsTheCallerANewChannelIsListedWithout(t *testing.T) {
 	srv := newServer(t, esltest.Options{})
 	srv.Play(events...)
 	srv.LiveThrough(5) // up to the A-leg's CHANNEL_CREATE
-	c, err := Dial(context.Background(), srv.Addr, "ClueCon", 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
-	require.NoError(t, err)
-	e := &session{src: src, c: c}
+	e := describing(t, srv)
 	l, err := e.List(context.Background())
 	require.NoError(t, err)
 	require.Len(t, l.Channels, 1)
@@ -103,4 +93,15 @@ func TestDescribeFillsTheCallerANewChannelIsListedWithout(t *testing.T) {
 	require.Empty(t, ch.CallerNumber, "the table has no cid_num yet")
 	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
 	assert.Equal(t, "905321234567", ch.CallerNumber)
+}
+
+// describing is a session on srv, for Describe and List alone.
+func describing(t *testing.T, srv *esltest.Server) *session {
+	t.Helper()
+	c, err := Dial(context.Background(), srv.Addr, "ClueCon", 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
+	require.NoError(t, err)
+	return &session{src: src, c: c}
 }
