@@ -566,6 +566,15 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
 	}
+	if linked := in.Channel.LinkedID; in.Kind == cdr.KindCreated && linked != "" && linked != id {
+		// A leg born of a listed channel still held: that channel is
+		// older than the leg, so it is adopted now, lest the leg stand
+		// for a call of its own.
+		if p, ok := f.pending[linked]; ok && p.adopt {
+			delete(f.pending, linked)
+			f.settle(p, cdr.Input{Kind: cdr.KindState, Time: in.Time}, emit)
+		}
+	}
 	switch in.Kind {
 	case cdr.KindCreated:
 		if _, known := f.live[id]; known {

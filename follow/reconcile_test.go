@@ -199,3 +199,24 @@ func TestReconcileMoveInTheGap(t *testing.T) {
 	}
 	assert.Equal(t, ins, follow(t, seed, Listing{At: at, Channels: []Listed{{Channel: dialling, Server: "pbx"}}}, ins...))
 }
+
+// A leg born after the list of a listed channel still held for its next
+// input (a ring group's callee legs created before the caller's own next
+// event) adopts that channel first: it is older, and its call's.
+func TestReconcileLegBornOfAHeldChannel(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("a", "Ring", t0.Add(30*time.Second))
+	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}}}
+	callee := ch("b", "Down", at.Add(time.Second))
+	callee.LinkedID = "a"
+	got := follow(t, nil, l,
+		cdr.Input{Kind: cdr.KindCreated, Time: at.Add(time.Second), Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindState, Time: at.Add(2 * time.Second), Server: "pbx", Channel: caller},
+	)
+	require.Len(t, got, 3)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[0],
+		"the caller adopted before its callee's creation")
+	assert.Equal(t, cdr.KindCreated, got[1].Kind)
+	assert.Equal(t, "b", got[1].Channel.ID)
+	assert.Equal(t, cdr.KindState, got[2].Kind)
+}
