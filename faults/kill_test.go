@@ -102,7 +102,7 @@ func (r *receiver) snapshot() []got {
 // kanca runs the real binary.
 func kanca(t *testing.T, db string, args ...string) *exec.Cmd {
 	cmd := exec.Command(kancaBin, append([]string{"--db", db}, args...)...)
-	cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
+	cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca", "KANCA_ESL_PASSWORD=ClueCon")
 	return cmd
 }
 
@@ -122,8 +122,14 @@ type daemon struct {
 
 func startDaemon(t *testing.T, db, ariURL string) *daemon {
 	t.Helper()
+	return startRun(t, db, "--ari-url", ariURL, "--ari-user", "kanca")
+}
+
+// startRun starts `kanca run` with the PBX flags given.
+func startRun(t *testing.T, db string, pbx ...string) *daemon {
+	t.Helper()
 	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = kanca(t, db, "run", "--ari-url", ariURL, "--ari-user", "kanca", "--tz", "UTC", "--log-level", "warn")
+	d.cmd = kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
 	go func() { d.done <- d.cmd.Wait() }()
@@ -133,6 +139,24 @@ func startDaemon(t *testing.T, db, ariURL string) *daemon {
 		}
 	})
 	return d
+}
+
+// stop ends d with SIGTERM, after which kanca commits what it took,
+// finishes the requests in flight and exits 0, or else with SIGKILL.
+func (d *daemon) stop(t *testing.T, term bool) {
+	t.Helper()
+	if !term {
+		require.NoError(t, d.cmd.Process.Kill())
+		<-d.done
+		return
+	}
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, "kanca exits cleanly on SIGTERM: %s", d.log)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kanca did not exit after SIGTERM: %s", d.log)
+	}
 }
 
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -160,6 +184,11 @@ type call struct {
 }
 
 func expected(t *testing.T, frames [][]byte) map[string]*call {
+	return expectedBy(t, frames, ari.Decode)
+}
+
+// expectedBy is expected for frames the PBX's decoder reads.
+func expectedBy(t *testing.T, frames [][]byte, decode func([]byte) (cdr.Input, bool, error)) map[string]*call {
 	tr := cdr.NewTracker(cdr.DefaultConfig())
 	calls := map[string]*call{}
 	dialled := map[string]string{} // a call's first channel -> the extension it was dialled on
@@ -184,7 +213,7 @@ func expected(t *testing.T, frames [][]byte) map[string]*call {
 				}
 			}
 		}
-		in, ok, err := ari.Decode(fr)
+		in, ok, err := decode(fr)
 		require.NoError(t, err)
 		if !ok {
 			continue
@@ -267,21 +296,12 @@ func TestKillUnderLoad(t *testing.T) {
 	t.Cleanup(ast.Close)
 	recv := newReceiver(t)
 	db := filepath.Join(t.TempDir(), "kanca.db")
-	numbers := map[string]bool{}
-	for _, c := range want {
-		numbers[c.number] = true
-	}
-	for n := range numbers {
-		run(t, db, "hooks", "add", "--number", n, "--url", recv.URL+"/hook")
-	}
+	hookEvery(t, db, want, recv.URL+"/hook")
 	ast.Play(frames...)
 
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	// window is where kanca was away: from the frames it may have read
-	// but not committed to those sent after it listed channels again.
-	type window struct{ from, to int }
 	var windows []window
 	const kills = 4
 	for i := 0; i <= kills; i++ {
@@ -297,20 +317,8 @@ func TestKillUnderLoad(t *testing.T) {
 		}
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		pos := ast.Pos()
-		if i == 2 {
-			// SIGTERM: kanca stops reading, commits what it took, finishes
-			// the requests in flight and exits 0.
-			require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-			select {
-			case err := <-d.done:
-				require.NoError(t, err, "kanca exits cleanly on SIGTERM: %s", d.log)
-			case <-time.After(30 * time.Second):
-				t.Fatalf("kanca did not exit after SIGTERM: %s", d.log)
-			}
-		} else {
-			require.NoError(t, d.cmd.Process.Kill())
-			<-d.done
-		}
+		// One stop is a SIGTERM.
+		d.stop(t, i == 2)
 		waitUntil(t, "Asterisk to see kanca gone", 10*time.Second, func() bool { return !ast.Connected() })
 		// Asterisk goes on while kanca is down: about a second of calls.
 		from := ast.Pos()
@@ -322,6 +330,43 @@ func TestKillUnderLoad(t *testing.T) {
 	}
 	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
 
+	tally := judge(t, recv, want, windows, true)
+	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
+	require.Positive(t, exact)
+	require.Positive(t, begunInGap, "the stops must catch calls beginning")
+	require.Positive(t, movedInGap, "the stops must catch calls that moved off their number in the gap")
+
+	// Restarted once more, kanca finds nothing left to do: every call
+	// ended, so its journal is empty and no delivery waits.
+	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
+	assert.JSONEq(t, "[]", out)
+}
+
+// hookEvery adds a hook to url for every number the calls of want belong to.
+func hookEvery(t *testing.T, db string, want map[string]*call, url string) {
+	t.Helper()
+	numbers := map[string]bool{}
+	for _, c := range want {
+		numbers[c.number] = true
+	}
+	for n := range numbers {
+		run(t, db, "hooks", "add", "--number", n, "--url", url)
+	}
+}
+
+// window is where kanca was away: from the frames it may have read but
+// not committed to those sent after it listed channels again.
+type window struct{ from, to int }
+
+// tally is what judge counted.
+type tally struct{ exact, begunInGap, movedInGap int }
+
+// judge waits for what the receiver is due and holds every call of want
+// to what a kanca that never stopped sends (see TestKillUnderLoad).
+// With answers, a call that began in a gap must also be missed or not as
+// it really was.
+func judge(t *testing.T, recv *receiver, want map[string]*call, windows []window, answers bool) tally {
+	t.Helper()
 	// A call whose every telling moment (the frames that made its
 	// webhooks) fell while kanca was away is the PBX's books' to tell
 	// (--pbx-records): listed at most, and held for its next event, it
@@ -408,12 +453,15 @@ func TestKillUnderLoad(t *testing.T) {
 				// restart; one that crosses another stop is counted, not
 				// judged (a second restart can lose a callee's answer
 				// seen before it: an open bug this load shows).
+				if !answers {
+					continue
+				}
 				if slices.ContainsFunc(windows, func(v window) bool { return v.from > w.to && v.from <= c.last }) {
 					restartedAgain++
 					continue
 				}
 				assert.Equal(t, strings.Contains(strings.Join(c.bodies, "\n"), `"missing_call"`), slices.Contains(types, "missing_call"),
-					"call %s began in a gap: missed or not as it really was", id)
+					"call %s to %s (frames %d-%d) began in a gap: missed or not as it really was", id, c.number, c.first, c.last)
 			}
 		}
 		if hit {
@@ -429,28 +477,21 @@ func TestKillUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d POSTs for %d calls; %d calls checked exactly, %d crossed a stop, %d of them began in a gap and outlived it, %d of those at another extension than their number, %d stopped again before they ended (%d more were never heard)",
 		len(all), len(want), exact, touched, begunInGap, movedInGap, restartedAgain, unheard)
-	require.Positive(t, exact)
-	require.Positive(t, begunInGap, "the stops must catch calls beginning")
-	require.Positive(t, movedInGap, "the stops must catch calls that moved off their number in the gap")
-
-	// Restarted once more, kanca finds nothing left to do: every call
-	// ended, so its journal is empty and no delivery waits.
-	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
-	assert.JSONEq(t, "[]", out)
+	return tally{exact, begunInGap, movedInGap}
 }
 
 // party is who a webhook says called whom, and which way.
 func party(t *testing.T, body string) string {
 	t.Helper()
 	var b struct {
-		Caller    json.Number `json:"caller"`
-		Callee    json.Number `json:"callee"`
-		Direction string      `json:"direction"`
+		Caller    any    `json:"caller"`
+		Callee    any    `json:"callee"`
+		Direction string `json:"direction"`
 	}
 	d := json.NewDecoder(strings.NewReader(body))
 	d.UseNumber()
 	require.NoError(t, d.Decode(&b), body)
-	return fmt.Sprintf("%s -> %s (%s)", b.Caller, b.Callee, b.Direction)
+	return fmt.Sprintf("%v -> %v (%s)", b.Caller, b.Callee, b.Direction)
 }
 
 // TestReceiverDownThenUp has the receiver refuse everything (503) while
