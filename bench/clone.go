@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -306,4 +307,48 @@ func (p *picker) next() *template {
 	}
 	p.credit[best] -= p.sum
 	return p.tps[best]
+}
+
+// Script is n calls cloned from the recordings of mix in dir (testdata/ari's
+// layout), one starting every 1/rate s, each at its recorded pace, as the
+// frames Asterisk would send them in, interleaved: a load a test plays to a
+// fake Asterisk at its own pace. Calls whose channel moves off the number
+// it was dialled on (an IVR menu, a queue) come with their scenario.
+func Script(dir string, mix []Scenario, n int, rate float64) ([][]byte, error) {
+	if rate <= 0 {
+		return nil, fmt.Errorf("script: rate %g calls/s must be positive", rate)
+	}
+	tps, err := loadMix(dir, mix)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		gen generator
+		h   cloneHeap
+		out [][]byte
+	)
+	base := tps[0].t0
+	emit := func() {
+		c := h[0]
+		out = append(out, c.render(c.next))
+		c.next++
+		if c.next < len(c.tp.frames) {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	for i, tp := range plan(tps, n) {
+		at := time.Duration(float64(i) / rate * float64(time.Second))
+		for h.Len() > 0 && h[0].due() < at {
+			emit()
+		}
+		c := gen.clone(tp, base.Add(at))
+		c.at, c.speed = at, 1
+		heap.Push(&h, c)
+	}
+	for h.Len() > 0 {
+		emit()
+	}
+	return out, nil
 }

@@ -71,13 +71,37 @@ func TestDescribeSkipsAChannelGoneSinceTheList(t *testing.T) {
 	srv := newServer(t, esltest.Options{})
 	srv.Play(events...)
 	srv.LiveThrough(len(events)) // every channel ended
+	e := describing(t, srv)
+	ch := cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}
+	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
+	assert.Equal(t, cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}, ch)
+}
+
+// A channel listed before it routed has no caller number in FreeSWITCH's
+// channel table (its CHANNEL_CREATE insert leaves cid_num empty until
+// CS_ROUTING); the session holds it, and the call is adopted with it.
+func TestDescribeFillsTheCallerANewChannelIsListedWithout(t *testing.T) {
+	events := trace(t, "f01")
+	srv := newServer(t, esltest.Options{})
+	srv.Play(events...)
+	srv.LiveThrough(5) // up to the A-leg's CHANNEL_CREATE
+	e := describing(t, srv)
+	l, err := e.List(context.Background())
+	require.NoError(t, err)
+	require.Len(t, l.Channels, 1)
+	ch := l.Channels[0].Channel
+	require.Empty(t, ch.CallerNumber, "the table has no cid_num yet")
+	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
+	assert.Equal(t, "905321234567", ch.CallerNumber)
+}
+
+// describing is a session on srv, for Describe and List alone.
+func describing(t *testing.T, srv *esltest.Server) *session {
+	t.Helper()
 	c, err := Dial(context.Background(), srv.Addr, "ClueCon", 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
 	require.NoError(t, err)
-	e := &session{src: src, c: c}
-	ch := cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}
-	require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
-	assert.Equal(t, cdr.Channel{ID: "0d3d4cef-6ea8-448c-9b56-241b0913c185", CallerNumber: "1000"}, ch)
+	return &session{src: src, c: c}
 }

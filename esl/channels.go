@@ -109,7 +109,8 @@ func (r row) channel() cdr.Channel {
 
 // Describe asks FreeSWITCH, for each channel about to be adopted, what
 // the channel list does not say (see follow.Describer): "uuid_dump UUID
-// json" gives the session's variables, among them the number it presents
+// json" gives the session's variables and caller profile (its caller
+// number, which the list lacks before the channel routes), among them the number it presents
 // outside (effective_caller_id_number, set by an outbound route before the
 // bridge), the number it was dialled as (sip_req_user) and the DID
 // variables. A channel gone meanwhile is left as listed.
@@ -133,6 +134,11 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 }
 
 func (s *Source) describe(ch *cdr.Channel, f Fields) {
+	// The channel table fills cid_num only at CS_ROUTING: a channel
+	// listed before has none, its session has.
+	if ch.CallerNumber == "" {
+		ch.CallerNumber = f["caller-caller-id-number"]
+	}
 	if n := f["variable_effective_caller_id_number"]; n != "" && n != ch.CallerNumber {
 		ch.Presented = n
 	}

@@ -253,8 +253,14 @@ type liveChannel struct {
 // moments more precisely. It is settled by the channel's next event.
 type pendingChannel struct {
 	lc    liveChannel
-	adopt bool      // unknown channel: adopt it; else its state changed
-	at    time.Time // the latest time the list can be placed at
+	adopt bool // unknown channel: adopt it; else its state changed
+	// moved: a known channel the list shows at another place in the
+	// dialplan (a menu's caller now dialling an extension): the gap hid
+	// the move, which routes its call.
+	moved bool
+	// changed: a known channel whose state the list shows changed.
+	changed bool
+	at      time.Time // the latest time the list can be placed at
 }
 
 // New returns a Follower of the PBX dial opens sessions with. It does not
@@ -566,6 +572,15 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
 	}
+	if linked := in.Channel.LinkedID; in.Kind == cdr.KindCreated && linked != "" && linked != id {
+		// A leg born of a listed channel still held: that channel is
+		// older than the leg, so it is adopted now, lest the leg stand
+		// for a call of its own.
+		if p, ok := f.pending[linked]; ok && p.adopt {
+			delete(f.pending, linked)
+			f.settle(p, cdr.Input{Kind: cdr.KindState, Time: in.Time}, emit)
+		}
+	}
 	switch in.Kind {
 	case cdr.KindCreated:
 		if _, known := f.live[id]; known {
@@ -624,6 +639,17 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 		slices.SortFunc(group, func(a, b pendingChannel) int {
 			return cmp.Or(a.lc.ch.Created.Compare(b.lc.ch.Created), cmp.Compare(a.lc.ch.ID, b.lc.ch.ID))
 		})
+		// Legs that joined a known call in the gap were dialled by what
+		// its first leg runs now: that leg's own change goes first, or
+		// they would join the call's step before the gap.
+		if q, ok := f.pending[p.lc.ch.LinkedID]; ok && !q.adopt && q.lc.ch.ID != p.lc.ch.ID {
+			delete(f.pending, q.lc.ch.ID)
+			qat := q.at
+			if in.Time.Before(qat) {
+				qat = in.Time
+			}
+			f.listedChange(q, cdr.Input{}, qat, emit)
+		}
 		for _, q := range group {
 			qat := q.at
 			if in.Time.Before(qat) {
@@ -636,8 +662,21 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 			f.mu.Unlock()
 			emit(cdr.Input{Kind: cdr.KindCreated, Time: qat, Server: q.lc.server, Channel: q.lc.ch, Adopted: true})
 		}
-	case !p.adopt && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == ""):
+	case !p.adopt:
+		f.listedChange(p, in, at, emit)
+	}
+}
+
+// listedChange emits what a list said changed on a known channel, unless
+// in, the channel's next input, says it itself (zero: none has come). A
+// dialplan event after the list means the stream carries the listed move
+// (that event or one on its way to it).
+func (f *Follower) listedChange(p pendingChannel, in cdr.Input, at time.Time, emit func(cdr.Input)) {
+	if p.changed && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == "") {
 		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
+	}
+	if p.moved && in.Kind != cdr.KindDialplan {
+		emit(cdr.Input{Kind: cdr.KindDialplan, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
 	}
 }
 

@@ -22,6 +22,10 @@ import (
 //   - KindState for a remembered channel whose state changed in the gap
 //     (typically answered), with the listed snapshot (the remembered one,
 //     answered, when the list is coarse).
+//   - KindDialplan for a remembered channel the list shows running
+//     another application (not for a coarse list): a caller that left a
+//     menu for an extension in the gap, so the legs it dialled join the
+//     step they belong to.
 //
 // The list is taken after the subscription, so events queued behind it
 // may describe the same channels: the last two are held until the
@@ -91,12 +95,13 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			if ch.State == "Up" && lc.ch.State != "Up" {
 				lc.ch.State = "Up"
 				pending++
-				f.pending[ch.ID] = pendingChannel{lc: lc, at: at}
+				f.pending[ch.ID] = pendingChannel{lc: lc, at: at, changed: true}
 			}
-		case lc.ch.State != ch.State:
-			lc.ch = ch
+		case lc.ch.State != ch.State || movedIn(lc.ch, ch):
+			p := pendingChannel{lc: lc, at: at, changed: lc.ch.State != ch.State, moved: movedIn(lc.ch, ch)}
+			p.lc.ch = ch
 			pending++
-			f.pending[ch.ID] = pendingChannel{lc: lc, at: at}
+			f.pending[ch.ID] = p
 		default:
 			lc.ch = ch
 			f.live[ch.ID] = lc
@@ -118,6 +123,13 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	}
 	gap.Gone, gap.Pending = len(gone), pending
 	return gap
+}
+
+// movedIn says whether a listed channel runs another dialplan application
+// than it was last seen running: routing the gap hid. A list that names no
+// application says nothing of it.
+func movedIn(was, now cdr.Channel) bool {
+	return now.App != "" && (now.App != was.App || now.AppData != was.AppData || now.Context != was.Context || now.Exten != was.Exten)
 }
 
 func later(a, b time.Time) time.Time {

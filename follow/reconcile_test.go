@@ -164,3 +164,59 @@ func TestReconcileCoarseListAndEndedChannels(t *testing.T) {
 		"the answer, on what was remembered, at the latest time seen")
 	assert.Equal(t, "a", got[3].Channel.ID)
 }
+
+// A caller followed in a menu left it for an extension in the gap: the
+// list shows it running Dial, and the leg it dialled, unknown, linked to
+// it. The move is told before the dialled leg is adopted, whichever speaks
+// first, so that leg joins the extension's step, not the menu's; a move
+// whose own dialplan input follows the list is not told twice.
+func TestReconcileMoveInTheGap(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.Context, caller.Exten, caller.App, caller.AppData = "ivr-main", "s", "Background", "menu"
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller}}
+	at := t0.Add(time.Minute)
+	dialling := caller
+	dialling.Exten, dialling.App, dialling.AppData = "1", "Dial", "PJSIP/1000,20"
+	callee := ch("b", "Up", t0.Add(30*time.Second))
+	callee.LinkedID = "a"
+	l := Listing{At: at, Channels: []Listed{{Channel: dialling, Server: "pbx"}, {Channel: callee, Server: "pbx"}}}
+	later := at.Add(5 * time.Second)
+	got := follow(t, seed, l,
+		cdr.Input{Kind: cdr.KindVar, Time: later, Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "pbx", Channel: dialling},
+	)
+	require.Len(t, got, 4)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindDialplan, Time: at, Server: "pbx", Channel: dialling, Adopted: true}, got[0],
+		"the caller's move first")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: callee, Adopted: true}, got[1])
+	assert.Equal(t, cdr.KindVar, got[2].Kind)
+	assert.Equal(t, cdr.KindHangupRequest, got[3].Kind)
+
+	// The move's own input after the list: the stream tells it.
+	ins := []cdr.Input{
+		{Kind: cdr.KindDialplan, Time: later, Server: "pbx", Channel: dialling},
+		{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "pbx", Channel: dialling},
+	}
+	assert.Equal(t, ins, follow(t, seed, Listing{At: at, Channels: []Listed{{Channel: dialling, Server: "pbx"}}}, ins...))
+}
+
+// A leg born after the list of a listed channel still held for its next
+// input (a ring group's callee legs created before the caller's own next
+// event) adopts that channel first: it is older, and its call's.
+func TestReconcileLegBornOfAHeldChannel(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("a", "Ring", t0.Add(30*time.Second))
+	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}}}
+	callee := ch("b", "Down", at.Add(time.Second))
+	callee.LinkedID = "a"
+	got := follow(t, nil, l,
+		cdr.Input{Kind: cdr.KindCreated, Time: at.Add(time.Second), Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindState, Time: at.Add(2 * time.Second), Server: "pbx", Channel: caller},
+	)
+	require.Len(t, got, 3)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[0],
+		"the caller adopted before its callee's creation")
+	assert.Equal(t, cdr.KindCreated, got[1].Kind)
+	assert.Equal(t, "b", got[1].Channel.ID)
+	assert.Equal(t, cdr.KindState, got[2].Kind)
+}
