@@ -7,11 +7,6 @@ package status
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/kanca/kanca/hooks"
@@ -98,96 +93,4 @@ func when(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
-}
-
-// Print writes r for an admin.
-func Print(w io.Writer, r Report, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "kanca:\t%s\n", r.Version)
-	fmt.Fprintf(tw, "database:\t%s\n", r.Database)
-	switch {
-	case r.From == "daemon":
-		fmt.Fprintf(tw, "daemon:\trunning (answered)\n")
-	case r.Holder != "":
-		fmt.Fprintf(tw, "daemon:\t%s (not asked: give --listen for the PBX and live calls)\n", r.Holder)
-	default:
-		fmt.Fprintf(tw, "daemon:\tnone holds this database\n")
-	}
-	if p := r.PBX; p != nil {
-		state := "not connected"
-		if p.Connected {
-			state = "connected"
-			if p.Since != nil {
-				state += fmt.Sprintf(" since %s (%s)", p.Since.Format(time.RFC3339), ago(now, *p.Since))
-			}
-		}
-		fmt.Fprintf(tw, "%s:\t%s\n", p.Kind, state)
-		if p.Reconnects > 0 || (!p.Connected && p.LastError != "") {
-			fmt.Fprintf(tw, "  reconnects:\t%d\n", p.Reconnects)
-			fmt.Fprintf(tw, "  last error:\t%s\n", dash(p.LastError))
-		}
-	}
-	if r.LiveCalls != nil {
-		fmt.Fprintf(tw, "live calls:\t%d\n", *r.LiveCalls)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, wn := range r.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", wn)
-	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOOK\tNUMBER\tENABLED\tQUEUED\tHELD\tDEAD\tLAST SUCCESS\tLAST FAILURE")
-	for _, h := range r.Hooks {
-		fail := stamp(now, h.LastFailure)
-		if h.LastError != "" {
-			fail += ": " + oneLine(h.LastError, 60)
-		}
-		en := "no"
-		if h.Enabled {
-			en = "yes"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", h.ID, h.Number, en, h.Queued, h.Held, h.Dead,
-			stamp(now, h.LastSuccess), fail)
-	}
-	return tw.Flush()
-}
-
-func stamp(now time.Time, t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return ago(now, *t)
-}
-
-// ago is a time as an admin reads it at a glance: "3m ago".
-func ago(now, t time.Time) string {
-	d := now.Sub(t)
-	switch {
-	case d < time.Second:
-		return "just now"
-	case d < time.Minute:
-		return strconv.Itoa(int(d/time.Second)) + "s ago"
-	case d < time.Hour:
-		return strconv.Itoa(int(d/time.Minute)) + "m ago"
-	case d < 48*time.Hour:
-		return strconv.Itoa(int(d/time.Hour)) + "h ago"
-	}
-	return strconv.Itoa(int(d/(24*time.Hour))) + "d ago"
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return s
 }

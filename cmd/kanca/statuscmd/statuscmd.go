@@ -62,7 +62,7 @@ holds the database, if one does.`,
 			if asJSON {
 				return table.PrintJSON(cmd.OutOrStdout(), rep)
 			}
-			return status.Print(cmd.OutOrStdout(), rep, time.Now())
+			return printReport(cmd.OutOrStdout(), rep, time.Now())
 		}),
 	}
 	cmd.Flags().StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "the address kanca run --listen serves on, e.g. 127.0.0.1:9090 [KANCA_LISTEN]")
