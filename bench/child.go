@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +35,9 @@ type CPUStats struct {
 	// DecodePerCall is ari.Decode of every frame, each decoded in full,
 	// in this process: what reading the frames alone costs.
 	DecodePerCall time.Duration
+	// Commits is how many outbox transactions the child made, from its
+	// "kanca stopped" log line; 0 when it does not say (an older release).
+	Commits int64
 }
 
 // BurstStats is the --slow-burst phase: a burst of calls to hooks whose
@@ -100,7 +104,7 @@ func startChild(ctx context.Context, o Options, r *rig, db string) (*child, erro
 	}
 	c := &child{done: make(chan error, 1)}
 	args := []string{"run", "--db", db, "--pbx", "asterisk", "--ari-url", r.ast.URL,
-		"--ari-user", "kanca", "--log-level", "warn"}
+		"--ari-user", "kanca", "--log-level", "info", "--log-format", "json"}
 	if o.ChildProfile != "" {
 		args = append(args, "--cpuprofile", o.ChildProfile)
 	}
@@ -150,6 +154,21 @@ func (c *child) stop() (time.Duration, error) {
 	return st.UserTime() + st.SystemTime(), nil
 }
 
+// commits reads the outbox transactions from the stopped child's last
+// log line; 0 when it does not log them.
+func (c *child) commits() int64 {
+	for line := range bytes.Lines(c.stderr.Bytes()) {
+		var l struct {
+			Msg     string `json:"msg"`
+			Commits int64  `json:"outbox_commits"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.Msg == "kanca stopped" {
+			return l.Commits
+		}
+	}
+	return 0
+}
+
 // waitFor waits until n deliveries reached the receiver (fast or slow).
 func waitDeliveries(ctx context.Context, o Options, r *rig, c *child, n int64, slow bool, sendErr <-chan error) error {
 	got := func() int64 {
@@ -193,6 +212,7 @@ type childRun struct {
 	frames     [][]byte      // every frame sent, when keep
 	cpu        time.Duration // the child's, start to exit
 	end        time.Time     // when the last delivery arrived
+	commits    int64         // outbox transactions, as the child logged them
 }
 
 func runChild(ctx context.Context, o Options, tps []*template, n int, rate float64, path string, keep bool) (*childRun, error) {
@@ -226,6 +246,7 @@ func runChild(ctx context.Context, o Options, tps []*template, n int, rate float
 	cr.end = time.Now()
 	cpu, stopErr := c.stop()
 	cr.cpu = cpu
+	cr.commits = c.commits()
 	if waitErr != nil {
 		return cr, waitErr
 	}
@@ -243,6 +264,7 @@ func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error)
 	}
 	st.Frames = len(cr.frames)
 	st.CPU = cr.cpu
+	st.Commits = cr.commits
 	st.PerCall = cr.cpu / time.Duration(st.Calls)
 	before := processCPU()
 	for _, f := range cr.frames {

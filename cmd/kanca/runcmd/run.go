@@ -217,10 +217,11 @@ audit trail is kanca calls list.`,
 				dopts.OnAttempt = attempts.Observe
 			}
 			disp := hooks.NewDispatcher(store, dopts)
+			outbox := hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc})
 			p = &pipeline.Pipeline{
 				Source:     src.Source,
 				Tracker:    cdr.NewTracker(tcfg),
-				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc}),
+				Outbox:     outbox,
 				Dispatcher: disp,
 				Journal:    store,
 				Books:      bk,
@@ -278,7 +279,8 @@ audit trail is kanca calls list.`,
 				log.Error("calls on request stopped", "err", rerr)
 			}
 			st := p.Stats()
-			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls)
+			log.Info("kanca stopped", "pbx_events", st.Inputs, "call_events", st.Events, "open_calls", st.LiveCalls,
+				"outbox_commits", outbox.Stats().Batches)
 			if srv != nil {
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				_ = srv.Shutdown(sctx)
