@@ -55,8 +55,12 @@ type hookQueue struct {
 
 // StartInFlight and MinInFlight shape a hook's limit: where it starts, and
 // how low failures take it (both capped by the hook's own MaxInFlight).
+// A burst of calls to a receiver that answers in seconds sends its calls'
+// first events in one round trip rather than three (each round trip
+// doubles the limit), and a receiver that cannot take that many halves
+// it on its first error or timeout.
 const (
-	StartInFlight = 16
+	StartInFlight = 64
 	MinInFlight   = 4
 )
 
