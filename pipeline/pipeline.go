@@ -429,6 +429,22 @@ func (p *Pipeline) commit(ctx context.Context, log *slog.Logger, queue <-chan ho
 	// Stop and Reset leave no stale tick behind (Go 1.23 timers).
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
+	n := 0 // the size of units
+	// take adds what waits in the queue, without waiting, up to maxCommit.
+	take := func() {
+		for n < maxCommit {
+			select {
+			case u, ok := <-queue:
+				if !ok {
+					return
+				}
+				units = append(units, u)
+				n += size(u)
+			default:
+				return
+			}
+		}
+	}
 	for {
 		if len(units) == 0 {
 			u, ok := <-queue
@@ -437,46 +453,24 @@ func (p *Pipeline) commit(ctx context.Context, log *slog.Logger, queue <-chan ho
 			}
 			units = append(units, u)
 		}
-		n := 0
+		n = 0
 		for _, u := range units {
 			n += size(u)
 		}
+		take()
 		// Busy: the previous commit began less than a group's wait ago.
-		// Then this one waits out the rest of it, taking what comes.
-		var timeout <-chan time.Time
-		if rest := group - time.Since(last); group > 0 && rest > 0 && ctx.Err() == nil {
+		// Then this one sleeps out the rest of it and takes what came
+		// meanwhile. It sleeps on the timer alone, not on the queue, so the
+		// tracker's inputs do not wake it one by one.
+		if rest := group - time.Since(last); group > 0 && rest > 0 && n < maxCommit && ctx.Err() == nil {
 			linger.Reset(rest)
-			timeout = linger.C
-		}
-	fill:
-		for n < maxCommit {
 			select {
-			case u, ok := <-queue:
-				if !ok {
-					break fill
-				}
-				units = append(units, u)
-				n += size(u)
-			default:
-				if timeout == nil {
-					break fill
-				}
-				select {
-				case u, ok := <-queue:
-					if !ok {
-						break fill
-					}
-					units = append(units, u)
-					n += size(u)
-				case <-timeout:
-					timeout = nil
-					break fill
-				case <-ctx.Done():
-					break fill
-				}
+			case <-linger.C:
+			case <-ctx.Done():
+				linger.Stop()
 			}
+			take()
 		}
-		linger.Stop()
 		last = time.Now()
 		errs, err := p.Outbox.Commit(commitCtx, units)
 		if err != nil {
