@@ -120,6 +120,7 @@ func TestChildPhases(t *testing.T) {
 	assert.Positive(t, rep.CPU.DecodePerCall)
 	assert.Greater(t, rep.CPU.Frames, 20*10)
 	assert.Positive(t, rep.CPU.Commits, "read from the child's last log line")
+	assert.Positive(t, rep.CPU.MaxRSS)
 
 	o = Options{Traces: traces, BurstCalls: 12, SlowDelay: 200 * time.Millisecond, Binary: bin, Timeout: time.Minute}
 	rep, err = Run(context.Background(), o)

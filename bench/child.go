@@ -38,6 +38,8 @@ type CPUStats struct {
 	// Commits is how many outbox transactions the child made, from its
 	// "kanca stopped" log line; 0 when it does not say (an older release).
 	Commits int64
+	// MaxRSS is the child's peak resident memory, in bytes.
+	MaxRSS int64
 }
 
 // BurstStats is the --slow-burst phase: a burst of calls to hooks whose
@@ -154,6 +156,18 @@ func (c *child) stop() (time.Duration, error) {
 	return st.UserTime() + st.SystemTime(), nil
 }
 
+// maxRSS is the exited child's peak resident memory in bytes (Linux
+// reports it in KiB); 0 when unknown.
+func (c *child) maxRSS() int64 {
+	if c.cmd.ProcessState == nil {
+		return 0
+	}
+	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return int64(ru.Maxrss) * 1024
+	}
+	return 0
+}
+
 // commits reads the outbox transactions from the stopped child's last
 // log line; 0 when it does not log them.
 func (c *child) commits() int64 {
@@ -213,6 +227,7 @@ type childRun struct {
 	cpu        time.Duration // the child's, start to exit
 	end        time.Time     // when the last delivery arrived
 	commits    int64         // outbox transactions, as the child logged them
+	maxRSS     int64         // the child's peak resident memory, bytes
 }
 
 func runChild(ctx context.Context, o Options, tps []*template, n int, rate float64, path string, keep bool) (*childRun, error) {
@@ -247,6 +262,7 @@ func runChild(ctx context.Context, o Options, tps []*template, n int, rate float
 	cpu, stopErr := c.stop()
 	cr.cpu = cpu
 	cr.commits = c.commits()
+	cr.maxRSS = c.maxRSS()
 	if waitErr != nil {
 		return cr, waitErr
 	}
@@ -265,6 +281,7 @@ func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error)
 	st.Frames = len(cr.frames)
 	st.CPU = cr.cpu
 	st.Commits = cr.commits
+	st.MaxRSS = cr.maxRSS
 	st.PerCall = cr.cpu / time.Duration(st.Calls)
 	before := processCPU()
 	for _, f := range cr.frames {

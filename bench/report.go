@@ -89,6 +89,9 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %d calls, %d ARI frames, %d deliveries at %s, one JSON hook per public number\n",
 			c.Calls, c.Frames, c.Deliveries, rateText(o.Rate))
 		fmt.Fprintf(w, "  kanca process CPU: %.2fs, %.2f ms per call\n", c.CPU.Seconds(), msf(c.PerCall))
+		if c.MaxRSS > 0 {
+			fmt.Fprintf(w, "  kanca process peak memory (RSS): %s\n", bytesText(float64(c.MaxRSS)))
+		}
 		if c.Commits > 0 {
 			fmt.Fprintf(w, "  outbox transactions: %d, %.1f per call\n", c.Commits, float64(c.Commits)/float64(c.Calls))
 		}
