@@ -101,7 +101,7 @@ func gaps(ins []cdr.Input) [][2]time.Time {
 // none) and counts the calls whose webhooks equal the uninterrupted
 // run's: of all calls, and of those the gap touched (alive at some moment
 // of it, to the second).
-func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tally, differ []string) {
+func score(t *testing.T, recs []recording, b func(recording) books.Books, estimates map[string][]string) (s tally, differ []string) {
 	for _, rec := range recs {
 		want := uninterrupted(t, rec.ins)
 		for _, g := range gaps(rec.ins) {
@@ -110,8 +110,9 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 				bk = b(rec)
 			}
 			got := interrupted(t, rec.ins, bk, g[0], g[1])
-			_, d := compare(want, got)
-			for id, w := range want {
+			_, est, d := compare(want, got, estimates[filepath.Base(rec.dir)])
+			s.estimated += est
+			for id := range want {
 				same := !slices.Contains(d, id)
 				s.total++
 				if same {
@@ -129,10 +130,12 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 						s.endedSame++
 					}
 				}
-				_ = w
 			}
 			for _, id := range d {
-				differ = append(differ, filepath.Base(rec.dir)+" "+g[0].Format("15:04:05.000")+" "+id)
+				if _, ok := want[id]; !ok {
+					s.extra++
+				}
+				differ = append(differ, filepath.Base(rec.dir)+" "+g[0].Format("15:04:05.000")+" "+id+" "+explain(want, got, id))
 			}
 		}
 	}
@@ -140,9 +143,9 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 }
 
 // tally counts calls the same as a run that never stopped.
-type tally struct{ same, total, touchedSame, touched, endedSame, ended int }
+type tally struct{ same, total, touchedSame, touched, endedSame, ended, extra, estimated int }
 
 func (s tally) String() string {
-	return fmt.Sprintf("%d of %d calls that ended in the gap, %d of %d calls the gap touched, %d of %d in all",
-		s.endedSame, s.ended, s.touchedSame, s.touched, s.same, s.total)
+	return fmt.Sprintf("%d of %d calls that ended in the gap, %d of %d calls the gap touched, %d of %d in all (%d with estimated fields), %d calls that never were",
+		s.endedSame, s.ended, s.touchedSame, s.touched, s.same, s.total, s.estimated, s.extra)
 }

@@ -24,8 +24,8 @@ func TestRecoverFromMariaDB(t *testing.T) {
 	bk, err := books.Open(dsn)
 	require.NoError(t, err)
 	defer bk.Close()
-	blind, _ := score(t, recs, nil)
-	got, differ := score(t, recs, func(recording) books.Books { return bk })
+	blind, _ := score(t, recs, nil, nil)
+	got, differ := score(t, recs, func(recording) books.Books { return bk }, nil)
 	t.Logf("the same as a run that never stopped: from MariaDB %v; without books %v", got, blind)
 	for _, d := range differ {
 		t.Log("differs: ", d)
@@ -45,7 +45,7 @@ func TestRecoverFromCELFiles(t *testing.T) {
 		b, err := books.Open(filepath.Join(rec.dir, "cel.csv"))
 		require.NoError(t, err)
 		return b
-	})
+	}, nil)
 	t.Logf("the same as a run that never stopped: from CSV %v", got)
 	for _, d := range differ {
 		t.Log("differs: ", d)
@@ -63,12 +63,12 @@ func TestRecoverFromJSONCDR(t *testing.T) {
 	for _, dir := range dirs {
 		recs = append(recs, recording{dir: dir, ins: decoded(t, filepath.Join(dir, "events.ndjson"), esl.Decode, esl.Reorder)})
 	}
-	blind, _ := score(t, recs, nil)
+	blind, _ := score(t, recs, nil, nil)
 	got, differ := score(t, recs, func(rec recording) books.Books {
 		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
 		require.NoError(t, err)
 		return b
-	})
+	}, nil)
 	t.Logf("the same as a run that never stopped: from mod_json_cdr files %v; without books %v", got, blind)
 	for _, d := range differ {
 		t.Log("differs: ", d)
