@@ -149,10 +149,17 @@ func touches(c Call, from, to time.Time) bool {
 //
 // An until of whole seconds is a clock that keeps no more (ARI's list is
 // stamped by an HTTP Date): the second it names is read whole, lest the
-// events of its last fraction be in neither the books nor the stream.
+// events of its last fraction be in neither the books nor the stream. So
+// is the millisecond of an until in whole milliseconds (ARI stamps its
+// events so, the CEL its rows in microseconds): an event the stream
+// stamped until is in the gap, and its row may be up to a millisecond
+// later.
 func Recover(ctx context.Context, b Books, since, until time.Time, follows func(leg string) bool) ([]cdr.Input, error) {
-	if until.Nanosecond() == 0 {
+	switch {
+	case until.Nanosecond() == 0:
 		until = until.Add(time.Second)
+	case until.Nanosecond()%int(time.Millisecond) == 0:
+		until = until.Add(time.Millisecond - time.Microsecond)
 	}
 	calls, err := b.Calls(ctx, since, until)
 	if err != nil {
