@@ -51,6 +51,7 @@ type celExtra struct {
 	Target     string `json:"transfer_target_channel_uniqueid"` // "N/A" when the target is a bridge
 	Picker     string `json:"pickup_channel_uniqueid"`          // PICKUP
 	ParkingLot string `json:"parking_lot"`                      // PARK_START
+	Retriever  string `json:"retriever"`                        // PARK_END: a channel name
 }
 
 // asteriskCalls groups CEL rows by linkedid and tells each call as the
@@ -78,6 +79,26 @@ func asteriskCalls(cel []celRow, cdrs []cdrRow, to time.Time) []Call {
 	for id, l := range first {
 		if l == id && last[id] != l {
 			joined[l] = last[id]
+		}
+	}
+	// A pickup and a parked call's retrieval name who joined before the
+	// joiner's rows show it.
+	byName := map[string]string{}
+	for _, r := range cel {
+		if r.Time.After(to) {
+			continue
+		}
+		byName[r.Chan] = r.UniqueID
+		var extra celExtra
+		switch r.Event {
+		case "PICKUP", "PARK_END":
+			_ = json.Unmarshal([]byte(r.Extra), &extra) // informative, as in tellAsterisk
+		default:
+			continue
+		}
+		joiner := cmp.Or(extra.Picker, byName[extra.Retriever])
+		if joiner != "" && first[joiner] == joiner && joiner != r.LinkedID {
+			joined[joiner] = r.LinkedID
 		}
 	}
 	callOf := func(linked string) string {
@@ -151,7 +172,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 	// phone asked for (a SIP REFER) at once. The first waits for its
 	// transferee's next dial, and takes its time.
 	blind := map[*astChan]cdr.Input{}
-	var origin *astChan
+	var origin, local *astChan // local: the newest Local ;2 half still up
 	emit := func(in cdr.Input) {
 		in.Books = true
 		c.Inputs = append(c.Inputs, in)
@@ -191,9 +212,11 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 		}
 		// Still ringing when the books were read: neither a CDR nor a
 		// later row names the dial yet. The channel the PBX created for
-		// the call names what was dialled.
+		// the call names what was dialled, by the newest half of a Local
+		// channel still running dialplan (a transfer's consultation, a
+		// follow-me), else by the caller.
 		if !strings.HasPrefix(name, "Local/") && strings.Contains(tech, "/") {
-			return origin, "Dial", tech
+			return cmp.Or(local, origin), "Dial", tech
 		}
 		return nil, "", ""
 	}
@@ -240,10 +263,11 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 				emit(cdr.Input{Kind: cdr.KindCreated, Time: r.Time, Channel: ch.snap})
 				continue
 			}
-			ch.snap.LinkedID = linked
+			// ARI names no linkedid: a leg joins its call by the dial that made it.
 			if strings.HasPrefix(r.Chan, "Local/") && strings.HasSuffix(r.Chan, ";2") {
 				// A Local channel's second half runs the dialplan.
 				ch.snap.State, ch.runs, ch.context = "Ring", true, r.Context
+				local = ch
 			}
 			emit(cdr.Input{Kind: cdr.KindCreated, Time: r.Time, Channel: ch.snap})
 			if origin == nil || strings.HasPrefix(r.Chan, "Local/") {
@@ -365,6 +389,9 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 			soft := extra.HangupSource != "" && extra.HangupSource != r.Chan
 			emit(cdr.Input{Kind: cdr.KindHangupRequest, Time: r.Time, Channel: ch.snap, Cause: extra.HangupCause, Soft: soft})
 		case "CHAN_END":
+			if ch == local {
+				local = nil
+			}
 			emit(cdr.Input{Kind: cdr.KindDestroyed, Time: r.Time, Channel: ch.snap, Cause: ch.cause, CauseName: cdr.CauseName(ch.cause)})
 		}
 		ch.last = r.Event

@@ -143,6 +143,18 @@ func touches(c Call, from, to time.Time) bool {
 	return len(c.Inputs) > 0 && c.Inputs[0].Time.Before(from) && c.Inputs[len(c.Inputs)-1].Time.After(to)
 }
 
+// toEndOf is the last instant a time in whole seconds or milliseconds may
+// stand for (a row stamped in microseconds after it may be its event).
+func toEndOf(t time.Time) time.Time {
+	switch {
+	case t.Nanosecond() == 0:
+		return t.Add(time.Second - time.Microsecond)
+	case t.Nanosecond()%int(time.Millisecond) == 0:
+		return t.Add(time.Millisecond - time.Microsecond)
+	}
+	return t
+}
+
 // Recover reads the calls of the gap (since, until] from b and plans them
 // (Plan): what a tracker that follows the legs follows reports needs, in
 // time order.
@@ -153,13 +165,14 @@ func touches(c Call, from, to time.Time) bool {
 // is the millisecond of an until in whole milliseconds (ARI stamps its
 // events so, the CEL its rows in microseconds): an event the stream
 // stamped until is in the gap, and its row may be up to a millisecond
-// later.
+// later. Likewise the rows of the events the stream stamped since were
+// seen live.
 func Recover(ctx context.Context, b Books, since, until time.Time, follows func(leg string) bool) ([]cdr.Input, error) {
-	switch {
-	case until.Nanosecond() == 0:
-		until = until.Add(time.Second)
-	case until.Nanosecond()%int(time.Millisecond) == 0:
-		until = until.Add(time.Millisecond - time.Microsecond)
+	until = toEndOf(until)
+	if since.Nanosecond()%int(time.Millisecond) == 0 && !since.IsZero() {
+		// The same holds at the other end, to the millisecond: the rows
+		// of the events the stream stamped since were seen live.
+		since = since.Add(time.Millisecond - time.Microsecond)
 	}
 	calls, err := b.Calls(ctx, since, until)
 	if err != nil {
