@@ -159,6 +159,7 @@ type astChan struct {
 	app, data, context string
 	parkLot            string // PARK_START seen: its next bridge is the lot's
 	last               string // its latest row's event
+	exten              string // the extension it began in
 }
 
 func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
@@ -175,6 +176,9 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 	var origin, local *astChan // local: the newest Local ;2 half still up
 	emit := func(in cdr.Input) {
 		in.Books = true
+		// The CEL has no row for a recording (MixMonitor, Monitor): a
+		// call the books tell may have been recorded unseen.
+		in.Estimated = unseenByCEL
 		c.Inputs = append(c.Inputs, in)
 	}
 	// dialplan says a leg that runs dialplan runs app now, as ARI's
@@ -189,7 +193,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 	}
 	// dialOf finds the leg that dialled channel name, and its dial: the
 	// CDR row that names it, else a later row of a leg running a dial
-	// that targets it, else the caller's later rows running a dial.
+	// that targets it, else the caller's later rows running a queue.
 	dialOf := func(name string, from int) (dialer *astChan, app, data string) {
 		if d, ok := dials[name]; ok && d.LastApp != "" {
 			if by := byName[d.Channel]; by != nil {
@@ -205,18 +209,27 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 				}
 			}
 		}
+		// A queue or a follow-me names no device: the caller's later
+		// rows running one dialled it. A Dial of other devices did not.
 		for _, r := range rows[from:] {
-			if origin != nil && r.UniqueID == origin.snap.ID && isDialApp(r.App) {
+			if origin != nil && r.UniqueID == origin.snap.ID && isDialApp(r.App) && !strings.Contains(r.AppData, "/") {
 				return origin, r.App, r.AppData
 			}
 		}
 		// Still ringing when the books were read: neither a CDR nor a
 		// later row names the dial yet. The channel the PBX created for
-		// the call names what was dialled, by the newest half of a Local
-		// channel still running dialplan (a transfer's consultation, a
-		// follow-me), else by the caller.
+		// the call names the device dialled, by the newest half of a
+		// Local channel still running dialplan (a transfer's
+		// consultation, a follow-me), else by the caller; a device not
+		// named by digits (a trunk, not an extension's phone) dialled by
+		// a leg the dialplan sent to a number (a transfer to an outside
+		// number) was dialled for that number.
 		if !strings.HasPrefix(name, "Local/") && strings.Contains(tech, "/") {
-			return cmp.Or(local, origin), "Dial", tech
+			by := cmp.Or(local, origin)
+			if _, device, _ := strings.Cut(tech, "/"); !isNumber(device) && isNumber(by.snap.Exten) && by.snap.Exten != by.exten {
+				return by, "Dial", tech[:len(tech)-len(device)] + by.snap.Exten + "@" + device
+			}
+			return by, "Dial", tech
 		}
 		return nil, "", ""
 	}
@@ -249,7 +262,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 		}
 		switch r.Event {
 		case "CHAN_START":
-			ch.snap.Context, ch.snap.Exten = r.Context, r.Exten
+			ch.snap.Context, ch.snap.Exten, ch.exten = r.Context, r.Exten, r.Exten
 			if r.UniqueID == linked || origin == nil && r.UniqueID == r.LinkedID {
 				origin = ch
 				ch.snap.State, ch.runs, ch.context = "Ring", true, r.Context
@@ -288,6 +301,17 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 						}
 						break
 					}
+				}
+			}
+			// The callee's caller id is set before the PBX dials it (a
+			// forward presents the number called); CEL shows it on the
+			// callee's next row.
+			for _, n := range rows[i+1:] {
+				if n.UniqueID == ch.snap.ID {
+					if n.CIDNum != "" {
+						ch.snap.CallerNumber = n.CIDNum
+					}
+					break
 				}
 			}
 			dialplan(dialer, r.Time, dialer.snap.Context, dialer.snap.Exten, app, data)
@@ -329,7 +353,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 			ch.parkLot = cmp.Or(extra.ParkingLot, "default")
 		case "BLINDTRANSFER":
 			if t := chans[extra.Transferee]; t != nil {
-				in := cdr.Input{Kind: cdr.KindTransfer, Time: r.Time, Channel: t.snap, Detail: "blind", Target: extra.Extension, Books: true}
+				in := cdr.Input{Kind: cdr.KindTransfer, Time: r.Time, Channel: t.snap, Detail: "blind", Target: extra.Extension, Books: true, Estimated: unseenByCEL}
 				if ch.last == "DTMF" {
 					blind[t] = in
 				} else {
@@ -392,7 +416,12 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 			if ch == local {
 				local = nil
 			}
-			emit(cdr.Input{Kind: cdr.KindDestroyed, Time: r.Time, Channel: ch.snap, Cause: ch.cause, CauseName: cdr.CauseName(ch.cause)})
+			in := cdr.Input{Kind: cdr.KindDestroyed, Time: r.Time, Channel: ch.snap, Cause: ch.cause}
+			if ch.cause != 0 {
+				// 0 is no cause (ARI: "Unknown"), not one to name.
+				in.CauseName = cdr.CauseName(ch.cause)
+			}
+			emit(in)
 		}
 		ch.last = r.Event
 	}
@@ -405,14 +434,27 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 	return c
 }
 
-// targets reports whether a dial's data (PJSIP/1000&PJSIP/1001,20) dials
-// the device tech (PJSIP/1001).
+// unseenByCEL are the record's fields no CEL row states.
+var unseenByCEL = []string{"call_record"}
+
+// targets reports whether a dial's data (PJSIP/1000&PJSIP/1001,20, or
+// PJSIP/05321234567@trunk) dials the device tech (PJSIP/1001,
+// PJSIP/trunk).
 func targets(data, tech string) bool {
 	list, _, _ := strings.Cut(data, ",")
-	for _, t := range strings.Split(list, "&") {
-		if strings.EqualFold(t, tech) || strings.HasPrefix(t, tech+"/") {
-			return true
-		}
+	return slices.ContainsFunc(strings.Split(list, "&"), func(t string) bool { return dials(t, tech) })
+}
+
+// dials reports whether one dial target (PJSIP/1001, PJSIP/1001/sip:...,
+// PJSIP/05321234567@trunk: a number through an endpoint) reaches the
+// device tech.
+func dials(target, tech string) bool {
+	if strings.EqualFold(target, tech) || strings.HasPrefix(target, tech+"/") {
+		return true
+	}
+	if kind, rest, ok := strings.Cut(target, "/"); ok {
+		_, endpoint, ok := strings.Cut(rest, "@")
+		return ok && strings.EqualFold(kind+"/"+endpoint, tech)
 	}
 	return false
 }
@@ -433,6 +475,12 @@ func dialOutcome(disposition string, extra celExtra, caller string) string {
 	return "NOANSWER"
 }
 
+// isNumber reports whether s is a dialled number (digits, a leading +).
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "+")
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
 func isDialApp(app string) bool {
 	switch strings.ToLower(app) {
 	case "dial", "queue", "followme":
@@ -441,18 +489,27 @@ func isDialApp(app string) bool {
 	return false
 }
 
-// dialString is the part of a Dial's data that reached channel name
-// (PJSIP/1000 for PJSIP/1000-00000001), else the data's first target.
+// dialString is what ARI's Dial names as the dialstring of the part of a
+// Dial's data that reached channel name: the target without its
+// technology (1000 for PJSIP/1000 reaching PJSIP/1000-00000001,
+// 05321234567@trunk for PJSIP/05321234567@trunk), else the data's first
+// target's; for a queue's, the member's interface.
 func dialString(data, name string) string {
-	targets, _, _ := strings.Cut(data, ",")
+	list, _, _ := strings.Cut(data, ",")
 	tech, _, _ := strings.Cut(name, "-")
-	for _, t := range strings.Split(targets, "&") {
-		if strings.EqualFold(t, tech) || strings.HasPrefix(t, tech+"/") {
-			return t
+	pick, _, _ := strings.Cut(list, "&")
+	for _, t := range strings.Split(list, "&") {
+		if dials(t, tech) {
+			pick = t
+			break
 		}
 	}
-	first, _, _ := strings.Cut(targets, "&")
-	return first
+	if _, resource, ok := strings.Cut(pick, "/"); ok {
+		return resource
+	}
+	// A queue's data names the queue, not its members: ARI names the
+	// member's interface (PJSIP/1002).
+	return tech
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -274,6 +274,8 @@ func estimateOf(path string) string {
 		return path
 	case "sip_hangup_disposition", "hangup_detail":
 		return "sip_hangup_disposition"
+	case "call_record", "call_record_file":
+		return "call_record"
 	case "timestamp": // a call_hangup's is its hangup time
 		return "hangup_time"
 	}

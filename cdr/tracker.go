@@ -981,6 +981,9 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 		estimated = append(estimated, "sip_hangup_disposition")
 	}
 	for _, f := range estimated {
+		if f == "call_record" && c.recorded {
+			continue // a recording kanca saw is a fact
+		}
 		if !slices.Contains(rec.Estimated, f) {
 			rec.Estimated = append(rec.Estimated, f)
 		}
