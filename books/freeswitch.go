@@ -145,9 +145,9 @@ func parseLeg(b []byte) (fsLeg, error) {
 			l.uuid = p.UUID
 		}
 	}
-	if n := v["effective_caller_id_number"]; n != "" {
-		l.caller = n
-	}
+	// The leg's first profile is its caller id as the event socket told
+	// its creation; effective_caller_id_number is what an outbound route
+	// presents on the legs it dials, which their own profiles carry.
 	for _, a := range r.AppLog.Applications {
 		l.apps = append(l.apps, fsApp{name: a.Name, data: a.Data, at: uepoch(a.Stamp)})
 	}
@@ -155,6 +155,21 @@ func parseLeg(b []byte) (fsLeg, error) {
 		return fsLeg{}, fmt.Errorf("no uuid, start_uepoch or end_uepoch")
 	}
 	return l, nil
+}
+
+// bornOf is when the event socket told leg l's creation: its start, or
+// the start of the application of its originator o that made it, when
+// that is later (a B leg's start_uepoch is its A leg's own, stamped
+// before the dialplan ran to the bridge).
+func bornOf(l, o *fsLeg) time.Time {
+	next := cmp.Or(l.progress, l.answer, l.end)
+	born := l.start
+	for _, a := range o.apps {
+		if !a.at.After(next) && a.at.After(born) {
+			born = a.at
+		}
+	}
+	return born
 }
 
 func uepoch(s string) time.Time {
@@ -225,13 +240,21 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		}
 		ins = append(ins, in)
 	}
+	byID := map[string]*fsLeg{}
+	for _, l := range legs {
+		byID[l.uuid] = l
+	}
 	for _, l := range legs {
 		ch := snap[l.uuid]
-		add(cdr.Input{Kind: cdr.KindCreated, Time: l.start, Channel: ch})
+		born := l.start
+		if o := byID[l.originator]; o != nil {
+			born = bornOf(l, o)
+		}
+		add(cdr.Input{Kind: cdr.KindCreated, Time: born, Channel: ch})
 		b := l.originator != ""
 		if b {
 			other := &cdr.Channel{ID: l.originator, LinkedID: l.originator}
-			add(cdr.Input{Kind: cdr.KindDial, Time: l.start, Channel: ch, Other: other, DialString: l.dest})
+			add(cdr.Input{Kind: cdr.KindDial, Time: born, Channel: ch, Other: other, DialString: l.dest})
 			if !l.progress.IsZero() {
 				ch.State = "Ringing"
 				add(cdr.Input{Kind: cdr.KindDial, Time: l.progress, Channel: ch, Other: other, DialString: l.dest, DialStatus: "RINGING"})
@@ -248,6 +271,11 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 				in.Detail, _, _ = strings.Cut(strings.TrimSpace(a.data), " ")
 			}
 			add(in)
+			// The event socket shows the number an outbound route sets
+			// to present as the leg's caller id from then on.
+			if n, ok := strings.CutPrefix(a.data, "effective_caller_id_number="); ok && strings.EqualFold(a.name, "set") {
+				ch.CallerNumber = n
+			}
 		}
 		if !l.answer.IsZero() {
 			ch.State = "Up"

@@ -182,7 +182,7 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 		}
 		if ch, ok := update[in.Channel.ID]; ok {
 			delete(update, in.Channel.ID)
-			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindState, Time: back, Server: in.Server, Channel: ch}))
+			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindState, Time: back, Server: in.Server, Channel: ch, Adopted: true}))
 		}
 		w.add(t, tr.Handle(in))
 	}
