@@ -3,6 +3,7 @@ package books_test
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,6 +11,61 @@ import (
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/esl"
 )
+
+// What the books of each recorded shape cannot state, by the field a
+// recovered call then names in its record's "estimated". A call whose
+// webhooks differ from a run that never stopped in such fields alone,
+// and only where its record names them, counts as the same; nothing else
+// is accepted.
+//
+//   - call_record: the CEL has no row for a recording (MixMonitor), so
+//     every call the CEL tells names it (a call kanca saw recorded
+//     aside); it differs where the recording began in the gap (t06).
+//   - sip_hangup_disposition: the caller's hangup request came in the
+//     millisecond before kanca was back and its HANGUP row after the
+//     books were read, so the call ended live with no request: who hung
+//     up is inferred.
+//   - answer_time (and the talk_duration that runs from it): a leg a
+//     person answered in the gap and still up when kanca was back is not
+//     in FreeSWITCH's files yet (they are written when a leg ends): the
+//     list shows it up, and the answer is taken then.
+var (
+	celEstimates = map[string][]string{
+		"s07-queue-member-answers":             {"sip_hangup_disposition"},
+		"s12-ring-group":                       {"sip_hangup_disposition"},
+		"t03_call_pickup_star8":                {"sip_hangup_disposition"},
+		"t05_voicemail_after_no_answer":        {"sip_hangup_disposition"},
+		"t06_recorded_call_mixmonitor":         {"call_record", "sip_hangup_disposition"},
+		"t08_refer_blind_transfer_to_external": {"sip_hangup_disposition"},
+		"run1_10cps":                           {"sip_hangup_disposition"},
+	}
+	jsonEstimates = map[string][]string{}
+)
+
+// celDiffer are the calls recovered from the CEL that still differ, by
+// recording and kill, each for a reason the books cannot answer when
+// kanca reads them. The list may only shrink.
+var celDiffer = []string{
+	// The caller cancelled within the millisecond before kanca was back:
+	// neither the stream nor the rows read had it, and nothing the books
+	// told marks the call as crossing the gap.
+	"s04-caller-abandons-ringing 12:09:56.319",
+	// A queue's members ring before any row names the queue (Queue's own
+	// rows have no APP_START in this CEL): read then, the books tell an
+	// extension ringing.
+	"s07-queue-member-answers 12:11:12.755",
+	// The CEL has no row for ReceiveFAX: a fax call begun in the gap is
+	// told as a voice call.
+	"s09-inbound-fax 12:11:45.678",
+	"s09-inbound-fax 12:11:45.678",
+	// The caller hung up within the millisecond before kanca was back,
+	// as in s04.
+	"s09-inbound-fax 12:11:51.692",
+	// The forward's number is in the dialplan, not in any row, while the
+	// mobile rings: read then, the books cannot name it.
+	"t07_forward_to_mobile_after_no_answer 09:01:23.843",
+	"t07_forward_to_mobile_after_no_answer 09:01:26.566",
+}
 
 // TestRecoverFromMariaDB kills kanca in the middle of the recorded
 // Asterisk runs, lets the calls run on into a real MariaDB holding
@@ -25,15 +81,9 @@ func TestRecoverFromMariaDB(t *testing.T) {
 	require.NoError(t, err)
 	defer bk.Close()
 	blind, _ := score(t, recs, nil, nil)
-	got, differ := score(t, recs, func(recording) books.Books { return bk }, nil)
+	got, differ := score(t, recs, func(recording) books.Books { return bk }, celEstimates)
 	t.Logf("the same as a run that never stopped: from MariaDB %v; without books %v", got, blind)
-	for _, d := range differ {
-		t.Log("differs: ", d)
-	}
-	require.Greater(t, got.touchedSame, blind.touchedSame, "the books change nothing")
-	// What still differs is listed above (transfers, pickup, parking and
-	// queues told by CEL rows that say less than ARI); it may only shrink.
-	require.LessOrEqual(t, got.total-got.same, 16)
+	requireOnly(t, differ, celDiffer)
 }
 
 // TestRecoverFromCELFiles does the same with the cel_custom and cdr_custom
@@ -45,12 +95,29 @@ func TestRecoverFromCELFiles(t *testing.T) {
 		b, err := books.Open(filepath.Join(rec.dir, "cel.csv"))
 		require.NoError(t, err)
 		return b
-	}, nil)
+	}, celEstimates)
 	t.Logf("the same as a run that never stopped: from CSV %v", got)
+	requireOnly(t, differ, celDiffer)
+}
+
+// requireOnly fails unless the calls that differ are those known, by
+// recording and kill.
+func requireOnly(t *testing.T, differ, known []string) {
+	t.Helper()
+	var keys []string
 	for _, d := range differ {
-		t.Log("differs: ", d)
+		f := strings.Fields(d)
+		keys = append(keys, f[0]+" "+f[1])
 	}
-	require.LessOrEqual(t, got.total-got.same, 15)
+	slices.Sort(keys)
+	known = slices.Clone(known)
+	slices.Sort(known)
+	if !slices.Equal(keys, known) {
+		for _, d := range differ {
+			t.Log("differs: ", d)
+		}
+	}
+	require.Equal(t, known, keys, "the calls that differ from a run that never stopped")
 }
 
 // TestRecoverFromJSONCDR does the same with the FreeSWITCH recordings and
@@ -68,15 +135,16 @@ func TestRecoverFromJSONCDR(t *testing.T) {
 		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
 		require.NoError(t, err)
 		return b
-	}, nil)
+	}, jsonEstimates)
 	t.Logf("the same as a run that never stopped: from mod_json_cdr files %v; without books %v", got, blind)
-	for _, d := range differ {
-		t.Log("differs: ", d)
+	for _, d := range got.endedDiffer {
+		t.Log("ended in the gap and differs: ", d)
 	}
 	require.Greater(t, got.endedSame, blind.endedSame, "the books change nothing")
 	// A leg's file is written when it ends: a call still up when kanca is
-	// back is not in the books, and what it did in the gap is estimated.
-	// Of the calls that ended in the gap, those that differ may only get
-	// fewer.
+	// back is not in the books, and what it did in the gap is the
+	// adoption's to tell. Of the calls that ended in the gap, those that
+	// differ may only get fewer.
 	require.LessOrEqual(t, got.ended-got.endedSame, 13)
+	_ = differ
 }
