@@ -76,8 +76,8 @@ func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) [
 }
 
 // Open opens the books spec names: a MySQL/MariaDB DSN
-// (mysql://user:password@host:port/asteriskcdrdb) holding Asterisk's cel
-// and cdr tables, a directory of FreeSWITCH mod_json_cdr files (*.cdr.json),
+// (mysql://user:password@host:port/asteriskcdrdb) or a PostgreSQL one
+// (postgres://...) holding Asterisk's cel and cdr tables, a directory of FreeSWITCH mod_json_cdr files (*.cdr.json),
 // or an Asterisk CEL CSV file (cel_custom), with its CDR (cdr_custom) beside
 // it as cdr.csv or Master.csv, or a directory holding them.
 func Open(spec string) (Books, error) {
@@ -88,8 +88,11 @@ func Open(spec string) (Books, error) {
 	if strings.HasPrefix(spec, "mysql://") || strings.HasPrefix(spec, "mariadb://") {
 		return openMySQL(spec)
 	}
+	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
+		return openPostgres(spec)
+	}
 	if strings.Contains(spec, "://") {
-		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., a directory of mod_json_cdr files, a CEL CSV file)", spec)
+		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., postgres://..., a directory of mod_json_cdr files, a CEL CSV file)", spec)
 	}
 	fi, err := os.Stat(spec)
 	if err != nil {
