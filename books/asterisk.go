@@ -133,11 +133,19 @@ func asteriskCalls(cel []celRow, cdrs []cdrRow, to time.Time) []Call {
 			dials[r.DstChannel] = r
 		}
 	}
+	// FreePBX keeps eventtime in whole seconds (DATETIME): then the rows
+	// still say which second each event fell in, and in which order (by
+	// their id), but not how far apart within it, so a talk duration
+	// counted from them may be a second off the true one.
+	unseen := unseenByCEL
+	if wholeSeconds(cel) {
+		unseen = append(slices.Clip(unseenByCEL), "talk_duration")
+	}
 	calls := make([]Call, 0, len(order))
 	for _, id := range order {
 		rows := byCall[id]
 		slices.SortStableFunc(rows, func(a, b celRow) int { return a.Time.Compare(b.Time) })
-		calls = append(calls, tellAsterisk(id, rows, dials))
+		calls = append(calls, tellAsterisk(id, rows, dials, unseen))
 	}
 	sortCalls(calls)
 	return calls
@@ -162,7 +170,7 @@ type astChan struct {
 	exten              string // the extension it began in
 }
 
-func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
+func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow, unseen []string) Call {
 	c := Call{ID: linked}
 	chans := map[string]*astChan{}
 	byName := map[string]*astChan{}
@@ -178,7 +186,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 		in.Books = true
 		// The CEL has no row for a recording (MixMonitor, Monitor): a
 		// call the books tell may have been recorded unseen.
-		in.Estimated = unseenByCEL
+		in.Estimated = unseen
 		c.Inputs = append(c.Inputs, in)
 	}
 	// dialplan says a leg that runs dialplan runs app now, as ARI's
@@ -353,7 +361,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 			ch.parkLot = cmp.Or(extra.ParkingLot, "default")
 		case "BLINDTRANSFER":
 			if t := chans[extra.Transferee]; t != nil {
-				in := cdr.Input{Kind: cdr.KindTransfer, Time: r.Time, Channel: t.snap, Detail: "blind", Target: extra.Extension, Books: true, Estimated: unseenByCEL}
+				in := cdr.Input{Kind: cdr.KindTransfer, Time: r.Time, Channel: t.snap, Detail: "blind", Target: extra.Extension, Books: true, Estimated: unseen}
 				if ch.last == "DTMF" {
 					blind[t] = in
 				} else {
@@ -436,6 +444,13 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow) Call {
 
 // unseenByCEL are the record's fields no CEL row states.
 var unseenByCEL = []string{"call_record"}
+
+// wholeSeconds reports whether the rows keep whole seconds only: none
+// has a fraction (with microseconds, all of them but one in a million
+// would).
+func wholeSeconds(cel []celRow) bool {
+	return len(cel) > 0 && !slices.ContainsFunc(cel, func(r celRow) bool { return r.Time.Nanosecond() != 0 })
+}
 
 // targets reports whether a dial's data (PJSIP/1000&PJSIP/1001,20, or
 // PJSIP/05321234567@trunk) dials the device tech (PJSIP/1001,

@@ -181,5 +181,32 @@ func Recover(ctx context.Context, b Books, since, until time.Time, follows func(
 	if err != nil {
 		return nil, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
 	}
+	if wholeSecondInputs(calls) && until.Nanosecond() != int(time.Second-time.Microsecond) {
+		// Books in whole seconds (FreePBX's CEL) cannot say whether a
+		// call that began in the second the stream came back in began
+		// before it: if after, the stream tells it, and told now too it
+		// would be sent twice. It is left to the stream (one the stream
+		// missed is a channel the list shows). A call kanca follows takes
+		// the rows of that second: told twice, its end is still one.
+		cut := until.Truncate(time.Second)
+		calls = slices.DeleteFunc(slices.Clone(calls), func(c Call) bool {
+			return !c.Start().Before(cut) && !slices.ContainsFunc(c.Legs, follows)
+		})
+	}
 	return Plan(calls, since, until, follows), nil
+}
+
+// wholeSecondInputs reports whether the books keep whole seconds only:
+// no input has a fraction.
+func wholeSecondInputs(calls []Call) bool {
+	n := 0
+	for _, c := range calls {
+		for _, in := range c.Inputs {
+			if in.Time.Nanosecond() != 0 {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
