@@ -152,9 +152,6 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 		rec, err := books.Recover(context.Background(), b, since, back, tr.Follows)
 		require.NoError(t, err)
 		for _, in := range rec {
-			if traceBooks != nil {
-				traceBooks(in)
-			}
 			in.Server = server
 			w.add(t, tr.Handle(in))
 		}
@@ -188,8 +185,6 @@ func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.T
 	}
 	return w
 }
-
-var traceBooks func(cdr.Input)
 
 // states is each channel's latest snapshot with a state.
 func states(ins []cdr.Input) map[string]cdr.Channel {

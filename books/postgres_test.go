@@ -1,16 +1,13 @@
 package books_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,8 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kanca/kanca/books"
 )
 
 // postgres starts a PostgreSQL server of its own for the test, on
@@ -31,43 +26,24 @@ import (
 func postgres(t *testing.T) (dsn string, db *sql.DB) {
 	t.Helper()
 	initdb, server := pgBinary("initdb"), pgBinary("postgres")
-	if initdb == "" || server == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("PostgreSQL is not installed (Debian package postgresql); .ci/run installs it")
-		}
-		t.Skip("PostgreSQL is not installed (Debian package postgresql)")
-	}
-	// A socket path must stay short: t.TempDir's can exceed its limit.
-	dir, err := os.MkdirTemp("", "kanca-pg-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	srv := newServer(t, "PostgreSQL", "postgresql", initdb != "" && server != "")
 	as := func(cmd *exec.Cmd) *exec.Cmd { return cmd }
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		require.NoError(t, err, "run by root, the server needs the postgres user")
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		require.NoError(t, os.Chown(dir, uid, gid))
+		require.NoError(t, os.Chown(srv.dir, uid, gid))
 		as = func(cmd *exec.Cmd) *exec.Cmd {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 			return cmd
 		}
 	}
-	data := filepath.Join(dir, "data")
+	data := filepath.Join(srv.dir, "data")
 	out, err := as(exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")).CombinedOutput()
 	require.NoError(t, err, "initdb: %s", out)
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	require.NoError(t, err)
-	cmd := as(exec.Command(server, "-D", data, "-k", dir, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "TimeZone=UTC"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
+	srv.start(t, as(exec.Command(server, "-D", data, "-k", srv.dir, "-p", strconv.Itoa(srv.port), "-c", "listen_addresses=127.0.0.1",
+		"-c", "fsync=off", "-c", "shared_buffers=16MB")), func(cmd *exec.Cmd) {
 		cmd.Process.Signal(syscall.SIGINT) // a fast shutdown
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -77,24 +53,16 @@ func postgres(t *testing.T) (dsn string, db *sql.DB) {
 			cmd.Process.Kill()
 			<-done
 		}
-		logf.Close()
 	})
 
 	connect := func(database string) *sql.DB {
-		cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s", port, database))
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s", srv.port, database))
 		require.NoError(t, err)
 		return stdlib.OpenDB(*cfg)
 	}
 	admin := connect("postgres")
 	t.Cleanup(func() { admin.Close() })
-	deadline := time.Now().Add(60 * time.Second)
-	for admin.PingContext(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			t.Fatalf("PostgreSQL did not start: %s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	srv.wait(t, admin)
 	_, err = admin.Exec("CREATE DATABASE asteriskcdrdb")
 	require.NoError(t, err)
 	db = connect("asteriskcdrdb")
@@ -103,7 +71,7 @@ func postgres(t *testing.T) (dsn string, db *sql.DB) {
 		_, err := db.Exec(stmt)
 		require.NoError(t, err, stmt)
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/asteriskcdrdb?loc=UTC", port), db
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/asteriskcdrdb?loc=UTC", srv.port), db
 }
 
 // pgBinary finds a PostgreSQL server program on the PATH or where
@@ -174,53 +142,8 @@ func TestRecoverFromPostgreSQL(t *testing.T) {
 	dsn, db := postgres(t)
 	recs := asteriskRecordings(t)
 	for _, rec := range recs {
-		loadPgRows(t, db, rec.dir)
+		loadRows(t, db, rec.dir, "", func(at time.Time) any { return at.Format("2006-01-02 15:04:05.000000") },
+			func(n int) string { return fmt.Sprintf("$%d", n) })
 	}
-	bk, err := books.Open(dsn)
-	require.NoError(t, err)
-	defer bk.Close()
-	got, differ := score(t, recs, func(recording) books.Books { return bk }, celEstimates)
-	t.Logf("the same as a run that never stopped: from PostgreSQL %v", got)
-	requireOnly(t, differ, celDiffer)
-}
-
-// loadPgRows copies a recording's cel.csv and cdr.csv into the tables,
-// eventtime as the PBX's local time (UTC here) with its microseconds.
-func loadPgRows(t *testing.T, db *sql.DB, dir string) {
-	t.Helper()
-	stamp := func(s string) string { return epochTime(t, s).Format("2006-01-02 15:04:05.000000") }
-	cel := readCSV(t, filepath.Join(dir, "cel.csv"))
-	insertPg(t, db, `INSERT INTO cel (eventtype, eventtime, cid_name, cid_num, cid_ani, cid_rdnis,
-		cid_dnid, exten, context, channame, appname, appdata, amaflags, accountcode, uniqueid, linkedid, peer,
-		userdeftype, extra) VALUES `, 19, len(cel), func(i int) []any {
-		r := cel[i]
-		return []any{r[0], stamp(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-			3, r[13], r[14], r[15], r[16], r[18], r[19]}
-	})
-	cdrs := readCSV(t, filepath.Join(dir, "cdr.csv"))
-	insertPg(t, db, `INSERT INTO cdr (calldate, clid, src, dst, dcontext, channel, dstchannel,
-		lastapp, lastdata, duration, billsec, disposition, uniqueid, linkedid, userfield) VALUES `, 15, len(cdrs), func(i int) []any {
-		r := cdrs[i]
-		return []any{stamp(r[11]), r[3], r[0], r[1], r[2], r[4], r[5], r[6], r[7], r[14], r[15], r[16], r[18], r[19], r[20]}
-	})
-}
-
-func insertPg(t *testing.T, db *sql.DB, head string, cols, n int, row func(int) []any) {
-	t.Helper()
-	for lo := 0; lo < n; lo += 400 {
-		hi := min(n, lo+400)
-		var args []any
-		var vals []string
-		for i := lo; i < hi; i++ {
-			var place []string
-			for range cols {
-				args = append(args, nil)
-				place = append(place, fmt.Sprintf("$%d", len(args)))
-			}
-			copy(args[len(args)-cols:], row(i))
-			vals = append(vals, "("+strings.Join(place, ",")+")")
-		}
-		_, err := db.Exec(head+strings.Join(vals, ","), args...)
-		require.NoError(t, err)
-	}
+	recoverFromTables(t, "PostgreSQL", dsn, recs)
 }
