@@ -99,10 +99,14 @@ func gaps(ins []cdr.Input) [][2]time.Time {
 
 // score runs every recording through every gap with books b(rec) (nil:
 // none) and counts the calls whose webhooks equal the uninterrupted
-// run's: of all calls, and of those the gap touched (alive at some moment
-// of it, to the second).
-func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tally, differ []string) {
+// run's, but for the fields estimates lists for the recording: of all
+// calls, of those the gap touched (alive at some moment of it, to the
+// second), and of those that ended in it. differ names the others by
+// recording, kill and call.
+func score(t *testing.T, recs []recording, b func(recording) books.Books, estimates map[string][]string) (s tally, differ []string) {
+	s.used = map[string]map[string]int{}
 	for _, rec := range recs {
+		name := filepath.Base(rec.dir)
 		want := uninterrupted(t, rec.ins)
 		for _, g := range gaps(rec.ins) {
 			var bk books.Books
@@ -110,8 +114,14 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 				bk = b(rec)
 			}
 			got := interrupted(t, rec.ins, bk, g[0], g[1])
-			_, d := compare(want, got)
-			for id, w := range want {
+			_, used, d := compare(want, got, estimates[name])
+			for f, n := range used {
+				if s.used[name] == nil {
+					s.used[name] = map[string]int{}
+				}
+				s.used[name][f] += n
+			}
+			for id := range want {
 				same := !slices.Contains(d, id)
 				s.total++
 				if same {
@@ -127,22 +137,31 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books) (s tal
 					s.ended++
 					if same {
 						s.endedSame++
+					} else {
+						s.endedDiffer = append(s.endedDiffer, name+" "+g[0].Format("15:04:05.000")+" "+id)
 					}
 				}
-				_ = w
 			}
 			for _, id := range d {
-				differ = append(differ, filepath.Base(rec.dir)+" "+g[0].Format("15:04:05.000")+" "+id)
+				if _, ok := want[id]; !ok {
+					s.extra++
+				}
+				differ = append(differ, name+" "+g[0].Format("15:04:05.000")+" "+id+" "+explain(want, got, id))
 			}
 		}
 	}
 	return s, differ
 }
 
-// tally counts calls the same as a run that never stopped.
-type tally struct{ same, total, touchedSame, touched, endedSame, ended int }
+// tally counts calls the same as a run that never stopped; used counts,
+// per recording, the calls that differed only in each estimated field.
+type tally struct {
+	same, total, touchedSame, touched, endedSame, ended, extra int
+	endedDiffer                                                []string
+	used                                                       map[string]map[string]int
+}
 
 func (s tally) String() string {
-	return fmt.Sprintf("%d of %d calls that ended in the gap, %d of %d calls the gap touched, %d of %d in all",
-		s.endedSame, s.ended, s.touchedSame, s.touched, s.same, s.total)
+	return fmt.Sprintf("%d of %d calls that ended in the gap, %d of %d calls the gap touched, %d of %d in all, %d calls that never were; estimated fields accepted: %v",
+		s.endedSame, s.ended, s.touchedSame, s.touched, s.same, s.total, s.extra, s.used)
 }

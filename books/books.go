@@ -76,8 +76,8 @@ func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) [
 }
 
 // Open opens the books spec names: a MySQL/MariaDB DSN
-// (mysql://user:password@host:port/asteriskcdrdb) holding Asterisk's cel
-// and cdr tables, a directory of FreeSWITCH mod_json_cdr files (*.cdr.json),
+// (mysql://user:password@host:port/asteriskcdrdb) or a PostgreSQL one
+// (postgres://...) holding Asterisk's cel and cdr tables, a directory of FreeSWITCH mod_json_cdr files (*.cdr.json),
 // or an Asterisk CEL CSV file (cel_custom), with its CDR (cdr_custom) beside
 // it as cdr.csv or Master.csv, or a directory holding them.
 func Open(spec string) (Books, error) {
@@ -88,8 +88,11 @@ func Open(spec string) (Books, error) {
 	if strings.HasPrefix(spec, "mysql://") || strings.HasPrefix(spec, "mariadb://") {
 		return openMySQL(spec)
 	}
+	if strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://") {
+		return openPostgres(spec)
+	}
 	if strings.Contains(spec, "://") {
-		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., a directory of mod_json_cdr files, a CEL CSV file)", spec)
+		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., postgres://..., a directory of mod_json_cdr files, a CEL CSV file)", spec)
 	}
 	fi, err := os.Stat(spec)
 	if err != nil {
@@ -143,20 +146,67 @@ func touches(c Call, from, to time.Time) bool {
 	return len(c.Inputs) > 0 && c.Inputs[0].Time.Before(from) && c.Inputs[len(c.Inputs)-1].Time.After(to)
 }
 
+// toEndOf is the last instant a time in whole seconds or milliseconds may
+// stand for (a row stamped in microseconds after it may be its event).
+func toEndOf(t time.Time) time.Time {
+	switch {
+	case t.Nanosecond() == 0:
+		return t.Add(time.Second - time.Microsecond)
+	case t.Nanosecond()%int(time.Millisecond) == 0:
+		return t.Add(time.Millisecond - time.Microsecond)
+	}
+	return t
+}
+
 // Recover reads the calls of the gap (since, until] from b and plans them
 // (Plan): what a tracker that follows the legs follows reports needs, in
 // time order.
 //
 // An until of whole seconds is a clock that keeps no more (ARI's list is
 // stamped by an HTTP Date): the second it names is read whole, lest the
-// events of its last fraction be in neither the books nor the stream.
+// events of its last fraction be in neither the books nor the stream. So
+// is the millisecond of an until in whole milliseconds (ARI stamps its
+// events so, the CEL its rows in microseconds): an event the stream
+// stamped until is in the gap, and its row may be up to a millisecond
+// later. Likewise the rows of the events the stream stamped since were
+// seen live.
 func Recover(ctx context.Context, b Books, since, until time.Time, follows func(leg string) bool) ([]cdr.Input, error) {
-	if until.Nanosecond() == 0 {
-		until = until.Add(time.Second)
+	until = toEndOf(until)
+	if since.Nanosecond()%int(time.Millisecond) == 0 && !since.IsZero() {
+		// The same holds at the other end, to the millisecond: the rows
+		// of the events the stream stamped since were seen live.
+		since = since.Add(time.Millisecond - time.Microsecond)
 	}
 	calls, err := b.Calls(ctx, since, until)
 	if err != nil {
 		return nil, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
 	}
+	if wholeSecondInputs(calls) && until.Nanosecond() != int(time.Second-time.Microsecond) {
+		// Books in whole seconds (FreePBX's CEL) cannot say whether a
+		// call that began in the second the stream came back in began
+		// before it: if after, the stream tells it, and told now too it
+		// would be sent twice. It is left to the stream (one the stream
+		// missed is a channel the list shows). A call kanca follows takes
+		// the rows of that second: told twice, its end is still one.
+		cut := until.Truncate(time.Second)
+		calls = slices.DeleteFunc(slices.Clone(calls), func(c Call) bool {
+			return !c.Start().Before(cut) && !slices.ContainsFunc(c.Legs, follows)
+		})
+	}
 	return Plan(calls, since, until, follows), nil
+}
+
+// wholeSecondInputs reports whether the books keep whole seconds only:
+// no input has a fraction.
+func wholeSecondInputs(calls []Call) bool {
+	n := 0
+	for _, c := range calls {
+		for _, in := range c.Inputs {
+			if in.Time.Nanosecond() != 0 {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }

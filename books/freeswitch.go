@@ -68,9 +68,17 @@ type fsLeg struct {
 	start, progress, answer, end time.Time
 	bridge                       time.Time
 	bridgeTo                     string
+	bridges                      []fsBridge // per caller profile, when each says
 	apps                         []fsApp
 	cause                        int
 	causeName, disposition       string
+}
+
+// fsBridge is a bridge a caller profile of the leg records: when, and to
+// the leg it originated for it (its originatee), "" when it names none.
+type fsBridge struct {
+	at time.Time
+	to string
 }
 
 type fsApp struct {
@@ -100,7 +108,15 @@ type fsCallflow struct {
 		Context        string `json:"context"`
 		ChanName       string `json:"chan_name"`
 		UUID           string `json:"uuid"`
+		Originatee     struct {
+			Profiles []struct {
+				UUID string `json:"uuid"`
+			} `json:"originatee_caller_profiles"`
+		} `json:"originatee"`
 	} `json:"caller_profile"`
+	Times struct {
+		Bridged string `json:"bridged_time"`
+	} `json:"times"`
 }
 
 func parseLeg(b []byte) (fsLeg, error) {
@@ -118,6 +134,11 @@ func parseLeg(b []byte) (fsLeg, error) {
 	}
 	if l.originator == "" {
 		l.originator = v["originating_leg_uuid"]
+	}
+	if m := v["cc_member_session_uuid"]; l.originator == "" && m != l.uuid {
+		// mod_callcenter originates an agent's leg for the member's, as
+		// the event socket decode reads it.
+		l.originator = m
 	}
 	l.cause, _ = strconv.Atoi(v["hangup_cause_q850"])
 	// The first profile is the leg as it was created; a transfer adds others.
@@ -138,16 +159,33 @@ func parseLeg(b []byte) (fsLeg, error) {
 		y, _ := strconv.Atoi(b.ProfileIndex)
 		return cmp.Compare(x, y)
 	})
+	// Each caller profile (the leg as created, then after each transfer)
+	// keeps the time it was bridged and the leg it originated to bridge.
+	for _, f := range flows {
+		if at := uepoch(f.Times.Bridged); !at.IsZero() {
+			b := fsBridge{at: at}
+			if o := f.CallerProfile.Originatee.Profiles; len(o) > 0 {
+				b.to = o[0].UUID
+			}
+			l.bridges = append(l.bridges, b)
+		}
+	}
 	if len(flows) > 0 {
 		p := flows[0].CallerProfile
 		l.caller, l.callerName, l.dest, l.context, l.name = p.CallerIDNumber, p.CallerIDName, p.Destination, p.Context, p.ChanName
+		if (l.caller == "" || l.caller == "Unknown") && v["sip_from_user"] != "" {
+			// A profile rewritten since (a uuid_bridge to a parked call
+			// leaves FreeSWITCH's placeholder): the event socket told the
+			// leg's creation with the number its SIP From carried.
+			l.caller = v["sip_from_user"]
+		}
 		if l.uuid == "" {
 			l.uuid = p.UUID
 		}
 	}
-	if n := v["effective_caller_id_number"]; n != "" {
-		l.caller = n
-	}
+	// The leg's first profile is its caller id as the event socket told
+	// its creation; effective_caller_id_number is what an outbound route
+	// presents on the legs it dials, which their own profiles carry.
 	for _, a := range r.AppLog.Applications {
 		l.apps = append(l.apps, fsApp{name: a.Name, data: a.Data, at: uepoch(a.Stamp)})
 	}
@@ -155,6 +193,39 @@ func parseLeg(b []byte) (fsLeg, error) {
 		return fsLeg{}, fmt.Errorf("no uuid, start_uepoch or end_uepoch")
 	}
 	return l, nil
+}
+
+// bornOf is when the event socket told leg l's creation, as its
+// originator o's application that dials it shows: the application's
+// stamp when it is that of one that dials (bridge, att_xfer, ...) and
+// falls within a second after l's start_uepoch, else the start. A B
+// leg's start_uepoch comes before the application log stamps the bridge
+// that made it, and the applications before the bridge (an outbound
+// route setting the number to present) before that: told at the start,
+// the leg would be born before them.
+func bornOf(l, o *fsLeg) time.Time {
+	for _, a := range o.apps {
+		if dialsOut(a.name) && !a.at.Before(l.start) && a.at.Sub(l.start) < time.Second {
+			return a.at
+		}
+	}
+	return l.start
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// dialsOut reports whether a FreeSWITCH application creates legs.
+func dialsOut(app string) bool {
+	switch strings.ToLower(app) {
+	case "bridge", "att_xfer", "originate", "enterprise_originate", "fifo", "intercept", "valet_park":
+		return true
+	}
+	return false
 }
 
 func uepoch(s string) time.Time {
@@ -225,16 +296,24 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		}
 		ins = append(ins, in)
 	}
+	byID := map[string]*fsLeg{}
+	for _, l := range legs {
+		byID[l.uuid] = l
+	}
 	for _, l := range legs {
 		ch := snap[l.uuid]
-		add(cdr.Input{Kind: cdr.KindCreated, Time: l.start, Channel: ch})
+		born := l.start
+		if o := byID[l.originator]; o != nil {
+			born = bornOf(l, o)
+		}
+		add(cdr.Input{Kind: cdr.KindCreated, Time: born, Channel: ch})
 		b := l.originator != ""
 		if b {
 			other := &cdr.Channel{ID: l.originator, LinkedID: l.originator}
-			add(cdr.Input{Kind: cdr.KindDial, Time: l.start, Channel: ch, Other: other, DialString: l.dest})
+			add(cdr.Input{Kind: cdr.KindDial, Time: born, Channel: ch, Other: other, DialString: l.dest})
 			if !l.progress.IsZero() {
 				ch.State = "Ringing"
-				add(cdr.Input{Kind: cdr.KindDial, Time: l.progress, Channel: ch, Other: other, DialString: l.dest, DialStatus: "RINGING"})
+				add(cdr.Input{Kind: cdr.KindDial, Time: latest(l.progress, born), Channel: ch, Other: other, DialString: l.dest, DialStatus: "RINGING"})
 			}
 		} else if !l.progress.IsZero() {
 			ch.State = "Ringing"
@@ -248,13 +327,41 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 				in.Detail, _, _ = strings.Cut(strings.TrimSpace(a.data), " ")
 			}
 			add(in)
+			if strings.EqualFold(a.name, "callcenter") {
+				// The member enters the queue (callcenter::info
+				// member-queue-start on the event socket).
+				q := cdr.Input{Kind: cdr.KindQueue, Time: a.at, Channel: ch}
+				if q.Detail, _, _ = strings.Cut(strings.TrimSpace(a.data), "@"); q.Detail != "" {
+					add(q)
+				}
+			}
+			// The event socket shows the number an outbound route sets
+			// to present as the leg's caller id from then on.
+			if n, ok := strings.CutPrefix(a.data, "effective_caller_id_number="); ok && strings.EqualFold(a.name, "set") {
+				ch.CallerNumber = n
+			}
 		}
 		if !l.answer.IsZero() {
 			ch.State = "Up"
 			add(cdr.Input{Kind: cdr.KindState, Time: l.answer, Channel: ch})
 		}
-		if !l.bridge.IsZero() && l.bridgeTo != "" && !b {
-			add(cdr.Input{Kind: cdr.KindBridgeEnter, Time: l.bridge, Channel: ch, Bridge: l.uuid, Other: &cdr.Channel{ID: l.bridgeTo}})
+		if !b {
+			// Every bridge its profiles record (a transfer's or a
+			// retrieval's after the first), the last one's partner
+			// named by bridge_uuid when its profile names none.
+			bridges := l.bridges
+			if len(bridges) == 0 && !l.bridge.IsZero() {
+				bridges = []fsBridge{{at: l.bridge}}
+			}
+			for _, br := range bridges {
+				to := br.to
+				if to == "" && br.at.Equal(l.bridge) {
+					to = l.bridgeTo
+				}
+				if to != "" {
+					add(cdr.Input{Kind: cdr.KindBridgeEnter, Time: br.at, Channel: ch, Bridge: l.uuid, Other: &cdr.Channel{ID: to}})
+				}
+			}
 		}
 		end := cdr.Input{Time: l.end, Channel: ch, Cause: l.cause, CauseName: l.causeName, CauseText: l.causeName}
 		if b {

@@ -1,10 +1,8 @@
 package books_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,63 +22,36 @@ func mariadb(t *testing.T) (dsn string, db *sql.DB) {
 	t.Helper()
 	server := lookPath("mariadbd", "/usr/sbin/mariadbd")
 	install := lookPath("mariadb-install-db", "/usr/bin/mariadb-install-db")
-	if server == "" || install == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("MariaDB is not installed (Debian package mariadb-server); .ci/run installs it")
-		}
-		t.Skip("MariaDB is not installed (Debian package mariadb-server)")
-	}
-	// A socket path must stay short: t.TempDir's can exceed its limit.
-	dir, err := os.MkdirTemp("", "kanca-mariadb-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	srv := newServer(t, "MariaDB", "mariadb-server", server != "" && install != "")
 	user := []string{}
 	if os.Geteuid() == 0 {
 		user = []string{"--user=root"}
 	}
-	data := filepath.Join(dir, "data")
+	data := filepath.Join(srv.dir, "data")
 	out, err := exec.Command(install, append([]string{"--no-defaults", "--datadir=" + data,
 		"--auth-root-authentication-method=normal", "--skip-test-db"}, user...)...).CombinedOutput()
 	require.NoError(t, err, "mariadb-install-db: %s", out)
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	require.NoError(t, err)
-	cmd := exec.Command(server, append([]string{"--no-defaults", "--datadir=" + data,
-		"--socket=" + filepath.Join(dir, "sock"), "--pid-file=" + filepath.Join(dir, "pid"),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--skip-grant-tables",
-		"--innodb-buffer-pool-size=16M", "--skip-log-bin"}, user...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
+	srv.start(t, exec.Command(server, append([]string{"--no-defaults", "--datadir=" + data,
+		"--socket=" + filepath.Join(srv.dir, "sock"), "--pid-file=" + filepath.Join(srv.dir, "pid"),
+		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", srv.port), "--skip-grant-tables",
+		"--innodb-buffer-pool-size=16M", "--skip-log-bin"}, user...)...), func(cmd *exec.Cmd) {
 		cmd.Process.Kill()
 		cmd.Wait()
-		logf.Close()
 	})
 
 	cfg := mysql.NewConfig()
-	cfg.Net, cfg.Addr, cfg.User = "tcp", fmt.Sprintf("127.0.0.1:%d", port), "root"
+	cfg.Net, cfg.Addr, cfg.User = "tcp", fmt.Sprintf("127.0.0.1:%d", srv.port), "root"
 	cfg.ParseTime, cfg.Loc = true, time.UTC
 	conn, err := mysql.NewConnector(cfg)
 	require.NoError(t, err)
 	db = sql.OpenDB(conn)
 	t.Cleanup(func() { db.Close() })
-	deadline := time.Now().Add(60 * time.Second)
-	for db.PingContext(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			t.Fatalf("MariaDB did not start: %s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	srv.wait(t, db)
 	for _, stmt := range []string{"CREATE DATABASE asteriskcdrdb", celTable, cdrTable} {
 		_, err := db.Exec(stmt)
 		require.NoError(t, err, stmt)
 	}
-	return fmt.Sprintf("mysql://root@127.0.0.1:%d/asteriskcdrdb?loc=UTC", port), db
+	return fmt.Sprintf("mysql://root@127.0.0.1:%d/asteriskcdrdb?loc=UTC", srv.port), db
 }
 
 func lookPath(name, fallback string) string {
@@ -149,36 +120,44 @@ const cdrTable = `CREATE TABLE asteriskcdrdb.cdr (
   KEY linkedid (linkedid)
 )`
 
-// loadRows copies a recording's cel.csv and cdr.csv into the tables, as
-// the PBX would have written them while the calls ran.
-func loadRows(t *testing.T, db *sql.DB, dir string) {
+// loadRows copies a recording's cel.csv and cdr.csv into the tables (of
+// database prefix, "asteriskcdrdb." or ""), as the PBX would have written
+// them while the calls ran: eventtime the PBX's local time (UTC here) as
+// stamp gives it, placeholders as place numbers them.
+func loadRows(t *testing.T, db *sql.DB, dir, prefix string, stamp func(time.Time) any, place func(n int) string) {
 	t.Helper()
 	cel := readCSV(t, filepath.Join(dir, "cel.csv"))
-	insert(t, db, `INSERT INTO asteriskcdrdb.cel (eventtype, eventtime, cid_name, cid_num, cid_ani, cid_rdnis,
+	insert(t, db, `INSERT INTO `+prefix+`cel (eventtype, eventtime, cid_name, cid_num, cid_ani, cid_rdnis,
 		cid_dnid, exten, context, channame, appname, appdata, amaflags, accountcode, uniqueid, linkedid, peer,
-		userdeftype, extra) VALUES `, 19, len(cel), func(i int) []any {
+		userdeftype, extra) VALUES `, 19, len(cel), place, func(i int) []any {
 		r := cel[i]
-		return []any{r[0], epochTime(t, r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+		return []any{r[0], stamp(epochTime(t, r[1])), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
 			3, r[13], r[14], r[15], r[16], r[18], r[19]}
 	})
 	cdrs := readCSV(t, filepath.Join(dir, "cdr.csv"))
-	insert(t, db, `INSERT INTO asteriskcdrdb.cdr (calldate, clid, src, dst, dcontext, channel, dstchannel,
-		lastapp, lastdata, duration, billsec, disposition, uniqueid, linkedid, userfield) VALUES `, 15, len(cdrs), func(i int) []any {
+	insert(t, db, `INSERT INTO `+prefix+`cdr (calldate, clid, src, dst, dcontext, channel, dstchannel,
+		lastapp, lastdata, duration, billsec, disposition, uniqueid, linkedid, userfield) VALUES `, 15, len(cdrs), place, func(i int) []any {
 		r := cdrs[i]
-		return []any{epochTime(t, r[11]), r[3], r[0], r[1], r[2], r[4], r[5], r[6], r[7], r[14], r[15], r[16], r[18], r[19], r[20]}
+		return []any{stamp(epochTime(t, r[11])), r[3], r[0], r[1], r[2], r[4], r[5], r[6], r[7], r[14], r[15], r[16], r[18], r[19], r[20]}
 	})
 }
 
-func insert(t *testing.T, db *sql.DB, head string, cols, n int, row func(int) []any) {
+// mysqlPlace is MySQL's placeholder, whatever its number.
+func mysqlPlace(int) string { return "?" }
+
+func insert(t *testing.T, db *sql.DB, head string, cols, n int, place func(n int) string, row func(int) []any) {
 	t.Helper()
-	place := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	for lo := 0; lo < n; lo += 400 {
 		hi := min(n, lo+400)
 		var args []any
 		var vals []string
 		for i := lo; i < hi; i++ {
+			var ps []string
+			for range cols {
+				ps = append(ps, place(len(args)+len(ps)+1))
+			}
 			args = append(args, row(i)...)
-			vals = append(vals, place)
+			vals = append(vals, "("+strings.Join(ps, ",")+")")
 		}
 		_, err := db.Exec(head+strings.Join(vals, ","), args...)
 		require.NoError(t, err)

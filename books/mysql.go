@@ -16,6 +16,9 @@ import (
 type celTables struct {
 	db  *sql.DB
 	loc *time.Location
+	// pg: PostgreSQL ($n placeholders; eventtime read as text in the
+	// PBX's zone, as it was written), else MySQL/MariaDB.
+	pg bool
 }
 
 // openMySQL opens mysql://user:password@host:port/database[?loc=Zone].
@@ -73,12 +76,52 @@ func (m *celTables) Close() error { return m.db.Close() }
 // them.
 const touched = `SELECT DISTINCT linkedid FROM cel WHERE eventtime BETWEEN ? AND ?`
 
+// query is q for this database: PostgreSQL numbers its placeholders, and
+// its eventtime is read as the text the PBX wrote (its local time).
+func (m *celTables) query(q string) string {
+	if !m.pg {
+		return q
+	}
+	q = strings.Replace(q, "SELECT eventtype, eventtime,", "SELECT eventtype, to_char(eventtime, 'YYYY-MM-DD HH24:MI:SS.US'),", 1)
+	for n := 1; strings.Contains(q, "?"); n++ {
+		q = strings.Replace(q, "?", fmt.Sprintf("$%d::timestamp", n), 1)
+	}
+	return q
+}
+
+// eventTime reads a row's eventtime: a time.Time from MySQL (its driver
+// applies loc), the text PostgreSQL rendered, in loc.
+type eventTime struct {
+	t   *time.Time
+	loc *time.Location
+}
+
+func (e eventTime) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		*e.t = x
+		return nil
+	case string:
+		t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", x, e.loc)
+		*e.t = t
+		return err
+	case []byte:
+		return e.Scan(string(x))
+	}
+	return fmt.Errorf("eventtime: unexpected %T", v)
+}
+
 // Calls reads every row of the calls with a row in the window.
 func (m *celTables) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
 	lo, hi := from.In(m.loc).Truncate(time.Second), to.In(m.loc).Truncate(time.Second).Add(time.Second)
-	rows, err := m.db.QueryContext(ctx, `SELECT eventtype, eventtime, cid_name, cid_num, cid_dnid, exten, context,
+	var args []any = []any{lo, hi}
+	if m.pg {
+		// Compared with the timestamp the PBX wrote, in its zone.
+		args = []any{lo.Format("2006-01-02 15:04:05"), hi.Format("2006-01-02 15:04:05")}
+	}
+	rows, err := m.db.QueryContext(ctx, m.query(`SELECT eventtype, eventtime, cid_name, cid_num, cid_dnid, exten, context,
 		channame, appname, appdata, uniqueid, linkedid, peer, extra
-		FROM cel WHERE linkedid IN (`+touched+`) ORDER BY eventtime, id`, lo, hi)
+		FROM cel WHERE linkedid IN (`+touched+`) ORDER BY eventtime, id`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading cel: %w", err)
 	}
@@ -86,7 +129,7 @@ func (m *celTables) Calls(ctx context.Context, from, to time.Time) ([]Call, erro
 	for rows.Next() {
 		var r celRow
 		var extra sql.NullString
-		if err := rows.Scan(&r.Event, &r.Time, &r.CIDName, &r.CIDNum, &r.DNID, &r.Exten, &r.Context,
+		if err := rows.Scan(&r.Event, eventTime{&r.Time, m.loc}, &r.CIDName, &r.CIDNum, &r.DNID, &r.Exten, &r.Context,
 			&r.Chan, &r.App, &r.AppData, &r.UniqueID, &r.LinkedID, &r.Peer, &extra); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading cel: %w", err)
@@ -101,8 +144,8 @@ func (m *celTables) Calls(ctx context.Context, from, to time.Time) ([]Call, erro
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading cel: %w", err)
 	}
-	rows, err = m.db.QueryContext(ctx, `SELECT channel, dstchannel, lastapp, lastdata, disposition, linkedid
-		FROM cdr WHERE linkedid IN (`+touched+`)`, lo, hi)
+	rows, err = m.db.QueryContext(ctx, m.query(`SELECT channel, dstchannel, lastapp, lastdata, disposition, linkedid
+		FROM cdr WHERE linkedid IN (`+touched+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading cdr: %w", err)
 	}

@@ -3,13 +3,76 @@ package books_test
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/esl"
 )
+
+// What the books of each recorded shape cannot state, by the field a
+// recovered call then names in its record's "estimated". A call whose
+// webhooks differ from a run that never stopped in such fields alone,
+// and only where its record names them, counts as the same; nothing else
+// is accepted.
+//
+//   - call_record: the CEL has no row for a recording (MixMonitor), so
+//     every call the CEL tells names it (a call kanca saw recorded
+//     aside); it differs where the recording began in the gap (t06).
+//   - sip_hangup_disposition: the caller's hangup request came in the
+//     millisecond before kanca was back and its HANGUP row after the
+//     books were read, so the call ended live with no request: who hung
+//     up is inferred.
+//   - answer_time (and the talk_duration that runs from it): a leg a
+//     person answered in the gap and still up when kanca was back is not
+//     in FreeSWITCH's files yet (they are written when a leg ends): the
+//     list shows it up, and the answer is taken then.
+var (
+	celEstimates = map[string][]string{
+		"s07-queue-member-answers":             {"sip_hangup_disposition"},
+		"s12-ring-group":                       {"sip_hangup_disposition"},
+		"t03_call_pickup_star8":                {"sip_hangup_disposition"},
+		"t05_voicemail_after_no_answer":        {"sip_hangup_disposition"},
+		"t06_recorded_call_mixmonitor":         {"call_record", "sip_hangup_disposition"},
+		"t08_refer_blind_transfer_to_external": {"sip_hangup_disposition"},
+		"run1_10cps":                           {"sip_hangup_disposition"},
+	}
+	jsonEstimates = map[string][]string{
+		"f01_inbound_answered_caller_hangup":        {"answer_time"},
+		"f02_inbound_answered_callee_hangup":        {"answer_time"},
+		"f08_outbound_1000_to_05321112233_answered": {"answer_time"},
+		"f10_two_concurrent_inbound":                {"answer_time"},
+		"g06_recorded_call_answered_by_1000":        {"answer_time"},
+	}
+)
+
+// celDiffer are the calls recovered from the CEL that still differ, by
+// recording and kill, each for a reason the books cannot answer when
+// kanca reads them. The list may only shrink.
+var celDiffer = []string{
+	// The caller cancelled within the millisecond before kanca was back:
+	// neither the stream nor the rows read had it, and nothing the books
+	// told marks the call as crossing the gap.
+	"s04-caller-abandons-ringing 12:09:56.319",
+	// A queue's members ring before any row names the queue (Queue's own
+	// rows have no APP_START in this CEL): read then, the books tell an
+	// extension ringing.
+	"s07-queue-member-answers 12:11:12.755",
+	// The CEL has no row for ReceiveFAX: a fax call begun in the gap is
+	// told as a voice call.
+	"s09-inbound-fax 12:11:45.678",
+	"s09-inbound-fax 12:11:45.678",
+	// The caller hung up within the millisecond before kanca was back,
+	// as in s04.
+	"s09-inbound-fax 12:11:51.692",
+	// The forward's number is in the dialplan, not in any row, while the
+	// mobile rings: read then, the books cannot name it.
+	"t07_forward_to_mobile_after_no_answer 09:01:23.843",
+	"t07_forward_to_mobile_after_no_answer 09:01:26.566",
+}
 
 // TestRecoverFromMariaDB kills kanca in the middle of the recorded
 // Asterisk runs, lets the calls run on into a real MariaDB holding
@@ -19,21 +82,46 @@ func TestRecoverFromMariaDB(t *testing.T) {
 	dsn, db := mariadb(t)
 	recs := asteriskRecordings(t)
 	for _, rec := range recs {
-		loadRows(t, db, rec.dir)
+		loadRows(t, db, rec.dir, "asteriskcdrdb.", func(at time.Time) any { return at }, mysqlPlace)
 	}
-	bk, err := books.Open(dsn)
-	require.NoError(t, err)
-	defer bk.Close()
-	blind, _ := score(t, recs, nil)
-	got, differ := score(t, recs, func(recording) books.Books { return bk })
-	t.Logf("the same as a run that never stopped: from MariaDB %v; without books %v", got, blind)
-	for _, d := range differ {
-		t.Log("differs: ", d)
-	}
+	blind, _ := score(t, recs, nil, nil)
+	t.Logf("without books %v", blind)
+	got := recoverFromTables(t, "MariaDB", dsn, recs)
 	require.Greater(t, got.touchedSame, blind.touchedSame, "the books change nothing")
-	// What still differs is listed above (transfers, pickup, parking and
-	// queues told by CEL rows that say less than ARI); it may only shrink.
-	require.LessOrEqual(t, got.total-got.same, 42)
+
+	// FreePBX's own schema keeps eventtime in whole seconds (DATETIME).
+	t.Run("whole seconds", func(t *testing.T) {
+		for _, stmt := range []string{"CREATE DATABASE freepbx",
+			strings.Replace(strings.Replace(celTable, "asteriskcdrdb.", "freepbx.", 1), "datetime(6)", "datetime", 1),
+			strings.Replace(cdrTable, "asteriskcdrdb.", "freepbx.", 1),
+			"INSERT INTO freepbx.cel SELECT id, eventtype, CAST(eventtime AS DATETIME(0)), cid_name, cid_num, cid_ani, cid_rdnis, cid_dnid, exten, context, channame, appname, appdata, amaflags, accountcode, uniqueid, linkedid, peer, userdeftype, extra FROM asteriskcdrdb.cel",
+			"INSERT INTO freepbx.cdr SELECT * FROM asteriskcdrdb.cdr",
+		} {
+			_, err := db.Exec(stmt)
+			require.NoError(t, err, stmt)
+		}
+		bk, err := books.Open(strings.Replace(dsn, "/asteriskcdrdb?", "/freepbx?", 1))
+		require.NoError(t, err)
+		defer bk.Close()
+		// Whole seconds say in which second each event fell, not how far
+		// apart two were within it: a talk duration may be a second off,
+		// and the record says so.
+		whole := map[string][]string{}
+		for _, rec := range recs {
+			name := filepath.Base(rec.dir)
+			whole[name] = append(slices.Clone(celEstimates[name]), "talk_duration")
+		}
+		got, differ := score(t, recs, func(recording) books.Books { return bk }, whole)
+		t.Logf("the same as a run that never stopped: from whole seconds %v", got)
+		for _, d := range differ {
+			t.Log("differs: ", d)
+		}
+		// Not yet exact: around the second kanca came back in, rows of
+		// whole seconds cannot be placed before or after it, and some
+		// calls of the load run are told twice. What differs may only
+		// get fewer.
+		require.LessOrEqual(t, got.total-got.same, 58)
+	})
 }
 
 // TestRecoverFromCELFiles does the same with the cel_custom and cdr_custom
@@ -45,12 +133,43 @@ func TestRecoverFromCELFiles(t *testing.T) {
 		b, err := books.Open(filepath.Join(rec.dir, "cel.csv"))
 		require.NoError(t, err)
 		return b
-	})
+	}, celEstimates)
 	t.Logf("the same as a run that never stopped: from CSV %v", got)
+	requireOnly(t, differ, celDiffer)
+}
+
+// recoverFromTables scores the recordings with the cel and cdr tables
+// dsn names, which hold their rows, and requires that only the calls
+// celDiffer lists differ.
+func recoverFromTables(t *testing.T, name, dsn string, recs []recording) tally {
+	t.Helper()
+	bk, err := books.Open(dsn)
+	require.NoError(t, err)
+	defer bk.Close()
+	got, differ := score(t, recs, func(recording) books.Books { return bk }, celEstimates)
+	t.Logf("the same as a run that never stopped: from %s %v", name, got)
+	requireOnly(t, differ, celDiffer)
+	return got
+}
+
+// requireOnly fails unless the calls that differ are those known, by
+// recording and kill.
+func requireOnly(t *testing.T, differ, known []string) {
+	t.Helper()
+	var keys []string
 	for _, d := range differ {
-		t.Log("differs: ", d)
+		f := strings.Fields(d)
+		keys = append(keys, f[0]+" "+f[1])
 	}
-	require.LessOrEqual(t, got.total-got.same, 41)
+	slices.Sort(keys)
+	known = slices.Clone(known)
+	slices.Sort(known)
+	if !slices.Equal(keys, known) {
+		for _, d := range differ {
+			t.Log("differs: ", d)
+		}
+	}
+	require.Equal(t, known, keys, "the calls that differ from a run that never stopped")
 }
 
 // TestRecoverFromJSONCDR does the same with the FreeSWITCH recordings and
@@ -63,20 +182,48 @@ func TestRecoverFromJSONCDR(t *testing.T) {
 	for _, dir := range dirs {
 		recs = append(recs, recording{dir: dir, ins: decoded(t, filepath.Join(dir, "events.ndjson"), esl.Decode, esl.Reorder)})
 	}
-	blind, _ := score(t, recs, nil)
+	blind, _ := score(t, recs, nil, nil)
 	got, differ := score(t, recs, func(rec recording) books.Books {
 		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
 		require.NoError(t, err)
 		return b
-	})
+	}, jsonEstimates)
 	t.Logf("the same as a run that never stopped: from mod_json_cdr files %v; without books %v", got, blind)
+	var ended []string
+	for _, d := range got.endedDiffer {
+		f := strings.Fields(d)
+		ended = append(ended, f[0]+" "+f[1])
+	}
 	for _, d := range differ {
 		t.Log("differs: ", d)
 	}
 	require.Greater(t, got.endedSame, blind.endedSame, "the books change nothing")
 	// A leg's file is written when it ends: a call still up when kanca is
-	// back is not in the books, and what it did in the gap is estimated.
-	// Of the calls that ended in the gap, those that differ may only get
-	// fewer.
-	require.LessOrEqual(t, got.ended-got.endedSame, 14)
+	// back is not in the books, and what it did in the gap is the
+	// adoption's to tell (logged above). Of the calls that ended in the
+	// gap, only those listed may differ.
+	slices.Sort(ended)
+	require.Equal(t, jsonDiffer, ended, "the calls that ended in the gap and differ from a run that never stopped")
+}
+
+// jsonDiffer are the calls that ended in the gap and, recovered from the
+// mod_json_cdr files, still differ, by recording and kill. The list may
+// only shrink.
+var jsonDiffer = []string{
+	// An attended transfer (att_xfer): the consultation's legs are told
+	// as a call of their own.
+	"g01_attended_transfer_1000_to_1001 08:44:28.372",
+	"g01_attended_transfer_1000_to_1001 08:44:38.402",
+	// 1001 answered in the gap and was still up when kanca was back: the
+	// list shows it up, and the step's answer is taken then, unmarked.
+	"g02_blind_transfer_1000_to_1001 08:45:05.512",
+	// An intercepted call begun in the gap is not told.
+	"g03_pickup_1001_intercepts_call_ringing_1000 08:45:18.372",
+	// A parked call retrieved in the gap: the retrieval is not told.
+	"g04_park_by_1000_retrieved_by_1001 08:45:45.252",
+	// The caller's leg was still up when kanca was back (its file is
+	// written when it ends): what it ran in the gap (voicemail, the
+	// forward) is not in the files read.
+	"g05_noanswer_10s_to_voicemail 08:47:12.342",
+	"g07_noanswer_forward_to_external 08:46:42.952",
 }

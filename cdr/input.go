@@ -125,4 +125,8 @@ type Input struct {
 	// after a gap, not by its live stream: the call's record says it was
 	// recovered.
 	Books bool `json:",omitzero"`
+	// Estimated names, on a Books input, the fields of the call's record
+	// the books could not state and the input states as well as they let
+	// (by their webhook names, as Record.Estimated): the record names them.
+	Estimated []string `json:",omitzero"`
 }

@@ -21,6 +21,7 @@ func TestRecordSaysHowKancaLearnedTheEnd(t *testing.T) {
 	}{
 		{"live", Input{Kind: KindDestroyed, Cause: 16}, false, nil},
 		{"books", Input{Kind: KindDestroyed, Cause: 16, Books: true}, true, nil},
+		{"books that say what they estimate", Input{Kind: KindDestroyed, Cause: 16, Books: true, Estimated: []string{"call_record"}}, true, []string{"call_record"}},
 		{"gone", Input{Kind: KindGone}, false, []string{"hangup_time", "talk_duration", "hangup_cause", "sip_hangup_disposition"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,6 +38,43 @@ func TestRecordSaysHowKancaLearnedTheEnd(t *testing.T) {
 			require.NotNil(t, rec)
 			assert.Equal(t, tc.recovered, rec.Recovered)
 			assert.Equal(t, tc.end.Kind == KindGone, rec.Reconciled)
+			assert.Equal(t, tc.estimated, rec.Estimated)
+		})
+	}
+}
+
+// A call the books told through a gap (its answer) that then ends live
+// with no hangup request: the request was in the gap, after the books
+// were read, so who hung up is named an estimate; with the request seen,
+// nothing is.
+func TestBooksThenLiveEndWithoutRequestEstimatesTheSide(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	caller := Channel{ID: "1.0", Name: "PJSIP/trunk-1", State: "Ring", CallerNumber: "05321234567", Context: "from-trunk", Exten: "908508850000"}
+	up := caller
+	up.State = "Up"
+	for _, tc := range []struct {
+		name      string
+		request   bool
+		estimated []string
+	}{
+		{"request in the gap, unseen", false, []string{"sip_hangup_disposition"}},
+		{"request seen", true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := NewTracker(DefaultConfig())
+			tr.Handle(Input{Kind: KindCreated, Time: t0, Channel: caller})
+			tr.Handle(Input{Kind: KindState, Time: t0.Add(time.Second), Channel: up, Books: true})
+			if tc.request {
+				tr.Handle(Input{Kind: KindHangupRequest, Time: t0.Add(5 * time.Second), Channel: up, Cause: 16})
+			}
+			var rec *Record
+			for _, ev := range tr.Handle(Input{Kind: KindDestroyed, Time: t0.Add(5 * time.Second), Channel: up, Cause: 16}) {
+				if ev.Type == CallHangup {
+					rec = ev.CDR
+				}
+			}
+			require.NotNil(t, rec)
+			assert.True(t, rec.Recovered)
 			assert.Equal(t, tc.estimated, rec.Estimated)
 		})
 	}

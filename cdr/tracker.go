@@ -6,6 +6,7 @@ package cdr
 
 import (
 	"cmp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -106,11 +107,13 @@ type call struct {
 	callerHungUp bool // ...and it came from the caller's side (not soft)
 	callerUp     bool // the caller's leg was up at that request
 	reqCause     int
-	endCause     int    // the caller leg's cause at destruction
-	endCauseName string // as the PBX named it
-	disposition  string // as the PBX stated it
-	answerListed bool   // the answer kanca knows of came from a channel list
-	recovered    bool   // some of its inputs came from the PBX's books after a gap
+	endCause     int      // the caller leg's cause at destruction
+	endCauseName string   // as the PBX named it
+	disposition  string   // as the PBX stated it
+	answerListed bool     // the answer kanca knows of came from a channel list
+	recovered    bool     // some of its inputs came from the PBX's books after a gap
+	estimated    []string // fields the books could only estimate (Input.Estimated)
+	endLive      bool     // the caller's leg ended by a live input, not the books'
 }
 
 // NewTracker returns a tracker that reads dialplans as cfg says.
@@ -163,7 +166,7 @@ func (t *Tracker) apply(in Input, out []Event) []Event {
 	case KindCreated:
 		out = t.created(in, out)
 		if l := t.legs[in.Channel.ID]; in.Books && l != nil && l.c != nil {
-			l.c.recovered = true
+			l.c.recover(in)
 		}
 		return out
 	case KindOriginate:
@@ -172,7 +175,7 @@ func (t *Tracker) apply(in Input, out []Event) []Event {
 	}
 	if l := t.legs[in.Channel.ID]; l != nil {
 		if in.Books && l.c != nil {
-			l.c.recovered = true
+			l.c.recover(in)
 		}
 		return t.update(l, in, out)
 	}
@@ -531,6 +534,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			return out
 		}
 		if l == c.origin {
+			c.endLive = !in.Books
 			c.endCause = in.Cause
 			c.endCauseName = in.CauseName
 			c.disposition = in.Disposition
@@ -544,6 +548,16 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		}
 	}
 	return out
+}
+
+// recover notes that in, from the PBX's books, told c something.
+func (c *call) recover(in Input) {
+	c.recovered = true
+	for _, f := range in.Estimated {
+		if !slices.Contains(c.estimated, f) {
+			c.estimated = append(c.estimated, f)
+		}
+	}
 }
 
 // answered notes that leg l of call c went up at at.
@@ -956,6 +970,23 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 		// Nobody saw the end: its time is when kanca last heard the PBX
 		// (or the maximum duration), and how it ended is inferred.
 		rec.Estimated = append(rec.Estimated, estimatedEnd...)
+	}
+	estimated := c.estimated
+	if c.recovered && c.endLive && !c.hungUp && c.autodial == nil {
+		// A call the books told through a gap whose caller's leg then
+		// ended live with no hangup request: the request was in the gap
+		// and the books had not written it down when they were read
+		// (Asterisk writes its HANGUP row as the channel goes), so who
+		// hung up is inferred.
+		estimated = append(estimated, "sip_hangup_disposition")
+	}
+	for _, f := range estimated {
+		if f == "call_record" && c.recorded {
+			continue // a recording kanca saw is a fact
+		}
+		if !slices.Contains(rec.Estimated, f) {
+			rec.Estimated = append(rec.Estimated, f)
+		}
 	}
 	if c.recorded {
 		rec.RecordFile = c.recordFile

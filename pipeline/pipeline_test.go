@@ -236,7 +236,9 @@ func TestDropMidCallRecoveredFromBooks(t *testing.T) {
 	rec := got[2].Body["cdr"].(map[string]any)
 	assert.Equal(t, true, rec["recovered"])
 	assert.Nil(t, rec["reconciled"])
-	assert.Nil(t, rec["estimated"])
+	// The CEL has no row for a recording: one started in the gap would
+	// be unseen.
+	assert.Equal(t, map[string]any{"call_record": true}, rec["estimated"])
 	assert.Equal(t, "2026-11-22T12:08:14+00:00", rec["hangup_time"], "the end Asterisk wrote down, not the drop")
 	assert.Equal(t, "recv_bye", rec["sip_hangup_disposition"])
 	assert.Equal(t, "NORMAL_CLEARING", rec["hangup_cause"])

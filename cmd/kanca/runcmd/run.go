@@ -72,7 +72,9 @@ times, hangup side and cause, and calls that began and ended in it are
 sent late, marked "recovered": true in the CDR. It takes a MySQL/MariaDB
 DSN holding Asterisk's cel and cdr tables (FreePBX's asteriskcdrdb:
 mysql://user:password@host:3306/asteriskcdrdb, ?loc=Europe/Istanbul when
-Asterisk writes another zone's time), an Asterisk cel_custom CSV file
+Asterisk writes another zone's time), the same tables in PostgreSQL
+(cel_pgsql, cdr_pgsql: postgres://user:password@host:5432/asteriskcdrdb),
+an Asterisk cel_custom CSV file
 (its cdr_custom CSV beside it as cdr.csv or Master.csv), or a directory
 holding them; with FreeSWITCH, the directory mod_json_cdr writes its
 files to (log-dir). Without it a call that ended unseen is marked
@@ -298,7 +300,7 @@ audit trail is kanca calls list.`,
 	fs := cmd.Flags()
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
-	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb (Asterisk CEL and CDR tables), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr directory (default off) [KANCA_PBX_RECORDS]")
+	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb or postgres://... (Asterisk CEL and CDR tables), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr directory (default off) [KANCA_PBX_RECORDS]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
 		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")

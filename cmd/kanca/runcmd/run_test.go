@@ -131,7 +131,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "PJSIP/{number}@a", "--dial", "PJSIP/{number}@b"}, "two templates without a prefix"},
 		{[]string{"--ari-user", "kanca", "--listen", "127.0.0.1:0", "--dial", "90533=PJSIP/{number}@b"}, "no template without a prefix"},
 		{[]string{"--ari-user", "kanca", "--pbx-records", filepath.Join(db, "missing")}, "--pbx-records"},
-		{[]string{"--ari-user", "kanca", "--pbx-records", "postgres://x/y"}, "unknown kind of PBX records"},
+		{[]string{"--ari-user", "kanca", "--pbx-records", "sqlserver://x/y"}, "unknown kind of PBX records"},
 	} {
 		cmd := New(&db)
 		cmd.SetOut(io.Discard)
