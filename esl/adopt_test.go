@@ -105,3 +105,54 @@ func describing(t *testing.T, srv *esltest.Server) *session {
 	require.NoError(t, err)
 	return &session{src: src, c: c}
 }
+
+// A callee's leg listed between its CHANNEL_CREATE and its
+// CHANNEL_ORIGINATE has no call_uuid in FreeSWITCH's channel table (the
+// core database sets it at CHANNEL_ORIGINATE); its session knows whose
+// leg it is (Other-Type "originator", Other-Leg-Unique-ID), as its own
+// events say. Adopted, it joins its caller's call as the leg the call
+// dialled, and its answer answers that call: both when the caller's leg
+// is adopted with it and when kanca already followed the caller.
+func TestSourceAdoptsACalleeListedBeforeItsOriginate(t *testing.T) {
+	events := trace(t, "f01")
+	want := sourcetest.Shapes(decodeSorted(t, events))
+	n := index(t, events, 0, "CHANNEL_ORIGINATE", "") // the callee is created, not yet originated
+	require.Positive(t, n)
+	for _, tt := range []struct {
+		name  string
+		heard int // events kanca heard before the gap
+	}{
+		{"both legs adopted", 0},
+		{"the caller followed", index(t, events, 0, "CHANNEL_EXECUTE", "") + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, esltest.Options{})
+			reconciled := make(chan follow.Gap, 4)
+			if tt.heard == 0 {
+				srv.Play(events[:n]...)
+				srv.LiveThrough(n)
+			}
+			h := start(t, srv, func(c *Config) { c.OnReconcile = func(g follow.Gap) { reconciled <- g } })
+			<-reconciled
+			if tt.heard > 0 {
+				// kanca hears the caller's start, then lives through the rest.
+				srv.DropAfter(tt.heard, n-tt.heard)
+				srv.Play(events[:n]...)
+				<-reconciled
+			}
+			srv.DropAfter(len(events), 0) // the drop releases what the reorder buffer holds
+			srv.Play(events[n:]...)
+			waitFor(t, srv, func() bool { return srv.Listings() >= 2+min(tt.heard, 1) })
+			got := h.StopAndDrain()
+			var callee *cdr.Input
+			for i, in := range got {
+				if in.Adopted && in.Kind == cdr.KindCreated && in.Channel.ID == "61081fde-3052-4d4a-8e2c-6bfadb53588d" {
+					callee = &got[i]
+				}
+			}
+			require.NotNil(t, callee, "the callee's leg adopted")
+			assert.Equal(t, "14f12621-7640-40c9-a5f3-a4d4a52da487", callee.Channel.LinkedID, "linked to its caller's leg")
+			assert.Equal(t, want, sourcetest.Shapes(got))
+		})
+	}
+}

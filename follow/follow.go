@@ -74,9 +74,10 @@ type Listing struct {
 	// own events say precisely when they ended.
 	Ended map[string]bool
 	// Coarse says the list's states are coarser than the events': only an
-	// answer ("Up") missed in a gap is reported, on the remembered
-	// snapshot. Otherwise any state change is, with the listed snapshot,
-	// and a listed snapshot replaces the remembered one.
+	// answer ("Up") and another application missed in a gap are reported,
+	// on the remembered snapshot. Otherwise any state change or move is,
+	// with the listed snapshot, and a listed snapshot replaces the
+	// remembered one.
 	Coarse bool
 }
 
@@ -440,7 +441,10 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 			relistAt = time.Time{}
 			l, err := f.list(ctx, s)
 			if err != nil {
-				return true, err
+				// The session may hold events read meanwhile: Next hands
+				// them over, with the error when the connection ended.
+				f.log.Warn("could not list "+f.cfg.PBX+"'s channels again", "err", err)
+				continue
 			}
 			f.relist(l, emit)
 		}
@@ -604,6 +608,12 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 
 func (f *Follower) refresh(ch cdr.Channel) {
 	if lc, known := f.live[ch.ID]; known {
+		if ch.App == "" {
+			// An event that names no application (FreeSWITCH's but
+			// CHANNEL_EXECUTE) leaves the channel running what it ran:
+			// a list after a gap is compared with that.
+			ch.App, ch.AppData = lc.ch.App, lc.ch.AppData
+		}
 		lc.ch = ch
 		f.live[ch.ID] = lc
 	}
@@ -637,7 +647,7 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 			}
 		}
 		slices.SortFunc(group, func(a, b pendingChannel) int {
-			return cmp.Or(a.lc.ch.Created.Compare(b.lc.ch.Created), cmp.Compare(a.lc.ch.ID, b.lc.ch.ID))
+			return adoptOrder(a.lc.ch, b.lc.ch)
 		})
 		// Legs that joined a known call in the gap were dialled by what
 		// its first leg runs now: that leg's own change goes first, or
@@ -665,6 +675,21 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 	case !p.adopt:
 		f.listedChange(p, in, at, emit)
 	}
+}
+
+// adoptOrder is the order a call's listed legs are adopted in: the leg
+// the others are linked to first (their call is its), then by creation.
+// A list's creation times may be whole seconds (FreeSWITCH's are), so a
+// callee's leg born in the caller's second must not go first for its id.
+func adoptOrder(a, b cdr.Channel) int {
+	aFirst, bFirst := a.ID == a.LinkedID, b.ID == b.LinkedID
+	switch {
+	case aFirst && !bFirst:
+		return -1
+	case bFirst && !aFirst:
+		return 1
+	}
+	return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 }
 
 // listedChange emits what a list said changed on a known channel, unless
