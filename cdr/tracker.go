@@ -431,7 +431,14 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 	case KindState:
 		if ch.State == "Up" && l.up.IsZero() {
 			l.up = in.Time
-			if c != nil {
+			switch {
+			case c == nil:
+			case in.Adopted && l != c.origin && !l.dialed && !l.consult:
+				// A leg of the call that a gap hid dialling and answering
+				// (its creation was heard, its dial was not): it answered
+				// for the call's current step, as an adopted leg does.
+				out = t.joined(c, l, in, out)
+			default:
 				if in.Adopted && (c.answer.IsZero() || c.answerListed) {
 					c.answerListed = true
 				}

@@ -2,6 +2,7 @@ package esl
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -154,5 +155,38 @@ func TestSourceAdoptsACalleeListedBeforeItsOriginate(t *testing.T) {
 			assert.Equal(t, "14f12621-7640-40c9-a5f3-a4d4a52da487", callee.Channel.LinkedID, "linked to its caller's leg")
 			assert.Equal(t, want, sourcetest.Shapes(got))
 		})
+	}
+}
+
+// A ring group's call whose answer fell in a gap is not reported missed,
+// wherever the gap falls: FreeSWITCH's list shows the callee ringing
+// until its CHANNEL_CALLSTATE, so the answer is read from the callee's
+// next event (an answered leg hanging up is still up), and a leg the list
+// shows answered is told before its caller's end closes the call, even
+// when the callee's dial itself was lived through unheard.
+func TestSourceTellsAnAnswerAGapHid(t *testing.T) {
+	events := trace(t, "f07_")
+	missed := func(inputs []cdr.Input) bool {
+		return slices.ContainsFunc(sourcetest.Shapes(inputs), func(s sourcetest.Shape) bool { return s.Type == cdr.MissingCall })
+	}
+	require.False(t, missed(decodeSorted(t, events)), "1002 answered")
+	for heard := 1; heard < len(events)-3; heard += 3 {
+		for _, gap := range []int{3, 8, 15, 30} {
+			if heard+gap >= len(events) {
+				continue
+			}
+			srv := newServer(t, esltest.Options{})
+			reconciled := make(chan follow.Gap, 4)
+			h := start(t, srv, func(c *Config) { c.OnReconcile = func(g follow.Gap) { reconciled <- g } })
+			<-reconciled
+			srv.DropAfter(heard, gap)
+			srv.Play(events[:heard+gap]...)
+			<-reconciled
+			srv.DropAfter(len(events), 0) // the drop releases what the reorder buffer holds
+			srv.Play(events[heard+gap:]...)
+			waitFor(t, srv, func() bool { return srv.Listings() >= 3 })
+			assert.False(t, missed(h.StopAndDrain()), "heard %d events, then %d unheard", heard, gap)
+			srv.Close()
+		}
 	}
 }

@@ -116,8 +116,34 @@ func run(t *testing.T, db string, args ...string) string {
 // daemon is one `kanca run`.
 type daemon struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan error
+}
+
+// syncBuffer is a daemon's output, read while it still writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logOnFailure logs what the daemon said when the test failed: a kanca
+// that stopped delivering tells why there.
+func (d *daemon) logOnFailure(t *testing.T) {
+	if t.Failed() {
+		t.Logf("the last kanca's log:\n%s", d.log)
+	}
 }
 
 func startDaemon(t *testing.T, db, ariURL string) *daemon {
@@ -128,7 +154,7 @@ func startDaemon(t *testing.T, db, ariURL string) *daemon {
 // startRun starts `kanca run` with the PBX flags given.
 func startRun(t *testing.T, db string, pbx ...string) *daemon {
 	t.Helper()
-	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{log: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
@@ -304,8 +330,9 @@ func TestKillUnderLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var windows []window
 	const kills = 4
+	var d *daemon // the running kanca
 	for i := 0; i <= kills; i++ {
-		d := startDaemon(t, db, ast.URL)
+		d = startDaemon(t, db, ast.URL)
 		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
 		if i == kills {
 			break
@@ -331,6 +358,7 @@ func TestKillUnderLoad(t *testing.T) {
 	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
 
 	tally := judge(t, recv, want, windows, true)
+	d.logOnFailure(t)
 	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
 	require.Positive(t, exact)
 	require.Positive(t, begunInGap, "the stops must catch calls beginning")

@@ -77,6 +77,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 	}
 	clear(f.unconfirmed)
+	clear(f.unheard)
 	pending := 0
 	for _, c := range l.Channels {
 		ch := c.Channel
@@ -118,6 +119,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		if known {
 			f.unconfirmed[ch.ID] = true
 		}
+		f.unheard[ch.ID] = at
 	}
 	f.unconfirmedAt = dropped
 	if l.At.After(f.lastTime) {
@@ -215,7 +217,9 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 			continue
 		}
 		adopt++
-		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: later(clock, ch.Created)}
+		at := later(clock, ch.Created)
+		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: at}
+		f.unheard[ch.ID] = at
 	}
 	f.mu.Lock()
 	f.stats.Gone += uint64(len(gone))
