@@ -479,8 +479,9 @@ func judge(t *testing.T, recv *receiver, want map[string]*call, windows []window
 				}
 				// Whether an adopted call was answered survives one
 				// restart; one that crosses another stop is counted, not
-				// judged (a second restart can lose a callee's answer
-				// seen before it: an open bug this load shows).
+				// judged (a second restart can still lose a callee's
+				// answer: an open bug this load shows in about half the
+				// Asterisk runs, one call in each).
 				if !answers {
 					continue
 				}

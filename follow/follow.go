@@ -470,7 +470,10 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 	}
 	var unknown []*cdr.Channel
 	for i := range l.Channels {
-		if _, known := f.live[l.Channels[i].Channel.ID]; !known {
+		// A remembered channel the PBX never said the call of (a dialled
+		// leg created before its dial) is asked too: the dial may have
+		// been in the gap.
+		if lc, known := f.live[l.Channels[i].Channel.ID]; !known || lc.ch.LinkedID == "" {
 			unknown = append(unknown, &l.Channels[i].Channel)
 		}
 	}

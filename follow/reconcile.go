@@ -107,8 +107,8 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 				pending++
 				f.pending[ch.ID] = p
 			}
-		case lc.ch.State != ch.State || movedIn(lc.ch, ch):
-			p := pendingChannel{lc: lc, at: at, changed: lc.ch.State != ch.State, moved: movedIn(lc.ch, ch)}
+		case lc.ch.State != ch.State || movedIn(lc.ch, ch) || linkedIn(lc.ch, ch):
+			p := pendingChannel{lc: lc, at: at, changed: lc.ch.State != ch.State || linkedIn(lc.ch, ch), moved: movedIn(lc.ch, ch)}
 			p.lc.ch = ch
 			pending++
 			f.pending[ch.ID] = p
@@ -141,6 +141,12 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 // application says nothing of it.
 func movedIn(was, now cdr.Channel) bool {
 	return ranAnother(was, now) || now.App != "" && (now.Context != was.Context || now.Exten != was.Exten)
+}
+
+// linkedIn says whether a listed channel joined a call in the gap: kanca
+// knew of none (a dialled leg waiting for its dial), the PBX now names one.
+func linkedIn(was, now cdr.Channel) bool {
+	return was.LinkedID == "" && now.LinkedID != "" && now.LinkedID != now.ID
 }
 
 // ranAnother says whether a listed channel runs another application, or
