@@ -589,8 +589,8 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		delete(f.unheard, id)
 		f.answeredUnheard(id, at, in, emit)
 	}
-	if in.Kind != cdr.KindCreated {
-		f.settleCall(in, in.Kind == cdr.KindHangupRequest || in.Kind == cdr.KindDestroyed, emit)
+	if in.Kind == cdr.KindHangupRequest || in.Kind == cdr.KindDestroyed {
+		f.settleCall(in, emit)
 	}
 	if linked := in.Channel.LinkedID; in.Kind == cdr.KindCreated && linked != "" && linked != id {
 		// A leg born of a listed channel still held: that channel is
@@ -709,22 +709,14 @@ func adoptOrder(a, b cdr.Channel) int {
 }
 
 // settleCall settles what a list said of the other legs of in's call,
-// still held for their next input. Before in ends a leg of it (ends),
-// all of it: whatever those legs did before the list (a callee's answer)
-// came before this end, and the call must know it before it ends.
-// Otherwise the legs to adopt that in shows were created before the
-// subscription (in comes later than their creation, and no creation of
-// theirs came before it, as it would in the PBX's order): they are
-// adopted now rather than at their own next input, which may come only
-// after kanca stops again, when nothing remembers them.
-func (f *Follower) settleCall(in cdr.Input, ends bool, emit func(cdr.Input)) {
+// still held for their next input, before in ends a leg of it: whatever
+// those legs did before the list (a callee's answer) came before this
+// end, and the call must know it before it ends.
+func (f *Follower) settleCall(in cdr.Input, emit func(cdr.Input)) {
 	call := cmp.Or(in.Channel.LinkedID, in.Channel.ID)
 	var held []pendingChannel
 	for id, p := range f.pending {
-		if id == in.Channel.ID || cmp.Or(p.lc.ch.LinkedID, id) != call {
-			continue
-		}
-		if ends || p.adopt && bornBefore(p.lc.ch, in.Time) {
+		if id != in.Channel.ID && cmp.Or(p.lc.ch.LinkedID, id) == call {
 			held = append(held, p)
 		}
 	}
@@ -736,20 +728,6 @@ func (f *Follower) settleCall(in cdr.Input, ends bool, emit func(cdr.Input)) {
 		delete(f.pending, p.lc.ch.ID)
 		f.settle(p, cdr.Input{Time: in.Time}, emit)
 	}
-}
-
-// bornBefore says whether ch was certainly created before t. A list's
-// creation times may be whole seconds (FreeSWITCH's are): those are
-// certain only a second later.
-func bornBefore(ch cdr.Channel, t time.Time) bool {
-	if ch.Created.IsZero() {
-		return false
-	}
-	created := ch.Created
-	if created.Nanosecond() == 0 {
-		created = created.Add(time.Second)
-	}
-	return t.After(created)
 }
 
 // answeredUnheard tells the answer of a listed channel that in, its first

@@ -317,26 +317,3 @@ func TestRelistFailureLosesNothingRead(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
-
-// A listed leg of a known call, held to be adopted, is adopted as soon
-// as another leg of its call speaks later than its creation (its own
-// creation would have come first): waiting for its own next input could
-// outlast kanca, and a restart remembers no held leg.
-func TestReconcileAdoptsAHeldLegWhenItsCallSpeaks(t *testing.T) {
-	caller := ch("a", "Up", t0)
-	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller}}
-	at := t0.Add(time.Minute)
-	callee := ch("b", "Up", t0.Add(30*time.Second+time.Millisecond))
-	callee.LinkedID = "a"
-	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}, {Channel: callee, Server: "pbx"}}}
-	got := follow(t, seed, l, cdr.Input{Kind: cdr.KindVar, Time: at.Add(time.Second), Server: "pbx", Channel: caller})
-	require.Len(t, got, 2)
-	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: callee, Adopted: true}, got[0])
-	assert.Equal(t, cdr.KindVar, got[1].Kind)
-
-	// A whole-second creation time is certain only a second later.
-	callee.Created = at.Add(-time.Second / 2).Truncate(time.Second)
-	l.Channels[1].Channel = callee
-	got = follow(t, seed, l, cdr.Input{Kind: cdr.KindVar, Time: at.Add(-time.Second / 4), Server: "pbx", Channel: caller})
-	require.Len(t, got, 1, "not adopted yet")
-}
