@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/bench"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow/sourcetest"
 	"github.com/kanca/kanca/formats"
 )
 
@@ -116,26 +116,8 @@ func run(t *testing.T, db string, args ...string) string {
 // daemon is one `kanca run`.
 type daemon struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *sourcetest.Logs // its output, read while it still writes
 	done chan error
-}
-
-// syncBuffer is a daemon's output, read while it still writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // logOnFailure logs what the daemon said when the test failed: a kanca
@@ -154,7 +136,7 @@ func startDaemon(t *testing.T, db, ariURL string) *daemon {
 // startRun starts `kanca run` with the PBX flags given.
 func startRun(t *testing.T, db string, pbx ...string) *daemon {
 	t.Helper()
-	d := &daemon{log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{log: &sourcetest.Logs{}, done: make(chan error, 1)}
 	d.cmd = kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
