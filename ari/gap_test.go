@@ -1,9 +1,11 @@
 package ari
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,4 +166,46 @@ func TestSourceNoticesASilentStream(t *testing.T) {
 	assert.Contains(t, h.logs.String(), "silent")
 	// Counted once the reconciliation's inputs are out.
 	sourcetest.Eventually(t, func() bool { return h.src.Stats().Reconnects == 1 })
+}
+
+// A callee's leg created just before a gap waits for the Dial that made
+// it (Asterisk's snapshots do not name a channel's call); the Dial, the
+// answer and the caller's hangup request fall in the gap. Listed again,
+// the leg is asked its CHANNEL(linkedid) and joins its caller's call as
+// the leg the call dialled, answered: the call is not missed.
+func TestSourceJoinsALegWhoseDialAGapHid(t *testing.T) {
+	frames := scenario(t, "s06")
+	want := sourcetest.Shapes(decodeAll(t, frames))
+	created := -1 // the callee's ChannelCreated
+	for i, fr := range frames {
+		if bytes.Contains(fr, []byte(`"type":"ChannelCreated"`)) && i > 0 {
+			created = i
+			break
+		}
+	}
+	require.Positive(t, created)
+	left := slices.IndexFunc(frames, func(fr []byte) bool { return bytes.Contains(fr, []byte(`"type":"ChannelLeftBridge"`)) })
+	require.Greater(t, left, created)
+
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	reconciled := make(chan struct{}, 4)
+	h := start(t, srv.URL, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+	<-reconciled
+	srv.Play(frames[:created+1]...) // the callee's creation is heard
+	waitFor(t, srv, func() bool { return srv.Pos() == created+1 })
+	// Its Dial, its answer and the caller's hangup request are not.
+	srv.Hang(0)
+	srv.Play(frames[created+1 : left]...)
+	srv.DropAfter(created+1, left-created-1)
+	srv.Resume()
+	<-reconciled
+	srv.Play(frames[left:]...)
+	var got []cdr.Input
+	for sourcetest.CountKind(got, cdr.KindDestroyed) < 2 {
+		got = append(got, h.Take(t, 1)[0])
+	}
+	assert.False(t, slices.ContainsFunc(sourcetest.Shapes(got), func(s sourcetest.Shape) bool { return s.Type == cdr.MissingCall }),
+		"answered by 1000")
+	assert.Equal(t, want, sourcetest.Shapes(got))
 }

@@ -271,6 +271,23 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	return t.begin(l, in, ch.ID, out)
 }
 
+// callOf is the call in's channel links to, by its linked id: the call
+// itself, or the call of the leg it names (FreeSWITCH links a leg to the
+// leg that originated it); nil when kanca follows neither.
+func (t *Tracker) callOf(in Input) *call {
+	linked := in.Channel.LinkedID
+	if linked == "" || linked == in.Channel.ID {
+		return nil
+	}
+	if c := t.calls[callKey(in.Server, linked)]; c != nil {
+		return c
+	}
+	if o := t.legs[linked]; o != nil {
+		return o.c
+	}
+	return nil
+}
+
 // localSibling finds the other half of a Local channel pair (;1 and ;2).
 func (t *Tracker) localSibling(l *leg) *leg {
 	if !l.local || len(l.name) < 2 || l.name[len(l.name)-2] != ';' {
@@ -429,12 +446,27 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 	if ch.CallerNumber != "" {
 		l.caller = ch.CallerNumber
 	}
+	if l.c == nil && in.Adopted {
+		// A leg that waited for the dial that made it, which a gap hid:
+		// a channel list names its call now.
+		if c := t.callOf(in); c != nil {
+			t.attach(l, c)
+			out = t.joined(c, l, in, out)
+		}
+	}
 	c := l.c
 	switch in.Kind {
 	case KindState:
 		if ch.State == "Up" && l.up.IsZero() {
 			l.up = in.Time
-			if c != nil {
+			switch {
+			case c == nil:
+			case in.Adopted && l != c.origin && !l.dialed && !l.consult:
+				// A leg of the call that a gap hid dialling and answering
+				// (its creation was heard, its dial was not): it answered
+				// for the call's current step, as an adopted leg does.
+				out = t.joined(c, l, in, out)
+			default:
 				if in.Adopted && (c.answer.IsZero() || c.answerListed) {
 					c.answerListed = true
 				}

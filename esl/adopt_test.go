@@ -2,6 +2,7 @@ package esl
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,4 +105,88 @@ func describing(t *testing.T, srv *esltest.Server) *session {
 	src, err := New(Config{Addr: srv.Addr, Password: "ClueCon"})
 	require.NoError(t, err)
 	return &session{src: src, c: c}
+}
+
+// A callee's leg listed between its CHANNEL_CREATE and its
+// CHANNEL_ORIGINATE has no call_uuid in FreeSWITCH's channel table (the
+// core database sets it at CHANNEL_ORIGINATE); its session knows whose
+// leg it is (Other-Type "originator", Other-Leg-Unique-ID), as its own
+// events say. Adopted, it joins its caller's call as the leg the call
+// dialled, and its answer answers that call: both when the caller's leg
+// is adopted with it and when kanca already followed the caller.
+func TestSourceAdoptsACalleeListedBeforeItsOriginate(t *testing.T) {
+	events := trace(t, "f01")
+	want := sourcetest.Shapes(decodeSorted(t, events))
+	n := index(t, events, 0, "CHANNEL_ORIGINATE", "") // the callee is created, not yet originated
+	require.Positive(t, n)
+	for _, tt := range []struct {
+		name  string
+		heard int // events kanca heard before the gap
+	}{
+		{"both legs adopted", 0},
+		{"the caller followed", index(t, events, 0, "CHANNEL_EXECUTE", "") + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, esltest.Options{})
+			reconciled := make(chan follow.Gap, 4)
+			if tt.heard == 0 {
+				srv.Play(events[:n]...)
+				srv.LiveThrough(n)
+			}
+			h := start(t, srv, func(c *Config) { c.OnReconcile = func(g follow.Gap) { reconciled <- g } })
+			<-reconciled
+			if tt.heard > 0 {
+				// kanca hears the caller's start, then lives through the rest.
+				srv.DropAfter(tt.heard, n-tt.heard)
+				srv.Play(events[:n]...)
+				<-reconciled
+			}
+			srv.DropAfter(len(events), 0) // the drop releases what the reorder buffer holds
+			srv.Play(events[n:]...)
+			waitFor(t, srv, func() bool { return srv.Listings() >= 2+min(tt.heard, 1) })
+			got := h.StopAndDrain()
+			var callee *cdr.Input
+			for i, in := range got {
+				if in.Adopted && in.Kind == cdr.KindCreated && in.Channel.ID == "61081fde-3052-4d4a-8e2c-6bfadb53588d" {
+					callee = &got[i]
+				}
+			}
+			require.NotNil(t, callee, "the callee's leg adopted")
+			assert.Equal(t, "14f12621-7640-40c9-a5f3-a4d4a52da487", callee.Channel.LinkedID, "linked to its caller's leg")
+			assert.Equal(t, want, sourcetest.Shapes(got))
+		})
+	}
+}
+
+// A ring group's call whose answer fell in a gap is not reported missed,
+// wherever the gap falls: FreeSWITCH's list shows the callee ringing
+// until its CHANNEL_CALLSTATE, so the answer is read from the callee's
+// next event (an answered leg hanging up is still up), and a leg the list
+// shows answered is told before its caller's end closes the call, even
+// when the callee's dial itself was lived through unheard.
+func TestSourceTellsAnAnswerAGapHid(t *testing.T) {
+	events := trace(t, "f07_")
+	missed := func(inputs []cdr.Input) bool {
+		return slices.ContainsFunc(sourcetest.Shapes(inputs), func(s sourcetest.Shape) bool { return s.Type == cdr.MissingCall })
+	}
+	require.False(t, missed(decodeSorted(t, events)), "1002 answered")
+	for heard := 1; heard < len(events)-3; heard += 3 {
+		for _, gap := range []int{3, 8, 15, 30} {
+			if heard+gap >= len(events) {
+				continue
+			}
+			srv := newServer(t, esltest.Options{})
+			reconciled := make(chan follow.Gap, 4)
+			h := start(t, srv, func(c *Config) { c.OnReconcile = func(g follow.Gap) { reconciled <- g } })
+			<-reconciled
+			srv.DropAfter(heard, gap)
+			srv.Play(events[:heard+gap]...)
+			<-reconciled
+			srv.DropAfter(len(events), 0) // the drop releases what the reorder buffer holds
+			srv.Play(events[heard+gap:]...)
+			waitFor(t, srv, func() bool { return srv.Listings() >= 3 })
+			assert.False(t, missed(h.StopAndDrain()), "heard %d events, then %d unheard", heard, gap)
+			srv.Close()
+		}
+	}
 }

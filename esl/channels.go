@@ -86,10 +86,6 @@ func (r row) channel() cdr.Channel {
 	// A leg FreeSWITCH originated for another carries that leg's id as its
 	// call_uuid from CHANNEL_ORIGINATE on; a leg of its own carries its own
 	// id, or none before it is bridged.
-	bLeg := r.CallUUID != "" && r.CallUUID != r.UUID
-	if bLeg {
-		ch.LinkedID = r.CallUUID
-	}
 	switch r.Callstate {
 	case "ACTIVE", "HELD", "UNHELD":
 		ch.State = "Up"
@@ -97,14 +93,23 @@ func (r row) channel() cdr.Channel {
 		ch.State = "Ringing"
 	default:
 		ch.State = "Ring"
-		if bLeg {
-			ch.State = "Ringing"
-		}
+	}
+	if r.CallUUID != "" && r.CallUUID != r.UUID {
+		legOf(&ch, r.CallUUID)
 	}
 	if sec, err := strconv.ParseInt(r.CreatedEpoch, 10, 64); err == nil && sec > 0 {
 		ch.Created = time.Unix(sec, 0)
 	}
 	return ch
+}
+
+// legOf makes ch a leg FreeSWITCH originated for the leg a: of a's call,
+// and ringing until it answers, never a call of its own.
+func legOf(ch *cdr.Channel, a string) {
+	ch.LinkedID = a
+	if ch.State == "Ring" {
+		ch.State = "Ringing"
+	}
 }
 
 // Describe asks FreeSWITCH, for each channel about to be adopted, what
@@ -134,6 +139,17 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 }
 
 func (s *Source) describe(ch *cdr.Channel, f Fields) {
+	// The channel table has a leg's call_uuid from its CHANNEL_ORIGINATE
+	// (or a bridge) on: a callee's leg listed just after its CHANNEL_CREATE
+	// stands there as a call of its own, while its session already names
+	// the leg it was originated for, as its own events do (Other-Type
+	// "originator", a queue agent's member uuid). Read as the decoder
+	// reads those events, it joins that leg's call.
+	if ch.LinkedID == ch.ID {
+		if a := f.aLeg(); a != "" {
+			legOf(ch, a)
+		}
+	}
 	// The channel table fills cid_num only at CS_ROUTING: a channel
 	// listed before has none, its session has.
 	if ch.CallerNumber == "" {

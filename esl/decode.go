@@ -308,6 +308,13 @@ func (f Fields) Channel() cdr.Channel {
 		if ch.LinkedID != id {
 			ch.State = "Ringing"
 		}
+	case "hangup":
+		// Hanging up, it is still the leg it was: an answered one is up
+		// (as Asterisk's snapshots say), which tells an answer the gap
+		// hid when this is the first event kanca hears of it since.
+		if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+			ch.State = "Up"
+		}
 	}
 	if us, err := strconv.ParseInt(f["caller-channel-created-time"], 10, 64); err == nil && us > 0 {
 		ch.Created = time.UnixMicro(us)

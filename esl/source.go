@@ -247,12 +247,13 @@ type session struct {
 // before the answer: the socket answers on the event stream.
 func (e *session) List(ctx context.Context) (follow.Listing, error) {
 	rows, early, err := e.list(ctx)
+	// A list taken again mid-session hands its early events over first,
+	// as the first does; so does a failed one: what was read is real, and
+	// Next hands it over before it says the connection ended.
+	e.early, e.started = append(e.early, early...), false
 	if err != nil {
 		return follow.Listing{}, fmt.Errorf("event socket %s: reconcile: %w", e.src.cfg.Addr, err)
 	}
-	// A list taken again mid-session hands its early events over first,
-	// as the first does.
-	e.early, e.started = early, false
 	l := follow.Listing{Coarse: true, Ended: map[string]bool{}}
 	for _, f := range early {
 		switch f["event-name"] {

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/bench"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow/sourcetest"
 	"github.com/kanca/kanca/formats"
 )
 
@@ -116,8 +116,16 @@ func run(t *testing.T, db string, args ...string) string {
 // daemon is one `kanca run`.
 type daemon struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *sourcetest.Logs // its output, read while it still writes
 	done chan error
+}
+
+// logOnFailure logs what the daemon said when the test failed: a kanca
+// that stopped delivering tells why there.
+func (d *daemon) logOnFailure(t *testing.T) {
+	if t.Failed() {
+		t.Logf("the last kanca's log:\n%s", d.log)
+	}
 }
 
 func startDaemon(t *testing.T, db, ariURL string) *daemon {
@@ -128,7 +136,7 @@ func startDaemon(t *testing.T, db, ariURL string) *daemon {
 // startRun starts `kanca run` with the PBX flags given.
 func startRun(t *testing.T, db string, pbx ...string) *daemon {
 	t.Helper()
-	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{log: &sourcetest.Logs{}, done: make(chan error, 1)}
 	d.cmd = kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
@@ -304,8 +312,9 @@ func TestKillUnderLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var windows []window
 	const kills = 4
+	var d *daemon // the running kanca
 	for i := 0; i <= kills; i++ {
-		d := startDaemon(t, db, ast.URL)
+		d = startDaemon(t, db, ast.URL)
 		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
 		if i == kills {
 			break
@@ -331,6 +340,7 @@ func TestKillUnderLoad(t *testing.T) {
 	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
 
 	tally := judge(t, recv, want, windows, true)
+	d.logOnFailure(t)
 	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
 	require.Positive(t, exact)
 	require.Positive(t, begunInGap, "the stops must catch calls beginning")
@@ -451,8 +461,9 @@ func judge(t *testing.T, recv *receiver, want map[string]*call, windows []window
 				}
 				// Whether an adopted call was answered survives one
 				// restart; one that crosses another stop is counted, not
-				// judged (a second restart can lose a callee's answer
-				// seen before it: an open bug this load shows).
+				// judged (a second restart can still lose a callee's
+				// answer: an open bug this load shows in about half the
+				// Asterisk runs, one call in each).
 				if !answers {
 					continue
 				}

@@ -74,9 +74,10 @@ type Listing struct {
 	// own events say precisely when they ended.
 	Ended map[string]bool
 	// Coarse says the list's states are coarser than the events': only an
-	// answer ("Up") missed in a gap is reported, on the remembered
-	// snapshot. Otherwise any state change is, with the listed snapshot,
-	// and a listed snapshot replaces the remembered one.
+	// answer ("Up") and another application missed in a gap are reported,
+	// on the remembered snapshot. Otherwise any state change or move is,
+	// with the listed snapshot, and a listed snapshot replaces the
+	// remembered one.
 	Coarse bool
 }
 
@@ -233,6 +234,11 @@ type Follower struct {
 	// would be gone since unconfirmedAt.
 	unconfirmed   map[string]bool
 	unconfirmedAt time.Time
+	// unheard holds the listed channels whose first input since the list
+	// is still to come, with the time the list can be placed at: an
+	// answer a list could not show (its state lags, as FreeSWITCH's
+	// callstate does) is read from that input's snapshot.
+	unheard map[string]time.Time
 
 	mu    sync.Mutex
 	stats Stats
@@ -278,6 +284,7 @@ func New(cfg Config, dial Dial) *Follower {
 		live:        make(map[string]liveChannel),
 		pending:     make(map[string]pendingChannel),
 		unconfirmed: make(map[string]bool),
+		unheard:     make(map[string]time.Time),
 		ids:         make(map[string]bool),
 		stats:       Stats{ByType: make(map[string]uint64)},
 	}
@@ -440,7 +447,10 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 			relistAt = time.Time{}
 			l, err := f.list(ctx, s)
 			if err != nil {
-				return true, err
+				// The session may hold events read meanwhile: Next hands
+				// them over, with the error when the connection ended.
+				f.log.Warn("could not list "+f.cfg.PBX+"'s channels again", "err", err)
+				continue
 			}
 			f.relist(l, emit)
 		}
@@ -460,7 +470,10 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 	}
 	var unknown []*cdr.Channel
 	for i := range l.Channels {
-		if _, known := f.live[l.Channels[i].Channel.ID]; !known {
+		// A remembered channel the PBX never said the call of (a dialled
+		// leg created before its dial) is asked too: the dial may have
+		// been in the gap.
+		if lc, known := f.live[l.Channels[i].Channel.ID]; !known || lc.ch.LinkedID == "" {
 			unknown = append(unknown, &l.Channels[i].Channel)
 		}
 	}
@@ -572,6 +585,13 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
 	}
+	if at, ok := f.unheard[id]; ok {
+		delete(f.unheard, id)
+		f.answeredUnheard(id, at, in, emit)
+	}
+	if in.Kind == cdr.KindHangupRequest || in.Kind == cdr.KindDestroyed {
+		f.settleCall(in, emit)
+	}
 	if linked := in.Channel.LinkedID; in.Kind == cdr.KindCreated && linked != "" && linked != id {
 		// A leg born of a listed channel still held: that channel is
 		// older than the leg, so it is adopted now, lest the leg stand
@@ -604,6 +624,12 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 
 func (f *Follower) refresh(ch cdr.Channel) {
 	if lc, known := f.live[ch.ID]; known {
+		if ch.App == "" {
+			// An event that names no application (FreeSWITCH's but
+			// CHANNEL_EXECUTE) leaves the channel running what it ran:
+			// a list after a gap is compared with that.
+			ch.App, ch.AppData = lc.ch.App, lc.ch.AppData
+		}
 		lc.ch = ch
 		f.live[ch.ID] = lc
 	}
@@ -637,7 +663,7 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 			}
 		}
 		slices.SortFunc(group, func(a, b pendingChannel) int {
-			return cmp.Or(a.lc.ch.Created.Compare(b.lc.ch.Created), cmp.Compare(a.lc.ch.ID, b.lc.ch.ID))
+			return adoptOrder(a.lc.ch, b.lc.ch)
 		})
 		// Legs that joined a known call in the gap were dialled by what
 		// its first leg runs now: that leg's own change goes first, or
@@ -667,16 +693,78 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 	}
 }
 
+// adoptOrder is the order a call's listed legs are adopted in: the leg
+// the others are linked to first (their call is its), then by creation.
+// A list's creation times may be whole seconds (FreeSWITCH's are), so a
+// callee's leg born in the caller's second must not go first for its id.
+func adoptOrder(a, b cdr.Channel) int {
+	aFirst, bFirst := a.ID == a.LinkedID, b.ID == b.LinkedID
+	switch {
+	case aFirst && !bFirst:
+		return -1
+	case bFirst && !aFirst:
+		return 1
+	}
+	return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+}
+
+// settleCall settles what a list said of the other legs of in's call,
+// still held for their next input, before in ends a leg of it: whatever
+// those legs did before the list (a callee's answer) came before this
+// end, and the call must know it before it ends.
+func (f *Follower) settleCall(in cdr.Input, emit func(cdr.Input)) {
+	call := cmp.Or(in.Channel.LinkedID, in.Channel.ID)
+	var held []pendingChannel
+	for id, p := range f.pending {
+		if id != in.Channel.ID && cmp.Or(p.lc.ch.LinkedID, id) == call {
+			held = append(held, p)
+		}
+	}
+	slices.SortFunc(held, func(a, b pendingChannel) int { return adoptOrder(a.lc.ch, b.lc.ch) })
+	for _, p := range held {
+		if _, still := f.pending[p.lc.ch.ID]; !still {
+			continue // adopted with an earlier one of its call
+		}
+		delete(f.pending, p.lc.ch.ID)
+		f.settle(p, cdr.Input{Time: in.Time}, emit)
+	}
+}
+
+// answeredUnheard tells the answer of a listed channel that in, its first
+// input since the list, shows up while kanca last knew it otherwise: in
+// the PBX's order an answer comes before anything that shows it, so it
+// happened in the gap, where the list did not show it. It is placed at
+// the list, or at in when earlier. in itself, an answer, tells its own.
+func (f *Follower) answeredUnheard(id string, at time.Time, in cdr.Input, emit func(cdr.Input)) {
+	lc, known := f.live[id]
+	if !known || in.Kind == cdr.KindCreated || in.Kind == cdr.KindState || in.Channel.State != "Up" || lc.ch.State == "Up" {
+		return
+	}
+	if in.Time.Before(at) {
+		at = in.Time
+	}
+	lc.ch.State = "Up"
+	f.live[id] = lc
+	emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: lc.server, Channel: lc.ch, Adopted: true})
+}
+
 // listedChange emits what a list said changed on a known channel, unless
 // in, the channel's next input, says it itself (zero: none has come). A
 // dialplan event after the list means the stream carries the listed move
 // (that event or one on its way to it).
 func (f *Follower) listedChange(p pendingChannel, in cdr.Input, at time.Time, emit func(cdr.Input)) {
+	told := false
 	if p.changed && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == "") {
 		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
+		told = true
 	}
 	if p.moved && in.Kind != cdr.KindDialplan {
 		emit(cdr.Input{Kind: cdr.KindDialplan, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
+		told = true
+	}
+	if told {
+		// What was told is what kanca knows of the channel now.
+		f.refresh(p.lc.ch)
 	}
 }
 

@@ -23,9 +23,9 @@ import (
 //     (typically answered), with the listed snapshot (the remembered one,
 //     answered, when the list is coarse).
 //   - KindDialplan for a remembered channel the list shows running
-//     another application (not for a coarse list): a caller that left a
-//     menu for an extension in the gap, so the legs it dialled join the
-//     step they belong to.
+//     another application (a coarse list: by the application alone): a
+//     caller that left a menu for an extension in the gap, so the legs it
+//     dialled join the step they belong to.
 //
 // The list is taken after the subscription, so events queued behind it
 // may describe the same channels: the last two are held until the
@@ -77,6 +77,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 	}
 	clear(f.unconfirmed)
+	clear(f.unheard)
 	pending := 0
 	for _, c := range l.Channels {
 		ch := c.Channel
@@ -91,14 +92,23 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: at}
 		case l.Coarse:
 			// Only an answer matters to the tracker; a coarse list's other
-			// states would only differ from the events'.
+			// states would only differ from the events'. So would its
+			// numbers: a move is read from the application alone.
+			p := pendingChannel{lc: lc, at: at}
 			if ch.State == "Up" && lc.ch.State != "Up" {
-				lc.ch.State = "Up"
-				pending++
-				f.pending[ch.ID] = pendingChannel{lc: lc, at: at, changed: true}
+				p.lc.ch.State = "Up"
+				p.changed = true
 			}
-		case lc.ch.State != ch.State || movedIn(lc.ch, ch):
-			p := pendingChannel{lc: lc, at: at, changed: lc.ch.State != ch.State, moved: movedIn(lc.ch, ch)}
+			if ranAnother(lc.ch, ch) {
+				p.lc.ch.App, p.lc.ch.AppData = ch.App, ch.AppData
+				p.moved = true
+			}
+			if p.changed || p.moved {
+				pending++
+				f.pending[ch.ID] = p
+			}
+		case lc.ch.State != ch.State || movedIn(lc.ch, ch) || linkedIn(lc.ch, ch):
+			p := pendingChannel{lc: lc, at: at, changed: lc.ch.State != ch.State || linkedIn(lc.ch, ch), moved: movedIn(lc.ch, ch)}
 			p.lc.ch = ch
 			pending++
 			f.pending[ch.ID] = p
@@ -109,6 +119,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		if known {
 			f.unconfirmed[ch.ID] = true
 		}
+		f.unheard[ch.ID] = at
 	}
 	f.unconfirmedAt = dropped
 	if l.At.After(f.lastTime) {
@@ -129,7 +140,19 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 // than it was last seen running: routing the gap hid. A list that names no
 // application says nothing of it.
 func movedIn(was, now cdr.Channel) bool {
-	return now.App != "" && (now.App != was.App || now.AppData != was.AppData || now.Context != was.Context || now.Exten != was.Exten)
+	return ranAnother(was, now) || now.App != "" && (now.Context != was.Context || now.Exten != was.Exten)
+}
+
+// linkedIn says whether a listed channel joined a call in the gap: kanca
+// knew of none (a dialled leg waiting for its dial), the PBX now names one.
+func linkedIn(was, now cdr.Channel) bool {
+	return was.LinkedID == "" && now.LinkedID != "" && now.LinkedID != now.ID
+}
+
+// ranAnother says whether a listed channel runs another application, or
+// the same with other arguments, than it was last seen running.
+func ranAnother(was, now cdr.Channel) bool {
+	return now.App != "" && (now.App != was.App || now.AppData != was.AppData)
 }
 
 func later(a, b time.Time) time.Time {
@@ -200,7 +223,9 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 			continue
 		}
 		adopt++
-		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: later(clock, ch.Created)}
+		at := later(clock, ch.Created)
+		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: at}
+		f.unheard[ch.ID] = at
 	}
 	f.mu.Lock()
 	f.stats.Gone += uint64(len(gone))

@@ -220,3 +220,100 @@ func TestReconcileLegBornOfAHeldChannel(t *testing.T) {
 	assert.Equal(t, "b", got[1].Channel.ID)
 	assert.Equal(t, cdr.KindState, got[2].Kind)
 }
+
+// A list's creation times may be whole seconds: a callee's leg born in
+// its caller's second, with an id that sorts first, is still adopted
+// after the caller, whose call it belongs to.
+func TestReconcileAdoptsTheLegOthersLinkToFirst(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("b-caller", "Up", t0)
+	caller.LinkedID = caller.ID
+	callee := ch("a-callee", "Ringing", t0)
+	callee.LinkedID = caller.ID
+	l := Listing{At: at, Channels: []Listed{{Channel: callee, Server: "pbx"}, {Channel: caller, Server: "pbx"}}}
+	got := follow(t, nil, l, cdr.Input{Kind: cdr.KindState, Time: at.Add(time.Second), Server: "pbx", Channel: callee})
+	require.Len(t, got, 3)
+	assert.Equal(t, "b-caller", got[0].Channel.ID, "the caller first")
+	assert.Equal(t, "a-callee", got[1].Channel.ID)
+}
+
+// A coarse list tells a move by the application alone (its numbers are
+// not the events'), on the remembered snapshot; an event that names no
+// application leaves the channel running what it ran.
+func TestReconcileCoarseListMove(t *testing.T) {
+	a := ch("a", "Up", t0)
+	a.Exten, a.App, a.AppData = "908508850001", "ivr", "capture_ivr"
+	answered := a
+	answered.App, answered.AppData = "", "" // FreeSWITCH's CHANNEL_ANSWER names none
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: a},
+	}
+	listed := a
+	listed.Exten, listed.App, listed.AppData = "1000", "bridge", "user/1000"
+	l := Listing{Coarse: true, Channels: []Listed{{Channel: listed, Server: "fs"}}}
+	then := t0.Add(time.Minute)
+	moved := a
+	moved.App, moved.AppData = "bridge", "user/1000"
+	got := follow(t, append(seed, cdr.Input{Kind: cdr.KindState, Time: t0, Server: "fs", Channel: answered}), l,
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: then, Server: "fs", Channel: cdr.Channel{ID: "a", Created: t0}},
+	)
+	require.Len(t, got, 2)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindDialplan, Time: t0, Server: "fs", Channel: moved, Adopted: true}, got[0],
+		"the move, on what was remembered")
+	assert.Equal(t, cdr.KindHangupRequest, got[1].Kind)
+}
+
+// relisting is a PBX whose second list fails after events were read
+// while it waited: the session holds them, and Next hands them over with
+// the connection's end.
+type relisting struct {
+	played
+	lists int
+	held  []cdr.Input
+}
+
+func (r *relisting) List(context.Context) (Listing, error) {
+	r.lists++
+	if r.lists == 1 {
+		return r.list, nil
+	}
+	r.held = append(r.held, cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(time.Second), Server: "pbx", Channel: ch("a", "Up", t0)})
+	return Listing{}, errors.New("connection closed while listing")
+}
+
+func (r *relisting) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error) {
+	if r.lists > 1 {
+		return append(dst, r.held...), errors.New("closed")
+	}
+	return r.played.Next(ctx, dst)
+}
+
+// Events read while a second list waited for its answer are not lost
+// when that list fails: the connection's end hands them over.
+func TestRelistFailureLosesNothingRead(t *testing.T) {
+	r := &relisting{played: played{inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}}
+	r.inputs <- cdr.Input{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)}
+	dialed := 0
+	got := make(chan cdr.Input, 4)
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
+		func(ctx context.Context) (Session, error) {
+			if dialed++; dialed > 1 {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return r, nil
+		})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
+	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
+		select {
+		case in := <-got:
+			assert.Equal(t, want, in.Kind)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %v: what the failed list's wait read was lost", want)
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+}

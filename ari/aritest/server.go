@@ -14,6 +14,7 @@
 package aritest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/subtle"
@@ -92,6 +93,10 @@ type Server struct {
 	digits sync.Map          // channel id -> the digit its callee presses
 	silent []*websocket.Conn // replaced clients and other applications, left open
 	vars   map[string]*chanVars
+	// requestor names, by a Dial's peer, the channel that dialled it: as
+	// Asterisk allocates a dialled channel with its requestor's linkedid,
+	// the peer belongs to that call from its creation, before its Dial.
+	requestor map[string]string
 }
 
 // chanVars is what the fake keeps of a channel to answer
@@ -121,11 +126,12 @@ func NewServer(opts Options) *Server {
 		opts.App = "kanca"
 	}
 	s := &Server{
-		opts:     opts,
-		user:     opts.User,
-		password: opts.Password,
-		entityID: opts.EntityID,
-		vars:     map[string]*chanVars{},
+		opts:      opts,
+		user:      opts.User,
+		password:  opts.Password,
+		entityID:  opts.EntityID,
+		vars:      map[string]*chanVars{},
+		requestor: map[string]string{},
 	}
 	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply, ForgetSent: opts.ForgetSent})
 	mux := http.NewServeMux()
@@ -347,6 +353,31 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 	}
 }
 
+// Play appends frames to the script (see followtest.Stage.Play), noting
+// first who dialled each Dial's peer.
+func (s *Server) Play(frames ...[]byte) {
+	s.Lock()
+	for _, fr := range frames {
+		if !bytes.Contains(fr, []byte(`"Dial"`)) {
+			continue
+		}
+		var f struct {
+			Type   string          `json:"type"`
+			Peer   json.RawMessage `json:"peer"`
+			Caller json.RawMessage `json:"caller"`
+		}
+		if json.Unmarshal(fr, &f) != nil || f.Type != "Dial" {
+			continue
+		}
+		peer, caller := channelID(f.Peer), channelID(f.Caller)
+		if _, seen := s.requestor[peer]; !seen && peer != "" && caller != "" {
+			s.requestor[peer] = caller
+		}
+	}
+	s.Unlock()
+	s.Stage.Play(frames...)
+}
+
 // apply moves Asterisk's channels by one frame, the way its own state
 // moves: a channel lives from its first snapshot to its ChannelDestroyed.
 func (s *Server) apply(_ int, raw []byte) {
@@ -373,6 +404,7 @@ func (s *Server) apply(_ int, raw []byte) {
 		if id := channelID(f.Channel); id != "" {
 			s.live.Delete(id)
 			delete(s.vars, id)
+			delete(s.requestor, id)
 		}
 	case "Dial":
 		s.upsertLocked(f.Peer)
@@ -454,6 +486,9 @@ func (s *Server) noteVarsLocked(raw []byte, typ string, snaps ...json.RawMessage
 			continue
 		}
 		v := &chanVars{set: map[string]string{}, linked: first.ID}
+		if r := s.vars[s.requestor[first.ID]]; r != nil {
+			v.linked = r.linked
+		}
 		if l := first.ChannelVars["CHANNEL(linkedid)"]; l != "" {
 			v.linked = l
 		}

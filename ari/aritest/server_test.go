@@ -236,3 +236,38 @@ func TestServerHangs(t *testing.T) {
 	srv.Resume()
 	assert.Equal(t, http.StatusOK, get(t, srv.URL+"/ari/channels", "kanca", "kanca").StatusCode)
 }
+
+// A dialled channel belongs to its caller's call from its creation:
+// Asterisk allocates it with its requestor's linkedid, so
+// CHANNEL(linkedid) names the caller's call even before the Dial event
+// that names the two.
+func TestServerLinkedIDOfADialledChannelBeforeItsDial(t *testing.T) {
+	frames, err := LoadNDJSON(s01)
+	require.NoError(t, err)
+	created := -1 // the callee's ChannelCreated: the second channel
+	seen := 0
+	for i, fr := range frames {
+		if bytes.Contains(fr, []byte(`"type":"ChannelCreated"`)) {
+			if seen++; seen == 2 {
+				created = i
+				break
+			}
+		}
+	}
+	require.Positive(t, created)
+	var f struct {
+		Channel struct{ ID string } `json:"channel"`
+	}
+	require.NoError(t, json.Unmarshal(frames[created], &f))
+	require.False(t, bytes.Contains(bytes.Join(frames[:created+1], nil), []byte(`"type":"Dial"`)), "no Dial yet")
+
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames...)
+	srv.LiveThrough(created + 1)
+	resp := get(t, srv.URL+"/ari/channels/"+f.Channel.ID+"/variable?variable=CHANNEL(linkedid)", "kanca", "kanca")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var v struct{ Value string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	assert.Equal(t, "1795349289.0", v.Value, "the caller's call")
+}
