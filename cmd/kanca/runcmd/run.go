@@ -20,8 +20,10 @@ import (
 	"github.com/kanca/kanca/autodial"
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cluster"
 	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
+	"github.com/kanca/kanca/cmd/kanca/natsflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
 	"github.com/kanca/kanca/follow"
@@ -47,6 +49,7 @@ func New(db *string) *cobra.Command {
 		profile string
 		cf      callFlags
 		records string
+		nats    natsflags.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -104,7 +107,14 @@ With --dial as well, kanca places calls on request (keys: kanca keys add):
   /speech/{id}.wav     the rendered message the PBX plays
 
 The calls' webhooks carry autodial, additional_data and callback_url; the
-audit trail is kanca calls list.`,
+audit trail is kanca calls list.
+
+With --nats (KANCA_NATS_URL), run is a listener beside one PBX of many:
+it keeps each call event in its database as usual, so the PBX is never
+slowed and nothing is lost while NATS is unreachable, and forwards them
+in order to the cluster's stream; kanca deliver workers send them to the
+hooks kept in the cluster (kanca hooks --nats). Its own database then
+holds no hooks and sends nothing itself.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
 
@@ -121,7 +131,10 @@ audit trail is kanca calls list.`,
   kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --tz Europe/Istanbul
 
   # two trunks, numbers from 90533 on the second, 8 calls up on each
-  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --dial '90533=PJSIP/{number}@second' --dial-concurrency 8`,
+  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --dial '90533=PJSIP/{number}@second' --dial-concurrency 8
+
+  # a listener of many: events go to the NATS cluster, workers deliver them
+  kanca run --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --nats-creds /etc/kanca/nats.creds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
@@ -188,10 +201,15 @@ audit trail is kanca calls list.`,
 				return err
 			}
 			defer lock.Release()
-			if n, err := store.EnabledHooks(cmd.Context()); err != nil {
-				return err
-			} else if n == 0 {
-				log.Warn(status.NoEnabledHook, "db", store.Path())
+			if nats.Set() && len(cf.dial) > 0 {
+				return errors.New("--dial with --nats is not supported yet: a listener's calls are delivered by the cluster's workers")
+			}
+			if !nats.Set() {
+				if n, err := store.EnabledHooks(cmd.Context()); err != nil {
+					return err
+				} else if n == 0 {
+					log.Warn(status.NoEnabledHook, "db", store.Path())
+				}
 			}
 
 			enc := hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}
@@ -217,11 +235,23 @@ audit trail is kanca calls list.`,
 				dopts.OnAttempt = attempts.Observe
 			}
 			disp := hooks.NewDispatcher(store, dopts)
+			var deliver pipeline.Dispatcher = disp
+			if nats.Set() {
+				// A listener: the cluster's workers deliver, with the
+				// hooks kept there.
+				conn, err := nats.Connect("kanca run", log)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				deliver = &cluster.Forwarder{Store: store, Conn: conn, Logger: log}
+				log.Info("forwarding call events to NATS", "nats", conn.NC.Opts.Url)
+			}
 			p = &pipeline.Pipeline{
 				Source:     src.Source,
 				Tracker:    cdr.NewTracker(tcfg),
-				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc}),
-				Dispatcher: disp,
+				Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc, Forward: nats.Set()}),
+				Dispatcher: deliver,
 				Journal:    store,
 				Books:      bk,
 				Logger:     log,
@@ -305,6 +335,7 @@ audit trail is kanca calls list.`,
 	lf.Register(fs)
 	nf.register(fs)
 	cf.register(fs)
+	nats.Register(fs)
 	return cmd
 }
 
