@@ -72,7 +72,10 @@ type Options struct {
 	// clustered server, 1 on a single one. Existing ones are left as
 	// they are.
 	Replicas int
-	Logger   *slog.Logger
+	// Once makes a command fail when no server answers now, instead of
+	// waiting for one as a daemon does.
+	Once   bool
+	Logger *slog.Logger
 }
 
 // Conn is a connection to the cluster.
@@ -97,7 +100,7 @@ func Connect(o Options) (*Conn, error) {
 	opts := []nats.Option{
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(!o.Once),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -239,7 +239,7 @@ func (hs *Hooks) Enable(ctx context.Context, id int64, discard bool) (int, error
 	}); err != nil {
 		return 0, err
 	}
-	return hs.log.release(ctx, heldMark, id, discard)
+	return hs.log.release(ctx, heldMark, id, discard, nil)
 }
 
 // disable is a worker's: the receiver answered 410 Gone.
@@ -249,4 +249,29 @@ func (hs *Hooks) disable(ctx context.Context, id int64, reason string) error {
 		return h, nil
 	})
 	return err
+}
+
+// The delivery log, through the hooks (hooks.DeliveryLog).
+
+// Deliveries lists the log's deliveries (Log.Deliveries).
+func (hs *Hooks) Deliveries(ctx context.Context, f hooks.Filter) ([]hooks.Delivery, error) {
+	return hs.log.Deliveries(ctx, f)
+}
+
+// Behind is not known in the cluster: a call's queue lives in its
+// worker's memory.
+func (hs *Hooks) Behind(context.Context, []hooks.Delivery) (map[string]int, error) { return nil, nil }
+
+// Delivery returns one delivery and its attempts.
+func (hs *Hooks) Delivery(ctx context.Context, id string) (hooks.Delivery, []hooks.Attempt, error) {
+	return hs.log.Delivery(ctx, id)
+}
+
+// Retry sends one delivery again (Log.Retry).
+func (hs *Hooks) Retry(ctx context.Context, id string) error { return hs.log.Retry(ctx, id) }
+
+// RetryDeadProgress sends every dead delivery again, of one hook when
+// hookID is not 0, reporting progress.
+func (hs *Hooks) RetryDeadProgress(ctx context.Context, hookID int64, progress func(done, total int)) (int, error) {
+	return hs.log.release(ctx, deadMark, hookID, false, progress)
 }

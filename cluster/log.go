@@ -205,18 +205,24 @@ const (
 // RetryDead sends again every dead delivery, of one hook when hookID is
 // not 0, and returns how many.
 func (l *Log) RetryDead(ctx context.Context, hookID int64) (int, error) {
-	return l.release(ctx, deadMark, hookID, false)
+	return l.release(ctx, deadMark, hookID, false, nil)
 }
 
 // release retries, or with discard forgets, the deliveries marked kind.
-func (l *Log) release(ctx context.Context, kind string, hookID int64, discard bool) (int, error) {
+func (l *Log) release(ctx context.Context, kind string, hookID int64, discard bool, progress func(done, total int)) (int, error) {
 	ids, err := l.marked(ctx, kind, hookID)
 	if err != nil {
 		return 0, err
 	}
 	for i, id := range ids {
+		if progress != nil {
+			progress(i, len(ids))
+		}
 		if discard {
-			err = errors.Join(l.kv.Delete(ctx, deliveryPrefix+id), l.kv.Delete(ctx, markKey(kind, hookID, id)))
+			var r Record
+			if r, err = l.Get(ctx, id); err == nil {
+				err = errors.Join(l.kv.Delete(ctx, deliveryPrefix+id), l.kv.Delete(ctx, markKey(kind, r.HookID, id)))
+			}
 		} else {
 			err = l.Retry(ctx, id)
 		}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/kanca/kanca/cdr"
 )
 
 // What delivering elsewhere than this process's dispatcher shares with it
@@ -31,6 +35,52 @@ func NewSender(connect time.Duration, now func() time.Time, policy NetPolicy) *S
 func (s *Sender) Send(ctx context.Context, h Hook, d Delivery) AttemptResult {
 	return s.s.send(ctx, h, d)
 }
+
+// Test sends ev to h once, now, outside any queue: nothing is stored and
+// nothing retried. It sends even to a disabled hook.
+func (s *Sender) Test(ctx context.Context, h Hook, ev cdr.Event, enc Encoding) (AttemptResult, error) {
+	body, ctype, name, err := enc.Encode(h, ev)
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("test %s: %w", h, err)
+	}
+	dl := Delivery{ID: newDeliveryID(s.s.now()), HookID: h.ID, CallID: ev.CallID, Seq: ev.Seq, Event: name,
+		Body: body, ContentType: ctype}
+	r := s.Send(ctx, h, dl)
+	if r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil {
+		return r, fmt.Errorf("test %s: %w", h, ctx.Err())
+	}
+	return r, nil
+}
+
+// Catalog is where hooks are kept and changed: the local Store, or a
+// cluster's bucket (kanca hooks --nats).
+type Catalog interface {
+	AddHook(ctx context.Context, h Hook) (Hook, error)
+	GetHook(ctx context.Context, id int64) (Hook, error)
+	ListHooks(ctx context.Context) ([]Hook, error)
+	UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, error)
+	RemoveHook(ctx context.Context, id int64) error
+	SetEnabled(ctx context.Context, id int64, enabled bool) error
+	Enable(ctx context.Context, id int64, discard bool) (int, error)
+	// Where names the place for messages: the database file, the cluster.
+	Where() string
+}
+
+// DeliveryLog is where deliveries are listed, shown and retried: the
+// local Store, or a cluster's log (kanca deliveries --nats).
+type DeliveryLog interface {
+	GetHook(ctx context.Context, id int64) (Hook, error)
+	Deliveries(ctx context.Context, f Filter) ([]Delivery, error)
+	// Behind names, per delivery, the earlier seq of its call it waits
+	// behind, where the log knows it.
+	Behind(ctx context.Context, ds []Delivery) (map[string]int, error)
+	Delivery(ctx context.Context, id string) (Delivery, []Attempt, error)
+	Retry(ctx context.Context, id string) error
+	RetryDeadProgress(ctx context.Context, hookID int64, progress func(done, total int)) (int, error)
+}
+
+// Where is the database file, for messages.
+func (s *Store) Where() string { return s.path }
 
 // Close drops the idle connections.
 func (s *Sender) Close() { s.s.close() }

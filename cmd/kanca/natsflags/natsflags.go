@@ -33,9 +33,18 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 // Set reports whether --nats was given.
 func (f *Flags) Set() bool { return f.o.URL != "" }
 
-// Connect connects as name.
+// Connect connects as name, a daemon: it waits for the cluster.
 func (f *Flags) Connect(name string, log *slog.Logger) (*cluster.Conn, error) {
 	o := f.o
 	o.Name, o.Logger = name, log
+	return cluster.Connect(o)
+}
+
+// ConnectOnce connects as name, a command: it fails when no server
+// answers now.
+func (f *Flags) ConnectOnce(name string) (*cluster.Conn, error) {
+	o := f.o
+	o.Name, o.Once = name, true
+	o.Logger = slog.New(slog.DiscardHandler)
 	return cluster.Connect(o)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
 	"github.com/kanca/kanca/cmd/kanca/natsflags"
+	"github.com/kanca/kanca/cmd/kanca/netflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
 	"github.com/kanca/kanca/follow"
@@ -39,7 +40,7 @@ import (
 func New(db *string) *cobra.Command {
 	var (
 		tf        trackerflags.Flags
-		nf        netFlags
+		nf        netflags.Flags
 		lf        logflags.Flags
 		pf        pbxflags.Flags
 		listen    string
@@ -153,7 +154,7 @@ holds no hooks and sends nothing itself.`,
 			if err != nil {
 				return err
 			}
-			netPolicy, err := nf.policy(log)
+			netPolicy, err := nf.Policy(log)
 			if err != nil {
 				return err
 			}
@@ -333,7 +334,7 @@ holds no hooks and sends nothing itself.`,
 	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file, until kanca stops")
 	tf.Register(fs)
 	lf.Register(fs)
-	nf.register(fs)
+	nf.Register(fs)
 	cf.register(fs)
 	nats.Register(fs)
 	return cmd
