@@ -214,23 +214,39 @@ func (l *Log) release(ctx context.Context, kind string, hookID int64, discard bo
 	if err != nil {
 		return 0, err
 	}
-	for i, id := range ids {
+	// A call's retries go out by seq, so that its worker sends them in
+	// order; the marks come in key order.
+	recs := make([]Record, 0, len(ids))
+	for _, id := range ids {
+		r, err := l.Get(ctx, id)
+		if errors.Is(err, hooks.ErrNotFound) {
+			continue // expired meanwhile
+		}
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, r)
+	}
+	slices.SortFunc(recs, func(a, b Record) int {
+		if c := strings.Compare(a.CallID, b.CallID); c != 0 {
+			return c
+		}
+		return a.Seq - b.Seq
+	})
+	for i, r := range recs {
 		if progress != nil {
-			progress(i, len(ids))
+			progress(i, len(recs))
 		}
 		if discard {
-			var r Record
-			if r, err = l.Get(ctx, id); err == nil {
-				err = errors.Join(l.kv.Delete(ctx, deliveryPrefix+id), l.kv.Delete(ctx, markKey(kind, r.HookID, id)))
-			}
+			err = errors.Join(l.kv.Delete(ctx, deliveryPrefix+r.ID), l.kv.Delete(ctx, markKey(kind, r.HookID, r.ID)))
 		} else {
-			err = l.Retry(ctx, id)
+			err = l.Retry(ctx, r.ID)
 		}
 		if err != nil {
 			return i, err
 		}
 	}
-	return len(ids), nil
+	return len(recs), nil
 }
 
 // Deliveries returns the deliveries f selects, newest change first. It

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,10 @@ type receiver struct {
 	got   map[string]int
 	calls map[string][]got
 	// status answers a request (200 unless set).
-	status func(r *http.Request) int
+	status atomic.Pointer[func(r *http.Request) int]
 }
+
+func (rc *receiver) answer(f func(r *http.Request) int) { rc.status.Store(&f) }
 
 type got struct {
 	id, event, path string
@@ -43,8 +46,8 @@ func newReceiver(t *testing.T) *receiver {
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		code := http.StatusOK
-		if rc.status != nil {
-			code = rc.status(r)
+		if f := rc.status.Load(); f != nil {
+			code = (*f)(r)
 		}
 		if code == http.StatusOK {
 			seq, _ := strconv.Atoi(r.Header.Get("X-Kanca-Sequence"))

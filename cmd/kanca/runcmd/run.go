@@ -246,7 +246,7 @@ holds no hooks and sends nothing itself.`,
 				}
 				defer conn.Close()
 				deliver = &cluster.Forwarder{Store: store, Conn: conn, Logger: log}
-				log.Info("forwarding call events to NATS", "nats", conn.NC.Opts.Url)
+				log.Info("forwarding call events to NATS", "server", conn.NC.ConnectedUrlRedacted())
 			}
 			p = &pipeline.Pipeline{
 				Source:     src.Source,
