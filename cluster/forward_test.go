@@ -103,7 +103,7 @@ func inOrder(t *testing.T, evs []cdr.Event, want map[string]int) {
 
 func connect(t *testing.T, url string) *cluster.Conn {
 	t.Helper()
-	c, err := cluster.Connect(cluster.Options{URL: url, Name: t.Name()})
+	c, err := cluster.Connect(cluster.Options{URL: url, Name: t.Name(), Logger: quiet()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c

@@ -461,7 +461,7 @@ func (p *partition) deliver(it *item) bool {
 // the next owner.
 func (p *partition) record(it *item) bool {
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(p.sendCtx, 5*time.Second)
 		err := p.w.dlog.put(ctx, it.rec)
 		cancel()
 		if err == nil {

@@ -232,43 +232,50 @@ const workerKeyPrefix = "w."
 
 func leaseKey(p int) string { return "p." + strconv.Itoa(p) }
 
-// balance renews the worker's presence and leases, gives back what is
-// beyond its share and takes free partitions up to it.
+// balance renews the worker's leases and presence, gives back what is
+// beyond its share and takes free partitions up to it. Every call to the
+// cluster is bounded: renewals must not wait behind a server that hangs.
 func (w *Worker) balance(ctx context.Context) {
-	if _, err := w.leases.Put(ctx, workerKeyPrefix+w.opts.ID, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		w.log.Warn("announce worker", "err", err)
-	}
-	live := 1
-	if kl, err := w.leases.ListKeysFiltered(ctx, workerKeyPrefix+"*"); err == nil {
-		n := 0
-		for range kl.Keys() {
-			n++
-		}
-		live = max(n, 1)
-	}
-	share := (Partitions + live - 1) / live
+	step := w.opts.LeaseTTL / 4
 	w.mu.Lock()
 	owned := make([]*partition, 0, len(w.parts))
 	for _, p := range w.parts {
 		owned = append(owned, p)
 	}
 	w.mu.Unlock()
-	for _, p := range owned {
-		if !p.renew(ctx) {
-			w.stop(p, false)
-		}
-	}
 	n := 0
 	for _, p := range owned {
+		if p.ended.Load() {
+			continue
+		}
+		if !p.renew(ctx) {
+			go w.stop(p, false)
+			continue
+		}
 		if p.running() {
 			n++
 		}
 	}
+	bctx, cancel := context.WithTimeout(ctx, step)
+	defer cancel()
+	if _, err := w.leases.Put(bctx, workerKeyPrefix+w.opts.ID, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		w.log.Warn("announce worker", "err", err)
+		return
+	}
+	live := 0
+	kl, err := w.leases.ListKeysFiltered(bctx, workerKeyPrefix+"*")
+	if err != nil {
+		return
+	}
+	for range kl.Keys() {
+		live++
+	}
+	share := (Partitions + max(live, 1) - 1) / max(live, 1)
 	for _, p := range owned {
 		if n <= share {
 			break
 		}
-		if p.running() {
+		if p.running() && !p.ended.Load() {
 			// Given back in the background: its requests in flight
 			// may take a while, and the other leases must be renewed
 			// meanwhile (its own too, until it is released).
@@ -277,11 +284,8 @@ func (w *Worker) balance(ctx context.Context) {
 			n--
 		}
 	}
-	if n >= share {
-		return
-	}
 	for _, i := range rand.Perm(Partitions) {
-		if n >= share || ctx.Err() != nil {
+		if n >= share || bctx.Err() != nil {
 			break
 		}
 		w.mu.Lock()
@@ -290,12 +294,11 @@ func (w *Worker) balance(ctx context.Context) {
 		if mine {
 			continue
 		}
-		rev, err := w.leases.Create(ctx, leaseKey(i), []byte(w.opts.ID))
+		rev, err := w.leases.Create(bctx, leaseKey(i), []byte(w.opts.ID))
 		if err != nil {
 			continue // held by another worker, or the cluster is away
 		}
-		p := w.start(ctx, i, rev)
-		if p != nil {
+		if w.start(bctx, i, rev) != nil {
 			n++
 		}
 	}

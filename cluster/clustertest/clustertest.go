@@ -97,26 +97,33 @@ func Start(tb testing.TB, n int) *Cluster {
 		}
 	}
 	if n > 1 {
-		deadline := time.Now().Add(30 * time.Second)
-		for _, s := range c.Servers {
-			for !s.JetStreamIsClustered() || s.JetStreamIsLeader() == false && !hasLeader(c) {
-				if time.Now().After(deadline) {
-					tb.Fatalf("NATS cluster has no JetStream leader after 30 s")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
+		c.WaitForLeader(tb)
 	}
 	return c
 }
 
-func hasLeader(c *Cluster) bool {
-	for _, s := range c.Servers {
-		if s.Running() && s.JetStreamIsLeader() {
-			return true
+// WaitForLeader waits until the running servers agree on a JetStream
+// meta leader: before that, creating a stream or a bucket times out.
+func (c *Cluster) WaitForLeader(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader, current := false, true
+		for _, s := range c.Servers {
+			if !s.Running() {
+				continue
+			}
+			leader = leader || s.JetStreamIsLeader()
+			current = current && s.JetStreamIsCurrent()
 		}
+		if leader && current {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("NATS cluster has no JetStream meta leader after 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return false
 }
 
 // freePorts finds n ports free on 127.0.0.1 now.
