@@ -34,8 +34,9 @@ type harness struct {
 	mu    sync.Mutex
 	calls []string
 
-	loads   sync.WaitGroup
-	stopped chan struct{}
+	loads       sync.WaitGroup
+	stopped     chan struct{}
+	loadStopped time.Time
 }
 
 type workerRun struct {
@@ -105,14 +106,14 @@ func (h *harness) listener(url string) *listenerRun {
 	return l
 }
 
-// load commits calls on l until the harness stops it: every 50 ms a call
+// load commits calls on l until the harness stops it: every 100 ms a call
 // starts and every live call moves one event on.
 func (h *harness) load(l *listenerRun, prefix string) {
 	h.loads.Add(1)
 	go func() {
 		defer h.loads.Done()
 		live := map[string]int{}
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		n := 0
 		for stopping := false; !stopping || len(live) > 0; {
@@ -153,6 +154,7 @@ func (h *harness) finish() {
 	h.t.Helper()
 	close(h.stopped)
 	h.loads.Wait()
+	h.loadStopped = time.Now()
 	h.mu.Lock()
 	calls := append([]string(nil), h.calls...)
 	h.mu.Unlock()
@@ -182,7 +184,7 @@ func (h *harness) finish() {
 		require.Len(h.t, ids, faultEvents, "%s: every event arrived", k)
 	}
 	require.Len(h.t, h.rc.calls, 2*len(calls), "every call reached both hooks")
-	h.t.Logf("%d calls, %d deliveries, %d repeats", len(calls), want, repeats)
+	h.t.Logf("%d calls, %d deliveries, %d repeats; all in %s after the load stopped", len(calls), want, repeats, time.Since(h.loadStopped).Round(time.Millisecond))
 }
 
 func TestFaultWorkerKilledUnderLoad(t *testing.T) {
@@ -242,13 +244,15 @@ func TestFaultNATSServersKilledUnderLoad(t *testing.T) {
 	for i := range 3 {
 		h.load(h.listener(url), fmt.Sprintf("l%d", i+1))
 	}
-	for range 10 {
+	for i := range 10 {
 		time.Sleep(400 * time.Millisecond)
 		srv := h.nc.Servers[rand.IntN(3)]
+		start := time.Now()
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		time.Sleep(700 * time.Millisecond)
 		srv.Restart(t)
+		t.Logf("kill %d: %s down and back in %s", i+1, srv.Name(), time.Since(start).Round(time.Millisecond))
 	}
 	time.Sleep(time.Second)
 	h.finish()
