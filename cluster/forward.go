@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -32,9 +33,9 @@ type Forwarder struct {
 	failing   atomic.Bool
 }
 
-// publishTimeout bounds one publish: an acknowledgement not back by then
-// is taken as not stored, and the event is published again (the stream
-// drops the repeat if it was stored after all).
+// publishTimeout bounds a window's publishes: an acknowledgement not back
+// by then is taken as not stored, and the event is published again (the
+// stream drops the repeat if it was stored after all).
 const publishTimeout = 5 * time.Second
 
 // Run forwards until ctx ends. What is not acknowledged stays in the store
@@ -87,10 +88,12 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return nil
 }
 
-// drain publishes everything not yet acknowledged, one event at a time:
-// an event is published only once the one before it is stored, so a
-// failure in between can never put a call's later event ahead of an
-// earlier one in the stream.
+// drain publishes everything not yet acknowledged, a window at a time:
+// a window's publishes are in flight together, but it holds at most one
+// event per call, and the next window goes only once every event of this
+// one is stored. So whatever fails and is published again, a call's
+// later event never lands in the stream ahead of an earlier one; calls
+// side by side may swap places, which nothing depends on.
 func (f *Forwarder) drain(ctx context.Context, stream *bool) error {
 	if !*stream {
 		if _, err := f.Conn.Stream(ctx); err != nil {
@@ -99,32 +102,75 @@ func (f *Forwarder) drain(ctx context.Context, stream *bool) error {
 		*stream = true
 	}
 	for {
-		batch, err := f.Store.Unforwarded(ctx, 256)
+		batch, err := f.Store.Unforwarded(ctx, maxWindow)
 		if err != nil || len(batch) == 0 {
 			return err
 		}
-		var last, n int64
-		for _, ev := range batch {
-			pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-			_, err = f.Conn.JS.Publish(pctx, Subject(Partition(ev.CallID)), ev.Event, jetstream.WithMsgID(ev.ID))
-			cancel()
+		for len(batch) > 0 {
+			n := window(batch)
+			done, err := f.publish(ctx, batch[:n])
+			if done > 0 {
+				if merr := f.Store.MarkForwarded(context.WithoutCancel(ctx), batch[done-1].N, time.Now()); merr != nil {
+					return merr
+				}
+				f.forwarded.Add(int64(done))
+			}
 			if err != nil {
-				err = fmt.Errorf("publish event %s of call %s: %w", ev.ID, ev.CallID, err)
-				break
+				return err
 			}
-			last = ev.N
-			n++
-		}
-		if last > 0 {
-			if merr := f.Store.MarkForwarded(context.WithoutCancel(ctx), last, time.Now()); merr != nil {
-				return merr
-			}
-			f.forwarded.Add(n)
-		}
-		if err != nil {
-			return err
+			batch = batch[n:]
 		}
 	}
+}
+
+// maxWindow bounds the publishes in flight at once.
+const maxWindow = 256
+
+// window is how many of evs, from the first, hold no call twice.
+func window(evs []hooks.Forwarded) int {
+	seen := make(map[string]bool, len(evs))
+	for i, ev := range evs {
+		if seen[ev.CallID] {
+			return i
+		}
+		seen[ev.CallID] = true
+	}
+	return len(evs)
+}
+
+// publish sends evs at once and waits for every acknowledgement; done is
+// how many, from the first, the stream stored.
+func (f *Forwarder) publish(ctx context.Context, evs []hooks.Forwarded) (done int, err error) {
+	futures := make([]jetstream.PubAckFuture, len(evs))
+	for i, ev := range evs {
+		futures[i], err = f.Conn.JS.PublishAsync(Subject(Partition(ev.CallID)), ev.Event, jetstream.WithMsgID(ev.ID))
+		if err != nil {
+			futures = futures[:i]
+			err = fmt.Errorf("publish event %s of call %s: %w", ev.ID, ev.CallID, err)
+			break
+		}
+	}
+	timeout := time.NewTimer(publishTimeout)
+	defer timeout.Stop()
+	stored := true
+	for i, fu := range futures {
+		select {
+		case <-fu.Ok():
+			if stored {
+				done = i + 1
+			}
+		case perr := <-fu.Err():
+			stored = false
+			if err == nil {
+				err = fmt.Errorf("publish event %s of call %s: %w", evs[i].ID, evs[i].CallID, perr)
+			}
+		case <-timeout.C:
+			return done, errors.Join(err, fmt.Errorf("publish: no acknowledgement within %s", publishTimeout))
+		case <-ctx.Done():
+			return done, ctx.Err()
+		}
+	}
+	return done, err
 }
 
 // Forwarded counts the events acknowledged since Run started.

@@ -133,10 +133,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.balance(ctx)
 		select {
 		case <-ctx.Done():
-			w.stopAll()
+			w.leave()
 			return nil
 		case err := <-watched:
-			w.stopAll()
+			w.leave()
 			return err
 		case <-tick.C:
 		}
@@ -302,6 +302,15 @@ func (w *Worker) balance(ctx context.Context) {
 			n++
 		}
 	}
+}
+
+// leave gives the partitions back and takes the worker off the live list
+// at once, so the others' shares grow without waiting for it to expire.
+func (w *Worker) leave() {
+	w.stopAll()
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.LeaseTTL/4)
+	defer cancel()
+	_ = w.leases.Delete(ctx, workerKeyPrefix+w.opts.ID)
 }
 
 // stopAll gives every partition back, waiting for the requests in flight.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,21 @@ func (c *Cluster) URL() string {
 // cleanup.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	ports := freePorts(tb, 2*n)
+	c, err := StartIn(n, tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// StartIn is Start outside a test (benchmarks, the demo): the stores go
+// under dir, and Close stops the servers.
+func StartIn(n int, dir string) (*Cluster, error) {
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
 	var routes []*url.URL
 	if n > 1 {
 		for i := range n {
@@ -71,7 +86,7 @@ func Start(tb testing.TB, n int) *Cluster {
 			Host:       "127.0.0.1",
 			Port:       ports[i],
 			JetStream:  true,
-			StoreDir:   tb.TempDir(),
+			StoreDir:   filepath.Join(dir, fmt.Sprintf("nats-%d", i+1)),
 			NoLog:      true,
 			NoSigs:     true,
 		}
@@ -81,31 +96,45 @@ func Start(tb testing.TB, n int) *Cluster {
 		}
 		ns, err := server.NewServer(o)
 		if err != nil {
-			tb.Fatalf("NATS server %d: %v", i+1, err)
+			c.Close()
+			return nil, fmt.Errorf("NATS server %d: %w", i+1, err)
 		}
 		go ns.Start()
-		s := &Server{Server: ns, opts: o}
-		c.Servers = append(c.Servers, s)
-		tb.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
+		c.Servers = append(c.Servers, &Server{Server: ns, opts: o})
 	}
 	for _, s := range c.Servers {
 		if !s.ReadyForConnections(20 * time.Second) {
-			tb.Fatalf("NATS server %s not ready", s.opts.ServerName)
+			c.Close()
+			return nil, fmt.Errorf("NATS server %s not ready", s.opts.ServerName)
 		}
 	}
 	if n > 1 {
-		c.WaitForLeader(tb)
+		if err := c.waitForLeader(); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
-	return c
+	return c, nil
+}
+
+// Close stops every server.
+func (c *Cluster) Close() {
+	for _, s := range c.Servers {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
 }
 
 // WaitForLeader waits until the running servers agree on a JetStream
 // meta leader: before that, creating a stream or a bucket times out.
 func (c *Cluster) WaitForLeader(tb testing.TB) {
 	tb.Helper()
+	if err := c.waitForLeader(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (c *Cluster) waitForLeader() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		leader, current := false, true
@@ -117,30 +146,31 @@ func (c *Cluster) WaitForLeader(tb testing.TB) {
 			current = current && s.JetStreamIsCurrent()
 		}
 		if leader && current {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("NATS cluster has no JetStream meta leader after 30 s")
+			return fmt.Errorf("NATS cluster has no JetStream meta leader after 30 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // freePorts finds n ports free on 127.0.0.1 now.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
+func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	var ports []int
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			tb.Fatalf("free port: %v", err)
+			return nil, fmt.Errorf("free port: %w", err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ports, nil
 }
