@@ -730,6 +730,17 @@ func runLoad(ctx context.Context, o Options, tps []*template, slow bool, mix map
 	lat := slices.Clone(tr.lat)
 	first, lastHang := tr.first, tr.lastHang
 	tr.mu.Unlock()
+	st.timing(lat, first, lastHang, last, ob.Deliveries)
+	if waitErr == nil && stopErr != nil {
+		waitErr = stopErr
+	}
+	return st, bodies, waitErr
+}
+
+// timing fills the phase's rates and latencies from the calls' hangup to
+// POST times, the first frame sent, the last hangup frame sent and the
+// last delivery; rows are the outbox rows committed.
+func (st *LoadStats) timing(lat []time.Duration, first, lastHang, last time.Time, rows int64) {
 	st.Hangups = len(lat)
 	if !first.IsZero() {
 		st.Elapsed = last.Sub(first)
@@ -738,14 +749,10 @@ func runLoad(ctx context.Context, o Options, tps []*template, slow bool, mix map
 		}
 		if d := st.Elapsed.Seconds(); d > 0 {
 			st.DeliveriesPerSec = float64(st.Delivered) / d
-			st.RowsPerSec = float64(ob.Deliveries) / d
+			st.RowsPerSec = float64(rows) / d
 		}
 	}
 	st.P50, st.P95, st.P99, st.Max = percentiles(lat)
-	if waitErr == nil && stopErr != nil {
-		waitErr = stopErr
-	}
-	return st, bodies, waitErr
 }
 
 func percentiles(d []time.Duration) (p50, p95, p99, mx time.Duration) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -339,17 +338,7 @@ func clusterLoad(ctx context.Context, o Options, tps []*template, conns []*clust
 		st.Frames += p.frames
 	}
 	_, last, _ := recv.snapshot()
-	st.Hangups = len(lat)
-	if !first.IsZero() {
-		st.Elapsed = last.Sub(first)
-		if d := lastHang.Sub(first).Seconds(); d > 0 {
-			st.CallsPerSec = float64(st.Calls) / d
-		}
-		if d := st.Elapsed.Seconds(); d > 0 {
-			st.DeliveriesPerSec = float64(st.Delivered) / d
-		}
-	}
-	st.P50, st.P95, st.P99, st.Max = percentiles(slices.Clone(lat))
+	st.timing(lat, first, lastHang, last, 0)
 	return st, err
 }
 

@@ -51,49 +51,21 @@ type Record struct {
 	RetryDone int `json:"retry_done,omitempty"`
 }
 
-// record is Record as stored: Delivery hides its body and its JSON names
-// differ from what the log needs to keep.
-type record struct {
-	ID          string          `json:"id"`
-	HookID      int64           `json:"hook_id"`
-	CallID      string          `json:"call"`
-	Seq         int             `json:"seq"`
-	Event       string          `json:"event"`
-	ContentType string          `json:"content_type"`
-	State       hooks.State     `json:"state"`
-	Attempts    int             `json:"attempts"`
-	NextAttempt time.Time       `json:"next_attempt"`
-	LastStatus  int             `json:"last_status,omitempty"`
-	LastError   string          `json:"last_error,omitempty"`
-	Created     time.Time       `json:"created"`
-	Updated     time.Time       `json:"updated"`
-	Body        []byte          `json:"body"`
-	EventID     string          `json:"event_id"`
-	EventJSON   json.RawMessage `json:"event_json"`
-	Tries       []hooks.Attempt `json:"tries,omitempty"`
-	Retries     int             `json:"retries,omitempty"`
-	RetryDone   int             `json:"retry_done,omitempty"`
-}
-
+// encodeRecord is r as stored: the delivery's own fields (its JSON), the
+// body beside them (the delivery's JSON leaves it out).
 func encodeRecord(r Record) []byte {
-	d := r.Delivery
-	b, _ := json.Marshal(record{d.ID, d.HookID, d.CallID, d.Seq, d.Event, d.ContentType, d.State, d.Attempts,
-		d.NextAttempt, d.LastStatus, d.LastError, d.Created, d.Updated, r.Body, r.EventID, r.EventJSON, r.Tries,
-		r.Retries, r.RetryDone}) // plain fields: cannot fail
+	r.Body = r.Delivery.Body
+	b, _ := json.Marshal(r) // plain fields: cannot fail
 	return b
 }
 
 func decodeRecord(b []byte) (Record, error) {
-	var s record
-	if err := json.Unmarshal(b, &s); err != nil {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
 		return Record{}, err
 	}
-	return Record{
-		Delivery: hooks.Delivery{ID: s.ID, HookID: s.HookID, CallID: s.CallID, Seq: s.Seq, Event: s.Event,
-			Body: s.Body, ContentType: s.ContentType, State: s.State, Attempts: s.Attempts, NextAttempt: s.NextAttempt,
-			LastStatus: s.LastStatus, LastError: s.LastError, Created: s.Created, Updated: s.Updated},
-		Body: s.Body, EventID: s.EventID, EventJSON: s.EventJSON, Tries: s.Tries, Retries: s.Retries, RetryDone: s.RetryDone,
-	}, nil
+	r.Delivery.Body = r.Body
+	return r, nil
 }
 
 const (

@@ -58,22 +58,23 @@ func (t *Target) WithStore(create bool, f func(ctx context.Context, s *hooks.Sto
 
 // WithHooks gives f the hooks: the local database's or the cluster's.
 func (t *Target) WithHooks(create bool, f func(ctx context.Context, s hooks.Catalog) error) error {
-	if !t.NATS.Set() {
-		return WithStore(*t.DB, create, func(ctx context.Context, s *hooks.Store) error { return f(ctx, s) })
-	}
-	return t.WithCluster(func(ctx context.Context, c *cluster.Conn) error {
-		hs, err := c.Hooks(ctx)
-		if err != nil {
-			return err
-		}
-		return f(ctx, hs)
-	})
+	return t.with(create, func(ctx context.Context, s both) error { return f(ctx, s) })
 }
 
 // WithLog gives f the delivery log: the local database's or the cluster's.
 func (t *Target) WithLog(f func(ctx context.Context, l hooks.DeliveryLog) error) error {
+	return t.with(false, func(ctx context.Context, s both) error { return f(ctx, s) })
+}
+
+// both is what the store and the cluster each answer.
+type both interface {
+	hooks.Catalog
+	hooks.DeliveryLog
+}
+
+func (t *Target) with(create bool, f func(ctx context.Context, s both) error) error {
 	if !t.NATS.Set() {
-		return WithStore(*t.DB, false, func(ctx context.Context, s *hooks.Store) error { return f(ctx, s) })
+		return WithStore(*t.DB, create, func(ctx context.Context, s *hooks.Store) error { return f(ctx, s) })
 	}
 	return t.WithCluster(func(ctx context.Context, c *cluster.Conn) error {
 		hs, err := c.Hooks(ctx)
