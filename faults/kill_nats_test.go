@@ -1,0 +1,95 @@
+package faults
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kanca/kanca/ari/aritest"
+	"github.com/kanca/kanca/bench"
+	"github.com/kanca/kanca/cluster/clustertest"
+)
+
+// startWorker starts `kanca deliver` on the cluster at url.
+func startWorker(t *testing.T, url string) *daemon {
+	t.Helper()
+	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(kancaBin, "deliver", "--nats", url, "--lease", "2s", "--tz", "UTC", "--log-level", "warn")
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	require.NoError(t, d.cmd.Start())
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+		}
+	})
+	return d
+}
+
+// TestKillUnderLoad, with kanca on a three-node NATS cluster: the
+// listener beside the PBX (kanca run --nats) is killed -9 (once stopped
+// with SIGTERM) while Asterisk goes on, and each time one of the two
+// delivery workers (kanca deliver) is killed -9 and started again. The
+// receiver must get what a kanca that never stopped sends, by the same
+// rules as the single machine: every call, in order, a repeat under the
+// same delivery id and body.
+func TestKillUnderLoadNATS(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("needs POSIX signals")
+	}
+	frames, err := bench.Script(filepath.Join("..", "testdata", "ari"), killMix, 120, 10)
+	require.NoError(t, err)
+	want := expected(t, frames)
+
+	nc := clustertest.Start(t, 3)
+	url := nc.URL()
+	ast := aritest.NewServer(aritest.Options{Pace: 150 * time.Microsecond})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	db := filepath.Join(t.TempDir(), "listener.db")
+	numbers := map[string]bool{}
+	for _, c := range want {
+		numbers[c.number] = true
+	}
+	for n := range numbers {
+		run(t, db, "hooks", "add", "--nats", url, "--number", n, "--url", recv.URL+"/hook")
+	}
+	workers := []*daemon{startWorker(t, url), startWorker(t, url)}
+	ast.Play(frames...)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var windows []window
+	const kills = 3
+	for i := 0; i <= kills; i++ {
+		listener := startRun(t, db, "--ari-url", ast.URL, "--ari-user", "kanca", "--nats", url)
+		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
+		if i == kills {
+			break
+		}
+		if i > 0 {
+			windows[len(windows)-1].to = ast.Pos() + 50
+		}
+		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		w := rng.IntN(len(workers))
+		workers[w].stop(t, false)
+		workers[w] = startWorker(t, url)
+		pos := ast.Pos()
+		listener.stop(t, i == 1)
+		waitUntil(t, "Asterisk to see kanca gone", 10*time.Second, func() bool { return !ast.Connected() })
+		from := ast.Pos()
+		ast.LiveThrough(400 + rng.IntN(800))
+		windows = append(windows, window{from: pos - 200, to: ast.Pos() + 50})
+		t.Logf("stop %d at frame %d of %d; unheard, Asterisk went on from %d to %d", i+1, pos, len(frames), from, ast.Pos())
+	}
+	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
+	tally := judge(t, recv, want, windows, true)
+	require.Positive(t, tally.exact)
+}
