@@ -74,8 +74,12 @@ type Options struct {
 	Replicas int
 	// Once makes a command fail when no server answers now, instead of
 	// waiting for one as a daemon does.
-	Once   bool
-	Logger *slog.Logger
+	Once bool
+	// OnlyGiven keeps the client to the URLs given, never the servers the
+	// cluster announces (a listener that reaches NATS through a proxy or
+	// an address translation).
+	OnlyGiven bool
+	Logger    *slog.Logger
 }
 
 // Conn is a connection to the cluster.
@@ -111,6 +115,9 @@ func Connect(o Options) (*Conn, error) {
 		// Without a handler the client prints asynchronous errors itself.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Debug("NATS", "err", err) }),
 	}
+	if o.OnlyGiven {
+		opts = append(opts, nats.IgnoreDiscoveredServers())
+	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
@@ -134,7 +141,9 @@ func Connect(o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS %s: %w", o.URL, err)
 	}
-	js, err := jetstream.New(nc)
+	// A cluster electing a leader, or on a loaded machine, can take more
+	// than the client's 5 s default to create a stream or a bucket.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(15*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connect to NATS %s: %w", o.URL, err)
@@ -167,7 +176,7 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("events stream: %w", err)
 	}
-	s, err = c.JS.CreateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "kanca call events, partitioned by call",
 		Subjects:    []string{SubjectPrefix + "*"},
@@ -179,6 +188,10 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 		// after an outage of minutes: an hour of ids keeps those repeats
 		// out of the stream.
 		Duplicates: time.Hour,
+	}
+	err = retryTimeouts(ctx, func(ctx context.Context) (err error) {
+		s, err = c.JS.CreateStream(ctx, cfg)
+		return err
 	})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return c.JS.Stream(ctx, StreamName)
@@ -200,7 +213,10 @@ func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstr
 	}
 	cfg.Replicas = c.replicas()
 	cfg.Storage = jetstream.FileStorage
-	kv, err = c.JS.CreateKeyValue(ctx, cfg)
+	err = retryTimeouts(ctx, func(ctx context.Context) (err error) {
+		kv, err = c.JS.CreateKeyValue(ctx, cfg)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		return c.JS.KeyValue(ctx, cfg.Bucket)
 	}
@@ -208,4 +224,18 @@ func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstr
 		return nil, fmt.Errorf("create bucket %s (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
 	}
 	return kv, nil
+}
+
+// retryTimeouts runs create again, up to three times in all, while it
+// times out: a cluster that is electing a leader, or a node catching up,
+// answers late, and the stream or bucket may exist by the next try.
+func retryTimeouts(ctx context.Context, create func(context.Context) error) error {
+	var err error
+	for range 3 {
+		if err = create(ctx); err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return err
+		}
+	}
+	return err
 }

@@ -154,7 +154,7 @@ func TestClusterDeliversWhatReplayPrints(t *testing.T) {
 	nc := clustertest.Start(t, 3)
 	urls := []string{nc.Servers[0].URL(), nc.Servers[1].URL(), nc.Servers[2].URL()}
 	recs := []recording{
-		loadRecording(t, 0.25, "ari-load/run1_10cps"),
+		loadRecording(t, 0.15, "ari-load/run1_10cps"),
 		loadRecording(t, 1, "ari/s11-five-concurrent", "ari/s12-ring-group", "ari/s07-queue-member-answers", "ari/s09-inbound-fax"),
 		loadRecording(t, 1, "ari/t01_attended_transfer_star2", "ari/t02_blind_transfer_hashhash", "ari/t03_call_pickup_star8",
 			"ari/t04_park_and_retrieve", "ari/t05_voicemail_after_no_answer", "ari/s06-ivr-menu-dtmf-to-extension"),

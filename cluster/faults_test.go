@@ -37,6 +37,8 @@ type harness struct {
 	loads       sync.WaitGroup
 	stopped     chan struct{}
 	loadStopped time.Time
+	// every is how often each listener starts a call (default 100 ms).
+	every time.Duration
 }
 
 type workerRun struct {
@@ -63,7 +65,8 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) worker(url, id string) *workerRun {
 	h.t.Helper()
-	c, err := cluster.Connect(cluster.Options{URL: url, Name: id, Logger: quiet()})
+	// OnlyGiven: a worker behind a proxy stays behind it.
+	c, err := cluster.Connect(cluster.Options{URL: url, Name: id, Logger: quiet(), OnlyGiven: true})
 	require.NoError(h.t, err)
 	h.t.Cleanup(c.Close)
 	w, err := cluster.NewWorker(context.Background(), c, cluster.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second,
@@ -88,7 +91,7 @@ func (wr *workerRun) kill() {
 
 func (h *harness) forwarder(l *listenerRun, url string) {
 	h.t.Helper()
-	c, err := cluster.Connect(cluster.Options{URL: url, Name: "listener", Logger: quiet()})
+	c, err := cluster.Connect(cluster.Options{URL: url, Name: "listener", Logger: quiet(), OnlyGiven: true})
 	require.NoError(h.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -106,14 +109,18 @@ func (h *harness) listener(url string) *listenerRun {
 	return l
 }
 
-// load commits calls on l until the harness stops it: every 100 ms a call
-// starts and every live call moves one event on.
+// load commits calls on l until the harness stops it: every h.every a
+// call starts and every live call moves one event on.
 func (h *harness) load(l *listenerRun, prefix string) {
 	h.loads.Add(1)
 	go func() {
 		defer h.loads.Done()
 		live := map[string]int{}
-		tick := time.NewTicker(100 * time.Millisecond)
+		every := h.every
+		if every == 0 {
+			every = 100 * time.Millisecond
+		}
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		n := 0
 		for stopping := false; !stopping || len(live) > 0; {
@@ -237,6 +244,7 @@ func TestFaultListenerKilledUnderLoad(t *testing.T) {
 // after a while: the clients move to the others.
 func TestFaultNATSServersKilledUnderLoad(t *testing.T) {
 	h := newHarness(t)
+	h.every = 300 * time.Millisecond // ten kills take a while: a lighter load
 	url := h.nc.URL()
 	for i := range 3 {
 		h.worker(url, fmt.Sprintf("w%d", i+1))
