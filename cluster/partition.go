@@ -20,6 +20,10 @@ type partition struct {
 	w   *Worker
 	p   int
 	rev atomic.Uint64 // the lease entry's revision
+	// leaseMu orders renewals and the release: a renewal racing the
+	// release's delete would leave the entry to expire instead.
+	leaseMu  sync.Mutex
+	released bool // under leaseMu
 	// validUntil (unix ns) is when this worker must stop sending for the
 	// partition unless the lease was renewed: ahead of the entry's
 	// expiry in the cluster, so two workers never send a call at once.
@@ -98,6 +102,11 @@ func (p *partition) running() bool { return !p.stopping.Load() }
 // renew keeps the lease; false when it is lost (expired and taken, or the
 // cluster unreachable past the lease).
 func (p *partition) renew(ctx context.Context) bool {
+	p.leaseMu.Lock()
+	defer p.leaseMu.Unlock()
+	if p.released {
+		return true
+	}
 	rctx, cancel := context.WithTimeout(ctx, p.w.opts.LeaseTTL/4)
 	defer cancel()
 	rev, err := p.w.leases.Update(rctx, leaseKey(p.p), []byte(p.w.opts.ID), p.rev.Load())
@@ -142,9 +151,12 @@ func (w *Worker) stop(p *partition, graceful bool) {
 	if graceful {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		p.purge(ctx)
+		p.leaseMu.Lock()
+		p.released = true
 		if err := w.leases.Delete(ctx, leaseKey(p.p), jetstream.LastRevision(p.rev.Load())); err != nil {
 			w.log.Debug("give partition back", "partition", p.p, "err", err)
 		}
+		p.leaseMu.Unlock()
 		cancel()
 	}
 	w.mu.Lock()

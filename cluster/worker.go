@@ -105,6 +105,17 @@ func NewWorker(ctx context.Context, c *Conn, o WorkerOptions) (*Worker, error) {
 		History: 1, TTL: o.LeaseTTL}); err != nil {
 		return nil, err
 	}
+	// The entries expire after the bucket's TTL, set by whoever made it:
+	// a worker renewing at another pace would lose leases it thinks it
+	// holds, and two workers would read one partition.
+	st, err := w.leases.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", LeaseBucket, err)
+	}
+	if ttl := st.TTL(); ttl > 0 && ttl != w.opts.LeaseTTL {
+		w.log.Info("lease time set by the cluster", "lease", ttl, "asked", w.opts.LeaseTTL)
+		w.opts.LeaseTTL = ttl
+	}
 	return w, nil
 }
 

@@ -99,6 +99,6 @@ attempts for 30 days after its last change.`,
 	lf.Register(fs)
 	tf.RegisterFormat(fs)
 	fs.StringVar(&id, "id", "", "this worker's name in the cluster's leases (default host-pid-random)")
-	fs.DurationVar(&lease, "lease", 10*time.Second, "how long a partition stays this worker's without renewal: how long a dead worker's calls wait for another")
+	fs.DurationVar(&lease, "lease", 10*time.Second, "how long a partition stays a worker's without renewal: how long a dead worker's calls wait for another; set by the first worker of a cluster (its leases bucket keeps it), the others follow it")
 	return cmd
 }
