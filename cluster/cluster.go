@@ -199,6 +199,9 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create events stream (replicas %d): %w", c.replicas(), err)
 	}
+	if err := untilAnswered(ctx, func(ctx context.Context) error { _, err := s.Info(ctx); return err }); err != nil {
+		return nil, fmt.Errorf("events stream: %w", err)
+	}
 	return s, nil
 }
 
@@ -223,6 +226,10 @@ func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstr
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
 	}
+	// A new bucket answers once its replicas chose a leader.
+	if err := untilAnswered(ctx, func(ctx context.Context) error { _, err := kv.Status(ctx); return err }); err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
 	return kv, nil
 }
 
@@ -238,4 +245,21 @@ func retryTimeouts(ctx context.Context, create func(context.Context) error) erro
 		}
 	}
 	return err
+}
+
+// untilAnswered asks again, for up to 10 s, while nobody answers: a stream
+// just created has no leader for a moment.
+func untilAnswered(ctx context.Context, ask func(context.Context) error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := ask(ctx)
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
