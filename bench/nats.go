@@ -45,6 +45,11 @@ type NATSStats struct {
 // natsWorkers are the worker counts the drains compare.
 var natsWorkers = []int{1, 2, 4}
 
+// benchLease is the workers' lease: short, so that a drain's workers
+// share the partitions soon after they start, but not so short that a
+// machine busy with the whole cluster misses renewals.
+const benchLease = 5 * time.Second
+
 // drainEvents is how many events each drain's backlog has per call.
 const drainEvents = 4
 
@@ -196,7 +201,7 @@ func clusterDrain(ctx context.Context, o Options, conns []*cluster.Conn, recv *r
 	errs := make(chan error, workers)
 	for i := range workers {
 		w, err := cluster.NewWorker(ctx, conns[i%len(conns)], cluster.WorkerOptions{ID: fmt.Sprintf("bench-%d-%d", workers, i),
-			Logger: o.Logger, LeaseTTL: 2 * time.Second})
+			Logger: o.Logger, LeaseTTL: benchLease})
 		if err != nil {
 			stopWorkers()
 			wg.Wait()
@@ -296,7 +301,8 @@ func clusterLoad(ctx context.Context, o Options, tps []*template, conns []*clust
 	var wg sync.WaitGroup
 	defer func() { stopWorkers(); wg.Wait() }()
 	for i := range 3 {
-		w, err := cluster.NewWorker(ctx, conns[i], cluster.WorkerOptions{ID: fmt.Sprintf("bench-load-%d", i), Logger: o.Logger})
+		w, err := cluster.NewWorker(ctx, conns[i], cluster.WorkerOptions{ID: fmt.Sprintf("bench-load-%d", i), Logger: o.Logger,
+			LeaseTTL: benchLease})
 		if err != nil {
 			return st, err
 		}

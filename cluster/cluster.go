@@ -233,18 +233,26 @@ func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstr
 	return kv, nil
 }
 
-// retryTimeouts runs create again, up to three times in all, while it
-// times out: a cluster that is electing a leader, or a node catching up,
-// answers late, and the stream or bucket may exist by the next try.
+// errNoSuitablePeers is the server's "no suitable peers for placement"
+// (JSClusterNoPeersErr), which the client names no constant for.
+const errNoSuitablePeers jetstream.ErrorCode = 10005
+
+// retryTimeouts runs create again, for up to 10 s, while it times out or
+// the cluster has not seen enough of its peers: a cluster electing a
+// leader or just started answers late or refuses a placement for a
+// moment, and the stream or bucket may exist by the next try.
 func retryTimeouts(ctx context.Context, create func(context.Context) error) error {
-	var err error
-	for range 3 {
-		if err = create(ctx); err == nil || ctx.Err() != nil ||
-			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := create(ctx)
+		var api *jetstream.APIError
+		again := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			(errors.As(err, &api) && api.ErrorCode == errNoSuitablePeers)
+		if err == nil || !again || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return err
 }
 
 // untilAnswered asks again, for up to 10 s, while nobody answers: a stream
