@@ -63,33 +63,18 @@ func TestKillUnderLoadNATS(t *testing.T) {
 	workers := []*daemon{startWorker(t, url), startWorker(t, url)}
 	ast.Play(frames...)
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var windows []window
-	const kills = 3
-	for i := 0; i <= kills; i++ {
-		listener := startRun(t, db, "--ari-url", ast.URL, "--ari-user", "kanca", "--nats", url)
-		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
-		if i == kills {
-			break
+	// Each time the listener stops, one of the workers is killed -9 and
+	// started again too.
+	first := true
+	windows := stopsUnderLoad(t, ast, len(frames), 3, func(rng *rand.Rand) *daemon {
+		if !first {
+			w := rng.IntN(len(workers))
+			workers[w].stop(t, false)
+			workers[w] = startWorker(t, url)
 		}
-		if i > 0 {
-			windows[len(windows)-1].to = ast.Pos() + 50
-		}
-		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
-		w := rng.IntN(len(workers))
-		workers[w].stop(t, false)
-		workers[w] = startWorker(t, url)
-		pos := ast.Pos()
-		listener.stop(t, i == 1)
-		waitUntil(t, "Asterisk to see kanca gone", 10*time.Second, func() bool { return !ast.Connected() })
-		from := ast.Pos()
-		ast.LiveThrough(400 + rng.IntN(800))
-		windows = append(windows, window{from: pos - 200, to: ast.Pos() + 50})
-		t.Logf("stop %d at frame %d of %d; unheard, Asterisk went on from %d to %d", i+1, pos, len(frames), from, ast.Pos())
-	}
-	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
+		first = false
+		return startRun(t, db, "--ari-url", ast.URL, "--ari-user", "kanca", "--nats", url)
+	})
 	tally := judge(t, recv, want, windows, true)
 	require.Positive(t, tally.exact)
 }

@@ -299,13 +299,32 @@ func TestKillUnderLoad(t *testing.T) {
 	hookEvery(t, db, want, recv.URL+"/hook")
 	ast.Play(frames...)
 
+	windows := stopsUnderLoad(t, ast, len(frames), 4, func(*rand.Rand) *daemon { return startDaemon(t, db, ast.URL) })
+
+	tally := judge(t, recv, want, windows, true)
+	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
+	require.Positive(t, exact)
+	require.Positive(t, begunInGap, "the stops must catch calls beginning")
+	require.Positive(t, movedInGap, "the stops must catch calls that moved off their number in the gap")
+
+	// Restarted once more, kanca finds nothing left to do: every call
+	// ended, so its journal is empty and no delivery waits.
+	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
+	assert.JSONEq(t, "[]", out)
+}
+
+// stopsUnderLoad starts kanca with start and stops it kills times, the
+// third time with SIGTERM, the others with SIGKILL, while Asterisk goes
+// on without it for about a second each time; it returns once Asterisk
+// sent every frame, with the windows kanca was away.
+func stopsUnderLoad(t *testing.T, ast *aritest.Server, frames, kills int, start func(rng *rand.Rand) *daemon) []window {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var windows []window
-	const kills = 4
 	for i := 0; i <= kills; i++ {
-		d := startDaemon(t, db, ast.URL)
+		d := start(rng)
 		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
 		if i == kills {
 			break
@@ -326,20 +345,10 @@ func TestKillUnderLoad(t *testing.T) {
 		// Frames kanca had read but not committed are gone with it; with
 		// the pacing above they are a handful.
 		windows = append(windows, window{from: pos - 200, to: ast.Pos() + 50})
-		t.Logf("stop %d at frame %d of %d; unheard, Asterisk went on from %d to %d", i+1, pos, len(frames), from, ast.Pos())
+		t.Logf("stop %d at frame %d of %d; unheard, Asterisk went on from %d to %d", i+1, pos, frames, from, ast.Pos())
 	}
-	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
-
-	tally := judge(t, recv, want, windows, true)
-	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
-	require.Positive(t, exact)
-	require.Positive(t, begunInGap, "the stops must catch calls beginning")
-	require.Positive(t, movedInGap, "the stops must catch calls that moved off their number in the gap")
-
-	// Restarted once more, kanca finds nothing left to do: every call
-	// ended, so its journal is empty and no delivery waits.
-	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
-	assert.JSONEq(t, "[]", out)
+	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == frames })
+	return windows
 }
 
 // hookEvery adds a hook to url for every number the calls of want belong to.
