@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -19,17 +18,7 @@ import (
 // startWorker starts `kanca deliver` on the cluster at url.
 func startWorker(t *testing.T, url string) *daemon {
 	t.Helper()
-	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(kancaBin, "deliver", "--nats", url, "--lease", "2s", "--tz", "UTC", "--log-level", "warn")
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	require.NoError(t, d.cmd.Start())
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-		}
-	})
-	return d
+	return startProcess(t, exec.Command(kancaBin, "deliver", "--nats", url, "--lease", "2s", "--tz", "UTC", "--log-level", "warn"))
 }
 
 // TestKillUnderLoad, with kanca on a three-node NATS cluster: the

@@ -128,8 +128,13 @@ func startDaemon(t *testing.T, db, ariURL string) *daemon {
 // startRun starts `kanca run` with the PBX flags given.
 func startRun(t *testing.T, db string, pbx ...string) *daemon {
 	t.Helper()
-	d := &daemon{log: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...)
+	return startProcess(t, kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...))
+}
+
+// startProcess starts a kanca daemon, killed at cleanup if still running.
+func startProcess(t *testing.T, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
 	go func() { d.done <- d.cmd.Wait() }()
