@@ -179,7 +179,10 @@ func (p *partition) read() {
 			}
 			continue
 		}
-		it, err := cons.Messages()
+		// A short expiry and heartbeat: a pull lost while the stream moves
+		// (a leader change, a server back) is noticed in seconds, not in
+		// the client's default half-minute.
+		it, err := cons.Messages(jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(time.Second))
 		if err != nil {
 			time.Sleep(time.Second)
 			continue
