@@ -89,7 +89,7 @@ func (hs *Hooks) AddHook(ctx context.Context, h hooks.Hook) (hooks.Hook, error) 
 // two admins adding at once get different ids.
 func (hs *Hooks) nextID(ctx context.Context) (int64, error) {
 	for {
-		e, err := hs.kv.Get(ctx, nextKey)
+		e, err := kvGet(ctx, hs.kv, nextKey)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			if _, err := hs.kv.Create(ctx, nextKey, []byte("1")); err == nil {
 				return 1, nil
@@ -125,7 +125,7 @@ func (hs *Hooks) GetHook(ctx context.Context, id int64) (hooks.Hook, error) {
 }
 
 func (hs *Hooks) get(ctx context.Context, id int64) (hooks.Hook, uint64, error) {
-	e, err := hs.kv.Get(ctx, hookKey(id))
+	e, err := kvGet(ctx, hs.kv, hookKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return hooks.Hook{}, 0, fmt.Errorf("hook %d: %w", id, hooks.ErrNotFound)
 	}
@@ -274,4 +274,14 @@ func (hs *Hooks) Retry(ctx context.Context, id string) error { return hs.log.Ret
 // hookID is not 0, reporting progress.
 func (hs *Hooks) RetryDeadProgress(ctx context.Context, hookID int64, progress func(done, total int)) (int, error) {
 	return hs.log.release(ctx, deadMark, hookID, false, progress)
+}
+
+// kvGet reads key, asking again for a moment while no replica answers (a
+// bucket just made, a leader being elected).
+func kvGet(ctx context.Context, kv jetstream.KeyValue, key string) (e jetstream.KeyValueEntry, err error) {
+	err = untilAnswered(ctx, func(ctx context.Context) error {
+		e, err = kv.Get(ctx, key)
+		return err
+	})
+	return e, err
 }

@@ -81,7 +81,7 @@ func markKey(kind string, hookID int64, id string) string {
 // Get returns the delivery with id; the error wraps hooks.ErrNotFound if
 // the log has none.
 func (l *Log) Get(ctx context.Context, id string) (Record, error) {
-	e, err := l.kv.Get(ctx, deliveryPrefix+id)
+	e, err := kvGet(ctx, l.kv, deliveryPrefix+id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return Record{}, fmt.Errorf("delivery %q: %w", id, hooks.ErrNotFound)
 	}

@@ -4,6 +4,7 @@
 package clustertest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server is one NATS server of a test.
@@ -113,8 +116,53 @@ func StartIn(n int, dir string) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
+		if err := c.probe(); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
+}
+
+// probe makes a replicated stream and waits until it answers from every
+// server: a cluster whose meta leader is elected can still be a moment
+// away from electing a new stream's own.
+func (c *Cluster) probe() error {
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		return fmt.Errorf("probe NATS cluster: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("probe NATS cluster: %w", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "KANCA_TEST_PROBE", Subjects: []string{"kanca-test-probe"},
+			Replicas: len(c.Servers), Storage: jetstream.MemoryStorage})
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" &&
+				len(info.Cluster.Replicas) == len(c.Servers)-1 {
+				current := true
+				for _, r := range info.Cluster.Replicas {
+					current = current && r.Current
+				}
+				if current {
+					err = js.DeleteStream(ctx, "KANCA_TEST_PROBE")
+					cancel()
+					return err
+				}
+			}
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("NATS cluster: a replicated stream has no leader after 60 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Close stops every server.
