@@ -25,6 +25,7 @@ import (
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cluster"
 	"github.com/kanca/kanca/formats"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
@@ -48,6 +49,10 @@ type Options struct {
 	// CPU runs the CPU phase instead of the others: the binary's CPU per
 	// call, as a process of its own, beside a bare decode of the frames.
 	CPU bool
+	// NATS runs the cluster phases instead of the others: deliveries/s
+	// and CPU per delivery with 1, 2 and 4 workers, and latency over
+	// three listeners, beside the single node's.
+	NATS bool
 	// BurstCalls > 0 runs the slow-burst phase instead of the others:
 	// that many calls at once to hooks answering after SlowDelay.
 	BurstCalls int
@@ -163,6 +168,7 @@ type Report struct {
 
 	CPU   *CPUStats   // with Options.CPU, instead of the rest
 	Burst *BurstStats // with Options.BurstCalls, instead of the rest
+	NATS  *NATSStats  // with Options.NATS, instead of the rest
 }
 
 // Run runs every phase and returns the report.
@@ -179,6 +185,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.CPU = &st
 		if err != nil {
 			return rep, fmt.Errorf("cpu: %w", err)
+		}
+		return rep, nil
+	}
+	if o.NATS {
+		st, err := natsPhase(ctx, o, tps)
+		rep.NATS = &st
+		if err != nil {
+			return rep, fmt.Errorf("nats: %w", err)
 		}
 		return rep, nil
 	}
@@ -301,27 +315,44 @@ type rig struct {
 	stop   func() error
 	hooks  int
 	slow   int
+	shared bool // recv is the cluster's, closed by its owner
 }
 
 func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int, onSend func(int)) (*rig, error) {
+	return newRigOn(ctx, o, tps, slow, keep, onSend, nil)
+}
+
+// listenerOf makes a rig a listener of a NATS cluster (kanca run --nats):
+// its events go to the cluster, whose workers deliver to recv.
+type listenerOf struct {
+	conn *cluster.Conn
+	recv *receiver
+}
+
+func newRigOn(ctx context.Context, o Options, tps []*template, slow bool, keep int, onSend func(int), l *listenerOf) (*rig, error) {
 	dir, err := os.MkdirTemp("", "kanca-bench-")
 	if err != nil {
 		return nil, err
 	}
-	r := &rig{dir: dir}
+	r := &rig{dir: dir, shared: l != nil}
 	ok := false
 	defer func() {
 		if !ok {
 			r.close()
 		}
 	}()
-	if r.recv, err = startReceiver(o.SlowDelay, keep); err != nil {
+	if l != nil {
+		r.recv = l.recv
+	} else if r.recv, err = startReceiver(o.SlowDelay, keep); err != nil {
 		return nil, err
 	}
 	if r.store, err = hooks.Open(filepath.Join(dir, "kanca.db")); err != nil {
 		return nil, err
 	}
 	for _, n := range numbers(tps) {
+		if l != nil {
+			break // the cluster holds the hooks
+		}
 		if _, err := r.store.AddHook(ctx, hooks.Hook{Number: n, URL: r.recv.url + "/fast", Format: formats.JSON,
 			Events: hooks.AllEvents(), Enabled: true}); err != nil {
 			return nil, err
@@ -344,12 +375,16 @@ func newRig(ctx context.Context, o Options, tps []*template, slow bool, keep int
 	}
 	// The options kanca run uses, but a short shutdown: the slow hook's
 	// requests are cut off at the end instead of waited for.
-	r.outbox = hooks.NewOutbox(r.store, hooks.OutboxOptions{})
+	r.outbox = hooks.NewOutbox(r.store, hooks.OutboxOptions{Forward: l != nil})
+	var disp pipeline.Dispatcher = hooks.NewDispatcher(r.store, hooks.DispatchOptions{Logger: o.Logger, ShutdownGrace: 200 * time.Millisecond})
+	if l != nil {
+		disp = &cluster.Forwarder{Store: r.store, Conn: l.conn, Logger: o.Logger}
+	}
 	r.p = &pipeline.Pipeline{
 		Source:     src,
 		Tracker:    cdr.NewTracker(tcfg),
 		Outbox:     r.outbox,
-		Dispatcher: hooks.NewDispatcher(r.store, hooks.DispatchOptions{Logger: o.Logger, ShutdownGrace: 200 * time.Millisecond}),
+		Dispatcher: disp,
 		Journal:    r.store,
 		Logger:     o.Logger,
 	}
@@ -387,7 +422,7 @@ func (r *rig) close() {
 	if r.ast != nil {
 		r.ast.Close()
 	}
-	if r.recv != nil {
+	if r.recv != nil && !r.shared {
 		r.recv.close()
 	}
 	if r.store != nil {
@@ -695,6 +730,17 @@ func runLoad(ctx context.Context, o Options, tps []*template, slow bool, mix map
 	lat := slices.Clone(tr.lat)
 	first, lastHang := tr.first, tr.lastHang
 	tr.mu.Unlock()
+	st.timing(lat, first, lastHang, last, ob.Deliveries)
+	if waitErr == nil && stopErr != nil {
+		waitErr = stopErr
+	}
+	return st, bodies, waitErr
+}
+
+// timing fills the phase's rates and latencies from the calls' hangup to
+// POST times, the first frame sent, the last hangup frame sent and the
+// last delivery; rows are the outbox rows committed.
+func (st *LoadStats) timing(lat []time.Duration, first, lastHang, last time.Time, rows int64) {
 	st.Hangups = len(lat)
 	if !first.IsZero() {
 		st.Elapsed = last.Sub(first)
@@ -703,14 +749,10 @@ func runLoad(ctx context.Context, o Options, tps []*template, slow bool, mix map
 		}
 		if d := st.Elapsed.Seconds(); d > 0 {
 			st.DeliveriesPerSec = float64(st.Delivered) / d
-			st.RowsPerSec = float64(ob.Deliveries) / d
+			st.RowsPerSec = float64(rows) / d
 		}
 	}
 	st.P50, st.P95, st.P99, st.Max = percentiles(lat)
-	if waitErr == nil && stopErr != nil {
-		waitErr = stopErr
-	}
-	return st, bodies, waitErr
 }
 
 func percentiles(d []time.Duration) (p50, p95, p99, mx time.Duration) {

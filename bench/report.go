@@ -84,6 +84,10 @@ func bytesText(b float64) string {
 // Print writes the report as tables.
 func (r *Report) Print(w io.Writer) {
 	o := r.Options
+	if r.NATS != nil {
+		printNATS(w, o, r.NATS)
+		return
+	}
 	if c := r.CPU; c != nil {
 		fmt.Fprintf(w, "kanca bench --cpu: %s\n", c.Binary)
 		fmt.Fprintf(w, "  %d calls, %d ARI frames, %d deliveries at %s, one JSON hook per public number\n",

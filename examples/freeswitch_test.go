@@ -51,7 +51,8 @@ func TestFreeSWITCHEventSocket(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, yaml.Unmarshal(data, &compose))
 	fs, kanca := compose.Services["freeswitch"], compose.Services["kanca-freeswitch"]
-	assert.Equal(t, []string{"freeswitch"}, fs.Profiles)
+	// Opt-in: with its own profile, and the many-PBXs one's second PBX.
+	assert.ElementsMatch(t, []string{"freeswitch", "nats"}, fs.Profiles)
 	assert.Equal(t, []string{"freeswitch"}, kanca.Profiles)
 	assert.Contains(t, fs.Volumes, "./examples/freeswitch/event_socket.conf.xml:/etc/freeswitch/autoload_configs/event_socket.conf.xml:ro")
 	assert.Equal(t, "${KANCA_ESL_PASSWORD:-"+password+"}", fs.Environment["KANCA_ESL_PASSWORD"])

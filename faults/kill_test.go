@@ -136,8 +136,13 @@ func startDaemon(t *testing.T, db, ariURL string) *daemon {
 // startRun starts `kanca run` with the PBX flags given.
 func startRun(t *testing.T, db string, pbx ...string) *daemon {
 	t.Helper()
-	d := &daemon{log: &sourcetest.Logs{}, done: make(chan error, 1)}
-	d.cmd = kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...)
+	return startProcess(t, kanca(t, db, append(append([]string{"run"}, pbx...), "--tz", "UTC", "--log-level", "warn")...))
+}
+
+// startProcess starts a kanca daemon, killed at cleanup if still running.
+func startProcess(t *testing.T, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, log: &sourcetest.Logs{}, done: make(chan error, 1)}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	require.NoError(t, d.cmd.Start())
 	go func() { d.done <- d.cmd.Wait() }()
@@ -307,14 +312,35 @@ func TestKillUnderLoad(t *testing.T) {
 	hookEvery(t, db, want, recv.URL+"/hook")
 	ast.Play(frames...)
 
+	windows, d := stopsUnderLoad(t, ast, len(frames), 4, func(*rand.Rand) *daemon { return startDaemon(t, db, ast.URL) })
+	defer d.logOnFailure(t)
+
+	tally := judge(t, recv, want, windows, true)
+	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
+	require.Positive(t, exact)
+	require.Positive(t, begunInGap, "the stops must catch calls beginning")
+	require.Positive(t, movedInGap, "the stops must catch calls that moved off their number in the gap")
+
+	// Restarted once more, kanca finds nothing left to do: every call
+	// ended, so its journal is empty and no delivery waits.
+	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
+	assert.JSONEq(t, "[]", out)
+}
+
+// stopsUnderLoad starts kanca with start and stops it kills times, the
+// third time with SIGTERM, the others with SIGKILL, while Asterisk goes
+// on without it for about a second each time; it returns once Asterisk
+// sent every frame, with the windows kanca was away and the kanca that
+// runs last.
+func stopsUnderLoad(t *testing.T, ast *aritest.Server, frames, kills int, start func(rng *rand.Rand) *daemon) ([]window, *daemon) {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var windows []window
-	const kills = 4
 	var d *daemon // the running kanca
 	for i := 0; i <= kills; i++ {
-		d = startDaemon(t, db, ast.URL)
+		d = start(rng)
 		waitUntil(t, "kanca to connect", 20*time.Second, ast.Connected)
 		if i == kills {
 			break
@@ -335,21 +361,10 @@ func TestKillUnderLoad(t *testing.T) {
 		// Frames kanca had read but not committed are gone with it; with
 		// the pacing above they are a handful.
 		windows = append(windows, window{from: pos - 200, to: ast.Pos() + 50})
-		t.Logf("stop %d at frame %d of %d; unheard, Asterisk went on from %d to %d", i+1, pos, len(frames), from, ast.Pos())
+		t.Logf("stop %d at frame %d of %d; unheard, Asterisk went on from %d to %d", i+1, pos, frames, from, ast.Pos())
 	}
-	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == len(frames) })
-
-	tally := judge(t, recv, want, windows, true)
-	d.logOnFailure(t)
-	exact, begunInGap, movedInGap := tally.exact, tally.begunInGap, tally.movedInGap
-	require.Positive(t, exact)
-	require.Positive(t, begunInGap, "the stops must catch calls beginning")
-	require.Positive(t, movedInGap, "the stops must catch calls that moved off their number in the gap")
-
-	// Restarted once more, kanca finds nothing left to do: every call
-	// ended, so its journal is empty and no delivery waits.
-	out := run(t, db, "deliveries", "list", "--state", "pending", "--json")
-	assert.JSONEq(t, "[]", out)
+	waitUntil(t, "Asterisk to send every frame", 120*time.Second, func() bool { return ast.Pos() == frames })
+	return windows, d
 }
 
 // hookEvery adds a hook to url for every number the calls of want belong to.

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -746,18 +745,7 @@ func (d *Dispatcher) prune(ctx context.Context) {
 // Test sends ev to h once, now, outside the outbox: nothing is stored and
 // nothing retried. It sends even to a disabled hook.
 func (d *Dispatcher) Test(ctx context.Context, h Hook, ev cdr.Event, enc Encoding) (AttemptResult, error) {
-	body, ctype, name, err := enc.Encode(h, ev)
-	if err != nil {
-		return AttemptResult{}, fmt.Errorf("test %s: %w", h, err)
-	}
-	now := d.opts.Now()
-	dl := Delivery{ID: newDeliveryID(now), HookID: h.ID, CallID: ev.CallID, Seq: ev.Seq, Event: name,
-		Body: body, ContentType: ctype}
-	r := d.sender.send(ctx, h, dl)
-	if r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() != nil {
-		return r, fmt.Errorf("test %s: %w", h, ctx.Err())
-	}
-	return r, nil
+	return (&Sender{d.sender}).Test(ctx, h, ev, enc)
 }
 
 // DispatchStats are running totals since NewDispatcher.

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ func (e Encoding) Encode(h Hook, ev cdr.Event) (body []byte, contentType, eventN
 type OutboxOptions struct {
 	Encoding Encoding
 	Now      func() time.Time
+	// Forward keeps each call event once, for the forwarder to publish to
+	// a cluster whose workers deliver it (kanca run --nats), instead of a
+	// delivery per local hook.
+	Forward bool
 }
 
 // Outbox turns call events into durable deliveries.
@@ -91,6 +96,9 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 	hooks, err := o.s.hooksByNumber(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	if o.opts.Forward {
+		return o.commitForward(ctx, tx, units, now)
 	}
 	insert := tx.StmtContext(ctx, o.s.stmts.insertDelivery)
 	save := tx.StmtContext(ctx, o.s.stmts.saveCall)
@@ -146,6 +154,61 @@ func (o *Outbox) Commit(ctx context.Context, units []Unit) (errs []error, err er
 	return errs, nil
 }
 
+// commitForward is Commit for a listener: each event is stored once, with
+// a new id, for the forwarder; the call records are kept as usual.
+func (o *Outbox) commitForward(ctx context.Context, tx *sql.Tx, units []Unit, now time.Time) (errs []error, err error) {
+	var events int64
+	errs = make([]error, len(units))
+	for i, u := range units {
+		type row struct {
+			id, call string
+			body     []byte
+		}
+		var rows []row
+		var calls [][]any
+		for _, ev := range u.Events {
+			if ev.Type == cdr.CallHangup {
+				c, err := o.callRow(ev, now)
+				if err != nil {
+					errs[i] = err
+					break
+				}
+				calls = append(calls, c)
+			}
+			b, err := json.Marshal(ev)
+			if err != nil {
+				errs[i] = fmt.Errorf("forward %s of call %s: %w", ev.Type, ev.CallID, err)
+				break
+			}
+			rows = append(rows, row{newDeliveryID(now), ev.CallID, b})
+		}
+		if errs[i] == nil {
+			save := tx.StmtContext(ctx, o.s.stmts.saveCall)
+			for _, c := range calls {
+				if _, err := save.ExecContext(ctx, c...); err != nil {
+					return nil, fmt.Errorf("save call %s: %w", c[0], err)
+				}
+			}
+			for _, r := range rows {
+				if _, err := tx.StmtContext(ctx, o.s.stmts.insertForward).ExecContext(ctx, r.id, r.call, r.body, ms(now)); err != nil {
+					return nil, fmt.Errorf("keep event of call %s for the cluster: %w", r.call, err)
+				}
+			}
+			events += int64(len(rows))
+		}
+		if err := o.s.journal(ctx, tx, u.Input, u.Finished); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("enqueue: commit %d events: %w", events, err)
+	}
+	o.events.Add(events)
+	o.batches.Add(1)
+	o.s.wakeUp()
+	return errs, nil
+}
+
 // render makes the rows of one unit's events: the call record of each
 // call_hangup (the saveCall statement's arguments) and one delivery per
 // matching hook.
@@ -158,14 +221,7 @@ func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Ti
 			}
 			calls = append(calls, c)
 		}
-		targets := byNumber[ev.Number]
-		if cb := callbackOf(ev); cb != "" {
-			targets = append(targets[:len(targets):len(targets)], byNumber[cb]...)
-		}
-		for _, h := range targets {
-			if !h.Matches(ev) {
-				continue
-			}
+		for _, h := range Targets(byNumber, ev) {
 			body, ctype, name, err := o.opts.Encoding.Encode(h, ev)
 			if err != nil {
 				return nil, nil, fmt.Errorf("enqueue %s of call %s for hook %d: %w", ev.Type, ev.CallID, h.ID, err)
@@ -182,6 +238,22 @@ func (o *Outbox) render(byNumber map[string][]Hook, evs []cdr.Event, now time.Ti
 		}
 	}
 	return calls, ds, nil
+}
+
+// Targets returns the hooks of byNumber (hooks by the number they are
+// bound to) that ev is for, enabled or not, in byNumber's order.
+func Targets(byNumber map[string][]Hook, ev cdr.Event) []Hook {
+	var out []Hook
+	cands := byNumber[ev.Number]
+	if cb := callbackOf(ev); cb != "" {
+		cands = append(cands[:len(cands):len(cands)], byNumber[cb]...)
+	}
+	for _, h := range cands {
+		if h.Matches(ev) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // hooksByNumber returns the hooks, enabled or not, by the number they are

@@ -12,7 +12,7 @@ import (
 // every attempt.
 type statements struct {
 	insertDelivery, saveCall, journalInput, journalDrop, allHooks, changes,
-	recordAttempt, logAttempt *sql.Stmt
+	recordAttempt, logAttempt, insertForward *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*statements, error) {
@@ -37,6 +37,7 @@ func prepare(ctx context.Context, db *sql.DB) (*statements, error) {
 			last_status = ?, last_error = ?, updated_at = ? WHERE n = ? AND id = ? AND state IN ('pending', 'retrying')`},
 		{&st.logAttempt, `INSERT INTO attempts (delivery_id, at, status, latency_ms, response, error)
 			VALUES (?, ?, ?, ?, ?, ?)`},
+		{&st.insertForward, "INSERT INTO forward (id, call_uuid, event, created_at) VALUES (?, ?, ?, ?)"},
 	} {
 		s, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -51,7 +52,7 @@ func prepare(ctx context.Context, db *sql.DB) (*statements, error) {
 func (st *statements) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{st.insertDelivery, st.saveCall, st.journalInput, st.journalDrop,
-		st.allHooks, st.changes, st.recordAttempt, st.logAttempt} {
+		st.allHooks, st.changes, st.recordAttempt, st.logAttempt, st.insertForward} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

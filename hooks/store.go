@@ -160,6 +160,21 @@ ALTER TABLE hooks ADD COLUMN params    TEXT NOT NULL DEFAULT '';
 CREATE INDEX outbox_held ON outbox(hook_id, n) WHERE state = 'held';
 `,
 	`ALTER TABLE hooks ADD COLUMN max_in_flight INTEGER NOT NULL DEFAULT 128;`, // DefaultMaxInFlight when added
+	// A listener (kanca run --nats) keeps call events here, not per hook:
+	// hooks live in the cluster. The forwarder publishes them in n order
+	// and marks each once the cluster acknowledged it.
+	`
+CREATE TABLE forward (
+	n            INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order: the order published
+	id           TEXT    NOT NULL UNIQUE,           -- the event's id: the stream deduplicates by it
+	call_uuid    TEXT    NOT NULL,
+	event        BLOB    NOT NULL, -- cdr.Event as JSON
+	created_at   INTEGER NOT NULL,
+	forwarded_at INTEGER           -- NULL: not yet acknowledged by the cluster
+);
+CREATE INDEX forward_waiting ON forward(n) WHERE forwarded_at IS NULL;
+CREATE INDEX forward_done ON forward(forwarded_at) WHERE forwarded_at IS NOT NULL;
+`,
 }
 
 // SchemaVersion is the schema this kanca writes.
@@ -544,15 +559,24 @@ func nullInt(p *int64) any {
 // AddHook validates h and stores it, enabled. Events default to all seven,
 // the format to json, the timeout to DefaultTimeout.
 func (s *Store) AddHook(ctx context.Context, h Hook) (Hook, error) {
+	h, err := NewHook(h, time.Now())
+	if err != nil {
+		return Hook{}, err
+	}
+	return insertHook(ctx, s.db, h)
+}
+
+// NewHook is h as a new hook, made at now: defaults filled in, enabled,
+// validated. Its ID is the store's to give.
+func NewHook(h Hook, now time.Time) (Hook, error) {
 	h = h.withDefaults()
 	h.Enabled = true
 	h.DisabledReason = ""
 	if err := h.Validate(); err != nil {
 		return Hook{}, err
 	}
-	now := time.Now()
 	h.Created, h.Updated = now, now
-	return insertHook(ctx, s.db, h)
+	return h, nil
 }
 
 // ListHooks returns every hook, by id.
@@ -652,6 +676,20 @@ func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, e
 	if err != nil {
 		return Hook{}, err
 	}
+	if h, err = u.Apply(h, time.Now()); err != nil {
+		return Hook{}, err
+	}
+	if err := updateHook(ctx, tx, h); err != nil {
+		return Hook{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
+	}
+	return h, nil
+}
+
+// Apply returns h changed by u at now, validated.
+func (u HookUpdate) Apply(h Hook, now time.Time) (Hook, error) {
 	set := func(dst *string, src *string) {
 		if src != nil {
 			*dst = *src
@@ -710,13 +748,7 @@ func (s *Store) UpdateHook(ctx context.Context, id int64, u HookUpdate) (Hook, e
 	if err := h.Validate(); err != nil {
 		return Hook{}, err
 	}
-	h.Updated = time.Now()
-	if err := updateHook(ctx, tx, h); err != nil {
-		return Hook{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Hook{}, fmt.Errorf("update hook %d: %w", id, err)
-	}
+	h.Updated = now
 	return h, nil
 }
 

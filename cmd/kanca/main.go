@@ -11,6 +11,7 @@ import (
 
 	"github.com/kanca/kanca/cmd/kanca/benchcmd"
 	"github.com/kanca/kanca/cmd/kanca/callscmd"
+	"github.com/kanca/kanca/cmd/kanca/delivercmd"
 	"github.com/kanca/kanca/cmd/kanca/deliveriescmd"
 	"github.com/kanca/kanca/cmd/kanca/democmd"
 	"github.com/kanca/kanca/cmd/kanca/doctorcmd"
@@ -53,7 +54,7 @@ with 'kanca hooks add' and start the daemon with 'kanca run'.`,
 	}
 	db := root.PersistentFlags().String("db", envdefault.String("KANCA_DB", "kanca.db"),
 		"SQLite database holding hooks, the outbox and call records [KANCA_DB]")
-	root.AddCommand(runcmd.New(db), statuscmd.New(db), hookscmd.New(db), deliveriescmd.New(db), keyscmd.New(db),
+	root.AddCommand(runcmd.New(db), delivercmd.New(), statuscmd.New(db), hookscmd.New(db), deliveriescmd.New(db), keyscmd.New(db),
 		callscmd.New(db), doctorcmd.New(db),
 		democmd.New(), replaycmd.New(), benchcmd.New(), versioncmd.New())
 	root.Version = version.Get().String()

@@ -56,7 +56,8 @@ recordings are read from testdata/ari) or pass --traces.`,
   kanca bench --calls 500 --concurrent 10000 --cpuprofile cpu.out
   kanca bench --cpu --rate 50 --calls 600
   kanca bench --cpu --rate 50 --calls 600 --kanca ./kanca-previous
-  kanca bench --slow-burst --slow-delay 5s`,
+  kanca bench --slow-burst --slow-delay 5s
+  kanca bench --nats --rate 200 --calls 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// bench.Options reads a non-positive size as "the default":
@@ -111,6 +112,7 @@ recordings are read from testdata/ari) or pass --traces.`,
 	f.IntVar(&o.Concurrent, "concurrent", 0, "also measure memory with this many calls live at once")
 	f.BoolVar(&o.SlowHook, "slow-hook", false, "run the load again with a hook answering in --slow-delay beside each fast one")
 	f.DurationVar(&o.SlowDelay, "slow-delay", 10*time.Second, "how long the slow hook takes to answer")
+	f.BoolVar(&o.NATS, "nats", false, "only measure kanca on a three-node NATS JetStream cluster run in this process: deliveries/s and CPU per delivery with 1, 2 and 4 workers, and hangup-to-POST latency at --rate over three listeners, beside the single node's")
 	f.BoolVar(&o.CPU, "cpu", false, "only measure CPU per call: --calls calls through a kanca process of its own (its rusage), beside a bare decode of the same frames")
 	var burst bool
 	f.BoolVar(&burst, "slow-burst", false, "only measure a burst of --burst-calls calls to hooks answering in --slow-delay: how long until all are delivered")

@@ -18,8 +18,9 @@ import (
 )
 
 // New returns the `deliveries` command; db points at the root's --db value.
-func New(db *string) *cobra.Command {
+func New(path *string) *cobra.Command {
 	var asJSON bool
+	db := &storecli.Target{DB: path}
 	cmd := &cobra.Command{
 		Use:   "deliveries",
 		Short: "Inspect and replay webhook deliveries",
@@ -36,12 +37,13 @@ kept until replayed, or for kanca run's --dead-retention (30 days).`,
   kanca deliveries retry --dead --hook 1`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	db.NATS.Register(cmd.PersistentFlags())
 	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(listCmd(db, out), showCmd(db, out), retryCmd(db))
 	return cmd
 }
 
-func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func listCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	var f hooks.Filter
 	var state string
 	cmd := &cobra.Command{
@@ -74,7 +76,7 @@ on, and 'kanca deliveries show ID' the attempts of one delivery.`,
 			if f.Limit < 0 {
 				return fmt.Errorf("--limit %d: must not be negative", f.Limit)
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithLog(func(ctx context.Context, s hooks.DeliveryLog) error {
 				if f.HookID != 0 {
 					if _, err := s.GetHook(ctx, f.HookID); err != nil {
 						return err
@@ -99,7 +101,7 @@ on, and 'kanca deliveries show ID' the attempts of one delivery.`,
 	return cmd
 }
 
-func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func showCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a delivery, its body and every attempt",
@@ -114,7 +116,7 @@ until retried).`,
 		Example: "  kanca deliveries show 0190a5c2-7f3e-7b41-9c1d-2a6f0b8e4d21",
 		Args:    cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithLog(func(ctx context.Context, s hooks.DeliveryLog) error {
 				d, atts, err := s.Delivery(ctx, args[0])
 				if err != nil {
 					return err
@@ -125,7 +127,7 @@ until retried).`,
 	}
 }
 
-func retryCmd(db *string) *cobra.Command {
+func retryCmd(db *storecli.Target) *cobra.Command {
 	var dead bool
 	var hookID int64
 	cmd := &cobra.Command{
@@ -158,7 +160,7 @@ progress on standard error; it always ends with the count.`,
 				return errors.New("--hook goes with --dead")
 			}
 			cmd.SilenceUsage = true
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithLog(func(ctx context.Context, s hooks.DeliveryLog) error {
 				w := cmd.OutOrStdout()
 				if !dead {
 					if err := s.Retry(ctx, args[0]); err != nil {

@@ -24,8 +24,9 @@ import (
 )
 
 // New returns the `hooks` command; db points at the root's --db value.
-func New(db *string) *cobra.Command {
+func New(path *string) *cobra.Command {
 	var asJSON bool
+	db := &storecli.Target{DB: path}
 	cmd := &cobra.Command{
 		Use:   "hooks",
 		Short: "Manage the webhooks bound to PBX numbers",
@@ -45,6 +46,7 @@ delivery is dead and can be replayed with ` + "`kanca deliveries retry`" + `.`,
   kanca hooks test 1 --event call_hangup`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	db.NATS.Register(cmd.PersistentFlags())
 	out := func(c *cobra.Command) printer { return printer{table.Printer{W: c.OutOrStdout(), JSON: asJSON}} }
 	cmd.AddCommand(addCmd(db, out), listCmd(db, out), showCmd(db, out), updateCmd(db, out),
 		removeCmd(db), enableCmd(db), disableCmd(db), testCmd(db, out),
@@ -64,13 +66,13 @@ func parseID(arg string) (int64, error) {
 
 // onHook is the body of a command on one hook: its ID argument parsed,
 // the database open.
-func onHook(db *string, f func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error) func(*cobra.Command, []string) error {
+func onHook(db *storecli.Target, f func(ctx context.Context, cmd *cobra.Command, s hooks.Catalog, id int64) error) func(*cobra.Command, []string) error {
 	return storecli.RunE(func(cmd *cobra.Command, args []string) error {
 		id, err := parseID(args[0])
 		if err != nil {
 			return err
 		}
-		return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+		return db.WithHooks(false, func(ctx context.Context, s hooks.Catalog) error {
 			return f(ctx, cmd, s, id)
 		})
 	})
@@ -164,7 +166,7 @@ const credentialExample = `  # credentials are read from the environment or a fi
   CRM_PASS=... kanca hooks add --number 908508850000 --url https://crm.example/bf \
     --user kanca --password-env CRM_PASS --secret-file crm.secret`
 
-func addCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func addCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	var f hookFlags
 	cmd := &cobra.Command{
 		Use:   "add",
@@ -226,7 +228,7 @@ for a fax) wants --events call_init,call_hangup,fax_init.`,
 			if err := f.request.apply(&h); err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, true, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithHooks(true, func(ctx context.Context, s hooks.Catalog) error {
 				h, err := s.AddHook(ctx, h)
 				if err != nil {
 					return err
@@ -236,7 +238,7 @@ for a fax) wants --events call_init,call_hangup,fax_init.`,
 					return err
 				}
 				// On standard error, so that --json output stays JSON.
-				fmt.Fprintf(cmd.ErrOrStderr(), "hook %d stored in %s; kanca run must use the same database (--db or KANCA_DB)\n", h.ID, s.Path())
+				fmt.Fprintf(cmd.ErrOrStderr(), "hook %d stored in %s; %s\n", h.ID, s.Where(), db.Users())
 				fmt.Fprintf(cmd.ErrOrStderr(), "it gets %s\n", strings.Join(h.Events, ", "))
 				if !f.changed("events") {
 					fmt.Fprintln(cmd.ErrOrStderr(), "a receiver written for the first Bulutfon revision (it takes every other event for a fax) wants --events call_init,call_hangup,fax_init")
@@ -256,7 +258,7 @@ func nonZero(v int64) *int64 {
 	return &v
 }
 
-func updateCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func updateCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	var f hookFlags
 	cmd := &cobra.Command{
 		Use:   "update ID",
@@ -323,7 +325,7 @@ preset; --url-template "" or --header-template NAME= drops that template;
 			if f.changed("max-in-flight") {
 				u.MaxInFlight = &f.maxInFlight
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithHooks(false, func(ctx context.Context, s hooks.Catalog) error {
 				cur, err := s.GetHook(ctx, id)
 				if err != nil {
 					return err
@@ -346,7 +348,7 @@ preset; --url-template "" or --header-template NAME= drops that template;
 	return cmd
 }
 
-func listCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func listCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the hooks",
@@ -362,7 +364,7 @@ ENABLED no; 'kanca hooks show ID' says why.`,
 		Example: "  kanca hooks list\n  kanca hooks list --json",
 		Args:    cobra.NoArgs,
 		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithHooks(false, func(ctx context.Context, s hooks.Catalog) error {
 				hs, err := s.ListHooks(ctx)
 				if err != nil {
 					return err
@@ -373,7 +375,7 @@ ENABLED no; 'kanca hooks show ID' says why.`,
 	}
 }
 
-func showCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func showCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	var preset, lang, method string
 	cmd := &cobra.Command{
 		Use:   "show ID | --preset NAME",
@@ -410,7 +412,7 @@ to --url-template, --body-template-file and --header-template, or with
 			if err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithHooks(false, func(ctx context.Context, s hooks.Catalog) error {
 				h, err := s.GetHook(ctx, id)
 				if err != nil {
 					return err
@@ -428,7 +430,7 @@ to --url-template, --body-template-file and --header-template, or with
 	return cmd
 }
 
-func removeCmd(db *string) *cobra.Command {
+func removeCmd(db *storecli.Target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a hook, with its queued and past deliveries",
@@ -437,7 +439,7 @@ never sent, and its delivery history and attempts are deleted. To stop a
 hook for a while and keep its queue, use 'kanca hooks disable' instead.`,
 		Example: "  kanca hooks remove 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s hooks.Catalog, id int64) error {
 			if err := s.RemoveHook(ctx, id); err != nil {
 				return err
 			}
@@ -447,7 +449,7 @@ hook for a while and keep its queue, use 'kanca hooks disable' instead.`,
 	}
 }
 
-func enableCmd(db *string) *cobra.Command {
+func enableCmd(db *storecli.Target) *cobra.Command {
 	var discard bool
 	cmd := &cobra.Command{
 		Use:   "enable ID",
@@ -463,7 +465,7 @@ answered 410 Gone; the deliveries given up then stay dead until 'kanca
 deliveries retry --dead --hook ID'.`,
 		Example: "  kanca hooks enable 1\n  kanca hooks enable 1 --discard-held",
 		Args:    cobra.ExactArgs(1),
-		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s hooks.Catalog, id int64) error {
 			n, err := s.Enable(ctx, id, discard)
 			if err != nil {
 				return err
@@ -484,7 +486,7 @@ deliveries retry --dead --hook ID'.`,
 	return cmd
 }
 
-func disableCmd(db *string) *cobra.Command {
+func disableCmd(db *storecli.Target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "disable ID",
 		Short: "Disable a hook: nothing is sent to it, its events are held",
@@ -497,7 +499,7 @@ are held; 'kanca hooks enable' sends them, or drops them with
 --dead-retention, 30 days by default).`,
 		Example: "  kanca hooks disable 1",
 		Args:    cobra.ExactArgs(1),
-		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s *hooks.Store, id int64) error {
+		RunE: onHook(db, func(ctx context.Context, cmd *cobra.Command, s hooks.Catalog, id int64) error {
 			if err := s.SetEnabled(ctx, id, false); err != nil {
 				return err
 			}
@@ -507,7 +509,7 @@ are held; 'kanca hooks enable' sends them, or drops them with
 	}
 }
 
-func testCmd(db *string, out func(*cobra.Command) printer) *cobra.Command {
+func testCmd(db *storecli.Target, out func(*cobra.Command) printer) *cobra.Command {
 	var event string
 	cmd := &cobra.Command{
 		Use:   "test ID",
@@ -540,7 +542,7 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 			if err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithHooks(false, func(ctx context.Context, s hooks.Catalog) error {
 				h, err := s.GetHook(ctx, id)
 				if err != nil {
 					return err
@@ -552,7 +554,7 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 						id, event, strings.Join(h.Events, ", "))
 					h.Events = []string{event}
 				}
-				r, err := hooks.NewDispatcher(s, hooks.DispatchOptions{NetPolicy: policy}).Test(ctx, h, ev, hooks.Encoding{})
+				r, err := hooks.NewSender(0, nil, policy).Test(ctx, h, ev, hooks.Encoding{})
 				if err != nil {
 					return err
 				}

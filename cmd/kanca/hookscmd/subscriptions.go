@@ -12,7 +12,7 @@ import (
 	"github.com/kanca/kanca/hooks"
 )
 
-func importCmd(db *string) *cobra.Command {
+func importCmd(db *storecli.Target) *cobra.Command {
 	var number string
 	cmd := &cobra.Command{
 		Use:   "import FILE",
@@ -53,7 +53,7 @@ stored one.`,
 			if err != nil {
 				return err
 			}
-			return storecli.WithStore(*db, true, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithStore(true, func(ctx context.Context, s *hooks.Store) error {
 				rep, err := s.Import(ctx, hs)
 				if err != nil {
 					return err
@@ -76,7 +76,7 @@ stored one.`,
 	return cmd
 }
 
-func exportCmd(db *string) *cobra.Command {
+func exportCmd(db *storecli.Target) *cobra.Command {
 	return &cobra.Command{
 		Use:   "export",
 		Short: "Print every hook as a subscription file",
@@ -86,7 +86,7 @@ be kept in version control without leaking a password or key.`,
 		Example: "  kanca hooks export > hooks.json",
 		Args:    cobra.NoArgs,
 		RunE: storecli.RunE(func(cmd *cobra.Command, _ []string) error {
-			return storecli.WithStore(*db, false, func(ctx context.Context, s *hooks.Store) error {
+			return db.WithStore(false, func(ctx context.Context, s *hooks.Store) error {
 				hs, err := s.ListHooks(ctx)
 				if err != nil {
 					return err

@@ -3,7 +3,6 @@ package runcmd
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,36 +10,12 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/hooks"
 )
-
-func TestNetFlagsFromEnvironmentAndFlags(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	t.Setenv("KANCA_HOOK_ALLOW_NET", "10.0.0.0/8, 192.168.1.7")
-	t.Setenv("KANCA_HOOK_DENY_NET", "")
-	var nf netFlags
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	nf.register(fs)
-	require.NoError(t, fs.Parse(nil))
-	p, err := nf.policy(log)
-	require.NoError(t, err)
-	assert.Equal(t, "allow 10.0.0.0/8,192.168.1.7/32", p.String(), "from the environment")
-	require.NoError(t, fs.Parse([]string{"--hook-deny-net", "10.9.0.0/16,10.8.0.1"}))
-	p, err = nf.policy(log)
-	require.NoError(t, err)
-	assert.Equal(t, "allow 10.0.0.0/8,192.168.1.7/32; deny 10.9.0.0/16,10.8.0.1/32", p.String(), "a flag beside the environment")
-
-	var bad netFlags
-	bad.deny = []string{"localhost"}
-	_, err = bad.policy(log)
-	require.Error(t, err)
-	assert.Equal(t, `--hook-allow-net/--hook-deny-net: hook network deny list: "localhost" is not a CIDR prefix (10.0.0.0/8) or an IP address`, err.Error())
-}
 
 // kanca run --hook-deny-net refuses a hook on a denied network at connect
 // time: the call's deliveries fail with the reason, and nothing is sent.

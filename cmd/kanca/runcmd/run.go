@@ -20,8 +20,11 @@ import (
 	"github.com/kanca/kanca/autodial"
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/cluster"
 	"github.com/kanca/kanca/cmd/kanca/cpuprofile"
 	"github.com/kanca/kanca/cmd/kanca/logflags"
+	"github.com/kanca/kanca/cmd/kanca/natsflags"
+	"github.com/kanca/kanca/cmd/kanca/netflags"
 	"github.com/kanca/kanca/cmd/kanca/pbxflags"
 	"github.com/kanca/kanca/cmd/kanca/trackerflags"
 	"github.com/kanca/kanca/follow"
@@ -37,7 +40,7 @@ import (
 func New(db *string) *cobra.Command {
 	var (
 		tf        trackerflags.Flags
-		nf        netFlags
+		nf        netflags.Flags
 		lf        logflags.Flags
 		pf        pbxflags.Flags
 		listen    string
@@ -47,6 +50,7 @@ func New(db *string) *cobra.Command {
 		profile string
 		cf      callFlags
 		records string
+		nats    natsflags.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -106,7 +110,14 @@ With --dial as well, kanca places calls on request (keys: kanca keys add):
   /speech/{id}.wav     the rendered message the PBX plays
 
 The calls' webhooks carry autodial, additional_data and callback_url; the
-audit trail is kanca calls list.`,
+audit trail is kanca calls list.
+
+With --nats (KANCA_NATS_URL), run is a listener beside one PBX of many:
+it keeps each call event in its database as usual, so the PBX is never
+slowed and nothing is lost while NATS is unreachable, and forwards them
+in order to the cluster's stream; kanca deliver workers send them to the
+hooks kept in the cluster (kanca hooks --nats). Its own database then
+holds no hooks and sends nothing itself.`,
 		Example: `  export KANCA_ARI_PASSWORD=secret
   kanca run --ari-url http://127.0.0.1:8088 --ari-user kanca --db /var/lib/kanca/kanca.db
 
@@ -123,7 +134,10 @@ audit trail is kanca calls list.`,
   kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --tz Europe/Istanbul
 
   # two trunks, numbers from 90533 on the second, 8 calls up on each
-  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --dial '90533=PJSIP/{number}@second' --dial-concurrency 8`,
+  kanca run --listen 10.0.0.5:9090 --dial 'PJSIP/{number}@carrier' --dial '90533=PJSIP/{number}@second' --dial-concurrency 8
+
+  # a listener of many: events go to the NATS cluster, workers deliver them
+  kanca run --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --nats-creds /etc/kanca/nats.creds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
@@ -142,7 +156,7 @@ audit trail is kanca calls list.`,
 			if err != nil {
 				return err
 			}
-			netPolicy, err := nf.policy(log)
+			netPolicy, err := nf.Policy(log)
 			if err != nil {
 				return err
 			}
@@ -190,10 +204,15 @@ audit trail is kanca calls list.`,
 				return err
 			}
 			defer lock.Release()
-			if n, err := store.EnabledHooks(cmd.Context()); err != nil {
-				return err
-			} else if n == 0 {
-				log.Warn(status.NoEnabledHook, "db", store.Path())
+			if nats.Set() && len(cf.dial) > 0 {
+				return errors.New("--dial with --nats is not supported yet: a listener's calls are delivered by the cluster's workers")
+			}
+			if !nats.Set() {
+				if n, err := store.EnabledHooks(cmd.Context()); err != nil {
+					return err
+				} else if n == 0 {
+					log.Warn(status.NoEnabledHook, "db", store.Path())
+				}
 			}
 
 			enc := hooks.Encoding{Location: fo.Location, NumbersAsStrings: fo.NumbersAsStrings}
@@ -219,12 +238,24 @@ audit trail is kanca calls list.`,
 				dopts.OnAttempt = attempts.Observe
 			}
 			disp := hooks.NewDispatcher(store, dopts)
-			outbox := hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc})
+			var deliver pipeline.Dispatcher = disp
+			if nats.Set() {
+				// A listener: the cluster's workers deliver, with the
+				// hooks kept there.
+				conn, err := nats.Connect("kanca run", log)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				deliver = &cluster.Forwarder{Store: store, Conn: conn, Logger: log}
+				log.Info("forwarding call events to NATS", "server", conn.NC.ConnectedUrlRedacted())
+			}
+			outbox := hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc, Forward: nats.Set()})
 			p = &pipeline.Pipeline{
 				Source:     src.Source,
 				Tracker:    cdr.NewTracker(tcfg),
 				Outbox:     outbox,
-				Dispatcher: disp,
+				Dispatcher: deliver,
 				Journal:    store,
 				Books:      bk,
 				Logger:     log,
@@ -307,8 +338,9 @@ audit trail is kanca calls list.`,
 	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file, until kanca stops")
 	tf.Register(fs)
 	lf.Register(fs)
-	nf.register(fs)
+	nf.Register(fs)
 	cf.register(fs)
+	nats.Register(fs)
 	return cmd
 }
 

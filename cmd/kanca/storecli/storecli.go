@@ -5,9 +5,13 @@ package storecli
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanca/kanca/cluster"
+	"github.com/kanca/kanca/cmd/kanca/natsflags"
 	"github.com/kanca/kanca/hooks"
 )
 
@@ -34,4 +38,70 @@ func WithStore(db string, create bool, f func(ctx context.Context, s *hooks.Stor
 	}
 	defer s.Close()
 	return f(context.Background(), s)
+}
+
+// Target is where a command works: the local database, or with --nats
+// the cluster's hooks and delivery log.
+type Target struct {
+	DB   *string
+	NATS natsflags.Flags
+}
+
+// WithStore opens the local database for f; with --nats it refuses,
+// naming the command as local-only.
+func (t *Target) WithStore(create bool, f func(ctx context.Context, s *hooks.Store) error) error {
+	if t.NATS.Set() {
+		return errors.New("this command works on the local database only; drop --nats (and KANCA_NATS_URL)")
+	}
+	return WithStore(*t.DB, create, f)
+}
+
+// WithHooks gives f the hooks: the local database's or the cluster's.
+func (t *Target) WithHooks(create bool, f func(ctx context.Context, s hooks.Catalog) error) error {
+	return t.with(create, func(ctx context.Context, s both) error { return f(ctx, s) })
+}
+
+// WithLog gives f the delivery log: the local database's or the cluster's.
+func (t *Target) WithLog(f func(ctx context.Context, l hooks.DeliveryLog) error) error {
+	return t.with(false, func(ctx context.Context, s both) error { return f(ctx, s) })
+}
+
+// both is what the store and the cluster each answer.
+type both interface {
+	hooks.Catalog
+	hooks.DeliveryLog
+}
+
+func (t *Target) with(create bool, f func(ctx context.Context, s both) error) error {
+	if !t.NATS.Set() {
+		return WithStore(*t.DB, create, func(ctx context.Context, s *hooks.Store) error { return f(ctx, s) })
+	}
+	return t.WithCluster(func(ctx context.Context, c *cluster.Conn) error {
+		hs, err := c.Hooks(ctx)
+		if err != nil {
+			return err
+		}
+		return f(ctx, hs)
+	})
+}
+
+// WithCluster connects to the cluster for f, failing rather than waiting
+// when no server answers.
+func (t *Target) WithCluster(f func(ctx context.Context, c *cluster.Conn) error) error {
+	c, err := t.NATS.ConnectOnce("kanca cli")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return f(ctx, c)
+}
+
+// Users says who must see what was stored.
+func (t *Target) Users() string {
+	if t.NATS.Set() {
+		return "every kanca deliver on this cluster uses it within a second"
+	}
+	return "kanca run must use the same database (--db or KANCA_DB)"
 }

@@ -30,14 +30,21 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	f.fs = fs
 	fs.IntVar(&f.CountryCode, "country-code", envdefault.Int("KANCA_COUNTRY_CODE", 90),
 		"country calling code put before national numbers (0532... -> 90532...); overrides the dialplan file's [KANCA_COUNTRY_CODE]")
-	fs.StringVar(&f.TimeZone, "tz", os.Getenv("KANCA_TZ"),
-		"time zone of the ISO times in CDRs, e.g. Europe/Istanbul (default: this machine's) [KANCA_TZ]")
+	f.RegisterFormat(fs)
 	fs.StringVar(&f.Dialplan, "dialplan", os.Getenv("KANCA_DIALPLAN"),
 		"YAML file mapping your dialplan's contexts and names (default: reference dialplan and FreePBX names) [KANCA_DIALPLAN]")
-	fs.BoolVar(&f.NumbersAsStrings, "numbers-as-strings", false,
-		"send phone numbers as JSON strings instead of integers")
 	fs.DurationVar(&f.MaxCallDuration, "max-call-duration", 0,
 		"end a call still open after this long with an expired CDR (default 12h, or the dialplan file's)")
+}
+
+// RegisterFormat adds the body flags alone (--tz, --numbers-as-strings),
+// for a command that sends but tracks nothing (deliver).
+func (f *Flags) RegisterFormat(fs *pflag.FlagSet) {
+	f.fs = fs
+	fs.StringVar(&f.TimeZone, "tz", os.Getenv("KANCA_TZ"),
+		"time zone of the ISO times in CDRs, e.g. Europe/Istanbul (default: this machine's) [KANCA_TZ]")
+	fs.BoolVar(&f.NumbersAsStrings, "numbers-as-strings", false,
+		"send phone numbers as JSON strings instead of integers")
 }
 
 // Tracker builds the tracker's configuration.

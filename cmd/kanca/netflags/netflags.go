@@ -1,4 +1,6 @@
-package runcmd
+// Package netflags is --hook-allow-net and --hook-deny-net, shared by the
+// commands that deliver (run, deliver).
+package netflags
 
 import (
 	"fmt"
@@ -10,25 +12,26 @@ import (
 	"github.com/kanca/kanca/hooks"
 )
 
-// netFlags say which networks hooks may be delivered to. They are kept
+// Flags say which networks hooks may be delivered to. They are kept
 // apart from the rest of run's flags because they are policy, not wiring:
 // the same environment variables make `kanca hooks add` warn about a URL
 // the daemon would refuse.
-type netFlags struct {
-	allow, deny []string
+type Flags struct {
+	Allow, Deny []string
 }
 
-func (f *netFlags) register(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&f.allow, "hook-allow-net", envdefault.List("KANCA_HOOK_ALLOW_NET"),
+// Register adds the flags to fs, with defaults from the environment.
+func (f *Flags) Register(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&f.Allow, "hook-allow-net", envdefault.List("KANCA_HOOK_ALLOW_NET"),
 		"deliver hooks only to these networks, CIDR or IP, comma-separated (default: any); checked on the address connected to, after DNS; hooks are then not sent through HTTP(S)_PROXY [KANCA_HOOK_ALLOW_NET]")
-	fs.StringSliceVar(&f.deny, "hook-deny-net", envdefault.List("KANCA_HOOK_DENY_NET"),
+	fs.StringSliceVar(&f.Deny, "hook-deny-net", envdefault.List("KANCA_HOOK_DENY_NET"),
 		"never deliver hooks to these networks, CIDR or IP, comma-separated, e.g. 127.0.0.0/8,169.254.0.0/16,::1 (wins over --hook-allow-net) [KANCA_HOOK_DENY_NET]")
 }
 
-// policy parses the flags and logs a policy in force, so that refused
+// Policy parses the flags and logs a policy in force, so that refused
 // deliveries can be traced to it.
-func (f *netFlags) policy(log *slog.Logger) (hooks.NetPolicy, error) {
-	p, err := hooks.ParseNetPolicy(f.allow, f.deny)
+func (f *Flags) Policy(log *slog.Logger) (hooks.NetPolicy, error) {
+	p, err := hooks.ParseNetPolicy(f.Allow, f.Deny)
 	if err != nil {
 		return hooks.NetPolicy{}, fmt.Errorf("--hook-allow-net/--hook-deny-net: %w", err)
 	}
