@@ -337,6 +337,11 @@ func (c *Conn) command(ctx context.Context, cmd string) (message, error) {
 		c.fail(fmt.Errorf("write: %w", err))
 		return message{}, c.err
 	}
+	return c.await(ctx, ch, wait)
+}
+
+// await waits for the answer queued as ch.
+func (c *Conn) await(ctx context.Context, ch chan message, wait time.Duration) (message, error) {
 	select {
 	case m := <-ch:
 		return m, nil
@@ -348,7 +353,15 @@ func (c *Conn) command(ctx context.Context, cmd string) (message, error) {
 		}
 		return message{}, ctx.Err()
 	case <-c.done:
-		return message{}, c.err
+		// FreeSWITCH often sends its last answer and the disconnect
+		// notice together: the reader hands the answer over before it
+		// ends the connection, so an answer waiting here came first.
+		select {
+		case m := <-ch:
+			return m, nil
+		default:
+			return message{}, c.err
+		}
 	}
 }
 

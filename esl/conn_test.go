@@ -179,3 +179,33 @@ func TestReadMessageSkipsBlankLinesAndChecksLength(t *testing.T) {
 	_, err = readMessage(bufio.NewReader(strings.NewReader("\n")))
 	assert.ErrorIs(t, err, io.EOF)
 }
+
+// An answer that arrived before the connection ended is the command's
+// answer, not the end: FreeSWITCH often sends its last reply and the
+// disconnect notice in one write, and the waiter may wake only after the
+// reader has seen both. The test queues the waiter itself so that it
+// waits only once the connection has ended, every time.
+func TestAnswerBeforeDisconnectWins(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		addr := scripted(t,
+			"Content-Type: auth/request\n\n", ">",
+			"Content-Type: command/reply\nReply-Text: +OK accepted\n\n", ">",
+			"Content-Type: api/response\nContent-Length: 6\n\n+OK a\n"+
+				"Content-Type: text/disconnect-notice\nContent-Length: 23\n\nDisconnected, goodbye.\n",
+		)
+		ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+		c, err := Dial(ctx, addr, "pw", failsafe)
+		require.NoError(t, err)
+		ch := make(chan message, 1)
+		c.qmu.Lock()
+		c.queue = append(c.queue, ch)
+		c.qmu.Unlock()
+		_, err = io.WriteString(c.nc, "api a\n\n")
+		require.NoError(t, err)
+		<-c.Done()
+		m, err := c.await(ctx, ch, failsafe)
+		require.NoError(t, err, "run %d", i)
+		assert.Equal(t, "+OK a\n", string(m.body))
+		cancel()
+	}
+}
