@@ -270,6 +270,7 @@ func TestFaultNATSServersKilledUnderLoad(t *testing.T) {
 // store; they go out, in order, once it is back.
 func TestFaultListenerCutOffUnderLoad(t *testing.T) {
 	h := newHarness(t)
+	h.every = 250 * time.Millisecond // thirty seconds cut off: a modest load
 	s := h.nc.Servers
 	for i := range 3 {
 		h.worker(s[i].URL(), fmt.Sprintf("w%d", i+1))
@@ -281,8 +282,10 @@ func TestFaultListenerCutOffUnderLoad(t *testing.T) {
 		h.load(h.listener(s[i].URL()), fmt.Sprintf("l%d", i+1))
 	}
 	time.Sleep(time.Second)
+	// Thirty seconds cut off: longer than any reconnect back-off or
+	// publish timeout, so the backlog must drain from the store.
 	proxy.Block()
-	time.Sleep(10 * time.Second)
+	time.Sleep(30 * time.Second)
 	n, err := cut.store.ForwardBacklog(context.Background())
 	require.NoError(t, err)
 	require.Positive(t, n, "the cut-off listener's calls wait in its store")
