@@ -23,6 +23,29 @@ func startWorker(t *testing.T, url string) *daemon {
 	return startProcess(t, exec.Command(kancaBin, "deliver", "--nats", url, "--lease", "2s", "--tz", "UTC", "--log-level", "warn"))
 }
 
+// natsRig is a three-node cluster, a fake Asterisk with calls of the
+// recorded mix to play at pace, a receiver hooked on every number of
+// them (in the cluster), and the listener's database path.
+func natsRig(t *testing.T, calls int, pace time.Duration) (frames [][]byte, want map[string]*call, url string, ast *aritest.Server, recv *receiver, db string) {
+	t.Helper()
+	frames, err := bench.Script(filepath.Join("..", "testdata", "ari"), killMix, calls, 10)
+	require.NoError(t, err)
+	want = expected(t, frames)
+	url = clustertest.Start(t, 3).URL()
+	ast = aritest.NewServer(aritest.Options{Pace: pace})
+	t.Cleanup(ast.Close)
+	recv = newReceiver(t)
+	db = filepath.Join(t.TempDir(), "listener.db")
+	numbers := map[string]bool{}
+	for _, c := range want {
+		numbers[c.number] = true
+	}
+	for n := range numbers {
+		run(t, db, "hooks", "add", "--nats", url, "--number", n, "--url", recv.URL+"/hook")
+	}
+	return frames, want, url, ast, recv, db
+}
+
 // TestKillUnderLoad, with kanca on a three-node NATS cluster: the
 // listener beside the PBX (kanca run --nats) is killed -9 (once stopped
 // with SIGTERM) while Asterisk goes on, and each time one of the two
@@ -34,23 +57,7 @@ func TestKillUnderLoadNATS(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("needs POSIX signals")
 	}
-	frames, err := bench.Script(filepath.Join("..", "testdata", "ari"), killMix, 120, 10)
-	require.NoError(t, err)
-	want := expected(t, frames)
-
-	nc := clustertest.Start(t, 3)
-	url := nc.URL()
-	ast := aritest.NewServer(aritest.Options{Pace: 150 * time.Microsecond})
-	t.Cleanup(ast.Close)
-	recv := newReceiver(t)
-	db := filepath.Join(t.TempDir(), "listener.db")
-	numbers := map[string]bool{}
-	for _, c := range want {
-		numbers[c.number] = true
-	}
-	for n := range numbers {
-		run(t, db, "hooks", "add", "--nats", url, "--number", n, "--url", recv.URL+"/hook")
-	}
+	frames, want, url, ast, recv, db := natsRig(t, 120, 150*time.Microsecond)
 	workers := []*daemon{startWorker(t, url), startWorker(t, url)}
 	ast.Play(frames...)
 
@@ -82,24 +89,8 @@ func TestWorkerHangsUnderLoadNATS(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("needs POSIX signals")
 	}
-	frames, err := bench.Script(filepath.Join("..", "testdata", "ari"), killMix, 160, 10)
-	require.NoError(t, err)
-	want := expected(t, frames)
-
-	nc := clustertest.Start(t, 3)
-	url := nc.URL()
 	// Paced so the load lasts well past the hung worker's leases.
-	ast := aritest.NewServer(aritest.Options{Pace: time.Millisecond})
-	t.Cleanup(ast.Close)
-	recv := newReceiver(t)
-	db := filepath.Join(t.TempDir(), "listener.db")
-	numbers := map[string]bool{}
-	for _, c := range want {
-		numbers[c.number] = true
-	}
-	for n := range numbers {
-		run(t, db, "hooks", "add", "--nats", url, "--number", n, "--url", recv.URL+"/hook")
-	}
+	frames, want, url, ast, recv, db := natsRig(t, 160, time.Millisecond)
 	workers := []*daemon{startWorker(t, url), startWorker(t, url), startWorker(t, url)}
 	d := startRun(t, db, "--ari-url", ast.URL, "--ari-user", "kanca", "--nats", url)
 	defer d.logOnFailure(t)
