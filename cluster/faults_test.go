@@ -57,9 +57,19 @@ type listenerRun struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, nc: clustertest.Start(t, 3), rc: newReceiver(t), stopped: make(chan struct{})}
-	addHook(t, h.nc.URL(), hooks.Hook{Number: "902120000000", URL: h.rc.URL + "/a"})
-	addHook(t, h.nc.URL(), hooks.Hook{Number: "902120000000", URL: h.rc.URL + "/b"})
+	nc := clustertest.Start(t, 3)
+	h := newHarnessOn(t, nc.URL())
+	h.nc = nc
+	return h
+}
+
+// newHarnessOn is a harness on a cluster the test runs itself (servers
+// as processes).
+func newHarnessOn(t *testing.T, url string) *harness {
+	t.Helper()
+	h := &harness{t: t, rc: newReceiver(t), stopped: make(chan struct{})}
+	addHook(t, url, hooks.Hook{Number: "902120000000", URL: h.rc.URL + "/a"})
+	addHook(t, url, hooks.Hook{Number: "902120000000", URL: h.rc.URL + "/b"})
 	return h
 }
 
@@ -240,12 +250,14 @@ func TestFaultListenerKilledUnderLoad(t *testing.T) {
 	h.finish()
 }
 
-// Ten NATS servers shut down in a row, one at a time, each brought back
-// after a while: the clients move to the others.
+// Ten NATS servers killed in a row with SIGKILL, a random one each time,
+// each started again on its own store after a while: the clients move to
+// the others, and the restarted server catches up from its peers.
 func TestFaultNATSServersKilledUnderLoad(t *testing.T) {
-	h := newHarness(t)
+	procs := clustertest.StartProcs(t, 3)
+	url := procs.URL()
+	h := newHarnessOn(t, url)
 	h.every = 300 * time.Millisecond // ten kills take a while: a lighter load
-	url := h.nc.URL()
 	for i := range 3 {
 		h.worker(url, fmt.Sprintf("w%d", i+1))
 	}
@@ -254,13 +266,12 @@ func TestFaultNATSServersKilledUnderLoad(t *testing.T) {
 	}
 	for i := range 10 {
 		time.Sleep(400 * time.Millisecond)
-		srv := h.nc.Servers[rand.IntN(3)]
+		srv := rand.IntN(3)
 		start := time.Now()
-		srv.Shutdown()
-		srv.WaitForShutdown()
+		procs.Kill(srv)
 		time.Sleep(700 * time.Millisecond)
-		srv.Restart(t)
-		t.Logf("kill %d: %s down and back in %s", i+1, srv.Name(), time.Since(start).Round(time.Millisecond))
+		procs.Restart(srv)
+		t.Logf("kill -9 %d: %s down and back in %s", i+1, procs.Name(srv), time.Since(start).Round(time.Millisecond))
 	}
 	time.Sleep(time.Second)
 	h.finish()
@@ -270,6 +281,7 @@ func TestFaultNATSServersKilledUnderLoad(t *testing.T) {
 // store; they go out, in order, once it is back.
 func TestFaultListenerCutOffUnderLoad(t *testing.T) {
 	h := newHarness(t)
+	h.every = 250 * time.Millisecond // thirty seconds cut off: a modest load
 	s := h.nc.Servers
 	for i := range 3 {
 		h.worker(s[i].URL(), fmt.Sprintf("w%d", i+1))
@@ -281,8 +293,10 @@ func TestFaultListenerCutOffUnderLoad(t *testing.T) {
 		h.load(h.listener(s[i].URL()), fmt.Sprintf("l%d", i+1))
 	}
 	time.Sleep(time.Second)
+	// Thirty seconds cut off: longer than any reconnect back-off or
+	// publish timeout, so the backlog must drain from the store.
 	proxy.Block()
-	time.Sleep(10 * time.Second)
+	time.Sleep(30 * time.Second)
 	n, err := cut.store.ForwardBacklog(context.Background())
 	require.NoError(t, err)
 	require.Positive(t, n, "the cut-off listener's calls wait in its store")

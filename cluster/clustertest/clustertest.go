@@ -116,7 +116,7 @@ func StartIn(n int, dir string) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
-		if err := c.probe(); err != nil {
+		if err := probe(c.URL(), n); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -127,8 +127,8 @@ func StartIn(n int, dir string) (*Cluster, error) {
 // probe makes a replicated stream and waits until it answers from every
 // server: a cluster whose meta leader is elected can still be a moment
 // away from electing a new stream's own.
-func (c *Cluster) probe() error {
-	nc, err := nats.Connect(c.URL())
+func probe(urls string, n int) error {
+	nc, err := nats.Connect(urls)
 	if err != nil {
 		return fmt.Errorf("probe NATS cluster: %w", err)
 	}
@@ -141,11 +141,11 @@ func (c *Cluster) probe() error {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "KANCA_TEST_PROBE", Subjects: []string{"kanca-test-probe"},
-			Replicas: len(c.Servers), Storage: jetstream.MemoryStorage})
+			Replicas: n, Storage: jetstream.MemoryStorage})
 		if err == nil {
 			var info *jetstream.StreamInfo
 			if info, err = s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" &&
-				len(info.Cluster.Replicas) == len(c.Servers)-1 {
+				len(info.Cluster.Replicas) == n-1 {
 				current := true
 				for _, r := range info.Cluster.Replicas {
 					current = current && r.Current
