@@ -77,14 +77,11 @@ func postgres(t *testing.T) (dsn string, db *sql.DB) {
 // pgBinary finds a PostgreSQL server program on the PATH or where
 // Debian's postgresql package puts it.
 func pgBinary(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
+	fallback := ""
+	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name); len(m) > 0 {
+		fallback = m[len(m)-1]
 	}
-	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
-	if len(m) > 0 {
-		return m[len(m)-1]
-	}
-	return ""
+	return lookPath(name, fallback)
 }
 
 // Asterisk's cel and cdr tables for cel_pgsql and cdr_pgsql, with
