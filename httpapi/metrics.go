@@ -40,6 +40,7 @@ type collector struct {
 	eslEvents, eslMalformed                    *prometheus.Desc
 	eslConnected, eslReconnects                *prometheus.Desc
 	liveCalls, pbxEvents, callEvents, storeErr *prometheus.Desc
+	uncommitted                                *prometheus.Desc
 	depth, inFlight, attempts                  *prometheus.Desc
 }
 
@@ -59,20 +60,21 @@ func newCollector(cfg Config) *collector {
 		eslConnected:  d("kanca_esl_connected", "1 while the FreeSWITCH event socket is connected, else 0."),
 		eslReconnects: d("kanca_esl_reconnects_total", "Event socket connection attempts after the first success, and every failed one."),
 
-		liveCalls:  d("kanca_live_calls", "Calls in progress as the tracker sees them."),
-		pbxEvents:  d("kanca_pbx_events_total", "PBX events fed to the call tracker."),
-		callEvents: d("kanca_call_events_total", "Call events committed to the outbox."),
-		storeErr:   d("kanca_store_errors_total", "Failed outbox commits (each retried)."),
-		depth:      d("kanca_outbox_deliveries", "Deliveries in the database, by state.", "state"),
-		inFlight:   d("kanca_deliveries_in_flight", "Webhook requests being sent now."),
-		attempts:   d("kanca_delivery_attempts_total", "Delivery attempts by hook and outcome (delivered, failed: will retry, dead, gone: 410).", "hook", "outcome"),
+		liveCalls:   d("kanca_live_calls", "Calls in progress as the tracker sees them."),
+		pbxEvents:   d("kanca_pbx_events_total", "PBX events fed to the call tracker."),
+		callEvents:  d("kanca_call_events_total", "Call events committed to the outbox."),
+		storeErr:    d("kanca_store_errors_total", "Failed outbox commits (each retried)."),
+		uncommitted: d("kanca_uncommitted_inputs", "PBX events the tracker took that no outbox commit holds yet: what a crash now would lose."),
+		depth:       d("kanca_outbox_deliveries", "Deliveries in the database, by state.", "state"),
+		inFlight:    d("kanca_deliveries_in_flight", "Webhook requests being sent now."),
+		attempts:    d("kanca_delivery_attempts_total", "Delivery attempts by hook and outcome (delivered, failed: will retry, dead, gone: 410).", "hook", "outcome"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.frames, c.malformed, c.connected, c.reconnects,
 		c.eslEvents, c.eslMalformed, c.eslConnected, c.eslReconnects, c.liveCalls,
-		c.pbxEvents, c.callEvents, c.storeErr, c.depth, c.inFlight, c.attempts} {
+		c.pbxEvents, c.callEvents, c.storeErr, c.uncommitted, c.depth, c.inFlight, c.attempts} {
 		ch <- d
 	}
 }
@@ -108,6 +110,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.pbxEvents, float64(st.Inputs))
 		counter(c.callEvents, float64(st.Events))
 		counter(c.storeErr, float64(st.StoreErrors))
+		gauge(c.uncommitted, float64(st.Queued))
 	}
 	if c.cfg.Dispatcher != nil {
 		st := c.cfg.Dispatcher.Stats()

@@ -88,6 +88,7 @@ type Server struct {
 	entityID       string
 	failures       []failure
 	cur            *websocket.Conn // the connected client; a newer one replaces it
+	sentCur        int             // frames written to cur
 
 	orig   origin            // originated calls, under its own lock
 	digits sync.Map          // channel id -> the digit its callee presses
@@ -299,7 +300,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.silent = append(s.silent, old)
 		go s.replaced(old)
 	}
-	s.cur = c
+	s.cur, s.sentCur = c, 0
 	s.NotifyLocked()
 	s.Unlock()
 	defer func() {
@@ -350,7 +351,20 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 		if err := c.Write(ctx, websocket.MessageText, fr); err != nil {
 			return
 		}
+		s.Lock()
+		if s.cur == c {
+			s.sentCur++
+		}
+		s.Unlock()
 	}
+}
+
+// SentToCurrent is how many frames the connected client was sent since it
+// subscribed: beside what the client says it read, how far behind it is.
+func (s *Server) SentToCurrent() int {
+	s.Lock()
+	defer s.Unlock()
+	return s.sentCur
 }
 
 // Play appends frames to the script (see followtest.Stage.Play), noting
