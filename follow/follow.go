@@ -61,6 +61,14 @@ type Describer interface {
 type Listed struct {
 	Channel cdr.Channel
 	Server  string
+	// Bridge names the bridge the channel talks in, when the PBX lists
+	// its bridges (ARI) or its bridged pairs (FreeSWITCH's calls): "" for
+	// none. The channels of one bridge are legs of one call, joined (a
+	// callee and its caller, a picker and the call it took), and the one
+	// bridged with a call's caller is who the call is connected to now.
+	// Only bridges that join calls count: not a holding bridge (a parking
+	// lot) nor a conference.
+	Bridge string
 }
 
 // Listing is a PBX's channel list as the adapter read it.
@@ -239,6 +247,10 @@ type Follower struct {
 	// answer a list could not show (its state lags, as FreeSWITCH's
 	// callstate does) is read from that input's snapshot.
 	unheard map[string]time.Time
+	// bridges holds the latest list's bridges that join a channel held
+	// for adoption, by id, with their channels in list order; each is told
+	// once its channels are adopted (see tellBridges).
+	bridges map[string][]string
 
 	mu    sync.Mutex
 	stats Stats
@@ -258,8 +270,9 @@ type liveChannel struct {
 // about to say itself: events queued behind the list describe the same
 // moments more precisely. It is settled by the channel's next event.
 type pendingChannel struct {
-	lc    liveChannel
-	adopt bool // unknown channel: adopt it; else its state changed
+	lc     liveChannel
+	bridge string // the joining bridge the list shows it in (Listed.Bridge)
+	adopt  bool   // unknown channel: adopt it; else its state changed
 	// moved: a known channel the list shows at another place in the
 	// dialplan (a menu's caller now dialling an extension): the gap hid
 	// the move, which routes its call.
@@ -285,6 +298,7 @@ func New(cfg Config, dial Dial) *Follower {
 		pending:     make(map[string]pendingChannel),
 		unconfirmed: make(map[string]bool),
 		unheard:     make(map[string]time.Time),
+		bridges:     make(map[string][]string),
 		ids:         make(map[string]bool),
 		stats:       Stats{ByType: make(map[string]uint64)},
 	}
@@ -662,6 +676,17 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 				}
 			}
 		}
+		// A leg bridged with one of them is of their call too, whatever
+		// call the PBX names for it (the target of a transfer the gap
+		// hid): adopted with them, the bridge joins it to theirs.
+		for i := 0; i < len(group); i++ {
+			for _, id := range f.bridges[group[i].bridge] {
+				if q, ok := f.pending[id]; ok && q.adopt {
+					group = append(group, q)
+					delete(f.pending, id)
+				}
+			}
+		}
 		slices.SortFunc(group, func(a, b pendingChannel) int {
 			return adoptOrder(a.lc.ch, b.lc.ch)
 		})
@@ -688,8 +713,46 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 			f.mu.Unlock()
 			emit(cdr.Input{Kind: cdr.KindCreated, Time: qat, Server: q.lc.server, Channel: q.lc.ch, Adopted: true})
 		}
+		for _, q := range group {
+			f.tellBridge(q.bridge, at, emit)
+		}
 	case !p.adopt:
 		f.listedChange(p, in, at, emit)
+	}
+}
+
+// tellBridge tells, once its listed channels are all followed, that they
+// talk in bridge b: an adopted KindBridgeEnter for each, oldest first, the
+// later ones naming the first as the leg they are bridged to (Other). The
+// tracker then joins them as the live bridge would have (a picker or a
+// retriever takes the call it talks to) and names the leg bridged with
+// the caller as who took the call.
+func (f *Follower) tellBridge(b string, at time.Time, emit func(cdr.Input)) {
+	ids, ok := f.bridges[b]
+	if !ok {
+		return
+	}
+	var members []liveChannel
+	for _, id := range ids {
+		if q, held := f.pending[id]; held && q.adopt {
+			return // told when the last of them is adopted
+		}
+		if lc, live := f.live[id]; live {
+			members = append(members, lc)
+		}
+	}
+	delete(f.bridges, b)
+	if len(members) < 2 {
+		return
+	}
+	slices.SortFunc(members, func(a, b liveChannel) int { return adoptOrder(a.ch, b.ch) })
+	first := members[0].ch
+	for i, m := range members {
+		in := cdr.Input{Kind: cdr.KindBridgeEnter, Time: at, Server: m.server, Channel: m.ch, Bridge: b, Adopted: true}
+		if i > 0 {
+			in.Other = &first
+		}
+		emit(in)
 	}
 }
 

@@ -317,3 +317,39 @@ func TestRelistFailureLosesNothingRead(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// Channels a list shows in one bridge are one call's legs: a leg whose
+// call the PBX could not say (its linked id unread) is of the call of
+// the oldest leg in its bridge, adopted with it, and once both are
+// followed the bridge is told (the later leg bridged to the first), so
+// the tracker knows who the call talks to. A lone bridged leg, or a
+// bridge of channels all followed already, tells nothing.
+func TestReconcileBridgedLegsAreOneCall(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Up", t0.Add(time.Second)) // its linked id unread
+	other := ch("c", "Up", t0.Add(2*time.Second))
+	other.LinkedID = "c"
+	l := Listing{At: at, Channels: []Listed{
+		{Channel: callee, Server: "pbx", Bridge: "br1"},
+		{Channel: other, Server: "pbx", Bridge: "br2"}, // alone in its bridge
+		{Channel: caller, Server: "pbx", Bridge: "br1"},
+	}}
+	got := follow(t, nil, l,
+		cdr.Input{Kind: cdr.KindVar, Time: at.Add(time.Second), Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindVar, Time: at.Add(2 * time.Second), Server: "pbx", Channel: other},
+	)
+	require.Len(t, got, 7)
+	joined := callee
+	joined.LinkedID = "a"
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[0])
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: joined, Adopted: true}, got[1],
+		"of the call of the leg it is bridged with")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindBridgeEnter, Time: at, Server: "pbx", Channel: caller, Bridge: "br1", Adopted: true}, got[2])
+	assert.Equal(t, cdr.Input{Kind: cdr.KindBridgeEnter, Time: at, Server: "pbx", Channel: joined, Bridge: "br1", Other: &caller, Adopted: true}, got[3],
+		"bridged to the caller")
+	assert.Equal(t, cdr.KindVar, got[4].Kind)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: other, Adopted: true}, got[5], "nothing told of a lone leg's bridge")
+	assert.Equal(t, cdr.KindVar, got[6].Kind)
+}
