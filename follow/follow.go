@@ -595,6 +595,7 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 	}
 	id := in.Channel.ID
 	delete(f.unconfirmed, id)
+	f.adoptPresupposed(in, emit)
 	if p, ok := f.pending[id]; ok {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
@@ -605,15 +606,6 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 	}
 	if in.Kind == cdr.KindHangupRequest || in.Kind == cdr.KindDestroyed {
 		f.settleCall(in, emit)
-	}
-	if linked := in.Channel.LinkedID; in.Kind == cdr.KindCreated && linked != "" && linked != id {
-		// A leg born of a listed channel still held: that channel is
-		// older than the leg, so it is adopted now, lest the leg stand
-		// for a call of its own.
-		if p, ok := f.pending[linked]; ok && p.adopt {
-			delete(f.pending, linked)
-			f.settle(p, cdr.Input{Kind: cdr.KindState, Time: in.Time}, emit)
-		}
 	}
 	switch in.Kind {
 	case cdr.KindCreated:
@@ -634,6 +626,36 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		}
 	}
 	emit(in)
+}
+
+// adoptPresupposed adopts, before in, the listed channels still held that
+// in presupposes: the call a leg born of it belongs to (its linked id),
+// the leg a Dial or a bridge names beside it (Other), and the call a
+// held change of in's channel names. Each is older than in's channel, and
+// known to the PBX before in: adopted after it, in's channel would join
+// no call (a callee's Dial, or its answer told by a list, before its
+// caller is known to the tracker) or stand for a call of its own.
+func (f *Follower) adoptPresupposed(in cdr.Input, emit func(cdr.Input)) {
+	id := in.Channel.ID
+	var held [3]string
+	if in.Kind == cdr.KindCreated {
+		held[0] = in.Channel.LinkedID
+	}
+	if in.Other != nil {
+		held[1] = in.Other.ID
+	}
+	if p, ok := f.pending[id]; ok {
+		held[2] = p.lc.ch.LinkedID
+	}
+	for _, h := range held {
+		if h == "" || h == id {
+			continue
+		}
+		if p, ok := f.pending[h]; ok && p.adopt {
+			delete(f.pending, h)
+			f.settle(p, cdr.Input{Kind: cdr.KindState, Time: in.Time}, emit)
+		}
+	}
 }
 
 func (f *Follower) refresh(ch cdr.Channel) {

@@ -87,6 +87,13 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 		at := later(clock, ch.Created)
 		lc, known := f.live[ch.ID]
+		if known && ch.LinkedID == "" {
+			// A list that does not name the channel's call (ARI's
+			// snapshots carry no linked id) leaves the one kanca knows:
+			// the rest of a call's legs are settled by it, before a leg's
+			// end ends the call (settleCall).
+			ch.LinkedID = lc.ch.LinkedID
+		}
 		switch {
 		case !known:
 			pending++

@@ -353,3 +353,64 @@ func TestReconcileBridgedLegsAreOneCall(t *testing.T) {
 	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: other, Adopted: true}, got[5], "nothing told of a lone leg's bridge")
 	assert.Equal(t, cdr.KindVar, got[6].Kind)
 }
+
+// A list that does not name a channel's call (ARI's snapshots carry no
+// linked id) leaves the call kanca remembers for it: a callee adopted
+// after one gap (its call read from the PBX then, and journaled) and
+// answered in a second is told answered before its caller's hangup ends
+// the call, as any callee of the call is.
+func TestReconcileKeepsTheCallItRemembersOfAListedChannel(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Ringing", t0.Add(time.Second))
+	callee.LinkedID = "a"
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller, Adopted: true},
+		{Kind: cdr.KindCreated, Time: t0.Add(time.Second), Server: "pbx", Channel: callee, Adopted: true},
+	}
+	at := t0.Add(time.Minute)
+	listedCaller, listedCallee := ch("a", "Up", t0), ch("b", "Up", t0.Add(time.Second))
+	l := Listing{At: at, Channels: []Listed{{Channel: listedCaller, Server: "pbx"}, {Channel: listedCallee, Server: "pbx"}}}
+	got := follow(t, seed, l,
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: at.Add(time.Second), Server: "pbx", Channel: listedCaller},
+	)
+	require.Len(t, got, 2)
+	answered := listedCallee
+	answered.LinkedID = "a"
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: answered, Adopted: true}, got[0],
+		"answered in the gap, told before its caller's hangup, of the call it is of")
+	assert.Equal(t, cdr.KindHangupRequest, got[1].Kind)
+}
+
+// A listed caller still held when a Dial names it (the callee's creation
+// and Dial heard, the caller's own next event not yet) is adopted before
+// the Dial: the tracker joins a callee to the caller it knows. So is the
+// call a held change of a channel names, before that change is told.
+func TestReconcileAdoptsAHeldCallerBeforeWhatPresupposesIt(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}}}
+	callee := ch("b", "Down", at.Add(time.Second))
+	got := follow(t, nil, l,
+		cdr.Input{Kind: cdr.KindCreated, Time: at.Add(time.Second), Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindDial, Time: at.Add(2 * time.Second), Server: "pbx", Channel: callee, Other: &caller},
+	)
+	require.Len(t, got, 3)
+	assert.Equal(t, "b", got[0].Channel.ID, "a Down leg with no call says nothing of its caller")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[1],
+		"adopted before the Dial that names it")
+	assert.Equal(t, cdr.KindDial, got[2].Kind)
+
+	// Seeded callee, answered in the gap: its held change names the
+	// caller, held too, which is adopted first.
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("b", "Down", t0)}}
+	listedCallee := ch("b", "Up", t0)
+	listedCallee.LinkedID = "a"
+	l = Listing{At: at, Channels: []Listed{{Channel: listedCallee, Server: "pbx"}, {Channel: caller, Server: "pbx"}}}
+	got = follow(t, seed, l, cdr.Input{Kind: cdr.KindDialplan, Time: at.Add(time.Second), Server: "pbx", Channel: ch("b", "Up", t0)})
+	require.Len(t, got, 3)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[0], "the call first")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: listedCallee, Adopted: true}, got[1], "then the answer it was dialled for")
+	assert.Equal(t, cdr.KindDialplan, got[2].Kind)
+}
