@@ -162,6 +162,9 @@ func New(cfg Config) (*Source, error) {
 		// A pong proves the socket, not that Asterisk still sends it the
 		// application's events.
 		CheckSilence: true,
+		// Asterisk lists its live channels: what its list said and no
+		// event followed within a second is told, lest a crash lose it.
+		Settle: time.Second,
 	}, s.dial)
 	return s, nil
 }

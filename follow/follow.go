@@ -172,6 +172,15 @@ type Config struct {
 	// the subscription, and a listed channel the first list missed is
 	// adopted.
 	Relist time.Duration
+	// Settle, when positive, tells what a list said of the channels still
+	// held for their next input this long after the (re)connect, at the
+	// first input after it: for a PBX whose list is exact, events queued
+	// behind the list have come by then, and a change held longer (a
+	// callee answered in the gap, quiet since) lives only in memory: a
+	// crash before the channel's next event would lose it, and the call
+	// would end unanswered. A stream silent meanwhile holds them until it
+	// speaks.
+	Settle time.Duration
 	// CheckSilence has the probe, when the stream has said nothing for a
 	// ProbeInterval while channels live, list channels: if one it follows
 	// is no longer listed, events are lost on a connection that still
@@ -403,9 +412,12 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		return false, err
 	}
 	gap := f.reconcile(l, emit)
-	var relistAt time.Time
+	var relistAt, settleAt time.Time
 	if f.cfg.Relist > 0 {
 		relistAt = time.Now().Add(f.cfg.Relist)
+	}
+	if f.cfg.Settle > 0 {
+		settleAt = time.Now().Add(f.cfg.Settle)
 	}
 
 	f.mu.Lock()
@@ -456,6 +468,10 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		}
 		if err != nil {
 			return true, err
+		}
+		if !settleAt.IsZero() && !time.Now().Before(settleAt) {
+			settleAt = time.Time{}
+			f.settleHeld(emit)
 		}
 		if !relistAt.IsZero() && !time.Now().Before(relistAt) {
 			relistAt = time.Time{}
@@ -775,6 +791,23 @@ func (f *Follower) tellBridge(b string, at time.Time, emit func(cdr.Input)) {
 			in.Other = &first
 		}
 		emit(in)
+	}
+}
+
+// settleHeld tells what the list said of every channel still held (see
+// Config.Settle), calls' first legs first, as if each had spoken now.
+func (f *Follower) settleHeld(emit func(cdr.Input)) {
+	held := make([]pendingChannel, 0, len(f.pending))
+	for _, p := range f.pending {
+		held = append(held, p)
+	}
+	slices.SortFunc(held, func(a, b pendingChannel) int { return adoptOrder(a.lc.ch, b.lc.ch) })
+	for _, p := range held {
+		if _, still := f.pending[p.lc.ch.ID]; !still {
+			continue // adopted with an earlier one of its call
+		}
+		delete(f.pending, p.lc.ch.ID)
+		f.settle(p, cdr.Input{Time: f.lastTime}, emit)
 	}
 }
 

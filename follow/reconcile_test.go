@@ -414,3 +414,60 @@ func TestReconcileAdoptsAHeldCallerBeforeWhatPresupposesIt(t *testing.T) {
 	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: listedCallee, Adopted: true}, got[1], "then the answer it was dialled for")
 	assert.Equal(t, cdr.KindDialplan, got[2].Kind)
 }
+
+// With Settle, a change a list showed and no event has settled is told
+// once Settle has passed, at the first input after it, so the journal
+// holds it before the channel speaks again: a callee answered in a gap
+// and quiet since is not lost to a crash before its next event. A
+// listed channel nobody knew is adopted the same way.
+func TestReconcileTellsWhatStaysHeldAfterSettle(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Ringing", t0)
+	callee.LinkedID = "a"
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller},
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: callee},
+	}
+	at := t0.Add(time.Minute)
+	answered := callee
+	answered.State = "Up"
+	newcomer := ch("c", "Ring", at)
+	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}, {Channel: answered, Server: "pbx"}, {Channel: newcomer, Server: "pbx"}}}
+	other := cdr.Input{Kind: cdr.KindCreated, Time: at.Add(time.Second), Server: "pbx", Channel: ch("d", "Ring", at.Add(time.Second))}
+
+	p := &played{list: l, inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Settle: 20 * time.Millisecond},
+		func(ctx context.Context) (Session, error) {
+			select {
+			case <-p.closed:
+				<-ctx.Done()
+				return nil, ctx.Err()
+			default:
+			}
+			close(p.closed)
+			p.closed = make(chan struct{})
+			return p, nil
+		})
+	f.Seed(seed)
+	got := make(chan cdr.Input, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.Run(ctx, func(in cdr.Input) { got <- in })
+	time.Sleep(50 * time.Millisecond)
+	p.inputs <- other
+	var ins []cdr.Input
+	for len(ins) < 3 {
+		select {
+		case in := <-got:
+			ins = append(ins, in)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %v", ins)
+		}
+	}
+	assert.Equal(t, cdr.KindCreated, ins[0].Kind, "the input that came after Settle, first")
+	assert.Equal(t, "d", ins[0].Channel.ID)
+	told := map[string]cdr.Input{ins[1].Channel.ID: ins[1], ins[2].Channel.ID: ins[2]}
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: answered, Adopted: true}, told["b"], "the answer told")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: newcomer, Adopted: true}, told["c"], "the newcomer adopted")
+}
