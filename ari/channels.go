@@ -44,8 +44,44 @@ func (s *Source) list(ctx context.Context) (follow.Listing, error) {
 		for i := range l.Channels {
 			l.Channels[i].Server = info.EntityID
 		}
+		if err := s.listBridges(ctx, l.Channels); err != nil {
+			return follow.Listing{}, err
+		}
 	}
 	return l, nil
+}
+
+// bridgeSnapshot is what kanca reads of ARI's Bridge model
+// (rest-api/api-docs/bridges.json), as GET /bridges lists it.
+type bridgeSnapshot struct {
+	ID       string   `json:"id"`
+	Type     string   `json:"bridge_type"`
+	Class    string   `json:"bridge_class"`
+	Channels []string `json:"channels"`
+}
+
+// listBridges names, on each listed channel, the bridge it talks in
+// (follow.Listed.Bridge). Only the bridges Dial, Queue, a pickup, a
+// parked call's retrieval and transfers make join calls (class "basic",
+// mixing); a parking lot's holding bridge and a conference do not.
+func (s *Source) listBridges(ctx context.Context, chans []follow.Listed) error {
+	var bridges []bridgeSnapshot
+	if _, err := s.client.do(ctx, http.MethodGet, "/bridges", nil, &bridges); err != nil {
+		return err
+	}
+	in := map[string]string{}
+	for _, b := range bridges {
+		if b.Class != "basic" || b.Type != "mixing" || len(b.Channels) < 2 {
+			continue
+		}
+		for _, id := range b.Channels {
+			in[id] = b.ID
+		}
+	}
+	for i := range chans {
+		chans[i].Bridge = in[chans[i].Channel.ID]
+	}
+	return nil
 }
 
 // Describe asks Asterisk, for each channel about to be adopted, what its
@@ -71,7 +107,11 @@ func (s *Source) describe(ctx context.Context, ch *cdr.Channel) error {
 		}
 		ch.LinkedID = v
 	}
-	if ch.DialedNumber == "" {
+	// A leg of another channel's call came in on its own and joined it
+	// (a picker, a parked call's retriever): what it dialled is a feature
+	// code, not how the call reached it. A callee has none (Dial sets no
+	// dialed number on the channels it creates, app_dial.c).
+	if ch.DialedNumber == "" && (ch.LinkedID == "" || ch.LinkedID == ch.ID) {
 		v, err := s.variable(ctx, ch.ID, "CALLERID(dnid)")
 		if err != nil {
 			return err

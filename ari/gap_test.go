@@ -97,13 +97,17 @@ func TestSourceAdoptsACallMidwayWithItsNumberAndLegs(t *testing.T) {
 	for sourcetest.CountKind(got, cdr.KindDestroyed) < 2 {
 		got = append(got, h.Take(t, 1)[0])
 	}
-	adopted := 0
+	adopted, bridged := 0, 0
 	for _, in := range got {
-		if in.Adopted {
+		switch {
+		case in.Adopted && in.Kind == cdr.KindCreated:
 			adopted++
+		case in.Adopted && in.Kind == cdr.KindBridgeEnter:
+			bridged++
 		}
 	}
 	assert.Equal(t, 2, adopted, "both legs adopted")
+	assert.Equal(t, 2, bridged, "both legs told bridged, as the list of bridges shows them")
 	gotShapes := sourcetest.Shapes(got)
 	require.NotEmpty(t, gotShapes)
 	// The menu was lived through in the gap: the adopted call starts at
@@ -208,4 +212,66 @@ func TestSourceJoinsALegWhoseDialAGapHid(t *testing.T) {
 	assert.False(t, slices.ContainsFunc(sourcetest.Shapes(got), func(s sourcetest.Shape) bool { return s.Type == cdr.MissingCall }),
 		"answered by 1000")
 	assert.Equal(t, want, sourcetest.Shapes(got))
+}
+
+// A call that began while kanca was away and is talking when it comes
+// back is told as the live events would have told it, from whom the list
+// of bridges shows bridged with its caller: a queue's or a ring group's
+// member took the group's call (its own step in the callflow), and an
+// extension that picked the call up took it from the one it rang (not
+// the pickup code it dialled).
+func TestSourceAdoptsTheLegBridgedWithTheCallerAsWhoTookTheCall(t *testing.T) {
+	for _, name := range []string{"s07", "s12", "t03"} {
+		t.Run(name, func(t *testing.T) {
+			frames := scenario(t, name)
+			want := sourcetest.Shapes(decodeAll(t, frames))
+			n := lastBridgeEnter(t, frames) + 1
+			srv := aritest.NewServer(aritest.Options{})
+			t.Cleanup(srv.Close)
+			srv.Play(frames[:n]...)
+			srv.LiveThrough(n)
+
+			reconciled := make(chan struct{}, 1)
+			h := start(t, srv.URL, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+			<-reconciled
+			srv.Play(frames[n:]...)
+			var got []cdr.Input
+			for sourcetest.CountKind(got, cdr.KindDestroyed) < 2 {
+				got = append(got, h.Take(t, 1)[0])
+			}
+			assert.Equal(t, want, sourcetest.Shapes(got))
+		})
+	}
+}
+
+// A call that came in and was blind-transferred while kanca was away
+// runs, when listed, in the extensions' context it was sent to: the DID
+// variable the inbound dialplan set says it came in, so it is delivered
+// for its number, answered by the extension it talks to.
+func TestSourceAdoptsACallTransferredInTheGapAsTheInboundCallItIs(t *testing.T) {
+	frames := scenario(t, "t02")
+	want := sourcetest.Shapes(decodeAll(t, frames))
+	n := lastBridgeEnter(t, frames) + 1
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames[:n]...)
+	srv.LiveThrough(n)
+
+	reconciled := make(chan struct{}, 1)
+	h := start(t, srv.URL, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+	<-reconciled
+	srv.Play(frames[n:]...)
+	var got []cdr.Input
+	for sourcetest.CountKind(got, cdr.KindDestroyed) < 2 {
+		got = append(got, h.Take(t, 1)[0])
+	}
+	shapes := sourcetest.Shapes(got)
+	require.NotEmpty(t, shapes, "delivered")
+	first, last := want[0], want[len(want)-1]
+	assert.Equal(t, first, shapes[0], "call_init for the number it came in on")
+	end := shapes[len(shapes)-1]
+	assert.Equal(t, cdr.CallHangup, end.Type)
+	assert.Equal(t, []any{last.Number, last.Caller, last.ResultDisposition, true, last.Callflow[len(last.Callflow)-1]},
+		[]any{end.Number, end.Caller, end.ResultDisposition, end.Answered, end.Callflow[len(end.Callflow)-1]},
+		"answered by the extension it was transferred to")
 }

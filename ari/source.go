@@ -162,6 +162,12 @@ func New(cfg Config) (*Source, error) {
 		// A pong proves the socket, not that Asterisk still sends it the
 		// application's events.
 		CheckSilence: true,
+		// Asterisk answers its list from its live channels: the events
+		// queued behind it are read within milliseconds, so what the
+		// list said and no event followed within 200 ms is told, lest a
+		// crash soon after the reconnect lose it. Told early, a change
+		// whose own event is late is placed at the list, not before.
+		Settle: 200 * time.Millisecond,
 	}, s.dial)
 	return s, nil
 }

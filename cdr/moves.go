@@ -146,6 +146,55 @@ func (t *Tracker) bridged(c *call, l *leg, owner *call, peer *leg, at time.Time,
 	return t.connect(c, x, at, out)
 }
 
+// listedBridge completes what a list said after a gap: l talks in a bridge
+// with peer (an adopted KindBridgeEnter). The leg of c bridged with its
+// caller is who the call talks to now, as the live events would have
+// said: a group's member took the group's call (the group hands over to
+// their step), and an extension other than the step's (a picker, a
+// retriever, an extension the call was forwarded to) took the call from
+// it. A leg is named by what was dialled for it, else, an extension's
+// own leg, by its own number; a leg named by neither says nothing.
+func (t *Tracker) listedBridge(c *call, l, peer *leg, out []Event) []Event {
+	if c == nil || peer == nil || peer.c != c || l.c != c || c.dir == "" {
+		return out
+	}
+	var x *leg
+	switch c.origin {
+	case l:
+		x = peer
+	case peer:
+		x = l
+	}
+	if x == nil || x.up.IsZero() || x.consult {
+		return out
+	}
+	who := x.dialled()
+	if who == "" && t.num.isExtension(x.own) {
+		who = x.own
+	}
+	if who == "" {
+		return out
+	}
+	kind, dest := t.destination(who)
+	s := x.step
+	if s != nil && s.kind == kind && s.dest == dest {
+		return out
+	}
+	if s != nil && s == c.current() && s.kind == stepGroup {
+		if s.answer.IsZero() {
+			s.answer = x.up
+		}
+		x.step = &step{kind: kind, dest: dest, start: x.up, answer: x.up}
+		return t.push(c, x.step, "", out)
+	}
+	if s != nil && s.answer.Equal(x.up) {
+		// Adopted as the step's callee, it was taken to have answered
+		// for the step; it answered the call it took from it.
+		s.answer = time.Time{}
+	}
+	return t.connect(c, x, x.up, out)
+}
+
 // transfer handles the PBX moving c's caller (in.Channel) elsewhere.
 func (t *Tracker) transfer(c *call, in Input, out []Event) []Event {
 	var target *leg

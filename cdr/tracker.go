@@ -340,6 +340,11 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 	}
 	switch {
 	case matchAny(t.cfg.Contexts.Inbound, l.context):
+	case in.Adopted && !l.local && l.caller != "" && !t.num.isExtension(l.caller) && t.didVar(in.Channel) != "":
+		// Adopted, its context is where it runs now: a call that came
+		// in from outside and was moved in the gap (a blind transfer)
+		// runs in an extensions' context, and the DID variable the
+		// inbound dialplan set says it came in.
 	case matchAny(t.cfg.Contexts.Internal, l.context) || t.num.isExtension(l.caller):
 		c.inside = true
 		return t.routeAdopted(c, in, out)
@@ -364,15 +369,23 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 // arrivedOn is the public number an adopted inbound leg arrived on, as
 // the PBX kept it: a DID variable, else the number it was dialled as.
 func (t *Tracker) arrivedOn(ch Channel) string {
+	if did := t.didVar(ch); did != "" {
+		return did
+	}
+	if _, _, ok := digits(ch.DialedNumber); ok {
+		return t.num.normalize(ch.DialedNumber)
+	}
+	return ""
+}
+
+// didVar is the public number a DID variable of ch holds, "" if none.
+func (t *Tracker) didVar(ch Channel) string {
 	for _, name := range t.cfg.DIDVariables {
 		if v := ch.Vars[name]; v != "" {
 			if _, _, ok := digits(v); ok {
 				return t.num.normalize(v)
 			}
 		}
-	}
-	if _, _, ok := digits(ch.DialedNumber); ok {
-		return t.num.normalize(ch.DialedNumber)
 	}
 	return ""
 }
@@ -529,6 +542,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			c.bridges = append(c.bridges, in.Bridge)
 		}
 		out = t.bridged(c, l, owner, peer, in.Time, out)
+		if in.Adopted {
+			out = t.listedBridge(l.c, l, peer, out)
+		}
 	case KindTransfer:
 		if c != nil && c.dir != "" {
 			out = t.transfer(c, in, out)

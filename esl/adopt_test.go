@@ -52,13 +52,20 @@ func TestSourceAdoptsACallMidwayWithItsLegs(t *testing.T) {
 			// buffer holds; reconnected, the source has emitted it all.
 			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
 			got := h.StopAndDrain()
-			adopted := 0
+			adopted, bridged := 0, 0
 			for _, in := range got {
-				if in.Adopted {
+				switch {
+				case in.Adopted && in.Kind == cdr.KindCreated:
 					adopted++
+				case in.Adopted && in.Kind == cdr.KindBridgeEnter:
+					bridged++
 				}
 			}
 			assert.Equal(t, 2, adopted, "both legs adopted")
+			assert.Equal(t, 2, bridged, "both legs told bridged, as the list of calls pairs them")
+			// The list of calls joins the callee to its caller: only the
+			// caller's session is asked, for the number its call arrived on.
+			assert.Equal(t, 1, srv.Asked("uuid_dump"), "one uuid_dump, the caller's")
 			require.NotEmpty(t, want)
 			assert.Equal(t, want, sourcetest.Shapes(got))
 		})
@@ -189,4 +196,51 @@ func TestSourceTellsAnAnswerAGapHid(t *testing.T) {
 			srv.Close()
 		}
 	}
+}
+
+// A call that began while kanca was away and was picked up, taken from a
+// park or transferred there is adopted as the inbound call it is, talking
+// to the extension the list of calls pairs it with: an inbound leg is its
+// own call's first leg, whatever leg FreeSWITCH bridged it to since (a
+// picker's, a retriever's: the pair's A leg, whose call_uuid it now
+// carries). The step before, lived through in the gap, is not told.
+func TestSourceAdoptsACallTakenInTheGapByTheLegBridgedWithIt(t *testing.T) {
+	for _, name := range []string{"g01", "g03", "g04"} {
+		t.Run(name, func(t *testing.T) {
+			events := trace(t, name)
+			want := sourcetest.Shapes(decodeSorted(t, events))
+			n := lastBridge(t, events)
+			srv := newServer(t, esltest.Options{})
+			srv.Play(events[:n]...)
+			srv.LiveThrough(n)
+			srv.DropAfter(len(events), 0)
+
+			reconciled := make(chan struct{}, 2)
+			h := start(t, srv, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+			<-reconciled
+			srv.Play(events[n:]...)
+			waitFor(t, srv, func() bool { return srv.Listings() >= 2 })
+			assert.Equal(t, afterFirstStep(want), sourcetest.Shapes(h.StopAndDrain()))
+		})
+	}
+}
+
+// afterFirstStep is what a call's shapes become when kanca adopts it
+// once its first extension handed it on: that extension's event and
+// steps are gone, its callflow runs from the number it arrived on to
+// where it is.
+func afterFirstStep(full []sourcetest.Shape) []sourcetest.Shape {
+	var out []sourcetest.Shape
+	skipped := false
+	for _, s := range full {
+		if s.Type == cdr.CallInitExtension && !skipped {
+			skipped = true
+			continue
+		}
+		if s.Callflow != nil {
+			s.Callflow = []string{s.Callee + " " + cdr.RedirectedToExtension, s.Callflow[len(s.Callflow)-1]}
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -54,6 +54,60 @@ func parseChannels(body string) ([]row, error) {
 	return list.Rows, nil
 }
 
+// callPair is a bridge as "show calls as json" lists it (mod_commands'
+// show calls, FreeSWITCH's basic_calls view): a row per channel that is
+// no bridge's B leg, with its B leg's columns ("b_" ones) when it is a
+// bridge's A leg; the wrapper is "show channels as json"'s. Only the
+// columns kanca reads are named. Not yet checked against a recording:
+// the shape is read from switch_core_sqldb.c's view and
+// show_as_json_callback (NULL columns are empty strings).
+type callPair struct {
+	A      string `json:"uuid"`
+	B      string `json:"b_uuid"`
+	BDest  string `json:"b_dest"`
+	BCID   string `json:"b_cid_num"`
+	BDir   string `json:"b_direction"`
+	ADir   string `json:"direction"`
+	BState string `json:"b_callstate"`
+}
+
+// parseCalls reads the answer to "show calls as json", keeping the rows
+// of bridged pairs.
+func parseCalls(body string) ([]callPair, error) {
+	var list struct {
+		RowCount *int       `json:"row_count"`
+		Rows     []callPair `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		return nil, fmt.Errorf("show calls as json: %w: %s", ErrMalformed, follow.Excerpt([]byte(body)))
+	}
+	if list.RowCount == nil {
+		return nil, fmt.Errorf("show calls as json: %w: no row_count", ErrMalformed)
+	}
+	var pairs []callPair
+	for _, r := range list.Rows {
+		if r.A != "" && r.B != "" {
+			pairs = append(pairs, r)
+		}
+	}
+	return pairs, nil
+}
+
+// calls asks for the bridged pairs and collects the events that arrive
+// before the answer, as list does. A switch that refuses the command
+// lists no pairs: adoption then asks each channel.
+func (e *session) calls(ctx context.Context) ([]callPair, []Fields, error) {
+	body, early, err := e.collect(ctx, "show calls as json")
+	if errors.Is(err, ErrCommand) {
+		return nil, early, nil
+	}
+	if err != nil {
+		return nil, early, err
+	}
+	pairs, err := parseCalls(body)
+	return pairs, early, err
+}
+
 // CountChannels asks c for the channel list the Source reconciles with and
 // counts it; an error means reconciliation would fail the same way.
 func CountChannels(ctx context.Context, c *Conn) (int, error) {
@@ -94,7 +148,10 @@ func (r row) channel() cdr.Channel {
 	default:
 		ch.State = "Ring"
 	}
-	if r.CallUUID != "" && r.CallUUID != r.UUID {
+	// A leg that came in (inbound) is its call's first leg: bridged as
+	// the B side (a picker's intercept bridges the picker's leg to it),
+	// its call_uuid names the other leg's call.
+	if r.CallUUID != "" && r.CallUUID != r.UUID && r.Direction != "inbound" {
 		legOf(&ch, r.CallUUID)
 	}
 	if sec, err := strconv.ParseInt(r.CreatedEpoch, 10, 64); err == nil && sec > 0 {
@@ -121,6 +178,19 @@ func legOf(ch *cdr.Channel, a string) {
 // variables. A channel gone meanwhile is left as listed.
 func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 	for _, ch := range chans {
+		// A leg FreeSWITCH originated and bridged (a callee talking to its
+		// caller) is told by the list of calls: its call is the bridge's A
+		// leg's, and it was dialled as its destination. Its session has
+		// nothing the tracker reads of a callee besides, so it is not
+		// asked; the A leg is, for the number its call arrived on.
+		if p, ok := e.pairs[ch.ID]; ok && p.BDir == "outbound" {
+			if ch.LinkedID == ch.ID || ch.LinkedID == "" {
+				legOf(ch, p.A)
+			}
+			ch.DialedNumber = cmp.Or(ch.DialedNumber, p.BDest)
+			ch.CallerNumber = cmp.Or(ch.CallerNumber, p.BCID)
+			continue
+		}
 		body, early, err := e.collect(ctx, "uuid_dump "+ch.ID+" json")
 		e.early = append(e.early, early...)
 		if errors.Is(err, ErrCommand) {
@@ -145,7 +215,9 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 	// the leg it was originated for, as its own events do (Other-Type
 	// "originator", a queue agent's member uuid). Read as the decoder
 	// reads those events, it joins that leg's call.
-	if ch.LinkedID == ch.ID {
+	// A leg that came in is its call's first whatever it was bridged to
+	// since (its session's Other-Leg then names a picker's leg).
+	if ch.LinkedID == ch.ID && f["call-direction"] != "inbound" {
 		if a := f.aLeg(); a != "" {
 			legOf(ch, a)
 		}

@@ -241,18 +241,31 @@ type session struct {
 	// wake makes Next return once when the list is due again, so a quiet
 	// switch is listed again all the same.
 	wake <-chan time.Time
+	// pairs are the latest list's bridged pairs, by their B leg, for
+	// Describe.
+	pairs map[string]callPair
 }
 
 // List asks for the live channels and collects the events that arrive
 // before the answer: the socket answers on the event stream.
 func (e *session) List(ctx context.Context) (follow.Listing, error) {
 	rows, early, err := e.list(ctx)
+	var pairs []callPair
+	if err == nil && len(rows) > 0 {
+		var more []Fields
+		pairs, more, err = e.calls(ctx)
+		early = append(early, more...)
+	}
 	// A list taken again mid-session hands its early events over first,
 	// as the first does; so does a failed one: what was read is real, and
 	// Next hands it over before it says the connection ended.
 	e.early, e.started = append(e.early, early...), false
 	if err != nil {
 		return follow.Listing{}, fmt.Errorf("event socket %s: reconcile: %w", e.src.cfg.Addr, err)
+	}
+	e.pairs = map[string]callPair{}
+	for _, p := range pairs {
+		e.pairs[p.B] = p
 	}
 	l := follow.Listing{Coarse: true, Ended: map[string]bool{}}
 	for _, f := range early {
@@ -261,8 +274,13 @@ func (e *session) List(ctx context.Context) (follow.Listing, error) {
 			l.Ended[f["unique-id"]] = true
 		}
 	}
+	bridge := map[string]string{}
+	for _, p := range pairs {
+		// The pair's A leg names the bridge; both are listed as its.
+		bridge[p.A], bridge[p.B] = p.A, p.A
+	}
 	for _, r := range rows {
-		l.Channels = append(l.Channels, follow.Listed{Channel: r.channel(), Server: r.Hostname})
+		l.Channels = append(l.Channels, follow.Listed{Channel: r.channel(), Server: r.Hostname, Bridge: bridge[r.UUID]})
 	}
 	return l, nil
 }

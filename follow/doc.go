@@ -13,5 +13,6 @@
 // The contract both sources keep (pipeline.Source, pipeline.Seeder): inputs
 // in the PBX's order; after every (re)connect the reconciliation inputs
 // before any event of the new connection; listed channels held until their
-// next event, so a list racing a channel's own creation creates it once.
+// next event (or Config.Settle), so a list racing a channel's own creation
+// creates it once.
 package follow

@@ -61,6 +61,14 @@ type Describer interface {
 type Listed struct {
 	Channel cdr.Channel
 	Server  string
+	// Bridge names the bridge the channel talks in, when the PBX lists
+	// its bridges (ARI) or its bridged pairs (FreeSWITCH's calls): "" for
+	// none. The channels of one bridge are legs of one call, joined (a
+	// callee and its caller, a picker and the call it took), and the one
+	// bridged with a call's caller is who the call is connected to now.
+	// Only bridges that join calls count: not a holding bridge (a parking
+	// lot) nor a conference.
+	Bridge string
 }
 
 // Listing is a PBX's channel list as the adapter read it.
@@ -164,6 +172,15 @@ type Config struct {
 	// the subscription, and a listed channel the first list missed is
 	// adopted.
 	Relist time.Duration
+	// Settle, when positive, tells what a list said of the channels still
+	// held for their next input this long after the (re)connect, at the
+	// first input after it: for a PBX whose list is exact, events queued
+	// behind the list have come by then, and a change held longer (a
+	// callee answered in the gap, quiet since) lives only in memory: a
+	// crash before the channel's next event would lose it, and the call
+	// would end unanswered. A stream silent meanwhile holds them until it
+	// speaks.
+	Settle time.Duration
 	// CheckSilence has the probe, when the stream has said nothing for a
 	// ProbeInterval while channels live, list channels: if one it follows
 	// is no longer listed, events are lost on a connection that still
@@ -239,6 +256,10 @@ type Follower struct {
 	// answer a list could not show (its state lags, as FreeSWITCH's
 	// callstate does) is read from that input's snapshot.
 	unheard map[string]time.Time
+	// bridges holds the latest list's bridges that join a channel held
+	// for adoption, by id, with their channels in list order; each is told
+	// once its channels are adopted (see tellBridges).
+	bridges map[string][]string
 
 	mu    sync.Mutex
 	stats Stats
@@ -258,8 +279,9 @@ type liveChannel struct {
 // about to say itself: events queued behind the list describe the same
 // moments more precisely. It is settled by the channel's next event.
 type pendingChannel struct {
-	lc    liveChannel
-	adopt bool // unknown channel: adopt it; else its state changed
+	lc     liveChannel
+	bridge string // the joining bridge the list shows it in (Listed.Bridge)
+	adopt  bool   // unknown channel: adopt it; else its state changed
 	// moved: a known channel the list shows at another place in the
 	// dialplan (a menu's caller now dialling an extension): the gap hid
 	// the move, which routes its call.
@@ -285,6 +307,7 @@ func New(cfg Config, dial Dial) *Follower {
 		pending:     make(map[string]pendingChannel),
 		unconfirmed: make(map[string]bool),
 		unheard:     make(map[string]time.Time),
+		bridges:     make(map[string][]string),
 		ids:         make(map[string]bool),
 		stats:       Stats{ByType: make(map[string]uint64)},
 	}
@@ -389,9 +412,12 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		return false, err
 	}
 	gap := f.reconcile(l, emit)
-	var relistAt time.Time
+	var relistAt, settleAt time.Time
 	if f.cfg.Relist > 0 {
 		relistAt = time.Now().Add(f.cfg.Relist)
+	}
+	if f.cfg.Settle > 0 {
+		settleAt = time.Now().Add(f.cfg.Settle)
 	}
 
 	f.mu.Lock()
@@ -442,6 +468,10 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		}
 		if err != nil {
 			return true, err
+		}
+		if !settleAt.IsZero() && !time.Now().Before(settleAt) {
+			settleAt = time.Time{}
+			f.settleHeld(emit)
 		}
 		if !relistAt.IsZero() && !time.Now().Before(relistAt) {
 			relistAt = time.Time{}
@@ -581,6 +611,7 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 	}
 	id := in.Channel.ID
 	delete(f.unconfirmed, id)
+	f.adoptPresupposed(in, emit)
 	if p, ok := f.pending[id]; ok {
 		delete(f.pending, id)
 		f.settle(p, in, emit)
@@ -591,15 +622,6 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 	}
 	if in.Kind == cdr.KindHangupRequest || in.Kind == cdr.KindDestroyed {
 		f.settleCall(in, emit)
-	}
-	if linked := in.Channel.LinkedID; in.Kind == cdr.KindCreated && linked != "" && linked != id {
-		// A leg born of a listed channel still held: that channel is
-		// older than the leg, so it is adopted now, lest the leg stand
-		// for a call of its own.
-		if p, ok := f.pending[linked]; ok && p.adopt {
-			delete(f.pending, linked)
-			f.settle(p, cdr.Input{Kind: cdr.KindState, Time: in.Time}, emit)
-		}
 	}
 	switch in.Kind {
 	case cdr.KindCreated:
@@ -620,6 +642,36 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		}
 	}
 	emit(in)
+}
+
+// adoptPresupposed adopts, before in, the listed channels still held that
+// in presupposes: the call a leg born of it belongs to (its linked id),
+// the leg a Dial or a bridge names beside it (Other), and the call a
+// held change of in's channel names. Each is older than in's channel, and
+// known to the PBX before in: adopted after it, in's channel would join
+// no call (a callee's Dial, or its answer told by a list, before its
+// caller is known to the tracker) or stand for a call of its own.
+func (f *Follower) adoptPresupposed(in cdr.Input, emit func(cdr.Input)) {
+	id := in.Channel.ID
+	var held [3]string
+	if in.Kind == cdr.KindCreated {
+		held[0] = in.Channel.LinkedID
+	}
+	if in.Other != nil {
+		held[1] = in.Other.ID
+	}
+	if p, ok := f.pending[id]; ok {
+		held[2] = p.lc.ch.LinkedID
+	}
+	for _, h := range held {
+		if h == "" || h == id {
+			continue
+		}
+		if p, ok := f.pending[h]; ok && p.adopt {
+			delete(f.pending, h)
+			f.settle(p, cdr.Input{Kind: cdr.KindState, Time: in.Time}, emit)
+		}
+	}
 }
 
 func (f *Follower) refresh(ch cdr.Channel) {
@@ -662,6 +714,17 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 				}
 			}
 		}
+		// A leg bridged with one of them is of their call too, whatever
+		// call the PBX names for it (the target of a transfer the gap
+		// hid): adopted with them, the bridge joins it to theirs.
+		for i := 0; i < len(group); i++ {
+			for _, id := range f.bridges[group[i].bridge] {
+				if q, ok := f.pending[id]; ok && q.adopt {
+					group = append(group, q)
+					delete(f.pending, id)
+				}
+			}
+		}
 		slices.SortFunc(group, func(a, b pendingChannel) int {
 			return adoptOrder(a.lc.ch, b.lc.ch)
 		})
@@ -688,8 +751,63 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 			f.mu.Unlock()
 			emit(cdr.Input{Kind: cdr.KindCreated, Time: qat, Server: q.lc.server, Channel: q.lc.ch, Adopted: true})
 		}
+		for _, q := range group {
+			f.tellBridge(q.bridge, at, emit)
+		}
 	case !p.adopt:
 		f.listedChange(p, in, at, emit)
+	}
+}
+
+// tellBridge tells, once its listed channels are all followed, that they
+// talk in bridge b: an adopted KindBridgeEnter for each, oldest first, the
+// later ones naming the first as the leg they are bridged to (Other). The
+// tracker then joins them as the live bridge would have (a picker or a
+// retriever takes the call it talks to) and names the leg bridged with
+// the caller as who took the call.
+func (f *Follower) tellBridge(b string, at time.Time, emit func(cdr.Input)) {
+	ids, ok := f.bridges[b]
+	if !ok {
+		return
+	}
+	var members []liveChannel
+	for _, id := range ids {
+		if q, held := f.pending[id]; held && q.adopt {
+			return // told when the last of them is adopted
+		}
+		if lc, live := f.live[id]; live {
+			members = append(members, lc)
+		}
+	}
+	delete(f.bridges, b)
+	if len(members) < 2 {
+		return
+	}
+	slices.SortFunc(members, func(a, b liveChannel) int { return adoptOrder(a.ch, b.ch) })
+	first := members[0].ch
+	for i, m := range members {
+		in := cdr.Input{Kind: cdr.KindBridgeEnter, Time: at, Server: m.server, Channel: m.ch, Bridge: b, Adopted: true}
+		if i > 0 {
+			in.Other = &first
+		}
+		emit(in)
+	}
+}
+
+// settleHeld tells what the list said of every channel still held (see
+// Config.Settle), calls' first legs first, as if each had spoken now.
+func (f *Follower) settleHeld(emit func(cdr.Input)) {
+	held := make([]pendingChannel, 0, len(f.pending))
+	for _, p := range f.pending {
+		held = append(held, p)
+	}
+	slices.SortFunc(held, func(a, b pendingChannel) int { return adoptOrder(a.lc.ch, b.lc.ch) })
+	for _, p := range held {
+		if _, still := f.pending[p.lc.ch.ID]; !still {
+			continue // adopted with an earlier one of its call
+		}
+		delete(f.pending, p.lc.ch.ID)
+		f.settle(p, cdr.Input{Time: f.lastTime}, emit)
 	}
 }
 

@@ -78,6 +78,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	}
 	clear(f.unconfirmed)
 	clear(f.unheard)
+	f.listBridges(l)
 	pending := 0
 	for _, c := range l.Channels {
 		ch := c.Channel
@@ -86,10 +87,17 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 		at := later(clock, ch.Created)
 		lc, known := f.live[ch.ID]
+		if known && ch.LinkedID == "" {
+			// A list that does not name the channel's call (ARI's
+			// snapshots carry no linked id) leaves the one kanca knows:
+			// the rest of a call's legs are settled by it, before a leg's
+			// end ends the call (settleCall).
+			ch.LinkedID = lc.ch.LinkedID
+		}
 		switch {
 		case !known:
 			pending++
-			f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: at}
+			f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, bridge: c.Bridge, adopt: true, at: at}
 		case l.Coarse:
 			// Only an answer matters to the tracker; a coarse list's other
 			// states would only differ from the events'. So would its
@@ -155,6 +163,55 @@ func ranAnother(was, now cdr.Channel) bool {
 	return now.App != "" && (now.App != was.App || now.AppData != was.AppData)
 }
 
+// listBridges keeps the bridges of l that join a channel not yet
+// followed, to tell once it is adopted (tellBridge). A bridged channel
+// whose call the PBX did not say (its linked id could not be read) is of
+// the call of the oldest channel in its bridge that says one.
+func (f *Follower) listBridges(l Listing) {
+	clear(f.bridges)
+	members := map[string][]int{}
+	var order []string
+	for i, c := range l.Channels {
+		if c.Bridge == "" || c.Channel.ID == "" {
+			continue
+		}
+		if members[c.Bridge] == nil {
+			order = append(order, c.Bridge)
+		}
+		members[c.Bridge] = append(members[c.Bridge], i)
+	}
+	for _, b := range order {
+		idx := members[b]
+		if len(idx) < 2 {
+			continue
+		}
+		linked, oldest, unknown := "", time.Time{}, false
+		for _, i := range idx {
+			ch := l.Channels[i].Channel
+			if _, known := f.live[ch.ID]; !known {
+				unknown = true
+			}
+			if ch.LinkedID != "" && (linked == "" || ch.Created.Before(oldest)) {
+				linked, oldest = ch.LinkedID, ch.Created
+			}
+		}
+		if !unknown {
+			continue
+		}
+		ids := make([]string, 0, len(idx))
+		for _, i := range idx {
+			ch := &l.Channels[i].Channel
+			if ch.LinkedID == "" && linked != "" {
+				if lc, known := f.live[ch.ID]; !known || lc.ch.LinkedID == "" {
+					ch.LinkedID = linked
+				}
+			}
+			ids = append(ids, ch.ID)
+		}
+		f.bridges[b] = ids
+	}
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -186,6 +243,7 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 			present[c.Channel.ID] = true
 		}
 	}
+	f.listBridges(l)
 	var gone []liveChannel
 	for id := range f.unconfirmed {
 		if lc, ok := f.live[id]; ok && !present[id] && !l.Ended[id] {
@@ -224,7 +282,7 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 		}
 		adopt++
 		at := later(clock, ch.Created)
-		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, adopt: true, at: at}
+		f.pending[ch.ID] = pendingChannel{lc: liveChannel{ch: ch, server: c.Server}, bridge: c.Bridge, adopt: true, at: at}
 		f.unheard[ch.ID] = at
 	}
 	f.mu.Lock()

@@ -317,3 +317,157 @@ func TestRelistFailureLosesNothingRead(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// Channels a list shows in one bridge are one call's legs: a leg whose
+// call the PBX could not say (its linked id unread) is of the call of
+// the oldest leg in its bridge, adopted with it, and once both are
+// followed the bridge is told (the later leg bridged to the first), so
+// the tracker knows who the call talks to. A lone bridged leg, or a
+// bridge of channels all followed already, tells nothing.
+func TestReconcileBridgedLegsAreOneCall(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Up", t0.Add(time.Second)) // its linked id unread
+	other := ch("c", "Up", t0.Add(2*time.Second))
+	other.LinkedID = "c"
+	l := Listing{At: at, Channels: []Listed{
+		{Channel: callee, Server: "pbx", Bridge: "br1"},
+		{Channel: other, Server: "pbx", Bridge: "br2"}, // alone in its bridge
+		{Channel: caller, Server: "pbx", Bridge: "br1"},
+	}}
+	got := follow(t, nil, l,
+		cdr.Input{Kind: cdr.KindVar, Time: at.Add(time.Second), Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindVar, Time: at.Add(2 * time.Second), Server: "pbx", Channel: other},
+	)
+	require.Len(t, got, 7)
+	joined := callee
+	joined.LinkedID = "a"
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[0])
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: joined, Adopted: true}, got[1],
+		"of the call of the leg it is bridged with")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindBridgeEnter, Time: at, Server: "pbx", Channel: caller, Bridge: "br1", Adopted: true}, got[2])
+	assert.Equal(t, cdr.Input{Kind: cdr.KindBridgeEnter, Time: at, Server: "pbx", Channel: joined, Bridge: "br1", Other: &caller, Adopted: true}, got[3],
+		"bridged to the caller")
+	assert.Equal(t, cdr.KindVar, got[4].Kind)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: other, Adopted: true}, got[5], "nothing told of a lone leg's bridge")
+	assert.Equal(t, cdr.KindVar, got[6].Kind)
+}
+
+// A list that does not name a channel's call (ARI's snapshots carry no
+// linked id) leaves the call kanca remembers for it: a callee adopted
+// after one gap (its call read from the PBX then, and journaled) and
+// answered in a second is told answered before its caller's hangup ends
+// the call, as any callee of the call is.
+func TestReconcileKeepsTheCallItRemembersOfAListedChannel(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Ringing", t0.Add(time.Second))
+	callee.LinkedID = "a"
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller, Adopted: true},
+		{Kind: cdr.KindCreated, Time: t0.Add(time.Second), Server: "pbx", Channel: callee, Adopted: true},
+	}
+	at := t0.Add(time.Minute)
+	listedCaller, listedCallee := ch("a", "Up", t0), ch("b", "Up", t0.Add(time.Second))
+	l := Listing{At: at, Channels: []Listed{{Channel: listedCaller, Server: "pbx"}, {Channel: listedCallee, Server: "pbx"}}}
+	got := follow(t, seed, l,
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: at.Add(time.Second), Server: "pbx", Channel: listedCaller},
+	)
+	require.Len(t, got, 2)
+	answered := listedCallee
+	answered.LinkedID = "a"
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: answered, Adopted: true}, got[0],
+		"answered in the gap, told before its caller's hangup, of the call it is of")
+	assert.Equal(t, cdr.KindHangupRequest, got[1].Kind)
+}
+
+// A listed caller still held when a Dial names it (the callee's creation
+// and Dial heard, the caller's own next event not yet) is adopted before
+// the Dial: the tracker joins a callee to the caller it knows. So is the
+// call a held change of a channel names, before that change is told.
+func TestReconcileAdoptsAHeldCallerBeforeWhatPresupposesIt(t *testing.T) {
+	at := t0.Add(time.Minute)
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}}}
+	callee := ch("b", "Down", at.Add(time.Second))
+	got := follow(t, nil, l,
+		cdr.Input{Kind: cdr.KindCreated, Time: at.Add(time.Second), Server: "pbx", Channel: callee},
+		cdr.Input{Kind: cdr.KindDial, Time: at.Add(2 * time.Second), Server: "pbx", Channel: callee, Other: &caller},
+	)
+	require.Len(t, got, 3)
+	assert.Equal(t, "b", got[0].Channel.ID, "a Down leg with no call says nothing of its caller")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[1],
+		"adopted before the Dial that names it")
+	assert.Equal(t, cdr.KindDial, got[2].Kind)
+
+	// Seeded callee, answered in the gap: its held change names the
+	// caller, held too, which is adopted first.
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("b", "Down", t0)}}
+	listedCallee := ch("b", "Up", t0)
+	listedCallee.LinkedID = "a"
+	l = Listing{At: at, Channels: []Listed{{Channel: listedCallee, Server: "pbx"}, {Channel: caller, Server: "pbx"}}}
+	got = follow(t, seed, l, cdr.Input{Kind: cdr.KindDialplan, Time: at.Add(time.Second), Server: "pbx", Channel: ch("b", "Up", t0)})
+	require.Len(t, got, 3)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: caller, Adopted: true}, got[0], "the call first")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: listedCallee, Adopted: true}, got[1], "then the answer it was dialled for")
+	assert.Equal(t, cdr.KindDialplan, got[2].Kind)
+}
+
+// With Settle, a change a list showed and no event has settled is told
+// once Settle has passed, at the first input after it, so the journal
+// holds it before the channel speaks again: a callee answered in a gap
+// and quiet since is not lost to a crash before its next event. A
+// listed channel nobody knew is adopted the same way.
+func TestReconcileTellsWhatStaysHeldAfterSettle(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Ringing", t0)
+	callee.LinkedID = "a"
+	seed := []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller},
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: callee},
+	}
+	at := t0.Add(time.Minute)
+	answered := callee
+	answered.State = "Up"
+	newcomer := ch("c", "Ring", at)
+	l := Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}, {Channel: answered, Server: "pbx"}, {Channel: newcomer, Server: "pbx"}}}
+	other := cdr.Input{Kind: cdr.KindCreated, Time: at.Add(time.Second), Server: "pbx", Channel: ch("d", "Ring", at.Add(time.Second))}
+
+	p := &played{list: l, inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Settle: 20 * time.Millisecond},
+		func(ctx context.Context) (Session, error) {
+			select {
+			case <-p.closed:
+				<-ctx.Done()
+				return nil, ctx.Err()
+			default:
+			}
+			close(p.closed)
+			p.closed = make(chan struct{})
+			return p, nil
+		})
+	f.Seed(seed)
+	got := make(chan cdr.Input, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.Run(ctx, func(in cdr.Input) { got <- in })
+	time.Sleep(50 * time.Millisecond)
+	p.inputs <- other
+	var ins []cdr.Input
+	for len(ins) < 3 {
+		select {
+		case in := <-got:
+			ins = append(ins, in)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %v", ins)
+		}
+	}
+	assert.Equal(t, cdr.KindCreated, ins[0].Kind, "the input that came after Settle, first")
+	assert.Equal(t, "d", ins[0].Channel.ID)
+	told := map[string]cdr.Input{ins[1].Channel.ID: ins[1], ins[2].Channel.ID: ins[2]}
+	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: answered, Adopted: true}, told["b"], "the answer told")
+	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: newcomer, Adopted: true}, told["c"], "the newcomer adopted")
+}

@@ -7,8 +7,8 @@
 //
 // It speaks the endpoints kanca calls: the events WebSocket
 // (/ari/events?app=APP&subscribeAll=true), GET /ari/channels,
-// GET /ari/channels/{id}/variable and GET /ari/asterisk/info, all behind
-// HTTP Basic auth. As Asterisk does, it gives an application's events to
+// GET /ari/channels/{id}/variable, GET /ari/bridges and
+// GET /ari/asterisk/info, all behind HTTP Basic auth. As Asterisk does, it gives an application's events to
 // the newest WebSocket subscribed as it and sends the one it replaced an
 // ApplicationReplaced, leaving it open and silent.
 package aritest
@@ -94,6 +94,9 @@ type Server struct {
 	digits sync.Map          // channel id -> the digit its callee presses
 	silent []*websocket.Conn // replaced clients and other applications, left open
 	vars   map[string]*chanVars
+	// bridges are the bridges the script's frames leave standing, each
+	// by its latest snapshot (ARI's Bridge model, as the frames carry it).
+	bridges followtest.Channels[json.RawMessage]
 	// requestor names, by a Dial's peer, the channel that dialled it: as
 	// Asterisk allocates a dialled channel with its requestor's linkedid,
 	// the peer belongs to that call from its creation, before its Dial.
@@ -139,6 +142,7 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("GET /ari/events", s.events)
 	mux.HandleFunc("GET /ari/channels", s.channels)
 	mux.HandleFunc("GET /ari/channels/{id}/variable", s.variable)
+	mux.HandleFunc("GET /ari/bridges", s.listBridges)
 	mux.HandleFunc("GET /ari/asterisk/info", s.info)
 	mux.HandleFunc("POST /ari/channels", s.originate)
 	mux.HandleFunc("POST /ari/channels/{id}/play", s.play)
@@ -402,11 +406,13 @@ func (s *Server) apply(_ int, raw []byte) {
 		Channel    json.RawMessage `json:"channel"`
 		Peer       json.RawMessage `json:"peer"`
 		Caller     json.RawMessage `json:"caller"`
+		Bridge     json.RawMessage `json:"bridge"`
 	}
 	if json.Unmarshal(raw, &f) != nil {
 		return // a malformed frame is replayed as it is and changes nothing
 	}
 	s.noteVarsLocked(raw, f.Type, f.Channel, f.Peer, f.Caller)
+	s.bridgeLocked(f.Type, f.Bridge, channelID(f.Channel))
 	if t, ok := parseTime(f.Timestamp); ok && t.After(s.lastTime) {
 		s.lastTime = t
 	}
@@ -426,6 +432,74 @@ func (s *Server) apply(_ int, raw []byte) {
 	default:
 		s.upsertLocked(f.Channel)
 	}
+}
+
+// bridgeLocked moves the bridge table by one frame, as Asterisk's own
+// moves: a bridge lives from BridgeCreated to BridgeDestroyed, and its
+// snapshot in ChannelEnteredBridge and ChannelLeftBridge is its membership
+// from then on. A destroyed channel leaves every bridge. As
+// ast_bridge_channel_update_linkedids does, a channel entering a bridge
+// gives every channel in it the oldest linkedid among them.
+func (s *Server) bridgeLocked(typ string, snap json.RawMessage, channel string) {
+	var b struct {
+		ID       string   `json:"id"`
+		Channels []string `json:"channels"`
+	}
+	if typ == "ChannelDestroyed" {
+		for _, id := range s.bridges.IDs() {
+			raw, _ := s.bridges.Get(id)
+			if json.Unmarshal(raw, &b) != nil || !slices.Contains(b.Channels, channel) {
+				continue
+			}
+			var m map[string]any
+			if json.Unmarshal(raw, &m) != nil {
+				continue
+			}
+			m["channels"] = slices.DeleteFunc(b.Channels, func(c string) bool { return c == channel })
+			next, _ := json.Marshal(m)
+			s.bridges.Put(id, next)
+		}
+		return
+	}
+	if len(snap) == 0 || json.Unmarshal(snap, &b) != nil || b.ID == "" {
+		return
+	}
+	switch typ {
+	case "BridgeDestroyed":
+		s.bridges.Delete(b.ID)
+	case "BridgeCreated", "ChannelEnteredBridge", "ChannelLeftBridge":
+		s.bridges.Put(b.ID, snap)
+	}
+	if typ != "ChannelEnteredBridge" {
+		return
+	}
+	oldest := ""
+	for _, c := range b.Channels {
+		if v := s.vars[c]; v != nil && (oldest == "" || olderID(v.linked, oldest)) {
+			oldest = v.linked
+		}
+	}
+	for _, c := range b.Channels {
+		if v := s.vars[c]; v != nil && oldest != "" {
+			v.linked = oldest
+		}
+	}
+}
+
+// olderID says whether uniqueid a (epoch.sequence) was allocated before b.
+func olderID(a, b string) bool {
+	ae, as, _ := strings.Cut(a, ".")
+	be, bs, _ := strings.Cut(b, ".")
+	if len(ae) != len(be) {
+		return len(ae) < len(be)
+	}
+	if ae != be {
+		return ae < be
+	}
+	if len(as) != len(bs) {
+		return len(as) < len(bs)
+	}
+	return as < bs
 }
 
 func (s *Server) upsertLocked(snap json.RawMessage) {
@@ -477,6 +551,24 @@ func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
 	list := s.live.Values()
 	s.setDateLocked(w)
 	s.ListedLocked()
+	s.Unlock()
+	writeJSON(w, http.StatusOK, list)
+}
+
+// listBridges answers GET /ari/bridges as ast_ari_bridges_list does: every
+// bridge's snapshot, the shape of the frames' "bridge" (the Bridge model of
+// rest-api/api-docs/bridges.json).
+func (s *Server) listBridges(w http.ResponseWriter, r *http.Request) {
+	if !s.Awake() {
+		return
+	}
+	if !s.authorized(r) {
+		unauthorized(w)
+		return
+	}
+	s.Lock()
+	list := s.bridges.Values()
+	s.setDateLocked(w)
 	s.Unlock()
 	writeJSON(w, http.StatusOK, list)
 }

@@ -271,3 +271,84 @@ func TestServerLinkedIDOfADialledChannelBeforeItsDial(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
 	assert.Equal(t, "1795349289.0", v.Value, "the caller's call")
 }
+
+// GET /ari/bridges follows the script's bridge frames: at each frame the
+// fake lists the bridges created and not yet destroyed, each with the
+// channels the latest frame about it names. A channel entering a bridge
+// takes the oldest linkedid in it, as the recording's CEL shows for the
+// retriever of a parked call (LINKEDID_END, then the caller's linkedid).
+func TestServerBridgesFollowTheScript(t *testing.T) {
+	frames, err := LoadNDJSON("../../testdata/ari/t04_park_and_retrieve/events.ndjson")
+	require.NoError(t, err)
+	type bridge struct {
+		ID       string   `json:"id"`
+		Class    string   `json:"bridge_class"`
+		Channels []string `json:"channels"`
+	}
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames...)
+	want := map[string][]string{} // what the frames say, read apart from the fake
+	retriever, caller := "", ""
+	for i, fr := range frames {
+		srv.LiveThrough(1)
+		var f struct {
+			Type    string `json:"type"`
+			Bridge  *bridge
+			Channel struct {
+				ID, Name string
+			}
+		}
+		require.NoError(t, json.Unmarshal(fr, &f))
+		switch {
+		case f.Type == "BridgeDestroyed":
+			delete(want, f.Bridge.ID)
+		case f.Bridge != nil && f.Type != "BridgeBlindTransfer":
+			want[f.Bridge.ID] = f.Bridge.Channels
+		}
+		if f.Type == "ChannelEnteredBridge" && len(f.Bridge.Channels) == 2 && f.Bridge.Class == "basic" {
+			caller, retriever = f.Bridge.Channels[0], f.Channel.ID
+		}
+		resp := get(t, srv.URL+"/ari/bridges", "kanca", "kanca")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var got []bridge
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+		have := map[string][]string{}
+		for _, b := range got {
+			have[b.ID] = b.Channels
+			if b.Channels == nil {
+				have[b.ID] = []string{}
+			}
+		}
+		for id, chans := range want {
+			if chans == nil {
+				want[id] = []string{}
+			}
+		}
+		require.Equal(t, want, have, "after frame %d (%s)", i, f.Type)
+	}
+	require.NotEmpty(t, retriever)
+	assert.Len(t, want, 1, "the parking lot's bridge stays, as Asterisk keeps it")
+
+	// The retriever, while bridged, belongs to the call it took.
+	srv2 := NewServer(Options{})
+	t.Cleanup(srv2.Close)
+	srv2.Play(frames...)
+	at := -1
+	for i, fr := range frames {
+		if bytes.Contains(fr, []byte(`"type":"ChannelEnteredBridge"`)) && bytes.Contains(fr, []byte(`"id":"`+retriever+`"`)) {
+			at = i
+		}
+	}
+	srv2.LiveThrough(at)
+	linked := func() string {
+		resp := get(t, srv2.URL+"/ari/channels/"+retriever+"/variable?variable=CHANNEL(linkedid)", "kanca", "kanca")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var v struct{ Value string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+		return v.Value
+	}
+	assert.Equal(t, retriever, linked(), "its own call before it is bridged")
+	srv2.LiveThrough(1)
+	assert.Equal(t, caller, linked(), "the caller's once bridged")
+}

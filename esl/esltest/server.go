@@ -8,7 +8,8 @@
 //
 // It speaks what kanca uses: the auth/request greeting and "auth", "event
 // json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", the API
-// commands "status", "show channels as json" and "uuid_dump UUID json", by
+// commands "status", "show channels as json", "show calls as json" and
+// "uuid_dump UUID json", by
 // "api" or "bgapi", framed as mod_event_socket frames them; and it places
 // calls: "originate", "uuid_broadcast" and "uuid_kill" (see OnOriginate). Its channel
 // table can lag the events (Options.ListLag), as FreeSWITCH's core
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,12 +71,22 @@ type Server struct {
 	// Guarded by the Stage's lock.
 	password string
 	channels followtest.Channels[map[string]string] // the core database's channels table, by uuid
+	calls    []callRow                              // the core database's calls table: bridged pairs
 	lagging  []lagged                               // events the table has yet to show (ListLag)
 	sessions map[string]map[string]string           // each live session's headers and variables, for uuid_dump
 	clients  map[*client]bool
-	jobs     int // background jobs taken
+	jobs     int            // background jobs taken
+	asked    map[string]int // API commands answered, by their first word
 
 	orig origin // originated legs, under its own lock
+}
+
+// callRow is a row of the core database's calls table: a bridge, written
+// at CHANNEL_BRIDGE and deleted at the unbridge or either leg's
+// destruction (switch_core_sqldb.c).
+type callRow struct {
+	callUUID, caller, callee string
+	epoch                    string
 }
 
 // lagged is an event the channel table shows from due on.
@@ -113,6 +125,7 @@ func NewServer(opts Options) *Server {
 		password: opts.Password,
 		clients:  map[*client]bool{},
 		sessions: map[string]map[string]string{},
+		asked:    map[string]int{},
 	}
 	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply})
 	s.wg.Add(2)
@@ -357,7 +370,20 @@ func (c *client) wants(name, subclass string) bool {
 	return c.names[name]
 }
 
+// Asked is how many API commands named name ("uuid_dump", "show") the
+// fake answered.
+func (s *Server) Asked(name string) int {
+	s.Lock()
+	defer s.Unlock()
+	return s.asked[name]
+}
+
 func (s *Server) api(cmd string) string {
+	if f := strings.Fields(cmd); len(f) > 0 {
+		s.Lock()
+		s.asked[f[0]]++
+		s.Unlock()
+	}
 	switch strings.Join(strings.Fields(cmd), " ") {
 	case "status":
 		return s.status()
@@ -367,6 +393,11 @@ func (s *Server) api(cmd string) string {
 		s.catchUpLocked(time.Now())
 		s.ListedLocked()
 		return s.channelsJSONLocked()
+	case "show calls as json":
+		s.Lock()
+		defer s.Unlock()
+		s.catchUpLocked(time.Now())
+		return s.callsJSONLocked()
 	case "originate":
 		// mod_commands' answer to originate without arguments.
 		return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
@@ -535,6 +566,81 @@ func (s *Server) channelsJSONLocked() string {
 	return b.String()
 }
 
+// callColumns are the basic_calls view's columns in FreeSWITCH 1.10, in
+// order (switch_core_sqldb.c); "b_" ones are the bridged callee's.
+var callColumns = []string{"uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+	"ip_addr", "dest", "presence_id", "presence_data", "accountcode", "callstate", "callee_name", "callee_num",
+	"callee_direction", "call_uuid", "hostname", "sent_callee_name", "sent_callee_num",
+	"b_uuid", "b_direction", "b_created", "b_created_epoch", "b_name", "b_state", "b_cid_name", "b_cid_num",
+	"b_ip_addr", "b_dest", "b_presence_id", "b_presence_data", "b_accountcode", "b_callstate", "b_callee_name",
+	"b_callee_num", "b_callee_direction", "b_sent_callee_name", "b_sent_callee_num", "call_created_epoch"}
+
+// callsJSONLocked answers "show calls as json" as mod_commands does from
+// the basic_calls view: a row per channel that is no bridge's callee,
+// with its callee's columns when it is a bridge's caller (empty strings
+// otherwise, as cJSON is given NULL columns), ordered by the bridge's
+// creation (unbridged rows, whose is NULL, first); the wrapper is
+// "show channels as json"'s. Not yet checked against a recording: the
+// shape is read from the view and show_as_json_callback.
+func (s *Server) callsJSONLocked() string {
+	callee := map[string]bool{}
+	byCaller := map[string]callRow{}
+	for _, c := range s.calls {
+		callee[c.callee] = true
+		byCaller[c.caller] = c
+	}
+	var unbridged, bridged []map[string]string
+	for _, a := range s.channels.Values() {
+		id := a["uuid"]
+		c, isCaller := byCaller[id]
+		if !isCaller && callee[id] {
+			continue
+		}
+		r := map[string]string{}
+		for _, col := range callColumns {
+			if !strings.HasPrefix(col, "b_") && col != "call_created_epoch" {
+				r[col] = a[col]
+			}
+		}
+		if b, ok := s.channels.Get(c.callee); isCaller && ok {
+			for _, col := range callColumns {
+				if bare, ok := strings.CutPrefix(col, "b_"); ok {
+					r[col] = b[bare]
+				}
+			}
+			r["call_created_epoch"] = c.epoch
+			bridged = append(bridged, r)
+			continue
+		}
+		unbridged = append(unbridged, r)
+	}
+	rows := append(unbridged, bridged...)
+	if len(rows) == 0 {
+		return "{\"row_count\": 0}\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"row_count":%d,"rows":[`, len(rows))
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('{')
+		for j, col := range callColumns {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(col)
+			v, _ := json.Marshal(r[col])
+			b.Write(k)
+			b.WriteByte(':')
+			b.Write(v)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
 // dump answers "uuid_dump UUID json" as mod_commands does: the session's
 // CHANNEL_DATA event serialized as "event json" serializes events; an
 // error line when no such session lives.
@@ -606,6 +712,11 @@ func (s *Server) keepSessionLocked(raw []byte) {
 	}
 }
 
+// unbridgeLocked deletes the calls rows id is a leg of.
+func (s *Server) unbridgeLocked(id string) {
+	s.calls = slices.DeleteFunc(s.calls, func(c callRow) bool { return c.caller == id || c.callee == id })
+}
+
 // applyTable moves the channel table by one event the way FreeSWITCH's
 // core database handler does.
 func (s *Server) applyTable(raw []byte) {
@@ -644,6 +755,7 @@ func (s *Server) applyTable(raw []byte) {
 		}
 	case "CHANNEL_DESTROY":
 		s.channels.Delete(id)
+		s.unbridgeLocked(id)
 	case "CHANNEL_ANSWER", "CHANNEL_PROGRESS_MEDIA", "CODEC":
 		set("read_codec", "Channel-Read-Codec-Name", "read_rate", "Channel-Read-Codec-Rate",
 			"read_bit_rate", "Channel-Read-Codec-Bit-Rate", "write_codec", "Channel-Write-Codec-Name",
@@ -689,6 +801,11 @@ func (s *Server) applyTable(raw []byte) {
 				lc["call_uuid"] = h("Channel-Call-UUID")
 			}
 		}
+		epoch := ""
+		if us, err := strconv.ParseInt(h("Event-Date-Timestamp"), 10, 64); err == nil {
+			epoch = strconv.FormatInt(us/1e6, 10)
+		}
+		s.calls = append(s.calls, callRow{callUUID: h("Channel-Call-UUID"), caller: a, callee: b, epoch: epoch})
 	case "CHANNEL_UNBRIDGE":
 		call := h("Channel-Call-UUID")
 		for _, lc := range s.channels.Values() {
@@ -696,5 +813,6 @@ func (s *Server) applyTable(raw []byte) {
 				lc["call_uuid"] = lc["uuid"]
 			}
 		}
+		s.unbridgeLocked(h("Caller-Unique-ID"))
 	}
 }

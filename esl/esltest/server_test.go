@@ -250,3 +250,63 @@ func TestServerHangs(t *testing.T) {
 	assert.Equal(t, "api/response", c.frame().header["Content-Type"])
 	assert.Equal(t, "+OK accepted", late.login("ClueCon").header["Reply-Text"])
 }
+
+// "show calls as json" lists the bridged pairs the script's events leave:
+// after each event of a pickup (the picker's leg bridged to the caller's
+// as the pair's A), a row per channel that is no pair's B, carrying its B
+// leg's columns while CHANNEL_BRIDGE holds and until the unbridge or a
+// leg's end, as the core database's calls table and basic_calls view do.
+func TestServerListsCallsAsBridgedPairs(t *testing.T) {
+	events, err := LoadNDJSON("../../testdata/esl/g03_pickup_1001_intercepts_call_ringing_1000/events.ndjson")
+	require.NoError(t, err)
+	srv := NewServer(Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(events...)
+	c := dial(t, srv)
+	c.login("ClueCon")
+	pairs := map[string]string{} // A -> B, read from the events apart from the fake
+	bridged := 0
+	for i, raw := range events {
+		srv.LiveThrough(1)
+		var all map[string]any
+		require.NoError(t, json.Unmarshal(raw, &all))
+		e := map[string]string{}
+		for k, v := range all {
+			if s, ok := v.(string); ok {
+				e[k] = s
+			}
+		}
+		switch e["Event-Name"] {
+		case "CHANNEL_BRIDGE":
+			pairs[e["Bridge-A-Unique-ID"]] = e["Bridge-B-Unique-ID"]
+			bridged++
+		case "CHANNEL_UNBRIDGE", "CHANNEL_DESTROY":
+			for a, b := range pairs {
+				if id := e["Unique-ID"]; a == id || b == id || a == e["Caller-Unique-ID"] {
+					delete(pairs, a)
+				}
+			}
+		}
+		c.send("api show calls as json")
+		body := c.frame().body
+		var list struct {
+			RowCount int                 `json:"row_count"`
+			Rows     []map[string]string `json:"rows"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &list), body)
+		require.Equal(t, list.RowCount, len(list.Rows))
+		got := map[string]string{}
+		for _, r := range list.Rows {
+			require.Len(t, r, len(callColumns))
+			if r["b_uuid"] != "" {
+				got[r["uuid"]] = r["b_uuid"]
+				assert.Equal(t, "inbound", r["b_direction"], "the caller, picked up")
+			}
+		}
+		live := srv.LiveChannels()
+		assert.Equal(t, len(live)-len(got), list.RowCount, "after event %d: a row per channel but the B legs", i)
+		assert.Equal(t, pairs, got, "after event %d (%s)", i, e["Event-Name"])
+	}
+	assert.Equal(t, 1, bridged)
+	assert.Empty(t, pairs)
+}
