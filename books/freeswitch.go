@@ -1,6 +1,7 @@
 package books
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -16,18 +17,24 @@ import (
 	"github.com/kanca/kanca/esl"
 )
 
-// jsonDir reads the files FreeSWITCH's mod_json_cdr writes, one per leg
-// (log-dir: a_<uuid>.cdr.json for the A leg, <uuid>.cdr.json for others).
-type jsonDir struct{ dir string }
+// fsDir reads the files FreeSWITCH's mod_json_cdr and mod_xml_cdr write,
+// one per leg (log-dir: a_<uuid>.cdr.json or a_<uuid>.cdr.xml for the A
+// leg, <uuid>.cdr.json or <uuid>.cdr.xml for others), each read into the
+// same record.
+type fsDir struct{ dir string }
 
-func (d *jsonDir) Close() error { return nil }
+func (d *fsDir) Close() error { return nil }
 
 // Calls reads the legs of files written since from (a leg's file is
 // written when it ends) and tells the calls with a leg in the window.
-func (d *jsonDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
-	names, err := filepath.Glob(filepath.Join(d.dir, "*.cdr.json"))
-	if err != nil {
-		return nil, err
+func (d *fsDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
+	var names []string
+	for _, ext := range []string{".cdr.json", ".cdr.xml"} {
+		m, err := filepath.Glob(filepath.Join(d.dir, "*"+ext))
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, m...)
 	}
 	var legs []fsLeg
 	for _, name := range names {
@@ -41,7 +48,11 @@ func (d *jsonDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error)
 		if err != nil {
 			return nil, fmt.Errorf("books: %w", err)
 		}
-		l, err := parseLeg(b)
+		parse := parseLeg
+		if strings.HasSuffix(name, ".xml") {
+			parse = parseXMLLeg
+		}
+		l, err := parse(b)
 		if err != nil {
 			return nil, fmt.Errorf("books: %s: %w", name, err)
 		}
@@ -50,13 +61,18 @@ func (d *jsonDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error)
 		}
 		legs = append(legs, l)
 	}
+	return fsCalls(legs, from, to), nil
+}
+
+// fsCalls tells the calls of legs with anything in [from, to].
+func fsCalls(legs []fsLeg, from, to time.Time) []Call {
 	var out []Call
 	for _, c := range freeswitchCalls(legs) {
 		if touches(c, from, to) {
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // fsLeg is what kanca reads of one mod_json_cdr record.
@@ -86,44 +102,78 @@ type fsApp struct {
 	at         time.Time
 }
 
+// fsRecord is what kanca reads of a leg's CDR, as mod_json_cdr writes it
+// (json tags) and as mod_xml_cdr does (xml tags): the same variables,
+// application log and caller profiles, laid out by
+// switch_ivr_generate_json_cdr and switch_ivr_generate_xml_cdr.
 type fsRecord struct {
-	SwitchName string `json:"switchname"`
+	SwitchName string `json:"switchname" xml:"switchname,attr"`
 	AppLog     struct {
 		Applications []struct {
-			Name  string `json:"app_name"`
-			Data  string `json:"app_data"`
-			Stamp string `json:"app_stamp"`
-		} `json:"applications"`
-	} `json:"app_log"`
-	Callflow  json.RawMessage   `json:"callflow"`
-	Variables map[string]string `json:"variables"`
+			Name  string `json:"app_name" xml:"app_name,attr"`
+			Data  string `json:"app_data" xml:"app_data,attr"`
+			Stamp string `json:"app_stamp" xml:"app_stamp,attr"`
+		} `json:"applications" xml:"application"`
+	} `json:"app_log" xml:"app_log"`
+	Callflow  fsCallflows `json:"callflow" xml:"callflow"`
+	Variables fsVariables `json:"variables" xml:"variables"`
 }
 
 type fsCallflow struct {
-	ProfileIndex  string `json:"profile_index"`
+	ProfileIndex  string `json:"profile_index" xml:"profile_index,attr"`
 	CallerProfile struct {
-		CallerIDName   string `json:"caller_id_name"`
-		CallerIDNumber string `json:"caller_id_number"`
-		Destination    string `json:"destination_number"`
-		Context        string `json:"context"`
-		ChanName       string `json:"chan_name"`
-		UUID           string `json:"uuid"`
+		CallerIDName   string `json:"caller_id_name" xml:"caller_id_name"`
+		CallerIDNumber string `json:"caller_id_number" xml:"caller_id_number"`
+		Destination    string `json:"destination_number" xml:"destination_number"`
+		Context        string `json:"context" xml:"context"`
+		ChanName       string `json:"chan_name" xml:"chan_name"`
+		UUID           string `json:"uuid" xml:"uuid"`
 		Originatee     struct {
 			Profiles []struct {
-				UUID string `json:"uuid"`
-			} `json:"originatee_caller_profiles"`
-		} `json:"originatee"`
-	} `json:"caller_profile"`
+				UUID string `json:"uuid" xml:"uuid"`
+			} `json:"originatee_caller_profiles" xml:"originatee_caller_profile"`
+		} `json:"originatee" xml:"originatee"`
+	} `json:"caller_profile" xml:"caller_profile"`
 	Times struct {
-		Bridged string `json:"bridged_time"`
-	} `json:"times"`
+		Bridged string `json:"bridged_time" xml:"bridged_time"`
+	} `json:"times" xml:"times"`
 }
+
+// fsCallflows are a leg's caller profiles: a JSON array (a single
+// object in older mod_json_cdr), repeated <callflow> elements in XML.
+type fsCallflows []fsCallflow
+
+func (f *fsCallflows) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		var one fsCallflow
+		if err := json.Unmarshal(b, &one); err != nil {
+			return fmt.Errorf("callflow: %w", err)
+		}
+		*f = fsCallflows{one}
+		return nil
+	}
+	var many []fsCallflow
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("callflow: %w", err)
+	}
+	*f = many
+	return nil
+}
+
+// fsVariables are a leg's channel variables.
+type fsVariables map[string]string
 
 func parseLeg(b []byte) (fsLeg, error) {
 	var r fsRecord
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fsLeg{}, err
 	}
+	return r.leg()
+}
+
+// leg is what the record says of its leg.
+func (r *fsRecord) leg() (fsLeg, error) {
 	v := r.Variables
 	l := fsLeg{
 		uuid: v["uuid"], switchName: r.SwitchName, originator: v["originator"],
@@ -142,18 +192,7 @@ func parseLeg(b []byte) (fsLeg, error) {
 	}
 	l.cause, _ = strconv.Atoi(v["hangup_cause_q850"])
 	// The first profile is the leg as it was created; a transfer adds others.
-	var flows []fsCallflow
-	if len(r.Callflow) > 0 && r.Callflow[0] == '[' {
-		if err := json.Unmarshal(r.Callflow, &flows); err != nil {
-			return fsLeg{}, fmt.Errorf("callflow: %w", err)
-		}
-	} else if len(r.Callflow) > 0 {
-		var f fsCallflow
-		if err := json.Unmarshal(r.Callflow, &f); err != nil {
-			return fsLeg{}, fmt.Errorf("callflow: %w", err)
-		}
-		flows = append(flows, f)
-	}
+	flows := slices.Clone(r.Callflow)
 	slices.SortFunc(flows, func(a, b fsCallflow) int {
 		x, _ := strconv.Atoi(a.ProfileIndex)
 		y, _ := strconv.Atoi(b.ProfileIndex)
