@@ -175,6 +175,17 @@ func requireOnly(t *testing.T, differ, known []string) {
 // TestRecoverFromJSONCDR does the same with the FreeSWITCH recordings and
 // the directory of mod_json_cdr files FreeSWITCH wrote for them.
 func TestRecoverFromJSONCDR(t *testing.T) {
+	recoverFreeSWITCH(t, "mod_json_cdr files", freeswitchRecordings(t), func(rec recording) books.Books {
+		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
+		require.NoError(t, err)
+		return b
+	})
+}
+
+// freeswitchRecordings are the recorded FreeSWITCH runs, each with the
+// mod_json_cdr files FreeSWITCH wrote in its cdr directory.
+func freeswitchRecordings(t *testing.T) []recording {
+	t.Helper()
 	dirs, err := filepath.Glob("../testdata/esl/[fg]*")
 	require.NoError(t, err)
 	require.NotEmpty(t, dirs)
@@ -182,13 +193,18 @@ func TestRecoverFromJSONCDR(t *testing.T) {
 	for _, dir := range dirs {
 		recs = append(recs, recording{dir: dir, ins: decoded(t, filepath.Join(dir, "events.ndjson"), esl.Decode, esl.Reorder)})
 	}
+	return recs
+}
+
+// recoverFreeSWITCH scores the FreeSWITCH recordings with the books open
+// gives each, named name, and requires that of the calls that ended in
+// the gap only those jsonDiffer lists differ. It returns the figures and
+// the calls that differ.
+func recoverFreeSWITCH(t *testing.T, name string, recs []recording, open func(recording) books.Books) (tally, []string) {
+	t.Helper()
 	blind, _ := score(t, recs, nil, nil)
-	got, differ := score(t, recs, func(rec recording) books.Books {
-		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
-		require.NoError(t, err)
-		return b
-	}, jsonEstimates)
-	t.Logf("the same as a run that never stopped: from mod_json_cdr files %v; without books %v", got, blind)
+	got, differ := score(t, recs, open, jsonEstimates)
+	t.Logf("the same as a run that never stopped: from %s %v; without books %v", name, got, blind)
 	var ended []string
 	for _, d := range got.endedDiffer {
 		f := strings.Fields(d)
@@ -204,6 +220,7 @@ func TestRecoverFromJSONCDR(t *testing.T) {
 	// gap, only those listed may differ.
 	slices.Sort(ended)
 	require.Equal(t, jsonDiffer, ended, "the calls that ended in the gap and differ from a run that never stopped")
+	return got, differ
 }
 
 // jsonDiffer are the calls that ended in the gap and, recovered from the
