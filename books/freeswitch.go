@@ -124,6 +124,7 @@ type fsCallflow struct {
 	CallerProfile struct {
 		CallerIDName   string `json:"caller_id_name" xml:"caller_id_name"`
 		CallerIDNumber string `json:"caller_id_number" xml:"caller_id_number"`
+		ANI            string `json:"ani" xml:"ani"`
 		Destination    string `json:"destination_number" xml:"destination_number"`
 		Context        string `json:"context" xml:"context"`
 		ChanName       string `json:"chan_name" xml:"chan_name"`
@@ -212,7 +213,15 @@ func (r *fsRecord) leg() (fsLeg, error) {
 	if len(flows) > 0 {
 		p := flows[0].CallerProfile
 		l.caller, l.callerName, l.dest, l.context, l.name = p.CallerIDNumber, p.CallerIDName, p.Destination, p.Context, p.ChanName
-		if (l.caller == "" || l.caller == "Unknown") && v["sip_from_user"] != "" {
+		if v["direction"] == "inbound" && p.ANI != "" {
+			// A profile is rewritten in place after the leg's creation (a
+			// display update from the far end of a bridge, a pickup, an
+			// attended transfer): an inbound leg is created with its ani
+			// and caller id from the same number (mod_sofia: the From
+			// user, or the RPID or P-Asserted-Identity one), and nothing
+			// rewrites the ani.
+			l.caller = p.ANI
+		} else if (l.caller == "" || l.caller == "Unknown") && v["sip_from_user"] != "" {
 			// A profile rewritten since (a uuid_bridge to a parked call
 			// leaves FreeSWITCH's placeholder): the event socket told the
 			// leg's creation with the number its SIP From carried.
