@@ -95,7 +95,42 @@ func TestRecoverFromFusionPBX(t *testing.T) {
 	got, differ := recoverFreeSWITCH(t, "FusionPBX's v_xml_cdr", recs, func(rec recording) books.Books { return bks[rec.dir] })
 	require.Equal(t, fromJSON.String(), got.String(), "FusionPBX's records tell what mod_json_cdr's do")
 	require.Equal(t, jsonDiffers, differ)
+
+	// FusionPBX's own xml_cdr.conf.xml sets log-b-leg false: mod_xml_cdr
+	// posts only the legs no other leg originated (those mod_json_cdr
+	// names a_<uuid>). Their books still help, less: measured here.
+	t.Run("A legs only", func(t *testing.T) {
+		aOnly := map[string]books.Books{}
+		for i, rec := range recs {
+			legs := writeXMLCDRs(t, rec, t.TempDir())
+			for name := range legs {
+				if !strings.HasPrefix(name, "a_") {
+					delete(legs, name)
+				}
+			}
+			schema := fmt.Sprintf("a%d", i)
+			loadFusion(t, db, schema, fusionLayouts[0], legs)
+			b, err := books.Open(dsn + "&search_path=" + schema)
+			require.NoError(t, err)
+			t.Cleanup(func() { b.Close() })
+			aOnly[rec.dir] = b
+		}
+		blind, _ := score(t, recs, nil, nil)
+		got, differ := score(t, recs, func(rec recording) books.Books { return aOnly[rec.dir] }, jsonEstimates)
+		t.Logf("the same as a run that never stopped: from A legs only %v; without books %v", got, blind)
+		for _, d := range differ {
+			t.Log("differs: ", d)
+		}
+		require.Greater(t, got.endedSame, blind.endedSame, "the A legs' books change nothing")
+		// What differs may only get fewer.
+		require.LessOrEqual(t, got.ended-got.endedSame, fusionALegsDiffer)
+	})
 }
+
+// fusionALegsDiffer is how many calls that ended in the gap differ when
+// FusionPBX keeps A legs only: the B legs' ringing, answers and hangups
+// are not in its books.
+const fusionALegsDiffer = 41
 
 // loadFusion writes the legs' XML records into v_xml_cdr in schema as
 // FusionPBX's xml_cdr import does in layout: the columns it reads out of
