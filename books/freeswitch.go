@@ -37,6 +37,10 @@ func (d *fsDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
 		names = append(names, m...)
 	}
 	var legs []fsLeg
+	// A B leg's file has no a_ prefix: with none among them, the
+	// directory keeps A legs only (or prefix-a-leg is off, and the
+	// legs that originated no other tell nothing more).
+	aOnly := !slices.ContainsFunc(names, func(n string) bool { return !strings.HasPrefix(filepath.Base(n), "a_") })
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -61,11 +65,17 @@ func (d *fsDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
 		}
 		legs = append(legs, l)
 	}
-	return fsCalls(legs, from, to), nil
+	return fsCalls(legs, from, to, aOnly), nil
 }
 
-// fsCalls tells the calls of legs with anything in [from, to].
-func fsCalls(legs []fsLeg, from, to time.Time) []Call {
+// fsCalls tells the calls of legs with anything in [from, to]. aOnly:
+// the books keep A legs only (mod_xml_cdr's log-b-leg false, FusionPBX's
+// default; mod_json_cdr's log-b-leg too), and the legs each originated
+// are told from its record (bLegs).
+func fsCalls(legs []fsLeg, from, to time.Time, aOnly bool) []Call {
+	if aOnly {
+		legs = bLegs(legs)
+	}
 	var out []Call
 	for _, c := range freeswitchCalls(legs) {
 		if touches(c, from, to) {
@@ -88,6 +98,13 @@ type fsLeg struct {
 	apps                         []fsApp
 	cause                        int
 	causeName, disposition       string
+
+	// What an A leg's record says of the legs it originated, for books
+	// that keep A legs only (bLegs).
+	originated  []fsOriginated
+	originatees map[string]fsProfile // by uuid
+	bridgeCause string               // bridge_hangup_cause
+	estimated   []string             // a leg told from another's record: Input.Estimated
 }
 
 // fsBridge is a bridge a caller profile of the leg records: when, and to
@@ -130,14 +147,22 @@ type fsCallflow struct {
 		ChanName       string `json:"chan_name" xml:"chan_name"`
 		UUID           string `json:"uuid" xml:"uuid"`
 		Originatee     struct {
-			Profiles []struct {
-				UUID string `json:"uuid" xml:"uuid"`
-			} `json:"originatee_caller_profiles" xml:"originatee_caller_profile"`
+			Profiles []fsProfile `json:"originatee_caller_profiles" xml:"originatee_caller_profile"`
 		} `json:"originatee" xml:"originatee"`
 	} `json:"caller_profile" xml:"caller_profile"`
 	Times struct {
 		Bridged string `json:"bridged_time" xml:"bridged_time"`
 	} `json:"times" xml:"times"`
+}
+
+// fsProfile is a caller profile a leg's record holds of another leg.
+type fsProfile struct {
+	UUID           string `json:"uuid" xml:"uuid"`
+	CallerIDNumber string `json:"caller_id_number" xml:"caller_id_number"`
+	CallerIDName   string `json:"caller_id_name" xml:"caller_id_name"`
+	Destination    string `json:"destination_number" xml:"destination_number"`
+	Context        string `json:"context" xml:"context"`
+	ChanName       string `json:"chan_name" xml:"chan_name"`
 }
 
 // fsCallflows are a leg's caller profiles: a JSON array (a single
@@ -199,9 +224,16 @@ func (r *fsRecord) leg() (fsLeg, error) {
 		y, _ := strconv.Atoi(b.ProfileIndex)
 		return cmp.Compare(x, y)
 	})
+	l.originated, l.bridgeCause = originatedLegs(v), v["bridge_hangup_cause"]
 	// Each caller profile (the leg as created, then after each transfer)
 	// keeps the time it was bridged and the leg it originated to bridge.
 	for _, f := range flows {
+		for _, o := range f.CallerProfile.Originatee.Profiles {
+			if l.originatees == nil {
+				l.originatees = map[string]fsProfile{}
+			}
+			l.originatees[o.UUID] = o
+		}
 		if at := uepoch(f.Times.Bridged); !at.IsZero() {
 			b := fsBridge{at: at}
 			if o := f.CallerProfile.Originatee.Profiles; len(o) > 0 {
@@ -337,8 +369,12 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		}
 		snap[l.uuid] = ch
 	}
+	var est []string // the leg's estimated fields, when another's record tells it
 	add := func(in cdr.Input) {
 		in.Books = true
+		if len(est) > 0 {
+			in.Estimated = est
+		}
 		if in.Server == "" {
 			in.Server = legs[0].switchName
 		}
@@ -349,6 +385,7 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		byID[l.uuid] = l
 	}
 	for _, l := range legs {
+		est = l.estimated
 		ch := snap[l.uuid]
 		born := l.start
 		if o := byID[l.originator]; o != nil {
@@ -426,6 +463,7 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		}
 		d := end
 		d.Kind, d.Disposition, d.Books = cdr.KindDestroyed, l.disposition, true
+		d.Estimated = l.estimated
 		if d.Server == "" {
 			d.Server = legs[0].switchName
 		}

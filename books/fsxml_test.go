@@ -378,3 +378,31 @@ func TestRecoverFromXMLCDR(t *testing.T) {
 	require.Equal(t, fromJSON.String(), got.String(), "mod_xml_cdr's records tell what mod_json_cdr's do")
 	require.Equal(t, jsonDiffers, differ)
 }
+
+// TestRecoverFromXMLCDRALegsOnly reads a directory of A legs' files only
+// (mod_xml_cdr's log-b-leg false): the B legs are told from their A
+// leg's record, as from FusionPBX's A legs.
+func TestRecoverFromXMLCDRALegsOnly(t *testing.T) {
+	recs := freeswitchRecordings(t)
+	dir := t.TempDir()
+	for _, rec := range recs {
+		d := filepath.Join(dir, filepath.Base(rec.dir))
+		for name := range writeXMLCDRs(t, rec, d) {
+			if !strings.HasPrefix(name, "a_") {
+				require.NoError(t, os.Remove(filepath.Join(d, name+".cdr.xml")))
+			}
+		}
+	}
+	blind, _ := score(t, recs, nil, nil)
+	got, differ := score(t, recs, func(rec recording) books.Books {
+		b, err := books.Open(filepath.Join(dir, filepath.Base(rec.dir)))
+		require.NoError(t, err)
+		return b
+	}, jsonEstimates)
+	t.Logf("the same as a run that never stopped: from A legs' mod_xml_cdr files %v; without books %v", got, blind)
+	for _, d := range differ {
+		t.Log("differs: ", d)
+	}
+	require.Greater(t, got.endedSame, blind.endedSame, "the A legs' books change nothing")
+	require.LessOrEqual(t, got.ended-got.endedSame, fusionALegsDiffer)
+}

@@ -107,7 +107,11 @@ func (f *fusionTable) look(ctx context.Context) (string, error) {
 	if len(record) == 0 || !cols["end_epoch"] {
 		return "", fmt.Errorf("v_xml_cdr has no record of its legs (no json, xml or v_xml_cdr_json) or no end_epoch")
 	}
-	return `SELECT COALESCE(` + strings.Join(record, ", ") + `) FROM v_xml_cdr c
+	leg := `'a'` // without the column, legs are read as A legs
+	if cols["leg"] {
+		leg = "c.leg"
+	}
+	return `SELECT COALESCE(` + strings.Join(record, ", ") + `), ` + leg + ` FROM v_xml_cdr c
 		WHERE c.end_epoch BETWEEN $1 AND $2`, nil
 }
 
@@ -125,10 +129,14 @@ func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, er
 	}
 	defer rows.Close()
 	var legs []fsLeg
+	aOnly := true // FusionPBX's default: mod_xml_cdr posts no B legs
 	for rows.Next() {
-		var rec sql.NullString
-		if err := rows.Scan(&rec); err != nil {
+		var rec, leg sql.NullString
+		if err := rows.Scan(&rec, &leg); err != nil {
 			return nil, fmt.Errorf("reading v_xml_cdr: %w", err)
+		}
+		if strings.TrimSpace(leg.String) == "b" {
+			aOnly = false
 		}
 		if !rec.Valid {
 			continue // a row whose record FusionPBX did not keep
@@ -145,5 +153,5 @@ func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading v_xml_cdr: %w", err)
 	}
-	return fsCalls(legs, from, to), nil
+	return fsCalls(legs, from, to, aOnly), nil
 }
