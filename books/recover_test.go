@@ -229,14 +229,16 @@ func recoverFreeSWITCH(t *testing.T, name string, recs []recording, open func(re
 // mod_json_cdr files, still differ, by recording and kill. The list may
 // only shrink.
 var jsonDiffer = []string{
-	// An attended transfer (att_xfer) with kanca back between the
-	// transfer and its end: the consultation's legs are told as a call
-	// of their own.
+	// Killed during an attended transfer's consultation and back in the
+	// second the call ended, a millisecond before its legs did: no file
+	// is written yet, and the transfer completed in the gap (the caller
+	// bridged to 1001) is the adoption's to tell.
 	"g01_attended_transfer_1000_to_1001 08:44:38.402",
 	// 1001 answered in the gap and was still up when kanca was back: the
 	// list shows it up, and the step's answer is taken then, unmarked.
 	"g02_blind_transfer_1000_to_1001 08:45:05.512",
-	// A parked call retrieved in the gap: the retrieval is not told.
+	// A parked call retrieved in the gap, back before its legs ended (no
+	// file yet): the retrieval is the adoption's to tell.
 	"g04_park_by_1000_retrieved_by_1001 08:45:45.252",
 	// The caller's leg was still up when kanca was back (its file is
 	// written when it ends): what it ran in the gap (voicemail, the
