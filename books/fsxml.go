@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +18,50 @@ import (
 func parseXMLLeg(b []byte) (fsLeg, error) {
 	var r fsRecord
 	if err := xml.Unmarshal(b, &r); err != nil {
-		return fsLeg{}, err
+		// A variable's name becomes its element's name as it is, and
+		// FreeSWITCH allows names XML does not (set api_hangup_hook,
+		// ^^,default_language, 1234): renamed, the record reads.
+		r = fsRecord{}
+		if err2 := xml.Unmarshal(repairXMLNames(b), &r); err2 != nil {
+			return fsLeg{}, err
+		}
 	}
 	return r.leg()
+}
+
+// xmlTag is a tag of a mod_xml_cdr record: every '<' starts one (text
+// and attribute values are escaped, variables' values URL-encoded).
+var xmlTag = regexp.MustCompile(`<(/?)([^<>]*)>`)
+
+// wellFormedTag is a tag's inside that XML reads: a name, attributes,
+// and an end ('/') for an empty element.
+var wellFormedTag = regexp.MustCompile(`^[A-Za-z_][\w.:-]*(\s+[A-Za-z_][\w.:-]*="[^"]*")*\s*/?$`)
+
+// repairXMLNames renames the elements whose names XML refuses: each
+// character it refuses becomes '_', and a name that cannot begin so gets
+// a leading '_'. The declaration (<?xml ...?>) and comments are kept.
+func repairXMLNames(b []byte) []byte {
+	return xmlTag.ReplaceAllFunc(b, func(tag []byte) []byte {
+		m := xmlTag.FindSubmatch(tag)
+		inside := string(m[2])
+		if strings.HasPrefix(inside, "?") || strings.HasPrefix(inside, "!") || wellFormedTag.MatchString(inside) {
+			return tag
+		}
+		end := ""
+		if len(m[1]) == 0 && strings.HasSuffix(inside, "/") {
+			inside, end = strings.TrimSuffix(inside, "/"), "/"
+		}
+		name := []byte(inside)
+		for i, c := range name {
+			if !(c == '_' || c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+				name[i] = '_'
+			}
+		}
+		if len(name) == 0 || name[0] == '-' || name[0] == '.' || name[0] >= '0' && name[0] <= '9' {
+			name = append([]byte{'_'}, name...)
+		}
+		return []byte("<" + string(m[1]) + string(name) + end + ">")
+	})
 }
 
 // UnmarshalXML reads <variables>: one element per variable, its value

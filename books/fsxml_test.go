@@ -2,6 +2,7 @@ package books_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -405,4 +407,28 @@ func TestRecoverFromXMLCDRALegsOnly(t *testing.T) {
 	}
 	require.Greater(t, got.endedSame, blind.endedSame, "the A legs' books change nothing")
 	require.LessOrEqual(t, got.ended-got.endedSame, fusionALegsDiffer)
+}
+
+// TestXMLCDRWithNamesXMLRefuses: FreeSWITCH writes a variable's name as
+// its element's name, and allows names XML refuses (FusionPBX repairs
+// "set api_hangup_hook", "^^,default_language" and numeric ones before
+// it parses). Such a record reads as it would without them.
+func TestXMLCDRWithNamesXMLRefuses(t *testing.T) {
+	rec := freeswitchRecordings(t)[0]
+	clean, dirty := t.TempDir(), t.TempDir()
+	for name, x := range writeXMLCDRs(t, rec, clean) {
+		odd := "<variables>\n<set api_hangup_hook>lua%20x.lua</set api_hangup_hook>\n<^^,default_language>en</^^,default_language>\n<1234>y</1234>\n<empty/>\n"
+		x = bytes.Replace(x, []byte("<variables>\n"), []byte(odd), 1)
+		require.NoError(t, os.WriteFile(filepath.Join(dirty, name+".cdr.xml"), x, 0o644))
+	}
+	calls := func(dir string) []books.Call {
+		b, err := books.Open(dir)
+		require.NoError(t, err)
+		c, err := b.Calls(context.Background(), time.Unix(0, 0), time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		return c
+	}
+	want := calls(clean)
+	require.NotEmpty(t, want)
+	require.Equal(t, want, calls(dirty))
 }
