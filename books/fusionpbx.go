@@ -111,8 +111,15 @@ func (f *fusionTable) look(ctx context.Context) (string, error) {
 	if cols["leg"] {
 		leg = "c.leg"
 	}
+	where := `c.end_epoch BETWEEN $1 AND $2`
+	if cols["start_stamp"] {
+		// FusionPBX indexes start_stamp, not end_epoch: a leg that ended
+		// in the window began at most a day before it (kanca ends a
+		// call after 12 hours).
+		where = `c.end_epoch BETWEEN $1 AND $2 AND c.start_stamp >= to_timestamp($3)`
+	}
 	return `SELECT COALESCE(` + strings.Join(record, ", ") + `), ` + leg + ` FROM v_xml_cdr c
-		WHERE c.end_epoch BETWEEN $1 AND $2`, nil
+		WHERE ` + where, nil
 }
 
 // Calls reads the legs that ended from an hour before from (the other
@@ -123,7 +130,11 @@ func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, er
 	if err != nil {
 		return nil, err
 	}
-	rows, err := f.db.QueryContext(ctx, q, from.Add(-time.Hour).Unix(), to.Unix()+1)
+	args := []any{from.Add(-time.Hour).Unix(), to.Unix() + 1}
+	if strings.Contains(q, "$3") {
+		args = append(args, from.Add(-24*time.Hour).Unix())
+	}
+	rows, err := f.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading v_xml_cdr: %w", err)
 	}
