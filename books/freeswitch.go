@@ -195,7 +195,26 @@ func parseLeg(b []byte) (fsLeg, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fsLeg{}, err
 	}
+	if urlEncoded(r.Variables) {
+		// mod_json_cdr's encode-values (on by default) URL-encodes each
+		// variable's value, as mod_xml_cdr always does.
+		for k, v := range r.Variables {
+			r.Variables[k] = urlDecode(v)
+		}
+	}
 	return r.leg()
+}
+
+// urlEncoded reports whether the variables' values are URL-encoded: none
+// holds a character switch_url_encode encodes (SWITCH_URL_UNSAFE), which
+// the plain values of any leg do (its channel name, SIP URIs, its SDP).
+func urlEncoded(v fsVariables) bool {
+	for _, s := range v {
+		if strings.ContainsAny(s, "\r\n #&+:;<=>?@[\\]^`{|}\"") {
+			return false
+		}
+	}
+	return len(v) > 0
 }
 
 // leg is what the record says of its leg.

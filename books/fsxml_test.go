@@ -432,3 +432,55 @@ func TestXMLCDRWithNamesXMLRefuses(t *testing.T) {
 	require.NotEmpty(t, want)
 	require.Equal(t, want, calls(dirty))
 }
+
+// TestRecoverFromJSONCDRValuesEncoded: mod_json_cdr URL-encodes each
+// variable's value by default (encode-values); the recordings' files
+// were written with it off. The same legs with their values encoded give
+// the same figures, with every leg and with A legs only.
+func TestRecoverFromJSONCDRValuesEncoded(t *testing.T) {
+	recs := freeswitchRecordings(t)
+	plain, encoded := t.TempDir(), t.TempDir()
+	for _, rec := range recs {
+		names, err := filepath.Glob(filepath.Join(rec.dir, "cdr", "*.cdr.json"))
+		require.NoError(t, err)
+		for _, name := range names {
+			b, err := os.ReadFile(name)
+			require.NoError(t, err)
+			var r map[string]any
+			require.NoError(t, json.Unmarshal(b, &r))
+			vars := r["variables"].(map[string]any)
+			for k, v := range vars {
+				vars[k] = urlEncode(str(v))
+			}
+			e, err := json.Marshal(r)
+			require.NoError(t, err)
+			for _, d := range []struct {
+				dir string
+				b   []byte
+			}{{plain, b}, {encoded, e}} {
+				for _, sub := range []string{"all", "a"} {
+					if sub == "a" && !strings.HasPrefix(filepath.Base(name), "a_") {
+						continue
+					}
+					out := filepath.Join(d.dir, sub, filepath.Base(rec.dir))
+					require.NoError(t, os.MkdirAll(out, 0o755))
+					require.NoError(t, os.WriteFile(filepath.Join(out, filepath.Base(name)), d.b, 0o644))
+				}
+			}
+		}
+	}
+	for _, sub := range []string{"all", "a"} {
+		open := func(dir string) func(recording) books.Books {
+			return func(rec recording) books.Books {
+				b, err := books.Open(filepath.Join(dir, sub, filepath.Base(rec.dir)))
+				require.NoError(t, err)
+				return b
+			}
+		}
+		want, wantDiffer := score(t, recs, open(plain), jsonEstimates)
+		got, differ := score(t, recs, open(encoded), jsonEstimates)
+		t.Logf("%s legs, values encoded: %v", sub, got)
+		require.Equal(t, want.String(), got.String(), "%s legs", sub)
+		require.Equal(t, wantDiffer, differ, "%s legs", sub)
+	}
+}
