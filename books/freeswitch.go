@@ -37,6 +37,7 @@ func (d *fsDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
 		names = append(names, m...)
 	}
 	var legs []fsLeg
+	var later []string // legs that ended after to
 	// A B leg's file has no a_ prefix: with none among them, the
 	// directory keeps A legs only (or prefix-a-leg is off, and the
 	// legs that originated no other tell nothing more).
@@ -61,20 +62,22 @@ func (d *fsDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
 			return nil, fmt.Errorf("books: %s: %w", name, err)
 		}
 		if l.end.After(to) {
+			later = append(later, l.uuid)
 			continue // a leg still up at to: its file is written when it ends
 		}
 		legs = append(legs, l)
 	}
-	return fsCalls(legs, from, to, aOnly), nil
+	return fsCalls(legs, later, from, to, aOnly), nil
 }
 
 // fsCalls tells the calls of legs with anything in [from, to]. aOnly:
 // the books keep A legs only (mod_xml_cdr's log-b-leg false, FusionPBX's
 // default; mod_json_cdr's log-b-leg too), and the legs each originated
-// are told from its record (bLegs).
-func fsCalls(legs []fsLeg, from, to time.Time, aOnly bool) []Call {
+// are told from its record (bLegs), but those the books hold as ending
+// after to (later).
+func fsCalls(legs []fsLeg, later []string, from, to time.Time, aOnly bool) []Call {
 	if aOnly {
-		legs = bLegs(legs)
+		legs = bLegs(legs, later)
 	}
 	var out []Call
 	for _, c := range freeswitchCalls(legs) {

@@ -48,9 +48,13 @@ func originatedLegs(v fsVariables) []fsOriginated {
 // was bridged to it and ended with the A leg, the others ended with the
 // cause originate_causes gives, when the A leg moved on. Those times are
 // the A leg's, not the B leg's own: the leg's inputs name answer_time
-// estimated.
-func bLegs(legs []fsLeg) []fsLeg {
+// estimated. A leg the books hold (later: one that ended after the
+// window) is not told again.
+func bLegs(legs []fsLeg, later []string) []fsLeg {
 	have := map[string]bool{}
+	for _, id := range later {
+		have[id] = true
+	}
 	for _, l := range legs {
 		have[l.uuid] = true
 	}

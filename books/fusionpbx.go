@@ -140,7 +140,8 @@ func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, er
 	}
 	defer rows.Close()
 	var legs []fsLeg
-	aOnly := true // FusionPBX's default: mod_xml_cdr posts no B legs
+	var later []string // legs that ended after to
+	aOnly := true      // FusionPBX's default: mod_xml_cdr posts no B legs
 	for rows.Next() {
 		var rec, leg sql.NullString
 		if err := rows.Scan(&rec, &leg); err != nil {
@@ -157,6 +158,7 @@ func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, er
 			return nil, fmt.Errorf("reading v_xml_cdr: %w", err)
 		}
 		if l.end.After(to) {
+			later = append(later, l.uuid)
 			continue
 		}
 		legs = append(legs, l)
@@ -164,5 +166,5 @@ func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading v_xml_cdr: %w", err)
 	}
-	return fsCalls(legs, from, to, aOnly), nil
+	return fsCalls(legs, later, from, to, aOnly), nil
 }
