@@ -111,27 +111,30 @@ func (f *fusionTable) look(ctx context.Context) (string, error) {
 	if cols["leg"] {
 		leg = "c.leg"
 	}
-	where := `c.end_epoch BETWEEN $1 AND $2`
+	// The legs that ended after the window are read too: the books hold
+	// them, and a leg an A leg originated is not told from its record
+	// when they do (bLegs).
+	where := `c.end_epoch >= $1`
 	if cols["start_stamp"] {
 		// FusionPBX indexes start_stamp, not end_epoch: a leg that ended
 		// in the window began at most a day before it (kanca ends a
 		// call after 12 hours).
-		where = `c.end_epoch BETWEEN $1 AND $2 AND c.start_stamp >= to_timestamp($3)`
+		where = `c.end_epoch >= $1 AND c.start_stamp >= to_timestamp($2)`
 	}
 	return `SELECT COALESCE(` + strings.Join(record, ", ") + `), ` + leg + ` FROM v_xml_cdr c
 		WHERE ` + where, nil
 }
 
-// Calls reads the legs that ended from an hour before from (the other
-// legs of a call that ended in the window) to to, and tells the calls
-// with a leg in the window.
+// Calls reads the legs that ended since an hour before from (the other
+// legs of a call that ended in the window), and tells the calls with a
+// leg in the window of those that ended by to.
 func (f *fusionTable) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
 	q, err := f.prepare(ctx)
 	if err != nil {
 		return nil, err
 	}
-	args := []any{from.Add(-time.Hour).Unix(), to.Unix() + 1}
-	if strings.Contains(q, "$3") {
+	args := []any{from.Add(-time.Hour).Unix()}
+	if strings.Contains(q, "$2") {
 		args = append(args, from.Add(-24*time.Hour).Unix())
 	}
 	rows, err := f.db.QueryContext(ctx, q, args...)
