@@ -115,6 +115,9 @@ type fsLeg struct {
 type fsBridge struct {
 	at time.Time
 	to string
+	// until is when the profile was transferred away from the bridge
+	// (its transfer_time), zero when it was not.
+	until time.Time
 }
 
 type fsApp struct {
@@ -154,7 +157,8 @@ type fsCallflow struct {
 		} `json:"originatee" xml:"originatee"`
 	} `json:"caller_profile" xml:"caller_profile"`
 	Times struct {
-		Bridged string `json:"bridged_time" xml:"bridged_time"`
+		Bridged  string `json:"bridged_time" xml:"bridged_time"`
+		Transfer string `json:"transfer_time" xml:"transfer_time"`
 	} `json:"times" xml:"times"`
 }
 
@@ -257,7 +261,7 @@ func (r *fsRecord) leg() (fsLeg, error) {
 			l.originatees[o.UUID] = o
 		}
 		if at := uepoch(f.Times.Bridged); !at.IsZero() {
-			b := fsBridge{at: at}
+			b := fsBridge{at: at, until: uepoch(f.Times.Transfer)}
 			if o := f.CallerProfile.Originatee.Profiles; len(o) > 0 {
 				b.to = o[0].UUID
 			}

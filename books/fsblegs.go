@@ -1,6 +1,9 @@
 package books
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // fsOriginated is a leg an A leg originated, as its record's
 // originated_legs and originate_causes name it.
@@ -115,11 +118,12 @@ func bLeg(a *fsLeg, o fsOriginated) fsLeg {
 		b.progress = latest(a.progress, b.start)
 	}
 	bridged := o.cause == "NONE" || o.cause == ""
+	var until time.Time // the A leg was transferred away from it then
 	if bridged {
 		// Answered: the A leg was bridged to it then.
 		for _, br := range a.bridges {
 			if br.to == o.uuid || br.to == "" {
-				b.answer = br.at
+				b.answer, until = br.at, br.until
 				break
 			}
 		}
@@ -129,6 +133,13 @@ func bLeg(a *fsLeg, o fsOriginated) fsLeg {
 		if b.answer.IsZero() {
 			bridged = false
 		}
+	}
+	if bridged && !until.IsZero() && until.Before(a.end) {
+		// The A leg went on without it (a transfer of either side): it
+		// ended then, who hung up unknown.
+		b.end, b.causeName = until, "NORMAL_CLEARING"
+		b.estimated = []string{"answer_time", "hangup_time"}
+		return b
 	}
 	if bridged {
 		b.end = a.end
