@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/books"
+	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/esl"
 )
 
 // The recordings hold FreeSWITCH's mod_json_cdr files only. These helpers
@@ -483,4 +485,41 @@ func TestRecoverFromJSONCDRValuesEncoded(t *testing.T) {
 		require.Equal(t, want.String(), got.String(), "%s legs", sub)
 		require.Equal(t, wantDiffer, differ, "%s legs", sub)
 	}
+}
+
+// TestBLegFromALegEndsWhenTransferredAway: with A legs only, the leg
+// 1000 answered (9976...) is told from the caller's record; its end is
+// when the caller's profile was transferred away from it (1000 parked
+// the call), not the caller's own end ten seconds later.
+func TestBLegFromALegEndsWhenTransferredAway(t *testing.T) {
+	rec := recording{dir: "../testdata/esl/g04_park_by_1000_retrieved_by_1001"}
+	rec.ins = decoded(t, filepath.Join(rec.dir, "events.ndjson"), esl.Decode, esl.Reorder)
+	dir := t.TempDir()
+	for name := range writeXMLCDRs(t, rec, dir) {
+		if !strings.HasPrefix(name, "a_") {
+			require.NoError(t, os.Remove(filepath.Join(dir, name+".cdr.xml")))
+		}
+	}
+	b, err := books.Open(dir)
+	require.NoError(t, err)
+	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
+	ins, err := books.Recover(context.Background(), b, first.Add(-time.Second), last.Add(2*time.Second), func(string) bool { return false })
+	require.NoError(t, err)
+	// The live stream's end of that leg.
+	var want time.Time
+	for _, in := range rec.ins {
+		if in.Kind == cdr.KindDestroyed && strings.HasPrefix(in.Channel.ID, "9976ee41") && want.IsZero() {
+			want = in.Time
+		}
+	}
+	require.False(t, want.IsZero())
+	var got []cdr.Input
+	for _, in := range ins {
+		if in.Kind == cdr.KindDestroyed && strings.HasPrefix(in.Channel.ID, "9976ee41") {
+			got = append(got, in)
+		}
+	}
+	require.Len(t, got, 1, "the leg is told from the caller's record")
+	require.WithinDuration(t, want, got[0].Time, 100*time.Millisecond)
+	require.Contains(t, got[0].Estimated, "hangup_time")
 }
