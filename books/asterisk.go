@@ -128,9 +128,13 @@ func asteriskCalls(cel []celRow, cdrs []cdrRow, to time.Time) []Call {
 		byCall[id] = append(byCall[id], r)
 	}
 	dials := map[string]cdrRow{} // by dstchannel
+	ran := map[string]cdrRow{}   // by channel, of the rows that dialled none
 	for _, r := range cdrs {
 		if r.DstChannel != "" && ended[r.LinkedID] {
 			dials[r.DstChannel] = r
+		}
+		if r.DstChannel == "" && ended[r.LinkedID] {
+			ran[r.Channel] = r
 		}
 	}
 	// FreePBX keeps eventtime in whole seconds (DATETIME): then the rows
@@ -145,7 +149,7 @@ func asteriskCalls(cel []celRow, cdrs []cdrRow, to time.Time) []Call {
 	for _, id := range order {
 		rows := byCall[id]
 		slices.SortStableFunc(rows, func(a, b celRow) int { return a.Time.Compare(b.Time) })
-		calls = append(calls, tellAsterisk(id, rows, dials, unseen))
+		calls = append(calls, tellAsterisk(id, rows, dials, ran, unseen))
 	}
 	sortCalls(calls)
 	return calls
@@ -165,12 +169,13 @@ type astChan struct {
 	// its applications are told as ARI's ChannelDialplan.
 	runs               bool
 	app, data, context string
-	parkLot            string // PARK_START seen: its next bridge is the lot's
-	last               string // its latest row's event
-	exten              string // the extension it began in
+	parkLot            string    // PARK_START seen: its next bridge is the lot's
+	last               string    // its latest row's event
+	at                 time.Time // and its time
+	exten              string    // the extension it began in
 }
 
-func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow, unseen []string) Call {
+func tellAsterisk(linked string, rows []celRow, dials, ran map[string]cdrRow, unseen []string) Call {
 	c := Call{ID: linked}
 	chans := map[string]*astChan{}
 	byName := map[string]*astChan{}
@@ -407,6 +412,13 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow, unseen 
 				emit(cdr.Input{Kind: cdr.KindDTMF, Time: r.Time, Channel: ch.snap, Digit: extra.Digit})
 			}
 		case "HANGUP":
+			if d, ok := ran[r.Chan]; ok && isFaxApp(d.LastApp) && !ch.at.IsZero() {
+				// The CEL records the start of a few applications only
+				// (cel.conf's apps): the CDR's lastapp names the one the
+				// leg ran last, since its previous row (ReceiveFAX after
+				// Answer), as ARI's ChannelDialplan would have.
+				dialplan(ch, ch.at, ch.snap.Context, ch.snap.Exten, d.LastApp, d.LastData)
+			}
 			ch.cause = extra.HangupCause
 			if ch == origin && extra.DialStatus != "" {
 				emit(cdr.Input{Kind: cdr.KindVar, Time: r.Time, Channel: ch.snap, Var: "DIALSTATUS", Value: extra.DialStatus})
@@ -431,7 +443,7 @@ func tellAsterisk(linked string, rows []celRow, dials map[string]cdrRow, unseen 
 			}
 			emit(in)
 		}
-		ch.last = r.Event
+		ch.last, ch.at = r.Event, r.Time
 	}
 	// A transfer whose next dial the rows do not hold yet (or that dials
 	// nothing: a transfer to a menu, a voicemail) is told at its time.
@@ -549,3 +561,7 @@ func epoch(s string) (time.Time, bool) {
 	}
 	return time.Unix(n, us*1000).UTC(), true
 }
+
+// isFaxApp: Asterisk's application that receives a fax, which no CEL row
+// names.
+func isFaxApp(app string) bool { return strings.EqualFold(app, "ReceiveFAX") }

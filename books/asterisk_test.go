@@ -165,3 +165,27 @@ func (s tally) String() string {
 	return fmt.Sprintf("%d of %d calls that ended in the gap, %d of %d calls the gap touched, %d of %d in all, %d calls that never were; estimated fields accepted: %v",
 		s.endedSame, s.ended, s.touchedSame, s.touched, s.same, s.total, s.extra, s.used)
 }
+
+// TestFaxBegunInTheGapIsAFax: no CEL row names ReceiveFAX, the CDR's
+// lastapp does; a fax call that began and ended in the gap is told as a
+// fax (fax_init, call type fax), as a run that never stopped tells it.
+func TestFaxBegunInTheGapIsAFax(t *testing.T) {
+	rec := recording{dir: "../testdata/ari/s09-inbound-fax"}
+	rec.ins = decoded(t, filepath.Join(rec.dir, "events.ndjson"), ari.Decode, nil)
+	b, err := books.Open(filepath.Join(rec.dir, "cel.csv"))
+	require.NoError(t, err)
+	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
+	want := uninterrupted(t, rec.ins)
+	got := interrupted(t, rec.ins, b, first.Add(-time.Second), last.Add(2*time.Second))
+	types := func(w webhooks) (out []string) {
+		for _, hs := range w {
+			for _, h := range hs {
+				f := flatten(h.body)
+				out = append(out, f["event_type"]+" "+f["cdr.bf_calltype"])
+			}
+		}
+		return out
+	}
+	require.Contains(t, types(want), `"fax_init" `)
+	require.Equal(t, types(want), types(got))
+}

@@ -1,5 +1,6 @@
 // Package books reads the PBX's own records of its calls (Asterisk's CEL
-// and CDR, FreeSWITCH's mod_json_cdr files) and turns the calls of a time
+// and CDR, FreeSWITCH's mod_json_cdr and mod_xml_cdr files, FusionPBX's
+// v_xml_cdr table) and turns the calls of a time
 // window into tracker inputs, so that what happened while kanca was not
 // listening is told from the PBX's books rather than guessed.
 //
@@ -77,7 +78,9 @@ func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) [
 
 // Open opens the books spec names: a MySQL/MariaDB DSN
 // (mysql://user:password@host:port/asteriskcdrdb) or a PostgreSQL one
-// (postgres://...) holding Asterisk's cel and cdr tables, a directory of FreeSWITCH mod_json_cdr files (*.cdr.json),
+// (postgres://...) holding Asterisk's cel and cdr tables or FusionPBX's
+// v_xml_cdr, a directory of FreeSWITCH mod_json_cdr or mod_xml_cdr files
+// (*.cdr.json, *.cdr.xml),
 // or an Asterisk CEL CSV file (cel_custom), with its CDR (cdr_custom) beside
 // it as cdr.csv or Master.csv, or a directory holding them.
 func Open(spec string) (Books, error) {
@@ -92,7 +95,7 @@ func Open(spec string) (Books, error) {
 		return openPostgres(spec)
 	}
 	if strings.Contains(spec, "://") {
-		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., postgres://..., a directory of mod_json_cdr files, a CEL CSV file)", spec)
+		return nil, fmt.Errorf("books: %q: unknown kind of PBX records (valid: mysql://..., postgres://..., a directory of mod_json_cdr or mod_xml_cdr files, a CEL CSV file)", spec)
 	}
 	fi, err := os.Stat(spec)
 	if err != nil {
@@ -101,8 +104,10 @@ func Open(spec string) (Books, error) {
 	if !fi.IsDir() {
 		return &celFiles{cel: spec, cdr: cdrBeside(filepath.Dir(spec))}, nil
 	}
-	if m, _ := filepath.Glob(filepath.Join(spec, "*.cdr.json")); len(m) > 0 {
-		return &jsonDir{dir: spec}, nil
+	for _, ext := range []string{"*.cdr.json", "*.cdr.xml"} {
+		if m, _ := filepath.Glob(filepath.Join(spec, ext)); len(m) > 0 {
+			return &fsDir{dir: spec}, nil
+		}
 	}
 	for _, name := range []string{"cel.csv", "Master.csv"} {
 		p := filepath.Join(spec, name)
@@ -113,8 +118,9 @@ func Open(spec string) (Books, error) {
 	if m, _ := filepath.Glob(filepath.Join(spec, "cel*.csv")); len(m) > 0 {
 		return &celFiles{cel: m[0], cdr: cdrBeside(spec)}, nil
 	}
-	// An empty directory that FreeSWITCH will write mod_json_cdr files to.
-	return &jsonDir{dir: spec}, nil
+	// An empty directory that FreeSWITCH will write mod_json_cdr or
+	// mod_xml_cdr files to.
+	return &fsDir{dir: spec}, nil
 }
 
 // cdrBeside finds the CDR CSV next to a CEL CSV, "" when there is none.

@@ -1,6 +1,7 @@
 package books
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -16,20 +17,31 @@ import (
 	"github.com/kanca/kanca/esl"
 )
 
-// jsonDir reads the files FreeSWITCH's mod_json_cdr writes, one per leg
-// (log-dir: a_<uuid>.cdr.json for the A leg, <uuid>.cdr.json for others).
-type jsonDir struct{ dir string }
+// fsDir reads the files FreeSWITCH's mod_json_cdr and mod_xml_cdr write,
+// one per leg (log-dir: a_<uuid>.cdr.json or a_<uuid>.cdr.xml for the A
+// leg, <uuid>.cdr.json or <uuid>.cdr.xml for others), each read into the
+// same record.
+type fsDir struct{ dir string }
 
-func (d *jsonDir) Close() error { return nil }
+func (d *fsDir) Close() error { return nil }
 
 // Calls reads the legs of files written since from (a leg's file is
 // written when it ends) and tells the calls with a leg in the window.
-func (d *jsonDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
-	names, err := filepath.Glob(filepath.Join(d.dir, "*.cdr.json"))
-	if err != nil {
-		return nil, err
+func (d *fsDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error) {
+	var names []string
+	for _, ext := range []string{".cdr.json", ".cdr.xml"} {
+		m, err := filepath.Glob(filepath.Join(d.dir, "*"+ext))
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, m...)
 	}
 	var legs []fsLeg
+	var later []string // legs that ended after to
+	// A B leg's file has no a_ prefix: with none among them, the
+	// directory keeps A legs only (or prefix-a-leg is off, and the
+	// legs that originated no other tell nothing more).
+	aOnly := !slices.ContainsFunc(names, func(n string) bool { return !strings.HasPrefix(filepath.Base(n), "a_") })
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -41,14 +53,31 @@ func (d *jsonDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error)
 		if err != nil {
 			return nil, fmt.Errorf("books: %w", err)
 		}
-		l, err := parseLeg(b)
+		parse := parseLeg
+		if strings.HasSuffix(name, ".xml") {
+			parse = parseXMLLeg
+		}
+		l, err := parse(b)
 		if err != nil {
 			return nil, fmt.Errorf("books: %s: %w", name, err)
 		}
 		if l.end.After(to) {
+			later = append(later, l.uuid)
 			continue // a leg still up at to: its file is written when it ends
 		}
 		legs = append(legs, l)
+	}
+	return fsCalls(legs, later, from, to, aOnly), nil
+}
+
+// fsCalls tells the calls of legs with anything in [from, to]. aOnly:
+// the books keep A legs only (mod_xml_cdr's log-b-leg false, FusionPBX's
+// default; mod_json_cdr's log-b-leg too), and the legs each originated
+// are told from its record (bLegs), but those the books hold as ending
+// after to (later).
+func fsCalls(legs []fsLeg, later []string, from, to time.Time, aOnly bool) []Call {
+	if aOnly {
+		legs = bLegs(legs, later)
 	}
 	var out []Call
 	for _, c := range freeswitchCalls(legs) {
@@ -56,7 +85,7 @@ func (d *jsonDir) Calls(ctx context.Context, from, to time.Time) ([]Call, error)
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // fsLeg is what kanca reads of one mod_json_cdr record.
@@ -72,6 +101,13 @@ type fsLeg struct {
 	apps                         []fsApp
 	cause                        int
 	causeName, disposition       string
+
+	// What an A leg's record says of the legs it originated, for books
+	// that keep A legs only (bLegs).
+	originated  []fsOriginated
+	originatees map[string]fsProfile // by uuid
+	bridgeCause string               // bridge_hangup_cause
+	estimated   []string             // a leg told from another's record: Input.Estimated
 }
 
 // fsBridge is a bridge a caller profile of the leg records: when, and to
@@ -79,6 +115,9 @@ type fsLeg struct {
 type fsBridge struct {
 	at time.Time
 	to string
+	// until is when the profile was transferred away from the bridge
+	// (its transfer_time), zero when it was not.
+	until time.Time
 }
 
 type fsApp struct {
@@ -86,44 +125,107 @@ type fsApp struct {
 	at         time.Time
 }
 
+// fsRecord is what kanca reads of a leg's CDR, as mod_json_cdr writes it
+// (json tags) and as mod_xml_cdr does (xml tags): the same variables,
+// application log and caller profiles, laid out by
+// switch_ivr_generate_json_cdr and switch_ivr_generate_xml_cdr.
 type fsRecord struct {
-	SwitchName string `json:"switchname"`
+	SwitchName string `json:"switchname" xml:"switchname,attr"`
 	AppLog     struct {
 		Applications []struct {
-			Name  string `json:"app_name"`
-			Data  string `json:"app_data"`
-			Stamp string `json:"app_stamp"`
-		} `json:"applications"`
-	} `json:"app_log"`
-	Callflow  json.RawMessage   `json:"callflow"`
-	Variables map[string]string `json:"variables"`
+			Name  string `json:"app_name" xml:"app_name,attr"`
+			Data  string `json:"app_data" xml:"app_data,attr"`
+			Stamp string `json:"app_stamp" xml:"app_stamp,attr"`
+		} `json:"applications" xml:"application"`
+	} `json:"app_log" xml:"app_log"`
+	Callflow  fsCallflows `json:"callflow" xml:"callflow"`
+	Variables fsVariables `json:"variables" xml:"variables"`
 }
 
 type fsCallflow struct {
-	ProfileIndex  string `json:"profile_index"`
+	ProfileIndex  string `json:"profile_index" xml:"profile_index,attr"`
 	CallerProfile struct {
-		CallerIDName   string `json:"caller_id_name"`
-		CallerIDNumber string `json:"caller_id_number"`
-		Destination    string `json:"destination_number"`
-		Context        string `json:"context"`
-		ChanName       string `json:"chan_name"`
-		UUID           string `json:"uuid"`
+		CallerIDName   string `json:"caller_id_name" xml:"caller_id_name"`
+		CallerIDNumber string `json:"caller_id_number" xml:"caller_id_number"`
+		ANI            string `json:"ani" xml:"ani"`
+		Destination    string `json:"destination_number" xml:"destination_number"`
+		Context        string `json:"context" xml:"context"`
+		ChanName       string `json:"chan_name" xml:"chan_name"`
+		UUID           string `json:"uuid" xml:"uuid"`
 		Originatee     struct {
-			Profiles []struct {
-				UUID string `json:"uuid"`
-			} `json:"originatee_caller_profiles"`
-		} `json:"originatee"`
-	} `json:"caller_profile"`
+			Profiles []fsProfile `json:"originatee_caller_profiles" xml:"originatee_caller_profile"`
+		} `json:"originatee" xml:"originatee"`
+	} `json:"caller_profile" xml:"caller_profile"`
 	Times struct {
-		Bridged string `json:"bridged_time"`
-	} `json:"times"`
+		Bridged  string `json:"bridged_time" xml:"bridged_time"`
+		Transfer string `json:"transfer_time" xml:"transfer_time"`
+	} `json:"times" xml:"times"`
 }
+
+// fsProfile is a caller profile a leg's record holds of another leg.
+type fsProfile struct {
+	UUID           string `json:"uuid" xml:"uuid"`
+	CallerIDNumber string `json:"caller_id_number" xml:"caller_id_number"`
+	CallerIDName   string `json:"caller_id_name" xml:"caller_id_name"`
+	Destination    string `json:"destination_number" xml:"destination_number"`
+	Context        string `json:"context" xml:"context"`
+	ChanName       string `json:"chan_name" xml:"chan_name"`
+}
+
+// fsCallflows are a leg's caller profiles: a JSON array (a single
+// object in older mod_json_cdr), repeated <callflow> elements in XML.
+type fsCallflows []fsCallflow
+
+func (f *fsCallflows) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		var one fsCallflow
+		if err := json.Unmarshal(b, &one); err != nil {
+			return fmt.Errorf("callflow: %w", err)
+		}
+		*f = fsCallflows{one}
+		return nil
+	}
+	var many []fsCallflow
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("callflow: %w", err)
+	}
+	*f = many
+	return nil
+}
+
+// fsVariables are a leg's channel variables.
+type fsVariables map[string]string
 
 func parseLeg(b []byte) (fsLeg, error) {
 	var r fsRecord
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fsLeg{}, err
 	}
+	if urlEncoded(r.Variables) {
+		// mod_json_cdr's encode-values (on by default) URL-encodes each
+		// variable's value, as mod_xml_cdr always does.
+		for k, v := range r.Variables {
+			r.Variables[k] = urlDecode(v)
+		}
+	}
+	return r.leg()
+}
+
+// urlEncoded reports whether the variables' values are URL-encoded: none
+// holds a character switch_url_encode encodes (SWITCH_URL_UNSAFE), which
+// the plain values of any leg do (its channel name, SIP URIs, its SDP).
+func urlEncoded(v fsVariables) bool {
+	for _, s := range v {
+		if strings.ContainsAny(s, "\r\n #&+:;<=>?@[\\]^`{|}\"") {
+			return false
+		}
+	}
+	return len(v) > 0
+}
+
+// leg is what the record says of its leg.
+func (r *fsRecord) leg() (fsLeg, error) {
 	v := r.Variables
 	l := fsLeg{
 		uuid: v["uuid"], switchName: r.SwitchName, originator: v["originator"],
@@ -142,28 +244,24 @@ func parseLeg(b []byte) (fsLeg, error) {
 	}
 	l.cause, _ = strconv.Atoi(v["hangup_cause_q850"])
 	// The first profile is the leg as it was created; a transfer adds others.
-	var flows []fsCallflow
-	if len(r.Callflow) > 0 && r.Callflow[0] == '[' {
-		if err := json.Unmarshal(r.Callflow, &flows); err != nil {
-			return fsLeg{}, fmt.Errorf("callflow: %w", err)
-		}
-	} else if len(r.Callflow) > 0 {
-		var f fsCallflow
-		if err := json.Unmarshal(r.Callflow, &f); err != nil {
-			return fsLeg{}, fmt.Errorf("callflow: %w", err)
-		}
-		flows = append(flows, f)
-	}
+	flows := slices.Clone(r.Callflow)
 	slices.SortFunc(flows, func(a, b fsCallflow) int {
 		x, _ := strconv.Atoi(a.ProfileIndex)
 		y, _ := strconv.Atoi(b.ProfileIndex)
 		return cmp.Compare(x, y)
 	})
+	l.originated, l.bridgeCause = originatedLegs(v), v["bridge_hangup_cause"]
 	// Each caller profile (the leg as created, then after each transfer)
 	// keeps the time it was bridged and the leg it originated to bridge.
 	for _, f := range flows {
+		for _, o := range f.CallerProfile.Originatee.Profiles {
+			if l.originatees == nil {
+				l.originatees = map[string]fsProfile{}
+			}
+			l.originatees[o.UUID] = o
+		}
 		if at := uepoch(f.Times.Bridged); !at.IsZero() {
-			b := fsBridge{at: at}
+			b := fsBridge{at: at, until: uepoch(f.Times.Transfer)}
 			if o := f.CallerProfile.Originatee.Profiles; len(o) > 0 {
 				b.to = o[0].UUID
 			}
@@ -173,7 +271,15 @@ func parseLeg(b []byte) (fsLeg, error) {
 	if len(flows) > 0 {
 		p := flows[0].CallerProfile
 		l.caller, l.callerName, l.dest, l.context, l.name = p.CallerIDNumber, p.CallerIDName, p.Destination, p.Context, p.ChanName
-		if (l.caller == "" || l.caller == "Unknown") && v["sip_from_user"] != "" {
+		if v["direction"] == "inbound" && p.ANI != "" {
+			// A profile is rewritten in place after the leg's creation (a
+			// display update from the far end of a bridge, a pickup, an
+			// attended transfer): an inbound leg is created with its ani
+			// and caller id from the same number (mod_sofia: the From
+			// user, or the RPID or P-Asserted-Identity one), and nothing
+			// rewrites the ani.
+			l.caller = p.ANI
+		} else if (l.caller == "" || l.caller == "Unknown") && v["sip_from_user"] != "" {
 			// A profile rewritten since (a uuid_bridge to a parked call
 			// leaves FreeSWITCH's placeholder): the event socket told the
 			// leg's creation with the number its SIP From carried.
@@ -289,8 +395,12 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		}
 		snap[l.uuid] = ch
 	}
+	var est []string // the leg's estimated fields, when another's record tells it
 	add := func(in cdr.Input) {
 		in.Books = true
+		if len(est) > 0 {
+			in.Estimated = est
+		}
 		if in.Server == "" {
 			in.Server = legs[0].switchName
 		}
@@ -301,6 +411,7 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		byID[l.uuid] = l
 	}
 	for _, l := range legs {
+		est = l.estimated
 		ch := snap[l.uuid]
 		born := l.start
 		if o := byID[l.originator]; o != nil {
@@ -378,6 +489,7 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 		}
 		d := end
 		d.Kind, d.Disposition, d.Books = cdr.KindDestroyed, l.disposition, true
+		d.Estimated = l.estimated
 		if d.Server == "" {
 			d.Server = legs[0].switchName
 		}

@@ -11,10 +11,10 @@ import (
 )
 
 // openPostgres opens postgres://user:password@host:port/database[?loc=Zone]
-// holding Asterisk's cel and cdr tables as cel_pgsql and cdr_pgsql write
-// them (Asterisk's column names; eventtime a timestamp in the PBX's local
-// time, as in MySQL: loc names that zone when kanca's machine is in
-// another). Other parameters are PostgreSQL's own (sslmode, ...).
+// holding FusionPBX's v_xml_cdr (its database, fusionpbx) or Asterisk's
+// cel and cdr tables as cel_pgsql and cdr_pgsql write them (Asterisk's
+// column names; eventtime a timestamp in the PBX's local time, as in
+// MySQL: loc names that zone when kanca's machine is in another). Other parameters are PostgreSQL's own (sslmode, ...).
 func openPostgres(spec string) (Books, error) {
 	u, err := url.Parse(spec)
 	if err != nil {
@@ -41,5 +41,5 @@ func openPostgres(spec string) (Books, error) {
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(2)
-	return &celTables{db: db, loc: loc, pg: true}, nil
+	return &pgBooks{db: db, loc: loc}, nil
 }

@@ -80,8 +80,9 @@ Asterisk writes another zone's time), the same tables in PostgreSQL
 (cel_pgsql, cdr_pgsql: postgres://user:password@host:5432/asteriskcdrdb),
 an Asterisk cel_custom CSV file
 (its cdr_custom CSV beside it as cdr.csv or Master.csv), or a directory
-holding them; with FreeSWITCH, the directory mod_json_cdr writes its
-files to (log-dir). Without it a call that ended unseen is marked
+holding them; with FreeSWITCH, the directory mod_json_cdr or mod_xml_cdr
+writes its files to (log-dir), or FusionPBX's database
+(postgres://user:password@host:5432/fusionpbx, its v_xml_cdr table). Without it a call that ended unseen is marked
 "reconciled": true and names its estimated fields.
 
 With --listen, run also serves over HTTP (no authentication: bind it to
@@ -331,7 +332,7 @@ holds no hooks and sends nothing itself.`,
 	fs := cmd.Flags()
 	pf.Register(fs)
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
-	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb or postgres://... (Asterisk CEL and CDR tables), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr directory (default off) [KANCA_PBX_RECORDS]")
+	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb or postgres://... (Asterisk CEL and CDR tables, or FusionPBX's v_xml_cdr), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr or mod_xml_cdr directory (default off) [KANCA_PBX_RECORDS]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
 	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
 		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")
