@@ -801,13 +801,19 @@ func (f *Follower) settleHeld(emit func(cdr.Input)) {
 	for _, p := range f.pending {
 		held = append(held, p)
 	}
+	f.settleInOrder(held, cdr.Input{Time: f.lastTime}, emit)
+}
+
+// settleInOrder settles the held channels given, in adoption order, as of
+// at; one adopted with an earlier one of its call is skipped.
+func (f *Follower) settleInOrder(held []pendingChannel, at cdr.Input, emit func(cdr.Input)) {
 	slices.SortFunc(held, func(a, b pendingChannel) int { return adoptOrder(a.lc.ch, b.lc.ch) })
 	for _, p := range held {
 		if _, still := f.pending[p.lc.ch.ID]; !still {
-			continue // adopted with an earlier one of its call
+			continue
 		}
 		delete(f.pending, p.lc.ch.ID)
-		f.settle(p, cdr.Input{Time: f.lastTime}, emit)
+		f.settle(p, at, emit)
 	}
 }
 
@@ -838,14 +844,7 @@ func (f *Follower) settleCall(in cdr.Input, emit func(cdr.Input)) {
 			held = append(held, p)
 		}
 	}
-	slices.SortFunc(held, func(a, b pendingChannel) int { return adoptOrder(a.lc.ch, b.lc.ch) })
-	for _, p := range held {
-		if _, still := f.pending[p.lc.ch.ID]; !still {
-			continue // adopted with an earlier one of its call
-		}
-		delete(f.pending, p.lc.ch.ID)
-		f.settle(p, cdr.Input{Time: in.Time}, emit)
-	}
+	f.settleInOrder(held, cdr.Input{Time: in.Time}, emit)
 }
 
 // answeredUnheard tells the answer of a listed channel that in, its first

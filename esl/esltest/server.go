@@ -539,23 +539,29 @@ var columns = []string{"uuid", "direction", "created", "created_epoch", "name", 
 // unformatted output: row_count, then the rows with every column as a
 // string, in the table's column order; no rows at all when none is live.
 func (s *Server) channelsJSONLocked() string {
-	live := s.channels.Values()
-	if len(live) == 0 {
+	return tableJSON(columns, s.channels.Values())
+}
+
+// tableJSON is a "show ... as json" answer: row_count, then the rows with
+// every column as a string, in the columns' order; no rows at all when
+// there are none.
+func tableJSON(cols []string, rows []map[string]string) string {
+	if len(rows) == 0 {
 		return "{\"row_count\": 0}\n"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `{"row_count":%d,"rows":[`, len(live))
-	for i, c := range live {
+	fmt.Fprintf(&b, `{"row_count":%d,"rows":[`, len(rows))
+	for i, r := range rows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('{')
-		for j, col := range columns {
+		for j, col := range cols {
 			if j > 0 {
 				b.WriteByte(',')
 			}
 			k, _ := json.Marshal(col)
-			v, _ := json.Marshal(c[col])
+			v, _ := json.Marshal(r[col])
 			b.Write(k)
 			b.WriteByte(':')
 			b.Write(v)
@@ -614,31 +620,7 @@ func (s *Server) callsJSONLocked() string {
 		}
 		unbridged = append(unbridged, r)
 	}
-	rows := append(unbridged, bridged...)
-	if len(rows) == 0 {
-		return "{\"row_count\": 0}\n"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `{"row_count":%d,"rows":[`, len(rows))
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('{')
-		for j, col := range callColumns {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			k, _ := json.Marshal(col)
-			v, _ := json.Marshal(r[col])
-			b.Write(k)
-			b.WriteByte(':')
-			b.Write(v)
-		}
-		b.WriteByte('}')
-	}
-	b.WriteString("]}")
-	return b.String()
+	return tableJSON(callColumns, append(unbridged, bridged...))
 }
 
 // dump answers "uuid_dump UUID json" as mod_commands does: the session's
