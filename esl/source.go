@@ -50,6 +50,9 @@ type Config struct {
 	// mid-call for the number its call arrived on (cdr.Config's); default
 	// cdr.DefaultConfig's.
 	DIDVariables []string
+	// Now is the clock read where the PBX does not say its own (see
+	// follow.Config.Now); default time.Now.
+	Now func() time.Time
 }
 
 // Backoff shapes the waits between connection attempts (see follow.Backoff).
@@ -146,6 +149,7 @@ func New(cfg Config) (*Source, error) {
 		ConnectedAttrs: []any{"addr", cfg.Addr},
 		OnReconcile:    cfg.OnReconcile,
 		Relist:         cfg.Relist,
+		Now:            cfg.Now,
 	}, s.dial)
 	return s, nil
 }

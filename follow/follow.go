@@ -194,6 +194,11 @@ type Config struct {
 	// connection, from the goroutine that runs Run: a slow hook slows
 	// reading, as a slow emit does.
 	OnReconcile func(Gap)
+	// Now is the clock of the PBX's time the Follower reads where the
+	// PBX does not say it (Gap.Until when a list carries no clock) and
+	// times Settle and Relist by; default time.Now. A test that plays a
+	// recorded PBX faster than it happened gives the recording's clock.
+	Now func() time.Time
 }
 
 const (
@@ -298,6 +303,9 @@ func New(cfg Config, dial Dial) *Follower {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Backoff = cfg.Backoff.WithDefaults()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Follower{
 		cfg:         cfg,
 		log:         cfg.Logger,
@@ -414,10 +422,10 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 	gap := f.reconcile(l, emit)
 	var relistAt, settleAt time.Time
 	if f.cfg.Relist > 0 {
-		relistAt = time.Now().Add(f.cfg.Relist)
+		relistAt = f.cfg.Now().Add(f.cfg.Relist)
 	}
 	if f.cfg.Settle > 0 {
-		settleAt = time.Now().Add(f.cfg.Settle)
+		settleAt = f.cfg.Now().Add(f.cfg.Settle)
 	}
 
 	f.mu.Lock()
@@ -469,11 +477,11 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		if err != nil {
 			return true, err
 		}
-		if !settleAt.IsZero() && !time.Now().Before(settleAt) {
+		if !settleAt.IsZero() && !f.cfg.Now().Before(settleAt) {
 			settleAt = time.Time{}
 			f.settleHeld(emit)
 		}
-		if !relistAt.IsZero() && !time.Now().Before(relistAt) {
+		if !relistAt.IsZero() && !f.cfg.Now().Before(relistAt) {
 			relistAt = time.Time{}
 			l, err := f.list(ctx, s)
 			if err != nil {

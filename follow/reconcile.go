@@ -37,7 +37,7 @@ import (
 func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	gap := Gap{Since: f.lastTime, Until: l.At}
 	if gap.Until.IsZero() {
-		gap.Until = time.Now()
+		gap.Until = f.cfg.Now()
 	}
 	present := make(map[string]bool, len(l.Channels))
 	for _, c := range l.Channels {
@@ -59,7 +59,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	dropped := f.lastTime
 	if dropped.IsZero() {
 		// Nothing was ever timed: neither an event nor the list's clock.
-		dropped = time.Now()
+		dropped = f.cfg.Now()
 	}
 	for _, lc := range gone {
 		delete(f.live, lc.ch.ID)

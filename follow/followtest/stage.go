@@ -34,6 +34,7 @@ type Stage struct {
 	attempts  int
 	conns     int
 	listings  int
+	sending   int           // events Next handed out that are not yet Sent
 	changed   chan struct{} // closed and replaced whenever the above changes
 	closed    bool
 }
@@ -290,8 +291,32 @@ func (s *Stage) Next(ctx context.Context, ready func() bool, drop func()) (step 
 	}
 	i, raw = s.pos, s.script[s.pos]
 	s.advanceLocked()
+	s.sending++
 	s.NotifyLocked()
 	return Send, i, raw
+}
+
+// Sent says an event Next handed out for sending was written to the
+// clients (or could not be): the fake calls it once per Send.
+func (s *Stage) Sent() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sending--
+	s.NotifyLocked()
+}
+
+// WaitSentLocked waits, the lock held but while it waits, until every
+// event Next handed out was Sent. The fake's state moves when Next hands
+// an event out, before it is written: an answer given after this wait
+// shows the PBX as the events its clients were sent left it, never ahead
+// of them, as a PBX's own does.
+func (s *Stage) WaitSentLocked() {
+	for s.sending > 0 && !s.closed {
+		ch := s.changed
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
 }
 
 // advanceLocked moves the script one event on.
