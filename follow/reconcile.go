@@ -231,8 +231,9 @@ func later(a, b time.Time) time.Time {
 //   - A listed channel neither known nor held (the first list missed it:
 //     it was born just before the subscription) is held to be adopted at
 //     its next event, as the first list's are.
-//   - A held channel no longer listed ended before the subscription:
-//     nothing will settle it, so it is dropped.
+//   - A held channel no longer listed, whose end is not among the
+//     events read while the list was taken, ended before the
+//     subscription: nothing will settle it, so it is dropped.
 //
 // A remembered channel the stream created is never reported gone here,
 // however the list lags.
@@ -260,7 +261,9 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 		emit(cdr.Input{Kind: cdr.KindGone, Time: f.unconfirmedAt, Server: lc.server, Channel: lc.ch})
 	}
 	for id := range f.pending {
-		if !present[id] {
+		// One whose end is among the events read while the list was
+		// taken ended since the subscription: that end settles it.
+		if !present[id] && !l.Ended[id] {
 			delete(f.pending, id)
 		}
 	}

@@ -471,3 +471,71 @@ func TestReconcileTellsWhatStaysHeldAfterSettle(t *testing.T) {
 	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: answered, Adopted: true}, told["b"], "the answer told")
 	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: newcomer, Adopted: true}, told["c"], "the newcomer adopted")
 }
+
+// relistedEnd is a PBX whose second list no longer shows a channel
+// whose end it read while it waited for the answer (Listing.Ended).
+type relistedEnd struct {
+	played
+	lists    int
+	relisted chan struct{}
+}
+
+func (r *relistedEnd) List(context.Context) (Listing, error) {
+	r.lists++
+	if r.lists == 1 {
+		return r.list, nil
+	}
+	if r.lists == 2 {
+		close(r.relisted)
+	}
+	return Listing{Coarse: true, Ended: map[string]bool{"a": true}}, nil
+}
+
+// A change the first list showed (an answer in the gap) and no event
+// settled yet survives a second list that no longer shows the channel
+// because its end came while that list was taken: the end settles it,
+// and the call knows the answer before it ends.
+func TestRelistKeepsWhatItsEndSettles(t *testing.T) {
+	ring := ch("a", "Ring", t0)
+	up := ring
+	up.State = "Up"
+	r := &relistedEnd{played: played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{{Channel: up, Server: "fs"}}},
+		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
+	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(2 * time.Second), Server: "fs", Channel: ch("b", "Up", t0)}
+	got := make(chan cdr.Input, 8)
+	dialed := false
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
+		func(ctx context.Context) (Session, error) {
+			if dialed {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			dialed = true
+			return r, nil
+		})
+	f.Seed([]cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: ring}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
+	next := func() cdr.Input {
+		select {
+		case in := <-got:
+			return in
+		case <-time.After(5 * time.Second):
+			t.Fatal("nothing emitted")
+		}
+		return cdr.Input{}
+	}
+	require.Equal(t, cdr.KindDTMF, next().Kind)
+	<-r.relisted
+	// The end names no state (FreeSWITCH's destroy of a leg whose
+	// answer the stream never said).
+	r.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(3 * time.Second), Server: "fs", Channel: ch("a", "", t0)}
+	answered := next()
+	assert.Equal(t, cdr.KindState, answered.Kind, "the answer the first list showed, before the end")
+	assert.Equal(t, "Up", answered.Channel.State)
+	assert.Equal(t, cdr.KindDestroyed, next().Kind)
+	cancel()
+	require.NoError(t, <-done)
+}
