@@ -34,7 +34,9 @@ type Stage struct {
 	attempts  int
 	conns     int
 	listings  int
-	sending   int           // events Next handed out that are not yet Sent
+	handed    int           // events Next handed out to send
+	sent      int           // of them, those Sent
+	pausing   int           // answers waiting for what was handed out to be sent
 	changed   chan struct{} // closed and replaced whenever the above changes
 	closed    bool
 }
@@ -268,7 +270,7 @@ func (s *Stage) Next(ctx context.Context, ready func() bool, drop func()) (step 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for !s.closed && ctx.Err() == nil && !(ready() && !s.hung && (s.pos < len(s.script) || s.pos == s.dropAt)) {
+	for !s.closed && ctx.Err() == nil && !(ready() && !s.hung && s.pausing == 0 && (s.pos < len(s.script) || s.pos == s.dropAt)) {
 		ch := s.changed
 		s.mu.Unlock()
 		select {
@@ -291,7 +293,7 @@ func (s *Stage) Next(ctx context.Context, ready func() bool, drop func()) (step 
 	}
 	i, raw = s.pos, s.script[s.pos]
 	s.advanceLocked()
-	s.sending++
+	s.handed++
 	s.NotifyLocked()
 	return Send, i, raw
 }
@@ -301,17 +303,23 @@ func (s *Stage) Next(ctx context.Context, ready func() bool, drop func()) (step 
 func (s *Stage) Sent() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sending--
+	s.sent++
 	s.NotifyLocked()
 }
 
 // WaitSentLocked waits, the lock held but while it waits, until every
-// event Next handed out was Sent. The fake's state moves when Next hands
-// an event out, before it is written: an answer given after this wait
+// event Next handed out was Sent, and holds Next from handing out more
+// meanwhile. The fake's state moves when Next hands an event out, before
+// it is written: an answer built after this wait, the lock still held,
 // shows the PBX as the events its clients were sent left it, never ahead
 // of them, as a PBX's own does.
 func (s *Stage) WaitSentLocked() {
-	for s.sending > 0 && !s.closed {
+	s.pausing++
+	defer func() {
+		s.pausing--
+		s.NotifyLocked()
+	}()
+	for s.sent < s.handed && !s.closed {
 		ch := s.changed
 		s.mu.Unlock()
 		<-ch
