@@ -270,3 +270,30 @@ var jsonDiffer = []string{
 	"g05_noanswer_10s_to_voicemail 08:47:12.342",
 	"g07_noanswer_forward_to_external 08:46:42.952",
 }
+
+// TestCallStillUpIsTheListsToTell: kanca killed before a call came in
+// and back while its caller's leg is still up, 1000's leg (which took
+// the call and transferred it to 1001) over: the books hold 1000's file
+// alone. The call is told once, from the list, as the call to the
+// number it came in on, not a second time from 1000's record as a call
+// to 1000 that nobody answered.
+func TestCallStillUpIsTheListsToTell(t *testing.T) {
+	rec := loadRecording(t, "../testdata/esl/g02_blind_transfer_1000_to_1001", "esl")
+	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
+	back := first.Add(last.Sub(first) / 2)
+	got := interrupted(t, rec, jsonCDR(t, rec), first.Add(-time.Second), back)
+	want := uninterrupted(t, rec.ins)
+	require.Len(t, want, 1)
+	for id := range want {
+		var inits []string
+		for _, h := range got[id] {
+			f := flatten(h.body)
+			if f["event_type"] == `"call_init"` {
+				inits = append(inits, f["callee"])
+			}
+			require.NotEqual(t, `"missing_call"`, f["event_type"], "the call was answered")
+		}
+		require.Equal(t, []string{"908508850000"}, inits)
+	}
+}
+
