@@ -297,3 +297,25 @@ func TestCallStillUpIsTheListsToTell(t *testing.T) {
 	}
 }
 
+// TestPickedUpCallAdoptedAsTheInboundCallItIs: kanca killed before a
+// call came in and back once 1001 had picked it up from 1000: FreeSWITCH
+// lists the caller's leg with 1001 as its caller id (rewritten by the
+// pickup), yet the call is the inbound call it is, delivered to the
+// number it came in on, from its caller.
+func TestPickedUpCallAdoptedAsTheInboundCallItIs(t *testing.T) {
+	rec := loadRecording(t, "../testdata/esl/g03_pickup_1001_intercepts_call_ringing_1000", "esl")
+	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
+	back := first.Add(last.Sub(first) / 2)
+	for _, bk := range []books.Books{nil, jsonCDR(t, rec)} {
+		got := interrupted(t, rec, bk, first.Add(-time.Second), back)
+		want := uninterrupted(t, rec.ins)
+		require.Len(t, want, 1)
+		for id := range want {
+			require.NotEmpty(t, got[id], "the call is delivered (books %v)", bk != nil)
+			f := flatten(got[id][0].body)
+			require.Equal(t, `"call_init"`, f["event_type"])
+			require.Equal(t, "908508850004", f["callee"])
+			require.Equal(t, "905321234567", f["caller"])
+		}
+	}
+}
