@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/books"
+	"github.com/kanca/kanca/cdr"
 )
 
 // What the books of each recorded shape cannot state, by the field a
@@ -265,9 +266,8 @@ var jsonDiffer = []string{
 	// file yet): the retrieval is the adoption's to tell.
 	"g04_park_by_1000_retrieved_by_1001 08:45:45.252",
 	// The caller's leg was still up when kanca was back (its file is
-	// written when it ends): what it ran in the gap (voicemail, the
-	// forward) is not in the files read.
-	"g05_noanswer_10s_to_voicemail 08:47:12.342",
+	// written when it ends): the forward it ran in the gap is not in the
+	// files read.
 	"g07_noanswer_forward_to_external 08:46:42.952",
 }
 
@@ -318,4 +318,40 @@ func TestPickedUpCallAdoptedAsTheInboundCallItIs(t *testing.T) {
 			require.Equal(t, "905321234567", f["caller"])
 		}
 	}
+}
+
+// TestAnswerTheGapHidIsPlacedWhenThePBXSaysIt: kanca killed while the
+// caller rang 1000, back once voicemail had answered it. The list shows
+// the caller's leg up; FreeSWITCH's uuid_dump says when it answered, and
+// the call's answer is then, not where kanca last heard the PBX (without
+// books too: the caller's file is written when the call ends).
+func TestAnswerTheGapHidIsPlacedWhenThePBXSaysIt(t *testing.T) {
+	rec := loadRecording(t, "../testdata/esl/g05_noanswer_10s_to_voicemail", "esl")
+	want := uninterrupted(t, rec.ins)
+	require.Len(t, want, 1)
+	var answer time.Time
+	for _, in := range rec.ins {
+		if in.Kind == cdr.KindState && in.Channel.State == "Up" && answer.IsZero() {
+			answer = in.Time
+		}
+	}
+	require.False(t, answer.IsZero())
+	end := rec.ins[len(rec.ins)-1].Time
+	tried := 0
+	for _, g := range gaps(rec.ins) {
+		if !g[0].Before(answer) || g[1].Before(answer) || g[1].After(end) {
+			continue // the answer was not in the gap, or the call not up after it
+		}
+		tried++
+		for _, bk := range []books.Books{nil, jsonCDR(t, rec)} {
+			got := interrupted(t, rec, bk, g[0], g[1])
+			for id, hs := range want {
+				w := flatten(hs[len(hs)-1].body)
+				require.NotEmpty(t, got[id])
+				f := flatten(got[id][len(got[id])-1].body)
+				require.Equal(t, w["cdr.answer_time"], f["cdr.answer_time"], "killed at %s, back at %s (books %v)", g[0].Format("15:04:05.000"), g[1].Format("15:04:05.000"), bk != nil)
+			}
+		}
+	}
+	require.Positive(t, tried)
 }

@@ -244,6 +244,10 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 	if ch.DialedNumber == "" {
 		ch.DialedNumber = f["variable_sip_req_user"]
 	}
+	// The session's answer, in microseconds ("0" before it).
+	if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+		ch.Answered = time.UnixMicro(us)
+	}
 	for _, name := range s.cfg.DIDVariables {
 		bare := strings.TrimLeft(name, "_")
 		v := f["variable_"+strings.ToLower(bare)]

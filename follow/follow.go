@@ -507,12 +507,22 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		return l, nil
 	}
 	var unknown []*cdr.Channel
+	// Remembered channels the list shows answered in the gap are asked
+	// when: described on a copy, of which only the answer is taken.
+	answered := map[*cdr.Channel]*cdr.Channel{}
 	for i := range l.Channels {
+		ch := &l.Channels[i].Channel
 		// A remembered channel the PBX never said the call of (a dialled
 		// leg created before its dial) is asked too: the dial may have
 		// been in the gap.
-		if lc, known := f.live[l.Channels[i].Channel.ID]; !known || lc.ch.LinkedID == "" {
-			unknown = append(unknown, &l.Channels[i].Channel)
+		lc, known := f.live[ch.ID]
+		switch {
+		case !known || lc.ch.LinkedID == "":
+			unknown = append(unknown, ch)
+		case ch.State == "Up" && lc.ch.State != "Up":
+			c := *ch
+			answered[&c] = ch
+			unknown = append(unknown, &c)
 		}
 	}
 	if len(unknown) == 0 {
@@ -522,6 +532,9 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		// The list stands as it is: failing the session here would lose
 		// the events read meanwhile, which Next hands over, error and all.
 		f.log.Warn("could not ask "+f.cfg.PBX+" about listed channels; adopting them as listed", "err", err)
+	}
+	for c, ch := range answered {
+		ch.Answered = c.Answered
 	}
 	return l, nil
 }

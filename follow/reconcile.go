@@ -87,6 +87,10 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 		at := later(clock, ch.Created)
 		lc, known := f.live[ch.ID]
+		if known && ch.State == "Up" && lc.ch.State != "Up" && !ch.Answered.IsZero() && !ch.Answered.After(gap.Until) {
+			// An answer the gap hid, when the PBX says it happened.
+			at = ch.Answered
+		}
 		if known && ch.LinkedID == "" {
 			// A list that does not name the channel's call (ARI's
 			// snapshots carry no linked id) leaves the one kanca knows:
