@@ -2,6 +2,7 @@ package follow
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -248,7 +249,19 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 			present[c.Channel.ID] = true
 		}
 	}
+	// A bridge the first list showed whose held channels this list no
+	// longer shows (their ends were read while it was taken) still says
+	// how they are to be adopted: kept, unless this list shows it anew.
+	before := maps.Clone(f.bridges)
 	f.listBridges(l)
+	for b, ids := range before {
+		if _, shown := f.bridges[b]; shown {
+			continue
+		}
+		if slices.ContainsFunc(ids, func(id string) bool { p, held := f.pending[id]; return held && p.adopt && l.Ended[id] }) {
+			f.bridges[b] = ids
+		}
+	}
 	var gone []liveChannel
 	for id := range f.unconfirmed {
 		if lc, ok := f.live[id]; ok && !present[id] && !l.Ended[id] {

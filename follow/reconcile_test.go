@@ -478,6 +478,7 @@ type relistedEnd struct {
 	played
 	lists    int
 	relisted chan struct{}
+	ended    map[string]bool // what the second list read ended; default a
 }
 
 func (r *relistedEnd) List(context.Context) (Listing, error) {
@@ -487,6 +488,9 @@ func (r *relistedEnd) List(context.Context) (Listing, error) {
 	}
 	if r.lists == 2 {
 		close(r.relisted)
+	}
+	if r.ended != nil {
+		return Listing{Coarse: true, Ended: r.ended}, nil
 	}
 	return Listing{Coarse: true, Ended: map[string]bool{"a": true}}, nil
 }
@@ -536,6 +540,55 @@ func TestRelistKeepsWhatItsEndSettles(t *testing.T) {
 	assert.Equal(t, cdr.KindState, answered.Kind, "the answer the first list showed, before the end")
 	assert.Equal(t, "Up", answered.Channel.State)
 	assert.Equal(t, cdr.KindDestroyed, next().Kind)
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// A bridge the first list showed, of channels held for adoption, is
+// kept when a second list no longer shows them because their ends came
+// while it was taken: adopted at their next input, they are told as
+// bridged, as the first list said.
+func TestRelistKeepsTheBridgeOfHeldChannels(t *testing.T) {
+	a, b := ch("a", "Up", t0), ch("b", "Up", t0)
+	a.LinkedID = "a"
+	r := &relistedEnd{played: played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{
+		{Channel: a, Server: "fs", Bridge: "x"}, {Channel: b, Server: "fs", Bridge: "x"}}},
+		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
+	r.ended = map[string]bool{"a": true, "b": true}
+	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(2 * time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
+	got := make(chan cdr.Input, 16)
+	dialed := false
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
+		func(ctx context.Context) (Session, error) {
+			if dialed {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			dialed = true
+			return r, nil
+		})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
+	next := func() cdr.Input {
+		select {
+		case in := <-got:
+			return in
+		case <-time.After(5 * time.Second):
+			t.Fatal("nothing emitted")
+		}
+		return cdr.Input{}
+	}
+	require.Equal(t, cdr.KindDTMF, next().Kind)
+	<-r.relisted
+	r.inputs <- cdr.Input{Kind: cdr.KindHangupRequest, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a}
+	var kinds []string
+	for range 5 {
+		in := next()
+		kinds = append(kinds, in.Kind.String()+" "+in.Channel.ID)
+	}
+	assert.Equal(t, []string{"created a", "created b", "bridge_enter a", "bridge_enter b", "hangup_request a"}, kinds)
 	cancel()
 	require.NoError(t, <-done)
 }
