@@ -128,7 +128,7 @@ func TestRecoverFromFusionPBX(t *testing.T) {
 // record (its originated legs, originate causes and bridge times), which
 // does not tell transfers, pickups, parks and queues as the B legs' own
 // records do.
-const fusionALegsDiffer = 16
+const fusionALegsDiffer = 15
 
 // loadFusion writes the legs' XML records into v_xml_cdr in schema as
 // FusionPBX's xml_cdr import does in layout: the columns it reads out of
