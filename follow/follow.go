@@ -417,6 +417,19 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 	defer s.Close(nil)
 	l, err := f.list(ctx, s)
 	if err != nil {
+		// What the session read before the list failed is real (a
+		// protocol that answers on its event stream reads events while it
+		// waits): closed, it hands that over, then fails.
+		s.Close(err)
+		got, rerr := s.Next(ctx, nil)
+		for ; rerr == nil && ctx.Err() == nil; got, rerr = s.Next(ctx, got[:0]) {
+			for _, in := range got {
+				f.handle(in, emit)
+			}
+		}
+		for _, in := range got {
+			f.handle(in, emit)
+		}
 		return false, err
 	}
 	gap := f.reconcile(l, emit)

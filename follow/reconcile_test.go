@@ -592,3 +592,63 @@ func TestRelistKeepsTheBridgeOfHeldChannels(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// failingList is a PBX whose first list fails after events were read
+// while it waited (the connection ended): the session holds them.
+type failingList struct {
+	closed bool
+	held   []cdr.Input
+}
+
+func (r *failingList) List(context.Context) (Listing, error) {
+	return Listing{}, errors.New("connection closed while listing")
+}
+
+func (r *failingList) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error) {
+	if !r.closed {
+		<-ctx.Done()
+		return dst, ctx.Err()
+	}
+	held := r.held
+	r.held = nil
+	if len(held) == 0 {
+		return dst, errors.New("closed")
+	}
+	return append(dst, held...), nil
+}
+
+func (r *failingList) Probe(context.Context) error { return nil }
+func (r *failingList) Close(error)                 { r.closed = true }
+
+// Events read while the first list of a connection waited for its answer
+// are not lost when that list fails: they are handed over before the
+// connection is given up.
+func TestListFailureLosesNothingRead(t *testing.T) {
+	r := &failingList{held: []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)},
+		{Kind: cdr.KindDestroyed, Time: t0.Add(time.Second), Server: "pbx", Channel: ch("a", "Ring", t0)},
+	}}
+	got := make(chan cdr.Input, 4)
+	dialed := 0
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		func(ctx context.Context) (Session, error) {
+			if dialed++; dialed > 1 {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return r, nil
+		})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
+	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
+		select {
+		case in := <-got:
+			assert.Equal(t, want, in.Kind)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %v: what the failed list's wait read was lost", want)
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+}
