@@ -235,7 +235,7 @@ func secondLife(rec recording, b books.Books, journal []cdr.Input, lastEnd, back
 	reconciled := make(chan struct{}, 1)
 	onGap := func(g follow.Gap) {
 		if b != nil {
-			p.RecoverGap(ctx, g.Since, g.Until)
+			p.Gap(ctx, g)
 		}
 		select {
 		case reconciled <- struct{}{}:

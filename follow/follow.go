@@ -105,6 +105,11 @@ type Gap struct {
 	// Gone and Pending count the channels reported gone and the listed
 	// ones held for their next event (to adopt or to update).
 	Gone, Pending int
+	// Relist says a second list (Config.Relist) found channels the first
+	// showed that ended before the subscription, reported gone (Gone):
+	// the gap was already told at the (re)connect, and these are to be
+	// ended now, not held for another.
+	Relist bool
 }
 
 // Backoff shapes the waits between connection attempts: Initial, doubling
@@ -191,7 +196,8 @@ type Config struct {
 	CheckSilence bool
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation inputs were emitted and before any event of the new
-	// connection, from the goroutine that runs Run: a slow hook slows
+	// connection, and after a second list that reported channels gone
+	// (Gap.Relist), from the goroutine that runs Run: a slow hook slows
 	// reading, as a slow emit does.
 	OnReconcile func(Gap)
 	// Now is the clock of the PBX's time the Follower reads where the
@@ -503,7 +509,15 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 				f.log.Warn("could not list "+f.cfg.PBX+"'s channels again", "err", err)
 				continue
 			}
-			f.relist(l, emit)
+			if n := f.relist(l, emit); n > 0 && f.cfg.OnReconcile != nil {
+				// Those ended before the subscription: whoever holds what
+				// a reconcile reports gone is told they are all there is.
+				until := l.At
+				if until.IsZero() {
+					until = f.cfg.Now()
+				}
+				f.cfg.OnReconcile(Gap{Relist: true, Since: f.unconfirmedAt, Until: until, Gone: n})
+			}
 		}
 	}
 }

@@ -241,8 +241,8 @@ func later(a, b time.Time) time.Time {
 //     subscription: nothing will settle it, so it is dropped.
 //
 // A remembered channel the stream created is never reported gone here,
-// however the list lags.
-func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
+// however the list lags. It returns how many it reported gone.
+func (f *Follower) relist(l Listing, emit func(cdr.Input)) int {
 	present := make(map[string]bool, len(l.Channels))
 	for _, c := range l.Channels {
 		if c.Channel.ID != "" {
@@ -311,4 +311,5 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 	if len(gone) > 0 || adopt > 0 {
 		f.log.Info("listed channels again", "gone", len(gone), "to_adopt", adopt, "live", len(f.live))
 	}
+	return len(gone)
 }
