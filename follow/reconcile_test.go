@@ -293,15 +293,23 @@ func (r *relisting) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, err
 func TestRelistFailureLosesNothingRead(t *testing.T) {
 	r := &relisting{played: played{inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}}
 	r.inputs <- cdr.Input{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)}
-	dialed := 0
+	requireCreatedThenDestroyed(t, r, time.Nanosecond)
+}
+
+// requireCreatedThenDestroyed follows s (dialled once: a later dial waits
+// for the end) and requires a channel's creation and then its end, which s
+// read before its list failed, to be handed over.
+func requireCreatedThenDestroyed(t *testing.T, s Session, relist time.Duration) {
+	t.Helper()
 	got := make(chan cdr.Input, 4)
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
+	dialed := 0
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: relist},
 		func(ctx context.Context) (Session, error) {
 			if dialed++; dialed > 1 {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			}
-			return r, nil
+			return s, nil
 		})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -628,27 +636,5 @@ func TestListFailureLosesNothingRead(t *testing.T) {
 		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)},
 		{Kind: cdr.KindDestroyed, Time: t0.Add(time.Second), Server: "pbx", Channel: ch("a", "Ring", t0)},
 	}}
-	got := make(chan cdr.Input, 4)
-	dialed := 0
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		func(ctx context.Context) (Session, error) {
-			if dialed++; dialed > 1 {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			return r, nil
-		})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
-	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
-		select {
-		case in := <-got:
-			assert.Equal(t, want, in.Kind)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %v: what the failed list's wait read was lost", want)
-		}
-	}
-	cancel()
-	require.NoError(t, <-done)
+	requireCreatedThenDestroyed(t, r, 0)
 }
