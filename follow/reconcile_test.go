@@ -296,34 +296,55 @@ func TestRelistFailureLosesNothingRead(t *testing.T) {
 	requireCreatedThenDestroyed(t, r, time.Nanosecond)
 }
 
-// requireCreatedThenDestroyed follows s (dialled once: a later dial waits
-// for the end) and requires a channel's creation and then its end, which s
-// read before its list failed, to be handed over.
+// requireCreatedThenDestroyed follows s and requires a channel's
+// creation and then its end, which s read before its list failed, to be
+// handed over.
 func requireCreatedThenDestroyed(t *testing.T, s Session, relist time.Duration) {
 	t.Helper()
-	got := make(chan cdr.Input, 4)
-	dialed := 0
+	next, stop := followOnce(t, s, relist, nil)
+	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
+		assert.Equal(t, want, next().Kind, "what the failed list's wait read")
+	}
+	stop()
+}
+
+// followOnce runs a Follower seeded with seed (none if nil) over s,
+// dialled once: a later dial waits for the end. next returns its next
+// input, failing the test after 5 s without one; stop ends it and requires
+// a clean end.
+func followOnce(t *testing.T, s Session, relist time.Duration, seed []cdr.Input) (next func() cdr.Input, stop func()) {
+	t.Helper()
+	got := make(chan cdr.Input, 16)
+	dialed := false
 	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: relist},
 		func(ctx context.Context) (Session, error) {
-			if dialed++; dialed > 1 {
+			if dialed {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			}
+			dialed = true
 			return s, nil
 		})
+	if seed != nil {
+		f.Seed(seed)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
-	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
+	next = func() cdr.Input {
 		select {
 		case in := <-got:
-			assert.Equal(t, want, in.Kind)
+			return in
 		case <-time.After(5 * time.Second):
-			t.Fatalf("no %v: what the failed list's wait read was lost", want)
+			t.Fatal("nothing emitted")
 		}
+		return cdr.Input{}
 	}
-	cancel()
-	require.NoError(t, <-done)
+	return next, func() {
+		cancel()
+		require.NoError(t, <-done)
+	}
 }
 
 // Channels a list shows in one bridge are one call's legs: a leg whose
@@ -514,31 +535,7 @@ func TestRelistKeepsWhatItsEndSettles(t *testing.T) {
 	r := &relistedEnd{played: played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{{Channel: up, Server: "fs"}}},
 		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
 	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(2 * time.Second), Server: "fs", Channel: ch("b", "Up", t0)}
-	got := make(chan cdr.Input, 8)
-	dialed := false
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
-		func(ctx context.Context) (Session, error) {
-			if dialed {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			dialed = true
-			return r, nil
-		})
-	f.Seed([]cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: ring}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
-	next := func() cdr.Input {
-		select {
-		case in := <-got:
-			return in
-		case <-time.After(5 * time.Second):
-			t.Fatal("nothing emitted")
-		}
-		return cdr.Input{}
-	}
+	next, stop := followOnce(t, r, time.Nanosecond, []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: ring}})
 	require.Equal(t, cdr.KindDTMF, next().Kind)
 	<-r.relisted
 	// The end names no state (FreeSWITCH's destroy of a leg whose
@@ -548,8 +545,7 @@ func TestRelistKeepsWhatItsEndSettles(t *testing.T) {
 	assert.Equal(t, cdr.KindState, answered.Kind, "the answer the first list showed, before the end")
 	assert.Equal(t, "Up", answered.Channel.State)
 	assert.Equal(t, cdr.KindDestroyed, next().Kind)
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 }
 
 // A bridge the first list showed, of channels held for adoption, is
@@ -564,30 +560,7 @@ func TestRelistKeepsTheBridgeOfHeldChannels(t *testing.T) {
 		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
 	r.ended = map[string]bool{"a": true, "b": true}
 	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(2 * time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
-	got := make(chan cdr.Input, 16)
-	dialed := false
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
-		func(ctx context.Context) (Session, error) {
-			if dialed {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			dialed = true
-			return r, nil
-		})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
-	next := func() cdr.Input {
-		select {
-		case in := <-got:
-			return in
-		case <-time.After(5 * time.Second):
-			t.Fatal("nothing emitted")
-		}
-		return cdr.Input{}
-	}
+	next, stop := followOnce(t, r, time.Nanosecond, nil)
 	require.Equal(t, cdr.KindDTMF, next().Kind)
 	<-r.relisted
 	r.inputs <- cdr.Input{Kind: cdr.KindHangupRequest, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a}
@@ -597,8 +570,7 @@ func TestRelistKeepsTheBridgeOfHeldChannels(t *testing.T) {
 		kinds = append(kinds, in.Kind.String()+" "+in.Channel.ID)
 	}
 	assert.Equal(t, []string{"created a", "created b", "bridge_enter a", "bridge_enter b", "hangup_request a"}, kinds)
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 }
 
 // failingList is a PBX whose first list fails after events were read
