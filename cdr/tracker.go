@@ -235,9 +235,6 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	}
 	if ch.State == "Up" {
 		l.up = l.created
-		if !ch.Answered.IsZero() {
-			l.up = ch.Answered
-		}
 	}
 
 	if _, ok := t.origins[ch.ID]; ok {
