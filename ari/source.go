@@ -49,6 +49,9 @@ type Config struct {
 	// mid-call for the number its call arrived on (cdr.Config's); default
 	// cdr.DefaultConfig's.
 	DIDVariables []string
+	// Now is the clock read where the PBX does not say its own (see
+	// follow.Config.Now); default time.Now.
+	Now func() time.Time
 }
 
 // ErrReplaced is wrapped when Asterisk says another WebSocket subscribed
@@ -168,6 +171,7 @@ func New(cfg Config) (*Source, error) {
 		// crash soon after the reconnect lose it. Told early, a change
 		// whose own event is late is placed at the list, not before.
 		Settle: 200 * time.Millisecond,
+		Now:    cfg.Now,
 	}, s.dial)
 	return s, nil
 }

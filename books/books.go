@@ -37,6 +37,14 @@ type Call struct {
 	// Legs are the ids of the channels the call had (uniqueid, uuid).
 	Legs   []string
 	Inputs []cdr.Input // ordered, each marked Books
+	// Open says the call's first leg has no record yet: FreeSWITCH writes
+	// a leg's file when it ends, so a call the books know only by legs it
+	// originated had its first leg still up when they were read. That
+	// leg is the channel list's to adopt, whose call it is: told from the
+	// other legs alone, the call would stand for another, with the
+	// number an originated leg rang instead of the one the call came in
+	// on, and be told twice.
+	Open bool
 }
 
 // Start is when the call's first record says it began.
@@ -53,13 +61,14 @@ func (c Call) Start() time.Time {
 // all of them. A call that began before the gap and that the tracker never
 // followed is left alone: kanca did not promise it. The inputs of all
 // calls are merged in time order, so the tracker meets them as it would
-// have live.
+// have live. A call whose first leg has no record yet (Open) is told
+// only when the tracker follows it: otherwise the list adopts it.
 func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) []cdr.Input {
 	var out []cdr.Input
 	for _, c := range calls {
 		known := slices.ContainsFunc(c.Legs, follows)
 		began := c.Start().After(since)
-		if !known && !began {
+		if !known && (!began || c.Open) {
 			continue
 		}
 		for _, in := range c.Inputs {

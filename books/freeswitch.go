@@ -384,6 +384,11 @@ func tellFreeSWITCH(id string, legs []*fsLeg) Call {
 	slices.SortStableFunc(legs, func(a, b *fsLeg) int {
 		return cmp.Or(cmp.Compare(len(min(a.originator, "x")), len(min(b.originator, "x"))), a.start.Compare(b.start))
 	})
+	// No leg without an originator: the A leg has no record yet.
+	c.Open = len(legs) > 0 && legs[0].originator != ""
+	if c.Open {
+		c.ID = legs[0].originator
+	}
 	var ins, ends []cdr.Input
 	snap := map[string]cdr.Channel{}
 	for _, l := range legs {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
-	"github.com/kanca/kanca/esl"
 )
 
 // The recordings hold FreeSWITCH's mod_json_cdr files only. These helpers
@@ -369,11 +368,7 @@ func TestRecoverFromXMLCDR(t *testing.T) {
 	for _, rec := range recs {
 		writeXMLCDRs(t, rec, filepath.Join(dir, filepath.Base(rec.dir)))
 	}
-	fromJSON, jsonDiffers := score(t, recs, func(rec recording) books.Books {
-		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
-		require.NoError(t, err)
-		return b
-	}, jsonEstimates)
+	fromJSON, jsonDiffers := score(t, recs, func(rec recording) books.Books { return jsonCDR(t, rec) }, jsonEstimates)
 	got, differ := recoverFreeSWITCH(t, "mod_xml_cdr files", recs, func(rec recording) books.Books {
 		b, err := books.Open(filepath.Join(dir, filepath.Base(rec.dir)))
 		require.NoError(t, err)
@@ -492,8 +487,7 @@ func TestRecoverFromJSONCDRValuesEncoded(t *testing.T) {
 // when the caller's profile was transferred away from it (1000 parked
 // the call), not the caller's own end ten seconds later.
 func TestBLegFromALegEndsWhenTransferredAway(t *testing.T) {
-	rec := recording{dir: "../testdata/esl/g04_park_by_1000_retrieved_by_1001"}
-	rec.ins = decoded(t, filepath.Join(rec.dir, "events.ndjson"), esl.Decode, esl.Reorder)
+	rec := loadRecording(t, "../testdata/esl/g04_park_by_1000_retrieved_by_1001", "esl")
 	dir := t.TempDir()
 	for name := range writeXMLCDRs(t, rec, dir) {
 		if !strings.HasPrefix(name, "a_") {

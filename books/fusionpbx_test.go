@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -88,11 +87,7 @@ func TestRecoverFromFusionPBX(t *testing.T) {
 		t.Cleanup(func() { b.Close() })
 		bks[rec.dir] = b
 	}
-	fromJSON, jsonDiffers := score(t, recs, func(rec recording) books.Books {
-		b, err := books.Open(filepath.Join(rec.dir, "cdr"))
-		require.NoError(t, err)
-		return b
-	}, jsonEstimates)
+	fromJSON, jsonDiffers := score(t, recs, func(rec recording) books.Books { return jsonCDR(t, rec) }, jsonEstimates)
 	got, differ := recoverFreeSWITCH(t, "FusionPBX's v_xml_cdr", recs, func(rec recording) books.Books { return bks[rec.dir] })
 	require.Equal(t, fromJSON.String(), got.String(), "FusionPBX's records tell what mod_json_cdr's do")
 	require.Equal(t, jsonDiffers, differ)

@@ -3,18 +3,30 @@ package books_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kanca/kanca/ari"
+	"github.com/kanca/kanca/ari/aritest"
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/esl"
+	"github.com/kanca/kanca/esl/esltest"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/hooks"
+	"github.com/kanca/kanca/pipeline"
 	"github.com/kanca/kanca/replay"
 )
 
@@ -40,7 +52,7 @@ type hook struct {
 	estimated []string // the record's Estimated
 }
 
-func (w webhooks) add(t *testing.T, evs []cdr.Event) {
+func (w webhooks) add(evs []cdr.Event) error {
 	for _, ev := range evs {
 		ev.Time = ev.Time.Truncate(time.Second)
 		var est []string
@@ -51,9 +63,12 @@ func (w webhooks) add(t *testing.T, evs []cdr.Event) {
 			ev.CDR = &rec
 		}
 		body, _, err := formats.Encode(formats.JSON, ev, formats.Options{Location: time.UTC})
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		w[ev.CallID] = append(w[ev.CallID], hook{body: string(body), estimated: est})
 	}
+	return nil
 }
 
 // span reports whether call id was alive at some moment of [from, to],
@@ -89,127 +104,293 @@ func uninterrupted(t *testing.T, ins []cdr.Input) webhooks {
 	w := webhooks{}
 	tr := cdr.NewTracker(cdr.DefaultConfig())
 	for _, in := range ins {
-		w.add(t, tr.Handle(in))
+		require.NoError(t, w.add(tr.Handle(in)))
 	}
 	return w
 }
 
 // interrupted is a run killed after the last input stamped at or before
-// kill and started again at back, with what a restart does in between:
-// the tracker restored from its journal, the channels it followed and the
-// PBX no longer lists reported gone, the gap told from the books when b is
-// set (gone held until then, as the pipeline holds them), and a listed
-// channel it did not know adopted at its next event.
-func interrupted(t *testing.T, ins []cdr.Input, b books.Books, kill, back time.Time) webhooks {
+// kill and started again at back (see restarted), failing the test if
+// the second life could not run.
+func interrupted(t *testing.T, rec recording, b books.Books, kill, back time.Time) webhooks {
 	t.Helper()
+	w, err := restarted(rec, b, kill, back)
+	require.NoError(t, err)
+	return w
+}
+
+// restarted is a run killed after the last input stamped at or before
+// kill and started again at back. The first life is a tracker fed the
+// recording's inputs, with the journal and the latest call end a store
+// would hold. The second life is kanca's own: the recording's fake PBX
+// (aritest, esltest) lives through every frame stamped up to back with
+// nobody listening, then the real pipeline restores the tracker from
+// that journal, seeds the real source (ari.Source, esl.Source), which
+// connects, lists, asks the PBX about the channels it adopts and
+// reconciles; on the reconcile the gap is told from the books b (nil:
+// none) as kanca run does (pipeline.RecoverGap), and the frames after
+// back are played to it. The clock the source reads is the recording's:
+// back, then the latest input's time.
+func restarted(rec recording, b books.Books, kill, back time.Time) (webhooks, error) {
+	ins := rec.ins
 	w := webhooks{}
 	k1 := slices.IndexFunc(ins, func(in cdr.Input) bool { return in.Time.After(kill) })
-	k2 := slices.IndexFunc(ins, func(in cdr.Input) bool { return in.Time.After(back) })
-	if k2 < 0 {
-		k2 = len(ins)
+	if k1 < 0 {
+		return nil, fmt.Errorf("kill %s falls after the recording", kill)
 	}
-	require.True(t, k1 >= 0 && k2 >= k1, "kill and back fall inside the recording")
 
-	// The first life, with its journal.
+	// The first life, with what its store keeps: the journal of the
+	// calls live at the kill, and when the latest call it stored ended.
 	tr := cdr.NewTracker(cdr.DefaultConfig())
 	var journal []cdr.Input
 	finished := map[string]bool{} // a channel id never comes back
-	var since time.Time
+	var lastEnd time.Time
 	for _, in := range ins[:k1] {
 		if tr.Needs(in) {
 			journal = append(journal, in)
 		}
-		w.add(t, tr.Handle(in))
+		evs := tr.Handle(in)
+		if err := w.add(evs); err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			if ev.Type == cdr.CallHangup && ev.CDR != nil && ev.CDR.HangupTime.After(lastEnd) {
+				lastEnd = ev.CDR.HangupTime
+			}
+		}
 		for _, id := range tr.Finished(nil) {
 			finished[id] = true
 		}
-		if in.Time.After(since) {
-			since = in.Time
-		}
 	}
 	journal = slices.DeleteFunc(journal, func(j cdr.Input) bool { return finished[j.Channel.ID] })
-	if since.IsZero() {
-		// Killed before the recording's first input: kanca last heard the
-		// PBX at the kill (the pipeline keeps that time in its store).
-		since = kill
+	if lastEnd.IsZero() && len(journal) == 0 {
+		// Killed before any call: a store that has heard the PBX holds
+		// calls that ended by the kill at the latest (an earlier end
+		// would only add calls it saw end to the window the books read).
+		lastEnd = kill
 	}
-	// What the PBX lists at back, and what kanca remembered at kill.
-	listed := alive(ins[:k2])
-	tr = cdr.NewTracker(cdr.DefaultConfig())
-	tr.Restore(journal)
-	known := map[string]bool{}
-	var gone []cdr.Input
+	evs, err := secondLife(rec, b, journal, lastEnd.Truncate(time.Millisecond), back)
+	if err != nil {
+		return nil, fmt.Errorf("%s killed at %s, back at %s: %w", filepath.Base(rec.dir), kill.Format("15:04:05.000"), back.Format("15:04:05.000"), err)
+	}
+	if err := w.add(evs); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// secondLife runs kanca's pipeline against the recording's fake PBX,
+// which has lived through the frames up to back (see restarted), and
+// returns the events it made, in order.
+func secondLife(rec recording, b books.Books, journal []cdr.Input, lastEnd, back time.Time) ([]cdr.Event, error) {
+	// The journal as the store gives it back: each entry through JSON.
+	var stored []cdr.Input
 	for _, in := range journal {
-		if tr.Follows(in.Channel.ID) && !known[in.Channel.ID] {
-			known[in.Channel.ID] = true
-			if !listed[in.Channel.ID] {
-				gone = append(gone, cdr.Input{Kind: cdr.KindGone, Time: since, Server: in.Server, Channel: in.Channel})
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		var out cdr.Input
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, err
+		}
+		stored = append(stored, out)
+	}
+	n := slices.IndexFunc(rec.at, func(at time.Time) bool { return at.After(back) })
+	if n < 0 {
+		n = len(rec.frames)
+	}
+	// The PBX's clock: back, then that of the latest input kanca took.
+	var latest atomic.Int64
+	latest.Store(back.UnixNano())
+	clock := func() time.Time { return time.Unix(0, latest.Load()) }
+	observe := func(in cdr.Input) {
+		for {
+			was := latest.Load()
+			if in.Time.UnixNano() <= was || latest.CompareAndSwap(was, in.Time.UnixNano()) {
+				return
 			}
 		}
 	}
-	server := ins[0].Server
-	if b != nil {
-		rec, err := books.Recover(context.Background(), b, since, back, tr.Follows)
-		require.NoError(t, err)
-		for _, in := range rec {
-			in.Server = server
-			w.add(t, tr.Handle(in))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	tcfg := cdr.DefaultConfig()
+	out := &kept{}
+	p := &pipeline.Pipeline{
+		Tracker:    cdr.NewTracker(tcfg),
+		Outbox:     out,
+		Dispatcher: idle{},
+		Journal:    storeOf{ins: stored, lastEnd: lastEnd},
+		Logger:     log,
+		Observe:    observe,
+	}
+	switch {
+	case b != nil && rec.pbx == "ari":
+		p.Books = asOf{Books: b, now: clock}
+	case b != nil:
+		p.Books = b
+	}
+	reconciled := make(chan struct{}, 1)
+	onGap := func(g follow.Gap) {
+		if b != nil {
+			p.Gap(ctx, g)
+		}
+		select {
+		case reconciled <- struct{}{}:
+		default:
 		}
 	}
-	for _, in := range gone {
-		w.add(t, tr.Handle(in))
-	}
-	// Listed channels are held until their next event: one kanca did not
-	// know is adopted, one whose state changed in the gap (answered) is
-	// updated, with the listed snapshot, as follow/ does.
-	adopt, update := map[string]bool{}, map[string]cdr.Channel{}
-	then, now := states(ins[:k1]), states(ins[:k2])
-	for id := range listed {
-		switch {
-		case !known[id]:
-			adopt[id] = true
-		case then[id].State != now[id].State:
-			update[id] = now[id]
+	backoff := follow.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+	var play func(...[]byte)
+	var read func() uint64 // frames the source read
+	want := uint64(0)      // frames it is to read
+	switch rec.pbx {
+	case "ari":
+		srv := aritest.NewServer(aritest.Options{Clock: clock})
+		defer srv.Close()
+		srv.Play(rec.frames[:n]...)
+		srv.LiveThrough(n)
+		src, err := ari.New(ari.Config{URL: srv.URL, User: "kanca", Password: "kanca", Logger: log, Backoff: backoff,
+			OnReconcile: onGap, ReadsVariable: tcfg.ReadsVariable, DIDVariables: tcfg.DIDVariables, Now: clock})
+		if err != nil {
+			return nil, err
 		}
-	}
-	for _, in := range ins[k2:] {
-		if adopt[in.Channel.ID] {
-			delete(adopt, in.Channel.ID)
-			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindCreated, Time: back, Server: in.Server, Channel: in.Channel}))
+		p.Source = src
+		p.PBXID = func(ctx context.Context) (string, error) {
+			info, err := src.Client().Info(ctx)
+			return info.EntityID, err
 		}
-		if ch, ok := update[in.Channel.ID]; ok {
-			delete(update, in.Channel.ID)
-			w.add(t, tr.Handle(cdr.Input{Kind: cdr.KindState, Time: back, Server: in.Server, Channel: ch, Adopted: true}))
+		play, read = srv.Play, func() uint64 { return src.Stats().Frames }
+		want = uint64(len(rec.frames) - n)
+	case "esl":
+		srv := esltest.NewServer(esltest.Options{})
+		defer srv.Close()
+		srv.Play(rec.frames[:n]...)
+		srv.LiveThrough(n)
+		src, err := esl.New(esl.Config{Addr: srv.Addr, Password: "ClueCon", Logger: log, Backoff: backoff,
+			OnReconcile: onGap, DIDVariables: tcfg.DIDVariables, Now: clock})
+		if err != nil {
+			return nil, err
 		}
-		w.add(t, tr.Handle(in))
+		p.Source = src
+		play, read = srv.Play, func() uint64 { return src.Stats().Events }
+		for _, fr := range rec.frames[n:] {
+			if subscribed(fr) {
+				want++
+			}
+		}
+	default:
+		return nil, fmt.Errorf("no fake for PBX %q", rec.pbx)
 	}
-	return w
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stop := func() error {
+		cancel()
+		return <-done
+	}
+	select {
+	case <-reconciled:
+	case err := <-done:
+		return nil, fmt.Errorf("kanca stopped before it reconciled: %v", err)
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, errors.New("kanca did not reconcile within 30 s")
+	}
+	// Only now does the PBX go on: what the list and the questions about
+	// it answered is the PBX at back.
+	play(rec.frames[n:]...)
+	deadline := time.Now().Add(60 * time.Second)
+	for read() < want {
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("kanca read %d of the %d frames after back within 60 s", read(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Every frame was read: its inputs are handed over before the source
+	// sees the end, and what the tracker took is committed before Run
+	// returns.
+	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return out.events, nil
 }
 
-// states is each channel's latest snapshot with a state.
-func states(ins []cdr.Input) map[string]cdr.Channel {
-	m := map[string]cdr.Channel{}
-	for _, in := range ins {
-		if in.Channel.State != "" {
-			m[in.Channel.ID] = in.Channel
-		}
+// subscribed says whether esl.Source subscribes to the event fr.
+func subscribed(fr []byte) bool {
+	var e struct {
+		Name     string `json:"Event-Name"`
+		Subclass string `json:"Event-Subclass"`
 	}
-	return m
+	if json.Unmarshal(fr, &e) != nil {
+		return false
+	}
+	i := slices.Index(esl.Subscription, "CUSTOM")
+	if e.Name == "CUSTOM" {
+		return slices.Contains(esl.Subscription[i+1:], e.Subclass)
+	}
+	return slices.Contains(esl.Subscription[:i], e.Name)
 }
 
-// alive lists the channels created and not destroyed by the inputs.
-func alive(ins []cdr.Input) map[string]bool {
-	m := map[string]bool{}
-	for _, in := range ins {
-		switch in.Kind {
-		case cdr.KindCreated:
-			m[in.Channel.ID] = true
-		case cdr.KindDestroyed:
-			delete(m, in.Channel.ID)
+// asOf are Asterisk's books as they stood at now: the CEL holds a row
+// once its event happened, and the recordings' books hold the whole run,
+// later rows too. (kanca reads the second its list's Date names to its
+// end: rows of that second after the list are not written yet.) A
+// FreeSWITCH leg's file is written when the leg ends, and the books
+// already leave out the legs that end after the window.
+type asOf struct {
+	books.Books
+	now func() time.Time
+}
+
+func (b asOf) Calls(ctx context.Context, from, to time.Time) ([]books.Call, error) {
+	calls, err := b.Books.Calls(ctx, from, to)
+	now := b.now()
+	var out []books.Call
+	for _, c := range calls {
+		c.Inputs = slices.DeleteFunc(slices.Clone(c.Inputs), func(in cdr.Input) bool { return in.Time.After(now) })
+		if len(c.Inputs) > 0 {
+			out = append(out, c)
 		}
 	}
-	return m
+	return out, err
 }
+
+// kept is an outbox that keeps the events it is given, in order.
+type kept struct {
+	mu     sync.Mutex
+	events []cdr.Event
+}
+
+func (k *kept) Commit(_ context.Context, units []hooks.Unit) ([]error, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, u := range units {
+		k.events = append(k.events, u.Events...)
+	}
+	return make([]error, len(units)), nil
+}
+
+// idle is a dispatcher with no hook to deliver to.
+type idle struct{}
+
+func (idle) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// storeOf is what a store holds when the first life is killed: its
+// journal and the end of the latest call it stored (pipeline.LastHeard).
+type storeOf struct {
+	ins     []cdr.Input
+	lastEnd time.Time
+}
+
+func (s storeOf) Journal(context.Context) ([]cdr.Input, []error, error) { return s.ins, nil, nil }
+
+func (s storeOf) LastCallEnd(context.Context) (time.Time, error) { return s.lastEnd, nil }
 
 // compare counts the calls whose webhooks equal the uninterrupted run's,
 // and lists the others. A call whose bodies differ only in fields its

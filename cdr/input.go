@@ -62,8 +62,12 @@ type Channel struct {
 	App     string `json:",omitzero"` // the dialplan application now running
 	AppData string `json:",omitzero"`
 
-	Created time.Time         `json:",omitzero"`
-	Vars    map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
+	Created time.Time `json:",omitzero"`
+	// Answered is when the leg answered, on a leg a list after a gap
+	// shows up, when the PBX says (FreeSWITCH's uuid_dump): the answer
+	// the gap hid is placed then, not where the list is.
+	Answered time.Time         `json:",omitzero"`
+	Vars     map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 
 // WithVar sets a channel variable on c, copying Vars first: a snapshot's

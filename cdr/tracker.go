@@ -235,6 +235,9 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	}
 	if ch.State == "Up" {
 		l.up = l.created
+		if !ch.Answered.IsZero() {
+			l.up = ch.Answered
+		}
 	}
 
 	if _, ok := t.origins[ch.ID]; ok {

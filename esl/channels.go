@@ -32,6 +32,10 @@ type row struct {
 	CalleeNum    string `json:"callee_num"`
 	CallUUID     string `json:"call_uuid"`
 	InitialDest  string `json:"initial_dest"`
+	// The caller id the leg came with: FreeSWITCH rewrites cid_num in
+	// place (a pickup, a transfer, a display update), never these.
+	InitialCIDName string `json:"initial_cid_name"`
+	InitialCIDNum  string `json:"initial_cid_num"`
 	// What it runs now: a leg adopted mid-call is routed by it (bridge
 	// user/1000, bridge sofia/gateway/...).
 	Application     string `json:"application"`
@@ -148,6 +152,13 @@ func (r row) channel() cdr.Channel {
 	default:
 		ch.State = "Ring"
 	}
+	if r.Direction == "inbound" {
+		// Who called in, as the leg's first event said: after a pickup
+		// cid_num is the picker's extension, and the call would be taken
+		// for one of the picker's own.
+		ch.CallerNumber = cmp.Or(r.InitialCIDNum, r.CIDNum)
+		ch.CallerName = cmp.Or(r.InitialCIDName, r.CIDName)
+	}
 	// A leg that came in (inbound) is its call's first leg: bridged as
 	// the B side (a picker's intercept bridges the picker's leg to it),
 	// its call_uuid names the other leg's call.
@@ -232,6 +243,10 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 	}
 	if ch.DialedNumber == "" {
 		ch.DialedNumber = f["variable_sip_req_user"]
+	}
+	// The session's answer, in microseconds ("0" before it).
+	if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+		ch.Answered = time.UnixMicro(us)
 	}
 	for _, name := range s.cfg.DIDVariables {
 		bare := strings.TrimLeft(name, "_")

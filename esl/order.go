@@ -87,6 +87,13 @@ func (o *Order[T]) Release(before time.Time) []T {
 	}
 }
 
+// Held calls f with every event held, in no particular order.
+func (o *Order[T]) Held(f func(T)) {
+	for _, it := range o.h {
+		f(it.v)
+	}
+}
+
 // Flush returns every event held, in order.
 func (o *Order[T]) Flush() []T {
 	var out []T

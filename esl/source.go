@@ -50,6 +50,9 @@ type Config struct {
 	// mid-call for the number its call arrived on (cdr.Config's); default
 	// cdr.DefaultConfig's.
 	DIDVariables []string
+	// Now is the clock read where the PBX does not say its own (see
+	// follow.Config.Now); default time.Now.
+	Now func() time.Time
 }
 
 // Backoff shapes the waits between connection attempts (see follow.Backoff).
@@ -146,6 +149,7 @@ func New(cfg Config) (*Source, error) {
 		ConnectedAttrs: []any{"addr", cfg.Addr},
 		OnReconcile:    cfg.OnReconcile,
 		Relist:         cfg.Relist,
+		Now:            cfg.Now,
 	}, s.dial)
 	return s, nil
 }
@@ -268,12 +272,19 @@ func (e *session) List(ctx context.Context) (follow.Listing, error) {
 		e.pairs[p.B] = p
 	}
 	l := follow.Listing{Coarse: true, Ended: map[string]bool{}}
-	for _, f := range early {
+	ended := func(f Fields) {
 		switch f["event-name"] {
 		case "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY":
 			l.Ended[f["unique-id"]] = true
 		}
 	}
+	for _, f := range early {
+		ended(f)
+	}
+	// So are the ends read already and held back behind a gap in
+	// Event-Sequence (a list taken again mid-session): they are handed
+	// over next.
+	e.src.order.Held(ended)
 	bridge := map[string]string{}
 	for _, p := range pairs {
 		// The pair's A leg names the bridge; both are listed as its.
@@ -288,7 +299,8 @@ func (e *session) List(ctx context.Context) (follow.Listing, error) {
 func (e *session) list(ctx context.Context) ([]row, []Fields, error) {
 	body, early, err := e.collect(ctx, "show channels as json")
 	if err != nil {
-		return nil, nil, err
+		// What was read while waiting is real all the same.
+		return nil, early, err
 	}
 	rows, err := parseChannels(body)
 	return rows, early, err
@@ -310,21 +322,43 @@ func (e *session) collect(ctx context.Context, cmd string) (string, []Fields, er
 	}()
 	var early []Fields
 	size := 0
+	take := func(raw []byte) error {
+		size += len(raw)
+		if size > maxEarly {
+			return fmt.Errorf("over %d bytes of events before the answer to %s", maxEarly, cmd)
+		}
+		if f, ok := e.src.parse(raw); ok {
+			early = append(early, f)
+		}
+		return nil
+	}
 	for {
 		select {
 		case a := <-got:
-			return a.body, early, a.err
+			// The reader hands the answer over once every event before it
+			// is queued, and the select may take the answer first: those
+			// events came before it, and are early too.
+			for {
+				select {
+				case raw, ok := <-e.c.Events():
+					if !ok {
+						return a.body, early, a.err
+					}
+					if err := take(raw); err != nil {
+						return "", early, err
+					}
+					continue
+				default:
+				}
+				return a.body, early, a.err
+			}
 		case raw, ok := <-e.c.Events():
 			if !ok {
 				// What was read is real: the caller may still hand it over.
 				return "", early, e.c.Err()
 			}
-			size += len(raw)
-			if size > maxEarly {
-				return "", early, fmt.Errorf("over %d bytes of events before the answer to %s", maxEarly, cmd)
-			}
-			if f, ok := e.src.parse(raw); ok {
-				early = append(early, f)
+			if err := take(raw); err != nil {
+				return "", early, err
 			}
 		}
 	}

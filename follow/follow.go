@@ -105,6 +105,11 @@ type Gap struct {
 	// Gone and Pending count the channels reported gone and the listed
 	// ones held for their next event (to adopt or to update).
 	Gone, Pending int
+	// Relist says a second list (Config.Relist) found channels the first
+	// showed that ended before the subscription, reported gone (Gone):
+	// the gap was already told at the (re)connect, and these are to be
+	// ended now, not held for another.
+	Relist bool
 }
 
 // Backoff shapes the waits between connection attempts: Initial, doubling
@@ -191,9 +196,15 @@ type Config struct {
 	CheckSilence bool
 	// OnReconcile, if set, is called after every (re)connect's
 	// reconciliation inputs were emitted and before any event of the new
-	// connection, from the goroutine that runs Run: a slow hook slows
+	// connection, and after a second list that reported channels gone
+	// (Gap.Relist), from the goroutine that runs Run: a slow hook slows
 	// reading, as a slow emit does.
 	OnReconcile func(Gap)
+	// Now is the clock of the PBX's time the Follower reads where the
+	// PBX does not say it (Gap.Until when a list carries no clock) and
+	// times Settle and Relist by; default time.Now. A test that plays a
+	// recorded PBX faster than it happened gives the recording's clock.
+	Now func() time.Time
 }
 
 const (
@@ -298,6 +309,9 @@ func New(cfg Config, dial Dial) *Follower {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Backoff = cfg.Backoff.WithDefaults()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Follower{
 		cfg:         cfg,
 		log:         cfg.Logger,
@@ -409,15 +423,28 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 	defer s.Close(nil)
 	l, err := f.list(ctx, s)
 	if err != nil {
+		// What the session read before the list failed is real (a
+		// protocol that answers on its event stream reads events while it
+		// waits): closed, it hands that over, then fails.
+		s.Close(err)
+		got, rerr := s.Next(ctx, nil)
+		for ; rerr == nil && ctx.Err() == nil; got, rerr = s.Next(ctx, got[:0]) {
+			for _, in := range got {
+				f.handle(in, emit)
+			}
+		}
+		for _, in := range got {
+			f.handle(in, emit)
+		}
 		return false, err
 	}
 	gap := f.reconcile(l, emit)
 	var relistAt, settleAt time.Time
 	if f.cfg.Relist > 0 {
-		relistAt = time.Now().Add(f.cfg.Relist)
+		relistAt = f.cfg.Now().Add(f.cfg.Relist)
 	}
 	if f.cfg.Settle > 0 {
-		settleAt = time.Now().Add(f.cfg.Settle)
+		settleAt = f.cfg.Now().Add(f.cfg.Settle)
 	}
 
 	f.mu.Lock()
@@ -469,11 +496,11 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 		if err != nil {
 			return true, err
 		}
-		if !settleAt.IsZero() && !time.Now().Before(settleAt) {
+		if !settleAt.IsZero() && !f.cfg.Now().Before(settleAt) {
 			settleAt = time.Time{}
 			f.settleHeld(emit)
 		}
-		if !relistAt.IsZero() && !time.Now().Before(relistAt) {
+		if !relistAt.IsZero() && !f.cfg.Now().Before(relistAt) {
 			relistAt = time.Time{}
 			l, err := f.list(ctx, s)
 			if err != nil {
@@ -482,7 +509,15 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 				f.log.Warn("could not list "+f.cfg.PBX+"'s channels again", "err", err)
 				continue
 			}
-			f.relist(l, emit)
+			if n := f.relist(l, emit); n > 0 && f.cfg.OnReconcile != nil {
+				// Those ended before the subscription: whoever holds what
+				// a reconcile reports gone is told they are all there is.
+				until := l.At
+				if until.IsZero() {
+					until = f.cfg.Now()
+				}
+				f.cfg.OnReconcile(Gap{Relist: true, Since: f.unconfirmedAt, Until: until, Gone: n})
+			}
 		}
 	}
 }
@@ -499,12 +534,22 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		return l, nil
 	}
 	var unknown []*cdr.Channel
+	// Remembered channels the list shows answered in the gap are asked
+	// when: described on a copy, of which only the answer is taken.
+	answered := map[*cdr.Channel]*cdr.Channel{}
 	for i := range l.Channels {
+		ch := &l.Channels[i].Channel
 		// A remembered channel the PBX never said the call of (a dialled
 		// leg created before its dial) is asked too: the dial may have
 		// been in the gap.
-		if lc, known := f.live[l.Channels[i].Channel.ID]; !known || lc.ch.LinkedID == "" {
-			unknown = append(unknown, &l.Channels[i].Channel)
+		lc, known := f.live[ch.ID]
+		switch {
+		case !known || lc.ch.LinkedID == "":
+			unknown = append(unknown, ch)
+		case ch.State == "Up" && lc.ch.State != "Up":
+			c := *ch
+			answered[&c] = ch
+			unknown = append(unknown, &c)
 		}
 	}
 	if len(unknown) == 0 {
@@ -514,6 +559,9 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		// The list stands as it is: failing the session here would lose
 		// the events read meanwhile, which Next hands over, error and all.
 		f.log.Warn("could not ask "+f.cfg.PBX+" about listed channels; adopting them as listed", "err", err)
+	}
+	for c, ch := range answered {
+		ch.Answered = c.Answered
 	}
 	return l, nil
 }

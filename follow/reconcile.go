@@ -2,6 +2,7 @@ package follow
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -37,7 +38,7 @@ import (
 func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	gap := Gap{Since: f.lastTime, Until: l.At}
 	if gap.Until.IsZero() {
-		gap.Until = time.Now()
+		gap.Until = f.cfg.Now()
 	}
 	present := make(map[string]bool, len(l.Channels))
 	for _, c := range l.Channels {
@@ -59,7 +60,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	dropped := f.lastTime
 	if dropped.IsZero() {
 		// Nothing was ever timed: neither an event nor the list's clock.
-		dropped = time.Now()
+		dropped = f.cfg.Now()
 	}
 	for _, lc := range gone {
 		delete(f.live, lc.ch.ID)
@@ -87,6 +88,10 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 		at := later(clock, ch.Created)
 		lc, known := f.live[ch.ID]
+		if known && ch.State == "Up" && lc.ch.State != "Up" && !ch.Answered.IsZero() && !ch.Answered.After(gap.Until) {
+			// An answer the gap hid, when the PBX says it happened.
+			at = ch.Answered
+		}
 		if known && ch.LinkedID == "" {
 			// A list that does not name the channel's call (ARI's
 			// snapshots carry no linked id) leaves the one kanca knows:
@@ -231,19 +236,32 @@ func later(a, b time.Time) time.Time {
 //   - A listed channel neither known nor held (the first list missed it:
 //     it was born just before the subscription) is held to be adopted at
 //     its next event, as the first list's are.
-//   - A held channel no longer listed ended before the subscription:
-//     nothing will settle it, so it is dropped.
+//   - A held channel no longer listed, whose end is not among the
+//     events read while the list was taken, ended before the
+//     subscription: nothing will settle it, so it is dropped.
 //
 // A remembered channel the stream created is never reported gone here,
-// however the list lags.
-func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
+// however the list lags. It returns how many it reported gone.
+func (f *Follower) relist(l Listing, emit func(cdr.Input)) int {
 	present := make(map[string]bool, len(l.Channels))
 	for _, c := range l.Channels {
 		if c.Channel.ID != "" {
 			present[c.Channel.ID] = true
 		}
 	}
+	// A bridge the first list showed whose held channels this list no
+	// longer shows (their ends were read while it was taken) still says
+	// how they are to be adopted: kept, unless this list shows it anew.
+	before := maps.Clone(f.bridges)
 	f.listBridges(l)
+	for b, ids := range before {
+		if _, shown := f.bridges[b]; shown {
+			continue
+		}
+		if slices.ContainsFunc(ids, func(id string) bool { p, held := f.pending[id]; return held && p.adopt && l.Ended[id] }) {
+			f.bridges[b] = ids
+		}
+	}
 	var gone []liveChannel
 	for id := range f.unconfirmed {
 		if lc, ok := f.live[id]; ok && !present[id] && !l.Ended[id] {
@@ -260,7 +278,9 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 		emit(cdr.Input{Kind: cdr.KindGone, Time: f.unconfirmedAt, Server: lc.server, Channel: lc.ch})
 	}
 	for id := range f.pending {
-		if !present[id] {
+		// One whose end is among the events read while the list was
+		// taken ended since the subscription: that end settles it.
+		if !present[id] && !l.Ended[id] {
 			delete(f.pending, id)
 		}
 	}
@@ -291,4 +311,5 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) {
 	if len(gone) > 0 || adopt > 0 {
 		f.log.Info("listed channels again", "gone", len(gone), "to_adopt", adopt, "live", len(f.live))
 	}
+	return len(gone)
 }

@@ -293,29 +293,58 @@ func (r *relisting) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, err
 func TestRelistFailureLosesNothingRead(t *testing.T) {
 	r := &relisting{played: played{inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}}
 	r.inputs <- cdr.Input{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)}
-	dialed := 0
-	got := make(chan cdr.Input, 4)
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: time.Nanosecond},
+	requireCreatedThenDestroyed(t, r, time.Nanosecond)
+}
+
+// requireCreatedThenDestroyed follows s and requires a channel's
+// creation and then its end, which s read before its list failed, to be
+// handed over.
+func requireCreatedThenDestroyed(t *testing.T, s Session, relist time.Duration) {
+	t.Helper()
+	next, stop := followOnce(t, s, relist, nil)
+	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
+		assert.Equal(t, want, next().Kind, "what the failed list's wait read")
+	}
+	stop()
+}
+
+// followOnce runs a Follower seeded with seed (none if nil) over s,
+// dialled once: a later dial waits for the end. next returns its next
+// input, failing the test after 5 s without one; stop ends it and requires
+// a clean end.
+func followOnce(t *testing.T, s Session, relist time.Duration, seed []cdr.Input) (next func() cdr.Input, stop func()) {
+	t.Helper()
+	got := make(chan cdr.Input, 16)
+	dialed := false
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Relist: relist},
 		func(ctx context.Context) (Session, error) {
-			if dialed++; dialed > 1 {
+			if dialed {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			}
-			return r, nil
+			dialed = true
+			return s, nil
 		})
+	if seed != nil {
+		f.Seed(seed)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
-	for _, want := range []cdr.Kind{cdr.KindCreated, cdr.KindDestroyed} {
+	next = func() cdr.Input {
 		select {
 		case in := <-got:
-			assert.Equal(t, want, in.Kind)
+			return in
 		case <-time.After(5 * time.Second):
-			t.Fatalf("no %v: what the failed list's wait read was lost", want)
+			t.Fatal("nothing emitted")
 		}
+		return cdr.Input{}
 	}
-	cancel()
-	require.NoError(t, <-done)
+	return next, func() {
+		cancel()
+		require.NoError(t, <-done)
+	}
 }
 
 // Channels a list shows in one bridge are one call's legs: a leg whose
@@ -470,4 +499,114 @@ func TestReconcileTellsWhatStaysHeldAfterSettle(t *testing.T) {
 	told := map[string]cdr.Input{ins[1].Channel.ID: ins[1], ins[2].Channel.ID: ins[2]}
 	assert.Equal(t, cdr.Input{Kind: cdr.KindState, Time: at, Server: "pbx", Channel: answered, Adopted: true}, told["b"], "the answer told")
 	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: newcomer, Adopted: true}, told["c"], "the newcomer adopted")
+}
+
+// relistedEnd is a PBX whose second list no longer shows a channel
+// whose end it read while it waited for the answer (Listing.Ended).
+type relistedEnd struct {
+	played
+	lists    int
+	relisted chan struct{}
+	ended    map[string]bool // what the second list read ended; default a
+}
+
+func (r *relistedEnd) List(context.Context) (Listing, error) {
+	r.lists++
+	if r.lists == 1 {
+		return r.list, nil
+	}
+	if r.lists == 2 {
+		close(r.relisted)
+	}
+	if r.ended != nil {
+		return Listing{Coarse: true, Ended: r.ended}, nil
+	}
+	return Listing{Coarse: true, Ended: map[string]bool{"a": true}}, nil
+}
+
+// A change the first list showed (an answer in the gap) and no event
+// settled yet survives a second list that no longer shows the channel
+// because its end came while that list was taken: the end settles it,
+// and the call knows the answer before it ends.
+func TestRelistKeepsWhatItsEndSettles(t *testing.T) {
+	ring := ch("a", "Ring", t0)
+	up := ring
+	up.State = "Up"
+	r := &relistedEnd{played: played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{{Channel: up, Server: "fs"}}},
+		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
+	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(2 * time.Second), Server: "fs", Channel: ch("b", "Up", t0)}
+	next, stop := followOnce(t, r, time.Nanosecond, []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: ring}})
+	require.Equal(t, cdr.KindDTMF, next().Kind)
+	<-r.relisted
+	// The end names no state (FreeSWITCH's destroy of a leg whose
+	// answer the stream never said).
+	r.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(3 * time.Second), Server: "fs", Channel: ch("a", "", t0)}
+	answered := next()
+	assert.Equal(t, cdr.KindState, answered.Kind, "the answer the first list showed, before the end")
+	assert.Equal(t, "Up", answered.Channel.State)
+	assert.Equal(t, cdr.KindDestroyed, next().Kind)
+	stop()
+}
+
+// A bridge the first list showed, of channels held for adoption, is
+// kept when a second list no longer shows them because their ends came
+// while it was taken: adopted at their next input, they are told as
+// bridged, as the first list said.
+func TestRelistKeepsTheBridgeOfHeldChannels(t *testing.T) {
+	a, b := ch("a", "Up", t0), ch("b", "Up", t0)
+	a.LinkedID = "a"
+	r := &relistedEnd{played: played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{
+		{Channel: a, Server: "fs", Bridge: "x"}, {Channel: b, Server: "fs", Bridge: "x"}}},
+		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
+	r.ended = map[string]bool{"a": true, "b": true}
+	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(2 * time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
+	next, stop := followOnce(t, r, time.Nanosecond, nil)
+	require.Equal(t, cdr.KindDTMF, next().Kind)
+	<-r.relisted
+	r.inputs <- cdr.Input{Kind: cdr.KindHangupRequest, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a}
+	var kinds []string
+	for range 5 {
+		in := next()
+		kinds = append(kinds, in.Kind.String()+" "+in.Channel.ID)
+	}
+	assert.Equal(t, []string{"created a", "created b", "bridge_enter a", "bridge_enter b", "hangup_request a"}, kinds)
+	stop()
+}
+
+// failingList is a PBX whose first list fails after events were read
+// while it waited (the connection ended): the session holds them.
+type failingList struct {
+	closed bool
+	held   []cdr.Input
+}
+
+func (r *failingList) List(context.Context) (Listing, error) {
+	return Listing{}, errors.New("connection closed while listing")
+}
+
+func (r *failingList) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error) {
+	if !r.closed {
+		<-ctx.Done()
+		return dst, ctx.Err()
+	}
+	held := r.held
+	r.held = nil
+	if len(held) == 0 {
+		return dst, errors.New("closed")
+	}
+	return append(dst, held...), nil
+}
+
+func (r *failingList) Probe(context.Context) error { return nil }
+func (r *failingList) Close(error)                 { r.closed = true }
+
+// Events read while the first list of a connection waited for its answer
+// are not lost when that list fails: they are handed over before the
+// connection is given up.
+func TestListFailureLosesNothingRead(t *testing.T) {
+	r := &failingList{held: []cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: ch("a", "Ring", t0)},
+		{Kind: cdr.KindDestroyed, Time: t0.Add(time.Second), Server: "pbx", Channel: ch("a", "Ring", t0)},
+	}}
+	requireCreatedThenDestroyed(t, r, 0)
 }

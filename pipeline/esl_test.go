@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
 	"github.com/kanca/kanca/esl"
 	"github.com/kanca/kanca/esl/esltest"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 	"github.com/kanca/kanca/pipeline"
 )
@@ -59,6 +61,14 @@ func (r *fsReceiver) wait(t *testing.T, n int) []fsHook {
 // every event.
 func startFreeSWITCH(t *testing.T, fs *esltest.Server) *fsReceiver {
 	t.Helper()
+	return startFreeSWITCHWith(t, fs, nil, nil)
+}
+
+// startFreeSWITCHWith is startFreeSWITCH with the PBX's books bk (nil:
+// none), wired as kanca run wires them (Pipeline.Gap on every reconcile),
+// and the source's config changed by configure.
+func startFreeSWITCHWith(t *testing.T, fs *esltest.Server, bk books.Books, configure func(*esl.Config)) *fsReceiver {
+	t.Helper()
 	recv := &fsReceiver{seen: make(chan struct{}, 1000)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var body map[string]any
@@ -81,17 +91,25 @@ func startFreeSWITCH(t *testing.T, fs *esltest.Server) *fsReceiver {
 	require.NoError(t, err)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	src, err := esl.New(esl.Config{Addr: fs.Addr, Password: "ClueCon", Logger: log,
-		Backoff: esl.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}})
-	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &pipeline.Pipeline{
-		Source:     src,
 		Tracker:    cdr.NewTracker(cdr.DefaultConfig()),
 		Outbox:     hooks.NewOutbox(store, hooks.OutboxOptions{}),
 		Dispatcher: hooks.NewDispatcher(store, hooks.DispatchOptions{Logger: log, PollInterval: 20 * time.Millisecond}),
 		Logger:     log,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	cfg := esl.Config{Addr: fs.Addr, Password: "ClueCon", Logger: log,
+		Backoff: esl.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+	if bk != nil {
+		p.Books = bk
+		cfg.OnReconcile = func(g follow.Gap) { p.Gap(ctx, g) }
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	src, err := esl.New(cfg)
+	require.NoError(t, err)
+	p.Source = src
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() {
@@ -151,4 +169,34 @@ func TestFreeSWITCHDropMidCallIsReconciled(t *testing.T) {
 	assert.Equal(t, float64(908508850000), hangup["callee"])
 	assert.GreaterOrEqual(t, fs.Connections(), 2, "kanca reconnected")
 	assert.GreaterOrEqual(t, fs.Listings(), 2, "and listed the channels to reconcile")
+}
+
+// The event socket drops mid-call and both legs hang up just before
+// kanca is back: FreeSWITCH's list, behind its events, still shows them,
+// and only the list taken again a second later finds them gone. With the
+// PBX's books (which have no file of them yet) the channels a reconnect
+// reports gone are held until the books are read; those the second list
+// reports are ended then, not held for a reconnect that may never come.
+func TestFreeSWITCHLaggingListWithBooksEndsTheCall(t *testing.T) {
+	events := loadFreeSWITCH(t, "f01_inbound_answered_caller_hangup")
+	bridged := lastWith(t, events, "Event-Name", "CHANNEL_BRIDGE")
+	const lag = 300 * time.Millisecond
+	fs := esltest.NewServer(esltest.Options{ListLag: lag})
+	t.Cleanup(fs.Close)
+	fs.Play(events[:bridged+1]...)
+	bk, err := books.Open(t.TempDir())
+	require.NoError(t, err)
+	recv := startFreeSWITCHWith(t, fs, bk, func(c *esl.Config) { c.Relist = 2 * lag })
+	recv.wait(t, 2)
+	time.Sleep(2 * lag) // the table shows the call up
+	fs.Hang(0)
+	at := fs.Pos()
+	fs.Play(events[bridged+1:]...)
+	fs.DropAfter(at, len(events)-bridged-1)
+	fs.Resume()
+
+	got := recv.wait(t, 3)
+	require.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, types(got))
+	rec := got[2].Body["cdr"].(map[string]any)
+	assert.Equal(t, true, rec["reconciled"])
 }

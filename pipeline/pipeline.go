@@ -16,6 +16,7 @@ import (
 
 	"github.com/kanca/kanca/books"
 	"github.com/kanca/kanca/cdr"
+	"github.com/kanca/kanca/follow"
 	"github.com/kanca/kanca/hooks"
 )
 
@@ -329,6 +330,26 @@ func (p *Pipeline) RecoverGap(ctx context.Context, since, until time.Time) {
 			p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins))
 		}
 	}
+	for _, in := range held {
+		p.feed(in)
+	}
+}
+
+// Gap closes the gap a source reports (follow.Config.OnReconcile): after
+// a (re)connect, RecoverGap; after a second list that found channels
+// gone (they ended before the subscription, and the books read at the
+// reconnect told what they kept of them), those are fed at once, not held
+// for the next reconnect. Call it from the source's goroutine.
+func (p *Pipeline) Gap(ctx context.Context, g follow.Gap) {
+	if !g.Relist {
+		p.RecoverGap(ctx, g.Since, g.Until)
+		return
+	}
+	if p.feed == nil {
+		return
+	}
+	held := p.held
+	p.held = nil
 	for _, in := range held {
 		p.feed(in)
 	}

@@ -61,6 +61,13 @@ type Options struct {
 	// ForgetSent lets the server drop each frame once sent or lived
 	// through, so a long benchmark script does not stay in memory.
 	ForgetSent bool
+
+	// Clock, if set, is Asterisk's clock, which the Date header of its
+	// answers gives; by default the latest frame's time. Asterisk's clock
+	// runs on between events: a test that lives through a gap and comes
+	// back later than its last event says when. Called with the server's
+	// lock held: it must not call the server.
+	Clock func() time.Time
 }
 
 const defaultEntityID = "02:00:00:00:00:01"
@@ -352,7 +359,9 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) {
 		if s.opts.OnSend != nil {
 			s.opts.OnSend(i)
 		}
-		if err := c.Write(ctx, websocket.MessageText, fr); err != nil {
+		err := c.Write(ctx, websocket.MessageText, fr)
+		s.Sent()
+		if err != nil {
 			return
 		}
 		s.Lock()
@@ -530,6 +539,12 @@ func parseTime(v string) (time.Time, bool) {
 // setDateLocked makes the Date header follow the script's clock rather than the
 // machine's, as a real Asterisk's would follow its own.
 func (s *Server) setDateLocked(w http.ResponseWriter) {
+	if s.opts.Clock != nil {
+		if t := s.opts.Clock(); !t.IsZero() {
+			w.Header().Set("Date", t.UTC().Format(http.TimeFormat))
+			return
+		}
+	}
 	if s.lastTime.IsZero() {
 		// Before the script starts its clock is unknown; a nil entry
 		// keeps net/http from stamping the machine's time instead.

@@ -390,12 +390,14 @@ func (s *Server) api(cmd string) string {
 	case "show channels as json":
 		s.Lock()
 		defer s.Unlock()
+		s.WaitSentLocked()
 		s.catchUpLocked(time.Now())
 		s.ListedLocked()
 		return s.channelsJSONLocked()
 	case "show calls as json":
 		s.Lock()
 		defer s.Unlock()
+		s.WaitSentLocked()
 		s.catchUpLocked(time.Now())
 		return s.callsJSONLocked()
 	case "originate":
@@ -515,6 +517,7 @@ func (s *Server) play() {
 				c.nc.Close()
 			}
 		}
+		s.Sent()
 	}
 }
 
@@ -628,6 +631,7 @@ func (s *Server) callsJSONLocked() string {
 // error line when no such session lives.
 func (s *Server) dump(id string) string {
 	s.Lock()
+	s.WaitSentLocked()
 	h, ok := s.sessions[id]
 	var b []byte
 	if ok {

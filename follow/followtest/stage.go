@@ -34,6 +34,9 @@ type Stage struct {
 	attempts  int
 	conns     int
 	listings  int
+	handed    int           // events Next handed out to send
+	sent      int           // of them, those Sent
+	pausing   int           // answers waiting for what was handed out to be sent
 	changed   chan struct{} // closed and replaced whenever the above changes
 	closed    bool
 }
@@ -267,7 +270,7 @@ func (s *Stage) Next(ctx context.Context, ready func() bool, drop func()) (step 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for !s.closed && ctx.Err() == nil && !(ready() && !s.hung && (s.pos < len(s.script) || s.pos == s.dropAt)) {
+	for !s.closed && ctx.Err() == nil && !(ready() && !s.hung && s.pausing == 0 && (s.pos < len(s.script) || s.pos == s.dropAt)) {
 		ch := s.changed
 		s.mu.Unlock()
 		select {
@@ -290,8 +293,38 @@ func (s *Stage) Next(ctx context.Context, ready func() bool, drop func()) (step 
 	}
 	i, raw = s.pos, s.script[s.pos]
 	s.advanceLocked()
+	s.handed++
 	s.NotifyLocked()
 	return Send, i, raw
+}
+
+// Sent says an event Next handed out for sending was written to the
+// clients (or could not be): the fake calls it once per Send.
+func (s *Stage) Sent() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent++
+	s.NotifyLocked()
+}
+
+// WaitSentLocked waits, the lock held but while it waits, until every
+// event Next handed out was Sent, and holds Next from handing out more
+// meanwhile. The fake's state moves when Next hands an event out, before
+// it is written: an answer built after this wait, the lock still held,
+// shows the PBX as the events its clients were sent left it, never ahead
+// of them, as a PBX's own does.
+func (s *Stage) WaitSentLocked() {
+	s.pausing++
+	defer func() {
+		s.pausing--
+		s.NotifyLocked()
+	}()
+	for s.sent < s.handed && !s.closed {
+		ch := s.changed
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
 }
 
 // advanceLocked moves the script one event on.

@@ -188,7 +188,7 @@ holds no hooks and sends nothing itself.`,
 			var p *pipeline.Pipeline
 			var onGap func(follow.Gap)
 			if bk != nil {
-				onGap = func(g follow.Gap) { p.RecoverGap(ctx, g.Since, g.Until) }
+				onGap = func(g follow.Gap) { p.Gap(ctx, g) }
 			}
 			src, err := newSource(&pf, tcfg.ReadsVariable, tcfg.DIDVariables, log, onGap)
 			if err != nil {
