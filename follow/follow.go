@@ -271,6 +271,15 @@ type Follower struct {
 	// for adoption, by id, with their channels in list order; each is told
 	// once its channels are adopted (see tellBridges).
 	bridges map[string][]string
+	// ended holds the channels whose end was read, with its time, until
+	// a list no longer shows them (a channel id never comes back): a
+	// list that lags the stream (FreeSWITCH keeps a leg in its table
+	// until CHANNEL_DESTROY, after CHANNEL_HANGUP_COMPLETE, and writes
+	// the table behind its events) shows them still, and adopted they
+	// would be told again. pruneAt is the size at which those older than
+	// endedMemory go, for a follower that lists seldom.
+	ended   map[string]time.Time
+	pruneAt int
 
 	mu    sync.Mutex
 	stats Stats
@@ -322,6 +331,8 @@ func New(cfg Config, dial Dial) *Follower {
 		unconfirmed: make(map[string]bool),
 		unheard:     make(map[string]time.Time),
 		bridges:     make(map[string][]string),
+		ended:       make(map[string]time.Time),
+		pruneAt:     minPruneAt,
 		ids:         make(map[string]bool),
 		stats:       Stats{ByType: make(map[string]uint64)},
 	}
@@ -683,6 +694,7 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 	case cdr.KindDestroyed:
 		delete(f.live, id)
 		f.track(id, false)
+		f.end(id, in.Time)
 	default:
 		f.refresh(in.Channel)
 		if in.Other != nil && f.cfg.OtherIsSnapshot {
@@ -690,6 +702,39 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 		}
 	}
 	emit(in)
+}
+
+// endedMemory is how long, in the PBX's time, a channel whose end was
+// read is remembered when no list came to forget it (see Follower.ended):
+// far longer than any PBX's list lags.
+const endedMemory = time.Minute
+
+// minPruneAt is the fewest remembered ends at which the old are pruned.
+const minPruneAt = 1024
+
+// end remembers that id's end was read, at t.
+func (f *Follower) end(id string, t time.Time) {
+	f.ended[id] = t
+	if len(f.ended) < f.pruneAt {
+		return
+	}
+	horizon := f.lastTime.Add(-endedMemory)
+	for id, at := range f.ended {
+		if at.Before(horizon) {
+			delete(f.ended, id)
+		}
+	}
+	f.pruneAt = max(minPruneAt, 2*len(f.ended))
+}
+
+// forgetEnded forgets the ended channels a list no longer shows: no
+// later list can show them again.
+func (f *Follower) forgetEnded(present map[string]bool) {
+	for id := range f.ended {
+		if !present[id] {
+			delete(f.ended, id)
+		}
+	}
 }
 
 // adoptPresupposed adopts, before in, the listed channels still held that

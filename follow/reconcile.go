@@ -80,10 +80,12 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	clear(f.unconfirmed)
 	clear(f.unheard)
 	f.listBridges(l)
+	f.forgetEnded(present)
 	pending := 0
 	for _, c := range l.Channels {
 		ch := c.Channel
-		if ch.ID == "" {
+		if _, over := f.ended[ch.ID]; ch.ID == "" || over {
+			// Over, though a list that lags still shows it.
 			continue
 		}
 		at := later(clock, ch.Created)
@@ -288,6 +290,7 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) int {
 	if clock.IsZero() {
 		clock = f.lastTime
 	}
+	f.forgetEnded(present)
 	adopt := 0
 	for _, c := range l.Channels {
 		ch := c.Channel
@@ -299,6 +302,9 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) int {
 		}
 		if _, held := f.pending[ch.ID]; held {
 			continue
+		}
+		if _, over := f.ended[ch.ID]; over {
+			continue // its end was read: the list lags
 		}
 		adopt++
 		at := later(clock, ch.Created)

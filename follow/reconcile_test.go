@@ -610,3 +610,74 @@ func TestListFailureLosesNothingRead(t *testing.T) {
 	}}
 	requireCreatedThenDestroyed(t, r, 0)
 }
+
+// A channel whose end was read is never adopted again, though a list
+// taken after its end still shows it: FreeSWITCH's channel table keeps a
+// leg until CHANNEL_DESTROY, after CHANNEL_HANGUP_COMPLETE, and lags its
+// events besides. Adopted, it stood for a call of its own (a callee told
+// as a second, missed call) or told its call twice.
+func TestListNeverBringsBackAnEndedChannel(t *testing.T) {
+	a := ch("a", "Up", t0)
+	a.LinkedID = "a"
+	p := &played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{{Channel: a, Server: "fs"}}},
+		inputs: make(chan cdr.Input, 3), closed: make(chan struct{})}
+	p.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(2 * time.Second), Server: "fs", Channel: a} // hangup complete
+	next, stop := followOnce(t, p, time.Nanosecond, []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: a}})
+	require.Equal(t, cdr.KindDestroyed, next().Kind)
+	// The second list, taken now, still shows a.
+	p.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a} // destroy
+	p.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(4 * time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
+	var kinds []string
+	for range 2 {
+		in := next()
+		kinds = append(kinds, in.Kind.String()+" "+in.Channel.ID)
+	}
+	assert.Equal(t, []string{"destroyed a", "dtmf z"}, kinds)
+	stop()
+}
+
+// The same holds across a reconnect: the first list of the next
+// connection, lagging, still shows a leg whose end the last one read.
+func TestReconnectListNeverBringsBackAnEndedChannel(t *testing.T) {
+	a := ch("a", "Up", t0)
+	a.LinkedID = "a"
+	first := &played{list: Listing{Coarse: true, At: t0.Add(time.Second), Channels: []Listed{{Channel: a, Server: "fs"}}},
+		inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}
+	first.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(2 * time.Second), Server: "fs", Channel: a}
+	second := &played{list: first.list, inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}
+	second.list.At = t0.Add(3 * time.Second)
+	second.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a}
+	second.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(4 * time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
+	sessions := []Session{first, second}
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
+		func(ctx context.Context) (Session, error) {
+			if len(sessions) == 0 {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			s := sessions[0]
+			sessions = sessions[1:]
+			return s, nil
+		})
+	f.Seed([]cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: a}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan cdr.Input, 16)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
+	var kinds []string
+	for len(kinds) < 3 {
+		select {
+		case in := <-got:
+			kinds = append(kinds, in.Kind.String()+" "+in.Channel.ID)
+			if len(kinds) == 1 {
+				close(first.closed) // the connection drops after the end
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("nothing emitted after %v", kinds)
+		}
+	}
+	assert.Equal(t, []string{"destroyed a", "destroyed a", "dtmf z"}, kinds)
+	cancel()
+	<-done
+}
