@@ -228,6 +228,7 @@ func score(t *testing.T, recs []recording, b func(recording) books.Books, estima
 		for _, id := range d {
 			if _, ok := want[id]; !ok {
 				s.extra++
+				t.Logf("a call that never was: %s, gap %s to %s: %s", name, g[0].Format("15:04:05.000"), g[1].Format("15:04:05.000"), explain(want, got, id))
 			}
 			differ = append(differ, name+" "+g[0].Format("15:04:05.000")+" "+id+" "+explain(want, got, id))
 		}

@@ -83,8 +83,8 @@ func TestKillUnderLoadFreeSWITCH(t *testing.T) {
 	hookEvery(t, db, want, recv.URL+"/hook")
 	fs.Play(frames...)
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
+	t.Logf("seed %d (KANCA_FAULTS_SEED=%d replays its stops)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	var windows []window
 	const kills = 3

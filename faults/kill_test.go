@@ -418,8 +418,8 @@ func TestKillUnderLoad(t *testing.T) {
 // runs last.
 func stopsUnderLoad(t *testing.T, ast *aritest.Server, frames, kills int, start func(rng *rand.Rand) *daemon) ([]window, *daemon) {
 	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
+	t.Logf("seed %d (KANCA_FAULTS_SEED=%d replays its stops)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var windows []window
 	var d *daemon // the running kanca
@@ -656,4 +656,16 @@ func TestReceiverDownThenUp(t *testing.T) {
 	for id, c := range want {
 		assert.Equal(t, c.bodies, arrived[id], "call %s: the backlog arrives whole and in order", id)
 	}
+}
+
+// testSeed is the seed of a test's stops: KANCA_FAULTS_SEED replays a
+// failed run's (its log names it), or a fresh one.
+func testSeed(t *testing.T) uint64 {
+	t.Helper()
+	if v := os.Getenv("KANCA_FAULTS_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "KANCA_FAULTS_SEED")
+		return seed
+	}
+	return uint64(time.Now().UnixNano())
 }
