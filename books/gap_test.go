@@ -128,7 +128,7 @@ func interrupted(t *testing.T, rec recording, b books.Books, kill, back time.Tim
 // that journal, seeds the real source (ari.Source, esl.Source), which
 // connects, lists, asks the PBX about the channels it adopts and
 // reconciles; on the reconcile the gap is told from the books b (nil:
-// none) as kanca run does (pipeline.RecoverGap), and the frames after
+// none) as kanca run does (pipeline.Gap), and the frames after
 // back are played to it. The clock the source reads is the recording's:
 // back, then the latest input's time.
 func restarted(rec recording, b books.Books, kill, back time.Time) (webhooks, error) {

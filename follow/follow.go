@@ -110,6 +110,11 @@ type Gap struct {
 	// the gap was already told at the (re)connect, and these are to be
 	// ended now, not held for another.
 	Relist bool
+	// Listed names the channels the (re)connect's list showed, and those
+	// whose end was read while it was taken: a channel the PBX's books
+	// began in the gap and did not end, and that is not among them, ended
+	// before the list (nil for Relist).
+	Listed map[string]bool
 }
 
 // Backoff shapes the waits between connection attempts: Initial, doubling

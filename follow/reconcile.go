@@ -46,6 +46,10 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			present[c.Channel.ID] = true
 		}
 	}
+	gap.Listed = maps.Clone(present)
+	for id := range l.Ended {
+		gap.Listed[id] = true
+	}
 
 	var gone []liveChannel
 	for id, lc := range f.live {

@@ -70,7 +70,7 @@ type Pipeline struct {
 	// and Run restores the tracker from them before it starts the source.
 	Journal Journal
 	// Books, when set, are the PBX's own records of its calls (--pbx-records):
-	// after every (re)connect, RecoverGap tells the tracker from them
+	// after every (re)connect, Gap tells the tracker from them
 	// what happened while nobody listened. Channels the source reports
 	// gone are held until then, so that a call that ended in the gap ends
 	// as the PBX wrote it down, not at the moment the stream was lost.
@@ -117,15 +117,15 @@ type Pipeline struct {
 	// feed hands one input to the tracker, as the source's emit does;
 	// set while Run runs.
 	feed func(cdr.Input)
-	// held are the gone channels waiting for RecoverGap, and server the
+	// held are the gone channels waiting for Gap, and server the
 	// PBX's id as its latest input named it (the books do not name it);
 	// both only touched from the source's goroutine.
 	held   []cdr.Input
 	server string
 	log    *slog.Logger
 	// stopped is the latest PBX time the store says kanca heard before it
-	// was last stopped: the start of the first gap when the source has
-	// nothing seeded to tell it.
+	// was last stopped: the start of the first gap, unless the source
+	// heard later.
 	stopped time.Time
 }
 
@@ -284,75 +284,104 @@ func (p *Pipeline) Inject(in cdr.Input) error {
 	return nil
 }
 
-// RecoverGap closes a gap in the PBX stream, from since (the latest PBX
-// time seen before it; zero when unknown) to until (when the stream came
-// back), from the PBX's books: calls the tracker follows get what they
-// missed (answers, the true end, who hung up and why), and calls that
-// began in the gap are told whole, their events sent late and their
-// records marked recovered. Then the channels the source reported gone
-// are fed: a call the books ended is not ended again; one they do not
-// know ends as reconciled. Call it from the source's goroutine, after its
-// reconciliation (follow.Config.OnReconcile), before its next input.
-func (p *Pipeline) RecoverGap(ctx context.Context, since, until time.Time) {
+// Gap closes the gap a source reports (follow.Config.OnReconcile); call
+// it from the source's goroutine, after its reconciliation and before its
+// next input. After a (re)connect it reads the PBX's books over the gap,
+// from g.Since (the latest PBX time heard before it) to g.Until (when the
+// stream came back): calls the tracker follows get what they missed
+// (answers, the true end, who hung up and why), and calls that began in
+// the gap are told whole, their events sent late and their records marked
+// recovered. Then the channels the source reported gone are fed: a call
+// the books ended is not ended again; one they do not know ends as
+// reconciled. After a second list that found channels gone (g.Relist:
+// they ended before the subscription, and the books read at the
+// reconnect told what they kept of them), those are fed at once, not held
+// for the next reconnect.
+func (p *Pipeline) Gap(ctx context.Context, g follow.Gap) {
 	if p.feed == nil {
 		return
 	}
 	held := p.held
 	p.held = nil
-	if since.IsZero() {
-		// The first connection, with nothing seeded: the gap began when
-		// the latest call kanca stored ended.
-		since, p.stopped = p.stopped, time.Time{}
-	}
-	if p.Books != nil && !since.IsZero() {
-		if p.server == "" && p.PBXID != nil {
-			id, err := p.PBXID(ctx)
-			if err != nil {
-				p.log.Warn("cannot ask the PBX its id; calls recovered from its records may get other uuids than live ones", "err", err)
-			}
-			p.server = id
-		}
-		follows := func(leg string) bool {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return p.Tracker.Follows(leg)
-		}
-		ins, err := books.Recover(ctx, p.Books, since, until, follows)
-		if err != nil {
-			p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
-		} else {
-			for _, in := range ins {
-				if in.Server == "" {
-					in.Server = p.server
-				}
-				p.feed(in)
-			}
-			p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins))
-		}
+	if !g.Relist {
+		p.recover(ctx, g, held)
 	}
 	for _, in := range held {
 		p.feed(in)
 	}
 }
 
-// Gap closes the gap a source reports (follow.Config.OnReconcile): after
-// a (re)connect, RecoverGap; after a second list that found channels
-// gone (they ended before the subscription, and the books read at the
-// reconnect told what they kept of them), those are fed at once, not held
-// for the next reconnect. Call it from the source's goroutine.
-func (p *Pipeline) Gap(ctx context.Context, g follow.Gap) {
-	if !g.Relist {
-		p.RecoverGap(ctx, g.Since, g.Until)
+// recover feeds what the books say of the gap g, before held (the
+// channels the source reported gone).
+func (p *Pipeline) recover(ctx context.Context, g follow.Gap, held []cdr.Input) {
+	since, until := g.Since, g.Until
+	// After a restart the gap began where the store says kanca last
+	// heard: the latest input of the calls it journaled, or the end of
+	// the latest call it stored, whichever is later. The source knows
+	// only the first (the channels it was seeded with, none when no call
+	// was live): a call that began after it and ended before the stop
+	// was told whole, and read again it would be told twice.
+	if p.stopped.After(since) {
+		since = p.stopped
+	}
+	p.stopped = time.Time{}
+	if p.Books == nil || since.IsZero() {
 		return
 	}
-	if p.feed == nil {
+	if p.server == "" && p.PBXID != nil {
+		id, err := p.PBXID(ctx)
+		if err != nil {
+			p.log.Warn("cannot ask the PBX its id; calls recovered from its records may get other uuids than live ones", "err", err)
+		}
+		p.server = id
+	}
+	follows := func(leg string) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.Tracker.Follows(leg)
+	}
+	ins, err := books.Recover(ctx, p.Books, since, until, follows)
+	if err != nil {
+		p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
 		return
 	}
-	held := p.held
-	p.held = nil
+	// The legs the books began and did not end, in the order they came.
+	var open []cdr.Input
+	ended := map[string]bool{}
 	for _, in := range held {
-		p.feed(in)
+		ended[in.Channel.ID] = true // the source's to end
 	}
+	for _, in := range ins {
+		if in.Server == "" {
+			in.Server = p.server
+		}
+		p.feed(in)
+		switch in.Kind {
+		case cdr.KindDestroyed:
+			ended[in.Channel.ID] = true
+		case cdr.KindCreated:
+			open = append(open, in)
+		}
+	}
+	// One the list does not show ended in the moment before it: Asterisk
+	// writes a row as its event happens, and the books were read before
+	// this one's end was written. It is gone, as a channel kanca
+	// remembered would be, lest its call stay open. Unless it began in
+	// the second the list was taken: books in whole seconds (FreePBX's)
+	// cannot say it began before the list, and one that began after is
+	// the stream's.
+	gone := 0
+	listedAt := until.Truncate(time.Second)
+	for _, in := range open {
+		id := in.Channel.ID
+		if ended[id] || g.Listed == nil || g.Listed[id] || !in.Time.Before(listedAt) || !follows(id) {
+			continue
+		}
+		ended[id] = true
+		gone++
+		p.feed(cdr.Input{Kind: cdr.KindGone, Time: until, Server: in.Server, Channel: in.Channel})
+	}
+	p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins), "ended_unwritten", gone)
 }
 
 // restore rebuilds the tracker from the journal and tells the source

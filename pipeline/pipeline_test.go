@@ -136,7 +136,7 @@ func startWith(t *testing.T, frames [][]byte, configure func(*aritest.Server), b
 	cfg := ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log,
 		Backoff: ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	if bk != nil {
-		cfg.OnReconcile = func(g follow.Gap) { p.RecoverGap(ctx, g.Since, g.Until) }
+		cfg.OnReconcile = func(g follow.Gap) { p.Gap(ctx, g) }
 	}
 	src, err := ari.New(cfg)
 	require.NoError(t, err)

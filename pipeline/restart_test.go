@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -300,7 +302,7 @@ func TestCallWhileStoppedRecoveredFromBooks(t *testing.T) {
 		p.Books = bk
 		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
 			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
-			OnReconcile: func(g follow.Gap) { p.RecoverGap(context.Background(), g.Since, g.Until) }})
+			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
 		require.NoError(t, err)
 		p.Source = src
 		p.PBXID = func(ctx context.Context) (string, error) {
@@ -330,5 +332,117 @@ func TestCallWhileStoppedRecoveredFromBooks(t *testing.T) {
 	assert.Equal(t, true, rec["recovered"])
 	assert.Equal(t, "USER_BUSY", rec["hangup_cause"])
 	assert.Equal(t, "send_refuse", rec["sip_hangup_disposition"])
+	second.stop(t, ast)
+}
+
+// A call that began after the last input of the calls still live at the
+// stop and ended before it was told whole before the stop: the books read
+// at the restart hold it (the gap they are read over begins where the
+// store says kanca last heard: that call's end, not the live calls' last
+// input), and it is not told again.
+func TestCallToldBeforeTheStopIsNotToldAgainFromBooks(t *testing.T) {
+	live, whole := load(t, "s01-answered-caller-hangs-up"), load(t, "s05-busy")
+	// The caller of s01 is up and talking at its half; s05 came after.
+	half := len(live) / 2
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	store := newStore(t, recv.URL, append(append([][]byte{}, live...), whole...))
+
+	ast.Play(live[:half]...)
+	ast.Play(whole...)
+	first := startSession(t, ast, store)
+	first.waitInputs(t, decodable(t, live[:half])+decodable(t, whole))
+	waitDelivered(t, store)
+	first.stop(t, ast)
+	told := len(recv.snapshot())
+	require.Equal(t, 4+2, told, "s05 whole (call_init, call_init_extension, call_hangup, missing_call), s01's first two")
+
+	bk, err := books.Open(filepath.Join("..", "testdata", "ari", "s05-busy", "cel.csv"))
+	require.NoError(t, err)
+	second := startSession(t, ast, store, func(p *pipeline.Pipeline) {
+		p.Books = bk
+		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
+			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
+		require.NoError(t, err)
+		p.Source = src
+	})
+	t.Cleanup(func() { second.cancel() })
+	ast.Play(live[half:]...)
+	got := recv.wait(t, told+1)
+	waitDelivered(t, store)
+	second.stop(t, ast)
+	got = recv.snapshot()
+	var types []string
+	for _, d := range got[told:] {
+		types = append(types, d.Type)
+	}
+	assert.Equal(t, []string{"call_hangup"}, types, "after the restart, only s01's end")
+}
+
+// A call that began while kanca was stopped, whose callee hung up in the
+// moment before kanca came back: the books, read then, do not have the
+// callee's end yet (Asterisk writes the row as it happens), and the list
+// no longer shows the callee. The books' leg the list does not show is
+// gone, as a remembered channel would be: the caller's end, live, ends
+// the call.
+func TestBooksLegTheListNoLongerShowsEnds(t *testing.T) {
+	before, during := load(t, "s01-answered-caller-hangs-up"), load(t, "s02-answered-callee-hangs-up")
+	calleeEnd := slices.IndexFunc(during, func(fr []byte) bool {
+		in, ok, _ := ari.Decode(fr)
+		return ok && in.Kind == cdr.KindDestroyed
+	})
+	require.Positive(t, calleeEnd)
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	store := newStore(t, recv.URL, append(append([][]byte{}, before...), during...))
+
+	ast.Play(before...)
+	first := startSession(t, ast, store)
+	first.waitInputs(t, decodable(t, before))
+	waitDelivered(t, store)
+	first.stop(t, ast)
+	told := len(recv.wait(t, 3))
+
+	// Asterisk goes on to the callee's end; its rows are written as far
+	// as the callee's leaving the bridge.
+	ast.Play(during[:calleeEnd+1]...)
+	require.Equal(t, calleeEnd+1, ast.LiveThrough(calleeEnd+1))
+	cel, err := os.ReadFile(filepath.Join("..", "testdata", "ari", "s02-answered-callee-hangs-up", "cel.csv"))
+	require.NoError(t, err)
+	var rows []string
+	for _, row := range strings.SplitAfter(string(cel), "\n") {
+		if strings.HasPrefix(row, `"HANGUP"`) {
+			break
+		}
+		rows = append(rows, row)
+	}
+	path := filepath.Join(t.TempDir(), "cel.csv")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(rows, "")), 0o644))
+	bk, err := books.Open(path)
+	require.NoError(t, err)
+
+	second := startSession(t, ast, store, func(p *pipeline.Pipeline) {
+		p.Books = bk
+		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
+			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
+		require.NoError(t, err)
+		p.Source = src
+	})
+	t.Cleanup(func() { second.cancel() })
+	// The caller's end comes live.
+	ast.Play(during[calleeEnd+1:]...)
+	got := recv.wait(t, told+3)[told:]
+	var types []string
+	for _, d := range got {
+		types = append(types, d.Type)
+	}
+	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, types)
+	rec := got[2].Body["cdr"].(map[string]any)
+	assert.Equal(t, true, rec["recovered"])
+	assert.NotNil(t, rec["answer_time"], "answered, as the books say")
 	second.stop(t, ast)
 }
