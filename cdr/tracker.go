@@ -39,6 +39,9 @@ type leg struct {
 	state    string
 	caller   string
 	up       time.Time
+	// upListed: up is where a list showed the leg up, not when the PBX
+	// says it answered (an estimate).
+	upListed bool
 	dialed   bool  // the call dialled it (not the caller's own leg)
 	step     *step // the routing step whose dial created it, or that it took over
 	local    bool  // a Local channel half
@@ -235,8 +238,9 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	}
 	if ch.State == "Up" {
 		l.up = l.created
+		l.upListed = in.Adopted
 		if !ch.Answered.IsZero() {
-			l.up = ch.Answered
+			l.up, l.upListed = ch.Answered, false
 		}
 	}
 
@@ -334,7 +338,7 @@ func (t *Tracker) begin(l *leg, in Input, linked string, out []Event) []Event {
 	t.attach(l, c)
 	if !l.up.IsZero() {
 		c.answer = l.up
-		c.answerListed = in.Adopted
+		c.answerListed = l.upListed
 	}
 	c.lastContext = l.context
 	if p, ok := t.origins[l.id]; ok {
@@ -419,8 +423,8 @@ func (t *Tracker) joined(c *call, l *leg, in Input, out []Event) []Event {
 		l.dialnum = in.Channel.DialedNumber
 	}
 	if !l.up.IsZero() {
-		if c.answer.IsZero() || c.answerListed {
-			c.answerListed = true
+		if c.answer.IsZero() {
+			c.answerListed = l.upListed
 		}
 		out = t.answered(c, l, l.up, out)
 	}
@@ -483,8 +487,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 				// for the call's current step, as an adopted leg does.
 				out = t.joined(c, l, in, out)
 			default:
-				if in.Adopted && (c.answer.IsZero() || c.answerListed) {
-					c.answerListed = true
+				if in.Adopted && c.answer.IsZero() {
+					// Placed where the list was, unless the PBX said when.
+					c.answerListed = in.Channel.Answered.IsZero()
 				}
 				out = t.answered(c, l, in.Time, out)
 			}

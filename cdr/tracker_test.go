@@ -1,6 +1,7 @@
 package cdr
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -379,4 +380,45 @@ func TestAdoptedAndReconciledCallSaysWhatIsEstimated(t *testing.T) {
 	require.NotNil(t, rec)
 	assert.True(t, rec.Reconciled)
 	assert.Equal(t, []string{"answer_time", "hangup_time", "talk_duration", "hangup_cause", "sip_hangup_disposition"}, rec.Estimated)
+}
+
+// An adopted leg's answer is an estimate when only a list showed it up;
+// when the PBX says when it answered (FreeSWITCH's session, asked after
+// a gap), it is that time, exact, and not named estimated.
+func TestAnswerThePBXTimedIsNotEstimated(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		answered  time.Duration // before the list; 0: not said
+		estimated bool
+	}{
+		{"listed up only", 0, true},
+		{"answer time said", 40 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newScript(t, DefaultConfig())
+			at := s.now
+			caller := Channel{ID: "a", Name: "sofia/external/05321234567", State: "Up", CallerNumber: "05321234567", Context: "public",
+				Exten: "908508850000", LinkedID: "a", Created: at.Add(-time.Minute)}
+			callee := Channel{ID: "b", Name: "sofia/internal/1000", State: "Up", LinkedID: "a", DialedNumber: "1000", Created: at.Add(-50 * time.Second)}
+			if tt.answered > 0 {
+				caller.Answered = at.Add(-tt.answered)
+				callee.Answered = at.Add(-tt.answered)
+			}
+			s.feed(Input{Kind: KindCreated, Channel: caller, Adopted: true})
+			s.feed(Input{Kind: KindCreated, Channel: callee, Adopted: true})
+			s.feed(Input{Kind: KindDestroyed, Channel: callee})
+			s.feed(Input{Kind: KindDestroyed, Channel: caller})
+			var rec *Record
+			for _, ev := range s.out {
+				if ev.CDR != nil {
+					rec = ev.CDR
+				}
+			}
+			require.NotNil(t, rec)
+			assert.Equal(t, tt.estimated, slices.Contains(rec.Estimated, "answer_time"), "estimated %v", rec.Estimated)
+			if tt.answered > 0 {
+				assert.Equal(t, at.Add(-tt.answered), rec.AnswerTime)
+			}
+		})
+	}
 }

@@ -63,9 +63,23 @@ func TestSourceAdoptsACallMidwayWithItsLegs(t *testing.T) {
 			}
 			assert.Equal(t, 2, adopted, "both legs adopted")
 			assert.Equal(t, 2, bridged, "both legs told bridged, as the list of calls pairs them")
-			// The list of calls joins the callee to its caller: only the
-			// caller's session is asked, for the number its call arrived on.
-			assert.Equal(t, 1, srv.Asked("uuid_dump"), "one uuid_dump, the caller's")
+			// The list of calls joins the callee to its caller: the
+			// caller's session is asked for the number its call arrived
+			// on, the answered callee's for when it answered, which is
+			// where its call's answer is placed (not at the list, nor at
+			// its creation).
+			assert.Equal(t, 2, srv.Asked("uuid_dump"), "the caller's and the answered callee's")
+			answered := map[string]time.Time{}
+			for _, fr := range events[:n] {
+				if f, err := ParseJSON(fr); err == nil && f["event-name"] == "CHANNEL_ANSWER" {
+					answered[f["unique-id"]] = answeredAt(f)
+				}
+			}
+			for _, in := range got {
+				if in.Adopted && in.Kind == cdr.KindCreated {
+					assert.Equal(t, answered[in.Channel.ID].UTC(), in.Channel.Answered.UTC(), "%s answered when its session says", in.Channel.ID)
+				}
+			}
 			require.NotEmpty(t, want)
 			assert.Equal(t, want, sourcetest.Shapes(got))
 		})

@@ -200,23 +200,56 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 			}
 			ch.DialedNumber = cmp.Or(ch.DialedNumber, p.BDest)
 			ch.CallerNumber = cmp.Or(ch.CallerNumber, p.BCID)
+			if ch.State != "Up" {
+				continue
+			}
+			// Answered: when, only its session says. Placed at the list
+			// or its creation instead, a step answered in the gap would
+			// be seconds off.
+			f, err := e.dump(ctx, ch.ID)
+			if err != nil {
+				return err
+			}
+			ch.Answered = answeredAt(f)
 			continue
 		}
-		body, early, err := e.collect(ctx, "uuid_dump "+ch.ID+" json")
-		e.early = append(e.early, early...)
-		if errors.Is(err, ErrCommand) {
-			continue // "-ERR No such channel!": it ended since the list
-		}
+		f, err := e.dump(ctx, ch.ID)
 		if err != nil {
-			return fmt.Errorf("uuid_dump %s: %w", ch.ID, err)
+			return err
 		}
-		f, err := ParseJSON([]byte(body))
-		if err != nil {
-			return fmt.Errorf("uuid_dump %s: %w", ch.ID, err)
+		if f != nil {
+			e.src.describe(ch, f)
 		}
-		e.src.describe(ch, f)
 	}
 	return nil
+}
+
+// dump asks for a session's variables and caller profile ("uuid_dump
+// UUID json"), keeping the events read meanwhile; nil for a channel that
+// ended since the list ("-ERR No such channel!").
+func (e *session) dump(ctx context.Context, id string) (Fields, error) {
+	body, early, err := e.collect(ctx, "uuid_dump "+id+" json")
+	e.early = append(e.early, early...)
+	if errors.Is(err, ErrCommand) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uuid_dump %s: %w", id, err)
+	}
+	f, err := ParseJSON([]byte(body))
+	if err != nil {
+		return nil, fmt.Errorf("uuid_dump %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// answeredAt is when a session answered (Caller-Channel-Answered-Time,
+// microseconds, "0" before it); zero if it did not, or f is nil.
+func answeredAt(f Fields) time.Time {
+	if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+		return time.UnixMicro(us)
+	}
+	return time.Time{}
 }
 
 func (s *Source) describe(ch *cdr.Channel, f Fields) {
@@ -244,10 +277,7 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 	if ch.DialedNumber == "" {
 		ch.DialedNumber = f["variable_sip_req_user"]
 	}
-	// The session's answer, in microseconds ("0" before it).
-	if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
-		ch.Answered = time.UnixMicro(us)
-	}
+	ch.Answered = answeredAt(f)
 	for _, name := range s.cfg.DIDVariables {
 		bare := strings.TrimLeft(name, "_")
 		v := f["variable_"+strings.ToLower(bare)]

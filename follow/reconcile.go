@@ -116,6 +116,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			p := pendingChannel{lc: lc, at: at}
 			if ch.State == "Up" && lc.ch.State != "Up" {
 				p.lc.ch.State = "Up"
+				p.lc.ch.Answered = ch.Answered // when the PBX says, if it does
 				p.changed = true
 			}
 			if ranAnother(lc.ch, ch) {
