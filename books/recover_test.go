@@ -22,16 +22,19 @@ import (
 //   - call_record: the CEL has no row for a recording (MixMonitor), so
 //     every call the CEL tells names it (a call kanca saw recorded
 //     aside); it differs where the recording began in the gap (t06).
-//   - sip_hangup_disposition: the caller's hangup request came in the
-//     millisecond before kanca was back and its HANGUP row after the
-//     books were read, so the call ended live with no request: who hung
-//     up is inferred.
+//   - sip_hangup_disposition, hangup_cause: the caller's hangup request
+//     came in the millisecond before kanca was back and its HANGUP row
+//     after the books were read, so the call ended live with no request:
+//     who hung up is inferred, and the cause with it (s03, s04, s09).
 //
 // FreeSWITCH's books leave nothing to accept: an answer the gap hid in a
 // leg still up when kanca is back (not in the files yet) is the one its
 // session gives (uuid_dump), exact.
 var (
 	celEstimates = map[string][]string{
+		"s03-no-answer-timeout":                {"hangup_cause"},
+		"s04-caller-abandons-ringing":          {"hangup_cause", "sip_hangup_disposition"},
+		"s09-inbound-fax":                      {"sip_hangup_disposition"},
 		"s07-queue-member-answers":             {"sip_hangup_disposition"},
 		"s12-ring-group":                       {"sip_hangup_disposition"},
 		"t03_call_pickup_star8":                {"sip_hangup_disposition"},
@@ -49,14 +52,6 @@ var (
 // kanca reads them or that kanca's adoption does not yet tell. The list
 // may only shrink.
 var celDiffer = []string{
-	// Back a millisecond before the call's last events (the recording's
-	// last frame): the rows of its end are not written when the books
-	// are read, and the end that comes live is told with another cause.
-	"s03-no-answer-timeout 12:09:02.494",
-	// The caller cancelled within the millisecond before kanca was back:
-	// neither the stream nor the rows read had it, and nothing the books
-	// told marks the call as crossing the gap.
-	"s04-caller-abandons-ringing 12:09:56.319",
 	// The CEL has no row for ReceiveFAX: a fax call begun in the gap and
 	// ended by then is told as a fax from the CDR's lastapp, but its
 	// fax_init at the leg's previous row (its answer), half a second
@@ -64,9 +59,6 @@ var celDiffer = []string{
 	// (the list shows ReceiveFAX only once the fax has begun).
 	"s09-inbound-fax 12:11:45.678",
 	"s09-inbound-fax 12:11:45.678",
-	// The caller hung up within the millisecond before kanca was back,
-	// as in s04.
-	"s09-inbound-fax 12:11:51.692",
 	// An attended transfer in progress across the gap: the step the
 	// transfer made is told when the list is settled, seconds after the
 	// consultation call was answered; and back after its end, the call
@@ -76,10 +68,6 @@ var celDiffer = []string{
 	"t01_attended_transfer_star2 08:59:23.839",
 	"t01_attended_transfer_star2 08:59:26.903",
 	"t01_attended_transfer_star2 08:59:26.903",
-	// The callee hung up within the millisecond before kanca was back,
-	// its HANGUP row not yet written: the call's end, live, is told as
-	// the caller's, unmarked.
-	"t06_recorded_call_mixmonitor 09:01:08.981",
 	// The forward's number is in the dialplan, not in any row, while the
 	// mobile rings: read then, the books cannot name it.
 	"t07_forward_to_mobile_after_no_answer 09:01:23.843",

@@ -125,6 +125,11 @@ type Input struct {
 	// belongs to), or a KindState for a change the gap hid (it happened
 	// by Time, not at it).
 	Adopted bool `json:",omitzero"`
+	// Resumed marks a channel's first event after a gap in the stream
+	// (kanca stopped, or its connection dropped) when the channel lived
+	// through it: what happened to it in between went unheard (a hangup
+	// request, say, whose end then comes live).
+	Resumed bool `json:",omitzero"`
 	// Books marks an input told by the PBX's own records (CEL, CDR files)
 	// after a gap, not by its live stream: the call's record says it was
 	// recovered.

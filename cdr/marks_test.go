@@ -57,7 +57,7 @@ func TestBooksThenLiveEndWithoutRequestEstimatesTheSide(t *testing.T) {
 		request   bool
 		estimated []string
 	}{
-		{"request in the gap, unseen", false, []string{"sip_hangup_disposition"}},
+		{"request in the gap, unseen", false, []string{"sip_hangup_disposition", "hangup_cause"}},
 		{"request seen", true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,6 +75,45 @@ func TestBooksThenLiveEndWithoutRequestEstimatesTheSide(t *testing.T) {
 			}
 			require.NotNil(t, rec)
 			assert.True(t, rec.Recovered)
+			assert.Equal(t, tc.estimated, rec.Estimated)
+		})
+	}
+}
+
+// A call whose caller's leg lived through a gap (its first event since
+// says so: Resumed) and then ends with no hangup request heard: the
+// request was in the gap, so who hung up, and the cause inferred from
+// it, are named estimates. Heard, or stated by the PBX (FreeSWITCH's
+// disposition), nothing is.
+func TestLiveEndAfterAGapWithoutRequestEstimatesTheSide(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	caller := Channel{ID: "1.0", Name: "PJSIP/trunk-1", State: "Ring", CallerNumber: "05321234567", Context: "from-trunk", Exten: "908508850000"}
+	for _, tc := range []struct {
+		name        string
+		resumed     bool
+		request     bool
+		disposition string
+		estimated   []string
+	}{
+		{"request in the gap, unseen", true, false, "", []string{"sip_hangup_disposition", "hangup_cause"}},
+		{"request heard after the gap", true, true, "", nil},
+		{"the PBX states the disposition", true, false, "recv_cancel", nil},
+		{"no gap", false, false, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := NewTracker(DefaultConfig())
+			tr.Handle(Input{Kind: KindCreated, Time: t0, Channel: caller})
+			tr.Handle(Input{Kind: KindVar, Time: t0.Add(4 * time.Second), Channel: caller, Var: "X", Value: "1", Resumed: tc.resumed})
+			if tc.request {
+				tr.Handle(Input{Kind: KindHangupRequest, Time: t0.Add(5 * time.Second), Channel: caller, Cause: 16})
+			}
+			var rec *Record
+			for _, ev := range tr.Handle(Input{Kind: KindDestroyed, Time: t0.Add(5 * time.Second), Channel: caller, Cause: 127, Disposition: tc.disposition}) {
+				if ev.Type == CallHangup {
+					rec = ev.CDR
+				}
+			}
+			require.NotNil(t, rec)
 			assert.Equal(t, tc.estimated, rec.Estimated)
 		})
 	}

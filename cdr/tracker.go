@@ -42,9 +42,12 @@ type leg struct {
 	// upListed: up is where a list showed the leg up, not when the PBX
 	// says it answered (an estimate).
 	upListed bool
-	dialed   bool  // the call dialled it (not the caller's own leg)
-	step     *step // the routing step whose dial created it, or that it took over
-	local    bool  // a Local channel half
+	// crossed: a gap in the stream hid part of its life (adopted from a
+	// list, or it lived through a reconnect).
+	crossed bool
+	dialed  bool  // the call dialled it (not the caller's own leg)
+	step    *step // the routing step whose dial created it, or that it took over
+	local   bool  // a Local channel half
 	// consult: another callee dialled it (a consultation before an
 	// attended transfer); it is nobody's step until the call is joined to it.
 	consult   bool
@@ -165,6 +168,9 @@ func (t *Tracker) Handle(in Input) []Event {
 }
 
 func (t *Tracker) apply(in Input, out []Event) []Event {
+	if l := t.legs[in.Channel.ID]; l != nil && (in.Resumed || in.Adopted) {
+		l.crossed = true
+	}
 	switch in.Kind {
 	case KindCreated:
 		out = t.created(in, out)
@@ -236,6 +242,7 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	if l.local {
 		t.locals[l.name] = l
 	}
+	l.crossed = in.Adopted || in.Resumed
 	if ch.State == "Up" {
 		l.up = l.created
 		l.upListed = in.Adopted
@@ -1028,13 +1035,14 @@ func (t *Tracker) finish(c *call, end time.Time, reconciled, expired bool, out [
 		rec.Estimated = append(rec.Estimated, estimatedEnd...)
 	}
 	estimated := c.estimated
-	if c.recovered && c.endLive && !c.hungUp && c.autodial == nil {
-		// A call the books told through a gap whose caller's leg then
-		// ended live with no hangup request: the request was in the gap
-		// and the books had not written it down when they were read
-		// (Asterisk writes its HANGUP row as the channel goes), so who
-		// hung up is inferred.
-		estimated = append(estimated, "sip_hangup_disposition")
+	if (c.recovered || c.origin.crossed) && c.endLive && !c.hungUp && c.autodial == nil && c.disposition == "" {
+		// A call whose caller's leg lived through a gap (or that the
+		// books told through one) and then ended live with no hangup
+		// request: the request was in the gap (the books, if read, had
+		// not written it down: Asterisk writes its HANGUP row as the
+		// channel goes), so who hung up is inferred, and the cause with
+		// it, where the PBX does not state them.
+		estimated = append(estimated, "sip_hangup_disposition", "hangup_cause")
 	}
 	for _, f := range estimated {
 		if f == "call_record" && c.recorded {

@@ -683,6 +683,10 @@ func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
 	if at, ok := f.unheard[id]; ok {
 		delete(f.unheard, id)
 		f.answeredUnheard(id, at, in, emit)
+		// Its first event since the gap, unless it was born after the
+		// subscription: the tracker knows what it did in between went
+		// unheard.
+		in.Resumed = in.Kind != cdr.KindCreated
 	}
 	if in.Kind == cdr.KindHangupRequest || in.Kind == cdr.KindDestroyed {
 		f.settleCall(in, emit)

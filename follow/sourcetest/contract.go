@@ -66,7 +66,7 @@ func BornDuringADrop(t *testing.T, pbx PBX, first [][]byte, up int, second [][]b
 	gap = pbx.Decode(t, second[:born])
 	bornLeg := CreatedIDs(gap)
 	require.Len(t, bornLeg, 1)
-	after = pbx.Decode(t, second[born:])
+	after = Resumed(pbx.Decode(t, second[born:]), bornLeg[0])
 
 	st, h, stats := pbx.Start(t)
 	st.DropAfter(up, len(first)-up+born)

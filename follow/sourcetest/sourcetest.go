@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -236,12 +237,24 @@ func SameInputs(t *testing.T, want, got []cdr.Input) {
 	}
 }
 
+// Resumed returns ins with the first input of each channel in ids marked
+// Resumed, as a source marks a listed channel's first event after a gap.
+func Resumed(ins []cdr.Input, ids ...string) []cdr.Input {
+	out := slices.Clone(ins)
+	for _, id := range ids {
+		if i := slices.IndexFunc(out, func(in cdr.Input) bool { return in.Channel.ID == id }); i >= 0 {
+			out[i].Resumed = true
+		}
+	}
+	return out
+}
+
 func show(in cdr.Input) string {
 	other := ""
 	if in.Other != nil {
 		other = fmt.Sprintf(" other=%+v", *in.Other)
 	}
-	return fmt.Sprintf("%s %s %+v%s var=%s=%s dial=%s/%s bridge=%s cause=%d/%d/%s soft=%v",
+	return fmt.Sprintf("%s %s %+v%s var=%s=%s dial=%s/%s bridge=%s cause=%d/%d/%s soft=%v adopted=%v resumed=%v",
 		in.Kind, in.Time.Format(time.RFC3339Nano), in.Channel, other, in.Var, in.Value,
-		in.DialStatus, in.DialString, in.Bridge, in.Cause, in.TechCause, in.CauseName, in.Soft)
+		in.DialStatus, in.DialString, in.Bridge, in.Cause, in.TechCause, in.CauseName, in.Soft, in.Adopted, in.Resumed)
 }
