@@ -43,77 +43,50 @@ func TestRecordSaysHowKancaLearnedTheEnd(t *testing.T) {
 	}
 }
 
-// A call the books told through a gap (its answer) that then ends live
-// with no hangup request: the request was in the gap, after the books
-// were read, so who hung up is named an estimate; with the request seen,
-// nothing is.
-func TestBooksThenLiveEndWithoutRequestEstimatesTheSide(t *testing.T) {
+// A call whose caller's leg crossed a gap (the books told it through one,
+// or its first event since says it lived through one: Resumed) and that
+// then ends live with no hangup request heard: the request was in the
+// gap (and after the books, if they were read), so who hung up, and the
+// cause inferred from it, are named estimates. Heard, or stated by the
+// PBX (FreeSWITCH's disposition), or with no gap, nothing is.
+func TestLiveEndAfterAGapWithoutRequestEstimatesTheSide(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	caller := Channel{ID: "1.0", Name: "PJSIP/trunk-1", State: "Ring", CallerNumber: "05321234567", Context: "from-trunk", Exten: "908508850000"}
 	up := caller
 	up.State = "Up"
-	for _, tc := range []struct {
-		name      string
-		request   bool
-		estimated []string
-	}{
-		{"request in the gap, unseen", false, []string{"sip_hangup_disposition", "hangup_cause"}},
-		{"request seen", true, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tr := NewTracker(DefaultConfig())
-			tr.Handle(Input{Kind: KindCreated, Time: t0, Channel: caller})
-			tr.Handle(Input{Kind: KindState, Time: t0.Add(time.Second), Channel: up, Books: true})
-			if tc.request {
-				tr.Handle(Input{Kind: KindHangupRequest, Time: t0.Add(5 * time.Second), Channel: up, Cause: 16})
-			}
-			var rec *Record
-			for _, ev := range tr.Handle(Input{Kind: KindDestroyed, Time: t0.Add(5 * time.Second), Channel: up, Cause: 16}) {
-				if ev.Type == CallHangup {
-					rec = ev.CDR
-				}
-			}
-			require.NotNil(t, rec)
-			assert.True(t, rec.Recovered)
-			assert.Equal(t, tc.estimated, rec.Estimated)
-		})
-	}
-}
-
-// A call whose caller's leg lived through a gap (its first event since
-// says so: Resumed) and then ends with no hangup request heard: the
-// request was in the gap, so who hung up, and the cause inferred from
-// it, are named estimates. Heard, or stated by the PBX (FreeSWITCH's
-// disposition), nothing is.
-func TestLiveEndAfterAGapWithoutRequestEstimatesTheSide(t *testing.T) {
-	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	caller := Channel{ID: "1.0", Name: "PJSIP/trunk-1", State: "Ring", CallerNumber: "05321234567", Context: "from-trunk", Exten: "908508850000"}
+	books := Input{Kind: KindState, Time: t0.Add(time.Second), Channel: up, Books: true}
+	resumed := Input{Kind: KindVar, Time: t0.Add(time.Second), Channel: caller, Var: "X", Value: "1", Resumed: true}
+	heard := Input{Kind: KindVar, Time: t0.Add(time.Second), Channel: caller, Var: "X", Value: "1"}
+	side := []string{"sip_hangup_disposition", "hangup_cause"}
 	for _, tc := range []struct {
 		name        string
-		resumed     bool
+		gap         Input
 		request     bool
 		disposition string
 		estimated   []string
 	}{
-		{"request in the gap, unseen", true, false, "", []string{"sip_hangup_disposition", "hangup_cause"}},
-		{"request heard after the gap", true, true, "", nil},
-		{"the PBX states the disposition", true, false, "recv_cancel", nil},
-		{"no gap", false, false, "", nil},
+		{"books, request unseen", books, false, "", side},
+		{"books, request seen", books, true, "", nil},
+		{"lived through, request unseen", resumed, false, "", side},
+		{"lived through, request seen", resumed, true, "", nil},
+		{"lived through, the PBX states the disposition", resumed, false, "recv_cancel", nil},
+		{"no gap", heard, false, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := NewTracker(DefaultConfig())
 			tr.Handle(Input{Kind: KindCreated, Time: t0, Channel: caller})
-			tr.Handle(Input{Kind: KindVar, Time: t0.Add(4 * time.Second), Channel: caller, Var: "X", Value: "1", Resumed: tc.resumed})
+			tr.Handle(tc.gap)
 			if tc.request {
-				tr.Handle(Input{Kind: KindHangupRequest, Time: t0.Add(5 * time.Second), Channel: caller, Cause: 16})
+				tr.Handle(Input{Kind: KindHangupRequest, Time: t0.Add(5 * time.Second), Channel: tc.gap.Channel, Cause: 16})
 			}
 			var rec *Record
-			for _, ev := range tr.Handle(Input{Kind: KindDestroyed, Time: t0.Add(5 * time.Second), Channel: caller, Cause: 127, Disposition: tc.disposition}) {
+			for _, ev := range tr.Handle(Input{Kind: KindDestroyed, Time: t0.Add(5 * time.Second), Channel: tc.gap.Channel, Cause: 127, Disposition: tc.disposition}) {
 				if ev.Type == CallHangup {
 					rec = ev.CDR
 				}
 			}
 			require.NotNil(t, rec)
+			assert.Equal(t, tc.gap.Books, rec.Recovered)
 			assert.Equal(t, tc.estimated, rec.Estimated)
 		})
 	}

@@ -298,18 +298,7 @@ func TestCallWhileStoppedRecoveredFromBooks(t *testing.T) {
 
 	bk, err := books.Open(filepath.Join("..", "testdata", "ari", "s05-busy", "cel.csv"))
 	require.NoError(t, err)
-	second := startSession(t, ast, store, func(p *pipeline.Pipeline) {
-		p.Books = bk
-		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
-			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
-			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
-		require.NoError(t, err)
-		p.Source = src
-		p.PBXID = func(ctx context.Context) (string, error) {
-			info, err := src.Client().Info(ctx)
-			return info.EntityID, err
-		}
-	})
+	second := startSession(t, ast, store, withBooks(t, ast, bk))
 	t.Cleanup(func() { second.cancel() })
 	got := recv.wait(t, 7)[3:]
 	// The uuid a run that never stopped gives the call.
@@ -360,14 +349,7 @@ func TestCallToldBeforeTheStopIsNotToldAgainFromBooks(t *testing.T) {
 
 	bk, err := books.Open(filepath.Join("..", "testdata", "ari", "s05-busy", "cel.csv"))
 	require.NoError(t, err)
-	second := startSession(t, ast, store, func(p *pipeline.Pipeline) {
-		p.Books = bk
-		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
-			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
-			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
-		require.NoError(t, err)
-		p.Source = src
-	})
+	second := startSession(t, ast, store, withBooks(t, ast, bk))
 	t.Cleanup(func() { second.cancel() })
 	ast.Play(live[half:]...)
 	got := recv.wait(t, told+1)
@@ -424,14 +406,7 @@ func TestBooksLegTheListNoLongerShowsEnds(t *testing.T) {
 	bk, err := books.Open(path)
 	require.NoError(t, err)
 
-	second := startSession(t, ast, store, func(p *pipeline.Pipeline) {
-		p.Books = bk
-		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
-			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
-			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
-		require.NoError(t, err)
-		p.Source = src
-	})
+	second := startSession(t, ast, store, withBooks(t, ast, bk))
 	t.Cleanup(func() { second.cancel() })
 	// The caller's end comes live.
 	ast.Play(during[calleeEnd+1:]...)
@@ -445,4 +420,21 @@ func TestBooksLegTheListNoLongerShowsEnds(t *testing.T) {
 	assert.Equal(t, true, rec["recovered"])
 	assert.NotNil(t, rec["answer_time"], "answered, as the books say")
 	second.stop(t, ast)
+}
+
+// withBooks has a session read bk after every (re)connect, as kanca run
+// wires --pbx-records: the source's reconcile calls Pipeline.Gap.
+func withBooks(t *testing.T, ast *aritest.Server, bk books.Books) func(*pipeline.Pipeline) {
+	return func(p *pipeline.Pipeline) {
+		p.Books = bk
+		src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: p.Logger,
+			Backoff:     ari.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+			OnReconcile: func(g follow.Gap) { p.Gap(context.Background(), g) }})
+		require.NoError(t, err)
+		p.Source = src
+		p.PBXID = func(ctx context.Context) (string, error) {
+			info, err := src.Client().Info(ctx)
+			return info.EntityID, err
+		}
+	}
 }
