@@ -280,17 +280,7 @@ func TestCallEndedWhileStoppedIsReconciledOnStart(t *testing.T) {
 // call it stored ended.
 func TestCallWhileStoppedRecoveredFromBooks(t *testing.T) {
 	before, during := load(t, "s01-answered-caller-hangs-up"), load(t, "s05-busy")
-	ast := aritest.NewServer(aritest.Options{})
-	t.Cleanup(ast.Close)
-	recv := newReceiver(t)
-	store := newStore(t, recv.URL, append(append([][]byte{}, before...), during...))
-
-	ast.Play(before...)
-	first := startSession(t, ast, store)
-	first.waitInputs(t, decodable(t, before))
-	waitDelivered(t, store)
-	first.stop(t, ast)
-	require.Len(t, recv.wait(t, 3), 3)
+	ast, recv, store := stoppedAfter(t, before, during)
 
 	// Asterisk goes on without kanca: a whole call comes and goes.
 	ast.Play(during...)
@@ -376,17 +366,8 @@ func TestBooksLegTheListNoLongerShowsEnds(t *testing.T) {
 		return ok && in.Kind == cdr.KindDestroyed
 	})
 	require.Positive(t, calleeEnd)
-	ast := aritest.NewServer(aritest.Options{})
-	t.Cleanup(ast.Close)
-	recv := newReceiver(t)
-	store := newStore(t, recv.URL, append(append([][]byte{}, before...), during...))
-
-	ast.Play(before...)
-	first := startSession(t, ast, store)
-	first.waitInputs(t, decodable(t, before))
-	waitDelivered(t, store)
-	first.stop(t, ast)
-	told := len(recv.wait(t, 3))
+	ast, recv, store := stoppedAfter(t, before, during)
+	told := len(recv.snapshot())
 
 	// Asterisk goes on to the callee's end; its rows are written as far
 	// as the callee's leaving the bridge.
@@ -437,4 +418,22 @@ func withBooks(t *testing.T, ast *aritest.Server, bk books.Books) func(*pipeline
 			return info.EntityID, err
 		}
 	}
+}
+
+// stoppedAfter runs kanca through the calls before, delivered (s01's
+// three webhooks), and stops it with no call live; the store has hooks
+// for the numbers of before and of during, the calls to come.
+func stoppedAfter(t *testing.T, before, during [][]byte) (*aritest.Server, *receiver, *hooks.Store) {
+	t.Helper()
+	ast := aritest.NewServer(aritest.Options{})
+	t.Cleanup(ast.Close)
+	recv := newReceiver(t)
+	store := newStore(t, recv.URL, append(append([][]byte{}, before...), during...))
+	ast.Play(before...)
+	first := startSession(t, ast, store)
+	first.waitInputs(t, decodable(t, before))
+	waitDelivered(t, store)
+	first.stop(t, ast)
+	require.Len(t, recv.wait(t, 3), 3)
+	return ast, recv, store
 }
