@@ -141,6 +141,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		}
 		f.unheard[ch.ID] = at
 	}
+	f.placeMoves(l, gap)
 	f.unconfirmedAt = dropped
 	if l.At.After(f.lastTime) {
 		f.lastTime = l.At
@@ -154,6 +155,47 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	}
 	gap.Gone, gap.Pending = len(gone), pending
 	return gap
+}
+
+// placeMoves places each move the gap hid (a known channel the list
+// shows at another place in the dialplan) when the first new leg of its
+// call the list shows was created, within the gap: the move came before
+// the legs it made (a menu's caller dialling an extension), after the
+// last event heard. Only for a list with no clock (FreeSWITCH's), whose
+// changes are otherwise placed at the last event heard, seconds early;
+// and only for a move alone, whose answer, if the list shows one, stays
+// where the list places it.
+func (f *Follower) placeMoves(l Listing, gap Gap) {
+	if !l.At.IsZero() {
+		return
+	}
+	for id, p := range f.pending {
+		if !p.moved || p.changed {
+			continue
+		}
+		call := cmp.Or(p.lc.ch.LinkedID, id)
+		var first time.Time
+		for _, c := range l.Channels {
+			ch := c.Channel
+			if _, known := f.live[ch.ID]; known || ch.ID == id || ch.LinkedID != call || ch.Created.IsZero() {
+				continue
+			}
+			if first.IsZero() || ch.Created.Before(first) {
+				first = ch.Created
+			}
+		}
+		if first.IsZero() {
+			continue
+		}
+		if first.Before(gap.Since) {
+			first = gap.Since
+		}
+		if !gap.Until.IsZero() && first.After(gap.Until) {
+			first = gap.Until
+		}
+		p.at = first
+		f.pending[id] = p
+	}
 }
 
 // movedIn says whether a listed channel runs another dialplan application

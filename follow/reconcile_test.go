@@ -686,3 +686,28 @@ func TestReconnectListNeverBringsBackAnEndedChannel(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A list with no clock (FreeSWITCH's) places what it shows changed at the
+// last event heard; a move the gap hid came later than that, before the
+// legs it made: it is placed at the creation of the first new leg of its
+// call the list shows, so its step is told when it began.
+func TestClocklessListPlacesAMoveAtTheLegItMade(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	caller.Context, caller.Exten, caller.App, caller.AppData = "ivr-main", "s", "Background", "menu"
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: caller}}
+	dialling := caller
+	dialling.Exten, dialling.App, dialling.AppData = "1", "bridge", "user/1000"
+	made := t0.Add(30 * time.Second)
+	callee := ch("b", "Ring", made)
+	callee.LinkedID = "a"
+	l := Listing{Coarse: true, Channels: []Listed{{Channel: dialling, Server: "fs"}, {Channel: callee, Server: "fs"}}}
+	later := made.Add(5 * time.Second)
+	got := follow(t, seed, l,
+		cdr.Input{Kind: cdr.KindVar, Time: later, Server: "fs", Channel: callee},
+		cdr.Input{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "fs", Channel: dialling},
+	)
+	require.GreaterOrEqual(t, len(got), 2)
+	assert.Equal(t, cdr.KindDialplan, got[0].Kind, "the caller's move first")
+	assert.Equal(t, made, got[0].Time, "when the leg it made was created, not at the last event heard")
+}
