@@ -172,7 +172,10 @@ func TestReconcileCoarseListAndEndedChannels(t *testing.T) {
 // list shows it running Dial, and the leg it dialled, unknown, linked to
 // it. The move is told before the dialled leg is adopted, whichever speaks
 // first, so that leg joins the extension's step, not the menu's; a move
-// whose own dialplan input follows the list is not told twice.
+// whose own dialplan input follows the list is not told twice. A list
+// with a clock places both at the list; one with none (FreeSWITCH's),
+// which would place them at the last event heard, places the move when
+// the leg it made was created, so its step is told when it began.
 func TestReconcileMoveInTheGap(t *testing.T) {
 	caller := ch("a", "Up", t0)
 	caller.Context, caller.Exten, caller.App, caller.AppData = "ivr-main", "s", "Background", "menu"
@@ -180,25 +183,38 @@ func TestReconcileMoveInTheGap(t *testing.T) {
 	at := t0.Add(time.Minute)
 	dialling := caller
 	dialling.Exten, dialling.App, dialling.AppData = "1", "Dial", "PJSIP/1000,20"
-	callee := ch("b", "Up", t0.Add(30*time.Second))
+	made := t0.Add(30 * time.Second)
+	callee := ch("b", "Up", made)
 	callee.LinkedID = "a"
-	l := Listing{At: at, Channels: []Listed{{Channel: dialling, Server: "pbx"}, {Channel: callee, Server: "pbx"}}}
-	later := at.Add(5 * time.Second)
-	got := follow(t, seed, l,
-		cdr.Input{Kind: cdr.KindVar, Time: later, Server: "pbx", Channel: callee},
-		cdr.Input{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "pbx", Channel: dialling},
-	)
-	require.Len(t, got, 4)
-	assert.Equal(t, cdr.Input{Kind: cdr.KindDialplan, Time: at, Server: "pbx", Channel: dialling, Adopted: true}, got[0],
-		"the caller's move first")
-	assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: at, Server: "pbx", Channel: callee, Adopted: true}, got[1])
-	assert.Equal(t, cdr.KindVar, got[2].Kind)
-	assert.Equal(t, cdr.KindHangupRequest, got[3].Kind)
+	for _, tt := range []struct {
+		name  string
+		clock time.Time // the list's
+		moved time.Time // when the move is placed
+	}{
+		{"list with a clock", at, at},
+		{"list with none", time.Time{}, made},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := Listing{At: tt.clock, Channels: []Listed{{Channel: dialling, Server: "pbx"}, {Channel: callee, Server: "pbx"}}}
+			after := at.Add(5 * time.Second)
+			got := follow(t, seed, l,
+				cdr.Input{Kind: cdr.KindVar, Time: after, Server: "pbx", Channel: callee},
+				cdr.Input{Kind: cdr.KindHangupRequest, Time: after.Add(time.Second), Server: "pbx", Channel: dialling},
+			)
+			require.Len(t, got, 4)
+			assert.Equal(t, cdr.Input{Kind: cdr.KindDialplan, Time: tt.moved, Server: "pbx", Channel: dialling, Adopted: true}, got[0],
+				"the caller's move first")
+			assert.Equal(t, cdr.Input{Kind: cdr.KindCreated, Time: later(tt.clock, made), Server: "pbx", Channel: callee, Adopted: true}, got[1])
+			assert.Equal(t, cdr.KindVar, got[2].Kind)
+			assert.Equal(t, cdr.KindHangupRequest, got[3].Kind)
+		})
+	}
 
 	// The move's own input after the list: the stream tells it.
+	after := at.Add(5 * time.Second)
 	ins := []cdr.Input{
-		{Kind: cdr.KindDialplan, Time: later, Server: "pbx", Channel: dialling},
-		{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "pbx", Channel: dialling},
+		{Kind: cdr.KindDialplan, Time: after, Server: "pbx", Channel: dialling},
+		{Kind: cdr.KindHangupRequest, Time: after.Add(time.Second), Server: "pbx", Channel: dialling},
 	}
 	want := slices.Clone(ins)
 	want[0].Resumed = true
@@ -685,29 +701,4 @@ func TestReconnectListNeverBringsBackAnEndedChannel(t *testing.T) {
 	assert.Equal(t, []string{"destroyed a", "destroyed a", "dtmf z"}, kinds)
 	cancel()
 	<-done
-}
-
-// A list with no clock (FreeSWITCH's) places what it shows changed at the
-// last event heard; a move the gap hid came later than that, before the
-// legs it made: it is placed at the creation of the first new leg of its
-// call the list shows, so its step is told when it began.
-func TestClocklessListPlacesAMoveAtTheLegItMade(t *testing.T) {
-	caller := ch("a", "Up", t0)
-	caller.LinkedID = "a"
-	caller.Context, caller.Exten, caller.App, caller.AppData = "ivr-main", "s", "Background", "menu"
-	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: caller}}
-	dialling := caller
-	dialling.Exten, dialling.App, dialling.AppData = "1", "bridge", "user/1000"
-	made := t0.Add(30 * time.Second)
-	callee := ch("b", "Ring", made)
-	callee.LinkedID = "a"
-	l := Listing{Coarse: true, Channels: []Listed{{Channel: dialling, Server: "fs"}, {Channel: callee, Server: "fs"}}}
-	later := made.Add(5 * time.Second)
-	got := follow(t, seed, l,
-		cdr.Input{Kind: cdr.KindVar, Time: later, Server: "fs", Channel: callee},
-		cdr.Input{Kind: cdr.KindHangupRequest, Time: later.Add(time.Second), Server: "fs", Channel: dialling},
-	)
-	require.GreaterOrEqual(t, len(got), 2)
-	assert.Equal(t, cdr.KindDialplan, got[0].Kind, "the caller's move first")
-	assert.Equal(t, made, got[0].Time, "when the leg it made was created, not at the last event heard")
 }
