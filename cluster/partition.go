@@ -40,6 +40,9 @@ type partition struct {
 	readerDone chan struct{}
 	sends      sync.WaitGroup
 
+	// send is deliver; a test stands in for it.
+	send func(*item) bool
+
 	mu      sync.Mutex
 	cond    *sync.Cond
 	seqs    []uint64        // read and not yet done, in stream order
@@ -74,6 +77,7 @@ const maxOutstanding = 20000
 func (w *Worker) start(ctx context.Context, i int, rev uint64) *partition {
 	p := &partition{w: w, p: i, pending: map[uint64]int{}, queues: map[qkey]*queue{}, readerDone: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
+	p.send = p.deliver
 	p.rev.Store(rev)
 	p.validUntil.Store(time.Now().Add(w.opts.LeaseTTL * 3 / 4).UnixNano())
 	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -361,27 +365,26 @@ func (p *partition) purge(ctx context.Context) {
 }
 
 // run sends a queue's deliveries in order, each until it is answered or
-// given up, then leaves; register starts it again for the next.
+// given up, then leaves; register starts it again for the next. The
+// queue leaves the map in the step that empties it: left there empty a
+// moment, register would start a second run beside this one, and both
+// would send the next delivery.
 func (p *partition) run(k qkey, q *queue) {
 	defer p.sends.Done()
-	for {
-		p.mu.Lock()
-		if len(q.items) == 0 {
-			delete(p.queues, k)
-			p.mu.Unlock()
-			return
-		}
+	p.mu.Lock()
+	for len(q.items) > 0 {
 		it := q.items[0]
 		p.mu.Unlock()
-		if !p.deliver(it) {
+		if !p.send(it) {
 			return // stopped: the next owner goes on from the log
 		}
 		p.mu.Lock()
 		q.items = q.items[1:]
 		p.pending[it.seq]--
 		p.advance()
-		p.mu.Unlock()
 	}
+	delete(p.queues, k)
+	p.mu.Unlock()
 }
 
 // deliver sends one delivery until it is delivered, dead or held; false
