@@ -528,11 +528,7 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 			if n := f.relist(l, emit); n > 0 && f.cfg.OnReconcile != nil {
 				// Those ended before the subscription: whoever holds what
 				// a reconcile reports gone is told they are all there is.
-				until := l.At
-				if until.IsZero() {
-					until = f.cfg.Now()
-				}
-				f.cfg.OnReconcile(Gap{Relist: true, Since: f.unconfirmedAt, Until: until, Gone: n})
+				f.cfg.OnReconcile(Gap{Relist: true, Since: f.unconfirmedAt, Until: f.until(l), Gone: n})
 			}
 		}
 	}
@@ -617,10 +613,7 @@ func (f *Follower) silentLoss(ctx context.Context, s Session, sent int64) string
 	if err != nil || f.reads.Load() != before || f.waitingSince.Load() != since {
 		return ""
 	}
-	listed := make(map[string]bool, len(l.Channels))
-	for _, c := range l.Channels {
-		listed[c.Channel.ID] = true
-	}
+	listed := l.ids()
 	slices.Sort(ids)
 	for _, id := range ids {
 		if !listed[id] && !l.Ended[id] {

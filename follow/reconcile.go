@@ -36,16 +36,8 @@ import (
 // the list has none), or the channel's creation when later, and no later
 // than that next event.
 func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
-	gap := Gap{Since: f.lastTime, Until: l.At}
-	if gap.Until.IsZero() {
-		gap.Until = f.cfg.Now()
-	}
-	present := make(map[string]bool, len(l.Channels))
-	for _, c := range l.Channels {
-		if c.Channel.ID != "" {
-			present[c.Channel.ID] = true
-		}
-	}
+	gap := Gap{Since: f.lastTime, Until: f.until(l)}
+	present := l.ids()
 	gap.Listed = maps.Clone(present)
 	for id := range l.Ended {
 		gap.Listed[id] = true
@@ -169,33 +161,54 @@ func (f *Follower) placeMoves(l Listing, gap Gap) {
 	if !l.At.IsZero() {
 		return
 	}
+	// The first creation of a new leg, by the call the list names.
+	first := map[string]time.Time{}
+	for _, c := range l.Channels {
+		ch := c.Channel
+		if _, known := f.live[ch.ID]; known || ch.LinkedID == "" || ch.Created.IsZero() {
+			continue
+		}
+		if at, ok := first[ch.LinkedID]; !ok || ch.Created.Before(at) {
+			first[ch.LinkedID] = ch.Created
+		}
+	}
 	for id, p := range f.pending {
 		if !p.moved || p.changed {
 			continue
 		}
-		call := cmp.Or(p.lc.ch.LinkedID, id)
-		var first time.Time
-		for _, c := range l.Channels {
-			ch := c.Channel
-			if _, known := f.live[ch.ID]; known || ch.ID == id || ch.LinkedID != call || ch.Created.IsZero() {
-				continue
-			}
-			if first.IsZero() || ch.Created.Before(first) {
-				first = ch.Created
-			}
-		}
-		if first.IsZero() {
+		at, ok := first[cmp.Or(p.lc.ch.LinkedID, id)]
+		if !ok {
 			continue
 		}
-		if first.Before(gap.Since) {
-			first = gap.Since
+		if at.Before(gap.Since) {
+			at = gap.Since
 		}
-		if !gap.Until.IsZero() && first.After(gap.Until) {
-			first = gap.Until
+		if !gap.Until.IsZero() && at.After(gap.Until) {
+			at = gap.Until
 		}
-		p.at = first
+		p.at = at
 		f.pending[id] = p
 	}
+}
+
+// ids are the channels l shows.
+func (l Listing) ids() map[string]bool {
+	ids := make(map[string]bool, len(l.Channels))
+	for _, c := range l.Channels {
+		if c.Channel.ID != "" {
+			ids[c.Channel.ID] = true
+		}
+	}
+	return ids
+}
+
+// until is when l was taken: the PBX's clock when the list carries one,
+// else the Follower's.
+func (f *Follower) until(l Listing) time.Time {
+	if l.At.IsZero() {
+		return f.cfg.Now()
+	}
+	return l.At
 }
 
 // movedIn says whether a listed channel runs another dialplan application
@@ -292,12 +305,7 @@ func later(a, b time.Time) time.Time {
 // A remembered channel the stream created is never reported gone here,
 // however the list lags. It returns how many it reported gone.
 func (f *Follower) relist(l Listing, emit func(cdr.Input)) int {
-	present := make(map[string]bool, len(l.Channels))
-	for _, c := range l.Channels {
-		if c.Channel.ID != "" {
-			present[c.Channel.ID] = true
-		}
-	}
+	present := l.ids()
 	// A bridge the first list showed whose held channels this list no
 	// longer shows (their ends were read while it was taken) still says
 	// how they are to be adopted: kept, unless this list shows it anew.
