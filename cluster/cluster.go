@@ -169,13 +169,6 @@ func (c *Conn) replicas() int {
 // leave it once every hook has them (the partition's owner purges them),
 // or after LogRetention at the latest.
 func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
-	s, err := c.JS.Stream(ctx, StreamName)
-	if err == nil {
-		return s, nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("events stream: %w", err)
-	}
 	cfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "kanca call events, partitioned by call",
@@ -189,46 +182,50 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 		// out of the stream.
 		Duplicates: time.Hour,
 	}
-	err = retryTimeouts(ctx, func(ctx context.Context) (err error) {
-		s, err = c.JS.CreateStream(ctx, cfg)
+	var s jetstream.Stream
+	err := untilAnswered(ctx, func(ctx context.Context) (err error) {
+		s, err = c.JS.Stream(ctx, StreamName)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+		// Made by another at the same moment, or with another config:
+		// the lookup on the next try tells which.
+		if s, err = c.JS.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return errAgain
+		}
+		if err != nil {
+			return err
+		}
+		_, err = s.Info(ctx) // a stream just made answers once its replicas chose a leader
 		return err
 	})
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return c.JS.Stream(ctx, StreamName)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("create events stream (replicas %d): %w", c.replicas(), err)
-	}
-	if err := untilAnswered(ctx, func(ctx context.Context) error { _, err := s.Info(ctx); return err }); err != nil {
-		return nil, fmt.Errorf("events stream: %w", err)
+		return nil, fmt.Errorf("events stream (replicas %d): %w", c.replicas(), err)
 	}
 	return s, nil
 }
 
 // bucket returns a key-value bucket, creating it if it is missing.
 func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := c.JS.KeyValue(ctx, cfg.Bucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
-	}
 	cfg.Replicas = c.replicas()
 	cfg.Storage = jetstream.FileStorage
-	err = retryTimeouts(ctx, func(ctx context.Context) (err error) {
-		kv, err = c.JS.CreateKeyValue(ctx, cfg)
+	var kv jetstream.KeyValue
+	err := untilAnswered(ctx, func(ctx context.Context) (err error) {
+		kv, err = c.JS.KeyValue(ctx, cfg.Bucket)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return err
+		}
+		if kv, err = c.JS.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+			return errAgain
+		}
+		if err != nil {
+			return err
+		}
+		_, err = kv.Status(ctx)
 		return err
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return c.JS.KeyValue(ctx, cfg.Bucket)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
-	}
-	// A new bucket answers once its replicas chose a leader.
-	if err := untilAnswered(ctx, func(ctx context.Context) error { _, err := kv.Status(ctx); return err }); err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("bucket %s (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
 	}
 	return kv, nil
 }
@@ -237,37 +234,45 @@ func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstr
 // (JSClusterNoPeersErr), which the client names no constant for.
 const errNoSuitablePeers jetstream.ErrorCode = 10005
 
-// retryTimeouts runs create again, for up to 10 s, while it times out or
-// the cluster has not seen enough of its peers: a cluster electing a
-// leader or just started answers late or refuses a placement for a
-// moment, and the stream or bucket may exist by the next try.
-func retryTimeouts(ctx context.Context, create func(context.Context) error) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := create(ctx)
-		var api *jetstream.APIError
-		again := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-			(errors.As(err, &api) && api.ErrorCode == errNoSuitablePeers)
-		if err == nil || !again || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
+// errAgain asks untilAnswered for another try.
+var errAgain = errors.New("made by another meanwhile")
 
-// untilAnswered asks again, for up to 10 s, while nobody answers: a stream
-// just created has no leader for a moment.
+// A try at the cluster waits askTimeout for its answer, and all tries
+// together give up after patience.
+const (
+	askTimeout = 3 * time.Second
+	patience   = 45 * time.Second
+)
+
+// untilAnswered asks again while the cluster does not answer. A cluster
+// just started or electing a leader drops some requests without a word
+// (only a new try is ever answered), has no leader for a stream just made
+// for a moment, or refuses a placement until it has seen its peers; a
+// single try that waited for its answer, however long, would fail there.
 func untilAnswered(ctx context.Context, ask func(context.Context) error) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
-		err := ask(ctx)
-		if err == nil || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+		actx, cancel := context.WithTimeout(ctx, askTimeout)
+		err := ask(actx)
+		cancel()
+		var api *jetstream.APIError
+		again := errors.Is(err, errAgain) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+			(errors.As(err, &api) && api.ErrorCode == errNoSuitablePeers)
+		switch {
+		case err == nil || !again:
 			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case time.Now().After(deadline) && (errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)):
+			return fmt.Errorf("no JetStream answered in %s (is it enabled on the servers?): %w", patience, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("the cluster did not answer in %s: %w", patience, err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

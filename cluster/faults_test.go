@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kanca/kanca/cdr"
@@ -327,4 +328,66 @@ func TestFaultWorkerHangsUnderLoad(t *testing.T) {
 	h.finish()
 	t.Logf("the hung worker delivered %d before it hung", before)
 	proxy.Unblock()
+}
+
+// unanswered is a cluster that loses the answer to the first lookup of a
+// stream, the first of a bucket and the first bucket made, as a cluster
+// just started or electing a leader does: the client hears nothing until
+// its own timeout, and the bucket was made all the same.
+type unanswered struct {
+	jetstream.JetStream
+	mu   sync.Mutex
+	lost map[string]bool
+}
+
+// lose reports whether this is the first request of its kind; the caller
+// then waits out ctx as a client whose request went unanswered does.
+func (u *unanswered) lose(kind string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	first := !u.lost[kind]
+	u.lost[kind] = true
+	return first
+}
+
+func (u *unanswered) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if u.lose("stream") {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return u.JetStream.Stream(ctx, name)
+}
+
+func (u *unanswered) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	if u.lose("bucket") {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return u.JetStream.KeyValue(ctx, bucket)
+}
+
+func (u *unanswered) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := u.JetStream.CreateKeyValue(ctx, cfg)
+	if u.lose("create bucket") {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return kv, err
+}
+
+// TestWorkerStartsThroughUnansweredRequests: a worker starting on a
+// cluster that leaves requests unanswered asks again, and starts. (A
+// worker that waited once for each answer exited at start when the
+// cluster, just started beside it, lost one.)
+func TestWorkerStartsThroughUnansweredRequests(t *testing.T) {
+	url := clustertest.Start(t, 1).URL()
+	addHook(t, url, hooks.Hook{Number: "902120000000", URL: "http://127.0.0.1:1/a"})
+	c := connect(t, url)
+	u := &unanswered{JetStream: c.JS, lost: map[string]bool{}}
+	c.JS = u
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := cluster.NewWorker(ctx, c, cluster.WorkerOptions{LeaseTTL: 2 * time.Second, Logger: quiet()})
+	require.NoError(t, err)
+	require.Len(t, u.lost, 3, "a stream lookup, a bucket lookup and a bucket made went unanswered")
 }

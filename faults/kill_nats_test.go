@@ -98,6 +98,13 @@ func TestWorkerHangsUnderLoadNATS(t *testing.T) {
 	ast.Play(frames...)
 	waitUntil(t, "the first deliveries", 30*time.Second, func() bool { return len(recv.snapshot()) >= 20 })
 
+	for i, w := range workers {
+		select {
+		case err := <-w.done:
+			t.Fatalf("worker %d exited by itself under load (%v):\n%s", i, err, w.log)
+		default:
+		}
+	}
 	hung := workers[rand.IntN(len(workers))]
 	require.NoError(t, hung.cmd.Process.Signal(syscall.SIGSTOP))
 	stopped := time.Now()
