@@ -40,6 +40,11 @@ type CPUStats struct {
 	Commits int64
 	// MaxRSS is the child's peak resident memory, in bytes.
 	MaxRSS int64
+	// System is the kernel's share of CPU; Switches the times the child
+	// gave up the CPU waiting (voluntary context switches): how often it
+	// woke.
+	System   time.Duration
+	Switches int64
 }
 
 // BurstStats is the --slow-burst phase: a burst of calls to hooks whose
@@ -156,16 +161,14 @@ func (c *child) stop() (time.Duration, error) {
 	return st.UserTime() + st.SystemTime(), nil
 }
 
-// maxRSS is the exited child's peak resident memory in bytes (Linux
-// reports it in KiB); 0 when unknown.
-func (c *child) maxRSS() int64 {
-	if c.cmd.ProcessState == nil {
-		return 0
+// usage is the exited child's rusage; zero when unknown.
+func (c *child) usage() syscall.Rusage {
+	if c.cmd.ProcessState != nil {
+		if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			return *ru
+		}
 	}
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return int64(ru.Maxrss) * 1024
-	}
-	return 0
+	return syscall.Rusage{}
 }
 
 // commits reads the outbox transactions from the stopped child's last
@@ -227,7 +230,7 @@ type childRun struct {
 	cpu        time.Duration // the child's, start to exit
 	end        time.Time     // when the last delivery arrived
 	commits    int64         // outbox transactions, as the child logged them
-	maxRSS     int64         // the child's peak resident memory, bytes
+	usage      syscall.Rusage // the exited child's
 }
 
 func runChild(ctx context.Context, o Options, tps []*template, n int, rate float64, path string, keep bool) (*childRun, error) {
@@ -262,7 +265,7 @@ func runChild(ctx context.Context, o Options, tps []*template, n int, rate float
 	cpu, stopErr := c.stop()
 	cr.cpu = cpu
 	cr.commits = c.commits()
-	cr.maxRSS = c.maxRSS()
+	cr.usage = c.usage()
 	if waitErr != nil {
 		return cr, waitErr
 	}
@@ -281,7 +284,9 @@ func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error)
 	st.Frames = len(cr.frames)
 	st.CPU = cr.cpu
 	st.Commits = cr.commits
-	st.MaxRSS = cr.maxRSS
+	st.MaxRSS = cr.usage.Maxrss * 1024 // Linux reports KiB
+	st.System = time.Duration(cr.usage.Stime.Nano())
+	st.Switches = cr.usage.Nvcsw
 	st.PerCall = cr.cpu / time.Duration(st.Calls)
 	before := processCPU()
 	for _, f := range cr.frames {

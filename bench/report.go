@@ -93,6 +93,10 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %d calls, %d ARI frames, %d deliveries at %s, one JSON hook per public number\n",
 			c.Calls, c.Frames, c.Deliveries, rateText(o.Rate))
 		fmt.Fprintf(w, "  kanca process CPU: %.2fs, %.2f ms per call\n", c.CPU.Seconds(), msf(c.PerCall))
+		if c.Switches > 0 {
+			fmt.Fprintf(w, "  of it in the kernel: %.0f%%; the process waited %.0f times per call (voluntary context switches)\n",
+				100*c.System.Seconds()/c.CPU.Seconds(), float64(c.Switches)/float64(c.Calls))
+		}
 		if c.MaxRSS > 0 {
 			fmt.Fprintf(w, "  kanca process peak memory (RSS): %s\n", bytesText(float64(c.MaxRSS)))
 		}
