@@ -200,7 +200,7 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("events stream (replicas %d): %w", c.replicas(), err)
+		return nil, c.wrap(fmt.Sprintf("events stream (replicas %d)", c.replicas()), err)
 	}
 	return s, nil
 }
@@ -225,9 +225,18 @@ func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstr
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
+		return nil, c.wrap(fmt.Sprintf("bucket %s (replicas %d)", cfg.Bucket, cfg.Replicas), err)
 	}
 	return kv, nil
+}
+
+// wrap names what failed, and says so when no server was reached at all:
+// a client that never connected hears only timeouts.
+func (c *Conn) wrap(what string, err error) error {
+	if !c.NC.IsConnected() {
+		return fmt.Errorf("%s: no NATS server reached at %s: %w", what, c.opts.URL, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // errNoSuitablePeers is the server's "no suitable peers for placement"
