@@ -182,22 +182,11 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 		// out of the stream.
 		Duplicates: time.Hour,
 	}
-	var s jetstream.Stream
-	err := untilAnswered(ctx, func(ctx context.Context) (err error) {
-		s, err = c.JS.Stream(ctx, StreamName)
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return err
-		}
-		// Made by another at the same moment, or with another config:
-		// the lookup on the next try tells which.
-		if s, err = c.JS.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return errAgain
-		}
-		if err != nil {
-			return err
-		}
-		_, err = s.Info(ctx) // a stream just made answers once its replicas chose a leader
-		return err
+	s, err := findOrMake(ctx, found[jetstream.Stream]{
+		find:   func(ctx context.Context) (jetstream.Stream, error) { return c.JS.Stream(ctx, StreamName) },
+		make:   func(ctx context.Context) (jetstream.Stream, error) { return c.JS.CreateStream(ctx, cfg) },
+		ready:  func(ctx context.Context, s jetstream.Stream) error { _, err := s.Info(ctx); return err },
+		absent: jetstream.ErrStreamNotFound, taken: jetstream.ErrStreamNameAlreadyInUse,
 	})
 	if err != nil {
 		return nil, c.wrap(fmt.Sprintf("events stream (replicas %d)", c.replicas()), err)
@@ -209,25 +198,46 @@ func (c *Conn) Stream(ctx context.Context) (jetstream.Stream, error) {
 func (c *Conn) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = c.replicas()
 	cfg.Storage = jetstream.FileStorage
-	var kv jetstream.KeyValue
-	err := untilAnswered(ctx, func(ctx context.Context) (err error) {
-		kv, err = c.JS.KeyValue(ctx, cfg.Bucket)
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			return err
-		}
-		if kv, err = c.JS.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
-			return errAgain
-		}
-		if err != nil {
-			return err
-		}
-		_, err = kv.Status(ctx)
-		return err
+	kv, err := findOrMake(ctx, found[jetstream.KeyValue]{
+		find:   func(ctx context.Context) (jetstream.KeyValue, error) { return c.JS.KeyValue(ctx, cfg.Bucket) },
+		make:   func(ctx context.Context) (jetstream.KeyValue, error) { return c.JS.CreateKeyValue(ctx, cfg) },
+		ready:  func(ctx context.Context, kv jetstream.KeyValue) error { _, err := kv.Status(ctx); return err },
+		absent: jetstream.ErrBucketNotFound, taken: jetstream.ErrBucketExists,
 	})
 	if err != nil {
 		return nil, c.wrap(fmt.Sprintf("bucket %s (replicas %d)", cfg.Bucket, cfg.Replicas), err)
 	}
 	return kv, nil
+}
+
+// found is how to find a stream or bucket, make it, and know it answers;
+// absent is find's error when there is none, taken make's when another
+// made it meanwhile (or with another config: the next find tells).
+type found[T any] struct {
+	find, make    func(context.Context) (T, error)
+	ready         func(context.Context, T) error
+	absent, taken error
+}
+
+// findOrMake finds or makes what f names, asking again while the cluster
+// does not answer; a stream or bucket just made answers once its replicas
+// chose a leader.
+func findOrMake[T any](ctx context.Context, f found[T]) (T, error) {
+	var v T
+	err := untilAnswered(ctx, func(ctx context.Context) (err error) {
+		v, err = f.find(ctx)
+		if !errors.Is(err, f.absent) {
+			return err
+		}
+		if v, err = f.make(ctx); errors.Is(err, f.taken) {
+			return errAgain
+		}
+		if err != nil {
+			return err
+		}
+		return f.ready(ctx, v)
+	})
+	return v, err
 }
 
 // wrap names what failed, and says so when no server was reached at all:
