@@ -652,7 +652,7 @@ func (l *loop) send(h Hook, cq *callQueue, e *entry) {
 	o := decide(d.opts.Retry, dl.Attempts+1, r, now)
 	l.answers <- answer{cq: cq, e: e, o: o}
 	d.inflight.Add(1) // until recorded
-	d.rec.in <- &recording{dl: dl, hook: h, r: r, o: o, now: now}
+	d.rec.add(&recording{dl: dl, hook: h, r: r, o: o, now: now})
 }
 
 // recorded counts and logs what the recorder committed.

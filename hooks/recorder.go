@@ -32,8 +32,10 @@ type recording struct {
 // the disk does not set the delivery rate. Senders hand an attempt over
 // and are done; after each commit, done gets the group.
 type recorder struct {
-	s    *Store
-	in   chan *recording
+	s  *Store
+	in chan *recording
+	// full wakes a lingering recorder early: a group's worth waits.
+	full chan struct{}
 	done func([]*recording)
 
 	mu        sync.Mutex
@@ -57,23 +59,46 @@ func (rc *recorder) committedFor(hookID int64) int64 {
 }
 
 func newRecorder(s *Store, done func([]*recording)) *recorder {
-	return &recorder{s: s, in: make(chan *recording, maxRecordBatch), done: done, committed: map[int64]int64{}}
+	return &recorder{s: s, in: make(chan *recording, 2*maxRecordBatch), full: make(chan struct{}, 1), done: done,
+		committed: map[int64]int64{}}
+}
+
+// add hands an attempt over to be recorded.
+func (rc *recorder) add(rec *recording) {
+	rc.in <- rec
+	if len(rc.in) >= maxRecordBatch {
+		select {
+		case rc.full <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // recordLinger is how long a group waits for more attempts before it
 // commits. Nothing waits for a record to be sent on (a call's next
-// delivery goes once the previous one is answered), so a few milliseconds
-// here cost no latency and spare the disk most of its commits.
-const recordLinger = 5 * time.Millisecond
+// delivery goes once the previous one is answered, and the dispatcher
+// counts answers not yet recorded), so the wait costs no latency; what it
+// costs is that a crash forgets the answers of its last moments, and the
+// next run sends those deliveries again under their ids. At 50 calls/s
+// 50 ms instead of 5 spared about an eighth of kanca's CPU per call.
+const recordLinger = 50 * time.Millisecond
 
-// run records until in is closed and drained.
+// run records until in is closed and drained. A group sleeps on its timer
+// alone, not on each attempt handed over, unless a group's worth waits.
 func (rc *recorder) run(ctx context.Context) {
 	batch := make([]*recording, 0, maxRecordBatch)
-	linger := time.NewTimer(0)
-	<-linger.C
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for first := range rc.in {
 		batch = append(batch[:0], first)
-		linger.Reset(recordLinger)
+		if len(rc.in) < maxRecordBatch-1 {
+			linger.Reset(recordLinger)
+			select {
+			case <-linger.C:
+			case <-rc.full:
+				linger.Stop()
+			}
+		}
 	fill:
 		for len(batch) < maxRecordBatch {
 			select {
@@ -82,14 +107,8 @@ func (rc *recorder) run(ctx context.Context) {
 					break fill
 				}
 				batch = append(batch, rec)
-			case <-linger.C:
-				break fill
-			}
-		}
-		if !linger.Stop() {
-			select {
-			case <-linger.C:
 			default:
+				break fill
 			}
 		}
 		rc.s.recordAll(ctx, batch, func() {
