@@ -91,6 +91,10 @@ func (rc *recorder) run(ctx context.Context) {
 	linger.Stop()
 	for first := range rc.in {
 		batch = append(batch[:0], first)
+		select {
+		case <-rc.full: // from before this group: the last one took those
+		default:
+		}
 		if len(rc.in) < maxRecordBatch-1 {
 			linger.Reset(recordLinger)
 			select {
