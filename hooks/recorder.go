@@ -80,7 +80,8 @@ func (rc *recorder) add(rec *recording) {
 // counts answers not yet recorded), so the wait costs no latency; what it
 // costs is that a crash forgets the answers of its last moments, and the
 // next run sends those deliveries again under their ids. At 50 calls/s
-// 50 ms instead of 5 spared about an eighth of kanca's CPU per call.
+// 50 ms instead of 5 (and no wake-up per attempt) took about a sixth of
+// the process's wake-ups and 3-17% of its CPU per call.
 const recordLinger = 50 * time.Millisecond
 
 // run records until in is closed and drained. A group sleeps on its timer
