@@ -226,10 +226,10 @@ type childRun struct {
 	calls      int
 	deliveries int64
 	tr         *tracking
-	frames     [][]byte      // every frame sent, when keep
-	cpu        time.Duration // the child's, start to exit
-	end        time.Time     // when the last delivery arrived
-	commits    int64         // outbox transactions, as the child logged them
+	frames     [][]byte       // every frame sent, when keep
+	cpu        time.Duration  // the child's, start to exit
+	end        time.Time      // when the last delivery arrived
+	commits    int64          // outbox transactions, as the child logged them
 	usage      syscall.Rusage // the exited child's
 }
 
