@@ -231,9 +231,6 @@ var jsonDiffer = []string{
 	// is written yet, and the transfer completed in the gap (the caller
 	// bridged to 1001) is the adoption's to tell.
 	"g01_attended_transfer_1000_to_1001 08:44:38.402",
-	// A parked call retrieved in the gap, back before its legs ended (no
-	// file yet): the retrieval is the adoption's to tell.
-	"g04_park_by_1000_retrieved_by_1001 08:45:45.252",
 	// The caller's leg was still up when kanca was back (its file is
 	// written when it ends): the forward it ran in the gap is not in the
 	// files read.

@@ -62,6 +62,11 @@ type Channel struct {
 	App     string `json:",omitzero"` // the dialplan application now running
 	AppData string `json:",omitzero"`
 
+	// Parked is the parking space the leg waits in, or waited in, when
+	// the PBX says so on its events (FreeSWITCH's valet_lot_extension): a
+	// lot that chose the space itself is named by it.
+	Parked string `json:",omitzero"`
+
 	Created time.Time `json:",omitzero"`
 	// Answered is when the leg answered, on a leg a list after a gap
 	// shows up, when the PBX says (FreeSWITCH's uuid_dump): the answer

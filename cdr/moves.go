@@ -244,13 +244,36 @@ func (t *Tracker) park(c *call, space string, at time.Time, out []Event) []Event
 		return out
 	}
 	if space == "" {
-		space = "parking"
+		space = unnamedSpace
 	}
 	s := &step{kind: stepPark, dest: space, start: at}
 	if !c.origin.up.IsZero() {
 		s.answer = at
 	}
 	return t.push(c, s, "", out)
+}
+
+// unnamedSpace stands for the space of a lot that chose one itself, until
+// the PBX names it.
+const unnamedSpace = "parking"
+
+// nameParked names the call's latest park step by the space the PBX says
+// its caller waited in, if the step did not know it: whether that step
+// is current or the call was retrieved from it while kanca was away.
+func (c *call) nameParked(space string) {
+	for i := len(c.steps) - 1; i >= 0; i-- {
+		s := c.steps[i]
+		if s.kind != stepPark {
+			continue
+		}
+		if s.dest == unnamedSpace {
+			if i > 0 && c.steps[i-1].target == s.dest {
+				c.steps[i-1].target = space
+			}
+			s.dest = space
+		}
+		return
+	}
 }
 
 // rename names the current step s anew (a parking lot's space, learnt

@@ -213,3 +213,24 @@ func TestAnsweredByTheForwardTarget(t *testing.T) {
 	assert.True(t, h.CDR.Callflow[1].Answer.IsZero())
 	assert.False(t, h.CDR.Callflow[2].Answer.IsZero())
 }
+
+// A lot that chooses the space itself (FreeSWITCH's valet_park LOT auto
+// ...) names it only on the parked leg's later events
+// (valet_lot_extension): the park step takes that name, whether the
+// caller hangs up there or is taken from it while kanca hears nothing
+// of the taking (a gap), as when the taker's valet_park names it.
+func TestParkInASpaceTheLotChoseIsNamedByIt(t *testing.T) {
+	s := inbound(t, "1000")
+	s.state("a", "Up")
+	s.dialString("c", "a", "ANSWER", "", "")
+	s.state("c", "Up")
+	s.app("c", "valet_park", "capture_lot auto in 701 720")
+	s.destroy("a", 16)
+	s.ch["c"].Parked = "701"
+	s.app("c", "playback", "local_stream://moh")
+	s.hangup("c", false, 16)
+	s.destroy("c", 16)
+
+	h := s.last(CallHangup)
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 OTHER/701", "701 OTHER/"}, flowOf(h))
+}

@@ -482,6 +482,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		}
 	}
 	c := l.c
+	if c != nil && ch.Parked != "" && l == c.origin {
+		c.nameParked(ch.Parked)
+	}
 	switch in.Kind {
 	case KindState:
 		if ch.State == "Up" && l.up.IsZero() {

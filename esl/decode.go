@@ -90,7 +90,9 @@ func (f Fields) Sequence() (uint64, bool) {
 //   - CUSTOM menu::enter: KindMenu (Menu-Name); callcenter::info
 //     member-queue-start: KindQueue (CC-Queue without its @domain);
 //     spandsp::rxfax*: KindFax. Parking is read from the valet_park
-//     application (CHANNEL_EXECUTE) of the parked and the retrieving leg.
+//     application (CHANNEL_EXECUTE) of the parked and the retrieving leg,
+//     and the space a lot chose from the parked leg's
+//     variable_valet_lot_extension (Channel.Parked), on every event after.
 //   - A B-leg's KindDial carries DialString = its Caller-Destination-Number
 //     (the member, agent or number dialled); CHANNEL_BRIDGE carries Other =
 //     the leg bridged to.
@@ -289,6 +291,7 @@ func (f Fields) Channel() cdr.Channel {
 		RDNIS:           f["caller-rdnis"],
 		Context:         f["caller-context"],
 		Exten:           f["caller-destination-number"],
+		Parked:          f["variable_valet_lot_extension"],
 	}
 	if a := f.aLeg(); a != "" {
 		ch.LinkedID = a
