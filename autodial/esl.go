@@ -2,8 +2,11 @@ package autodial
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kanca/kanca/esl"
 )
 
 // ESLDialer places calls through FreeSWITCH's event socket, on the
@@ -43,6 +46,9 @@ func (d ESLDialer) Originate(ctx context.Context, p Placement) error {
 		}
 	}
 	_, err := d.Conn.BgAPI(ctx, d.OriginateCommand(p))
+	if errors.Is(err, esl.ErrNotConnected) {
+		return fmt.Errorf("%w: %w", ErrNotAsked, err)
+	}
 	return err
 }
 

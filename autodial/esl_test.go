@@ -1,6 +1,7 @@
 package autodial_test
 
 import (
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,4 +120,34 @@ func TestESLClickToCall(t *testing.T) {
 	assert.True(t, v.Calls[0].Answer)
 	assert.Empty(t, fs.Originated()[0].Plays)
 	assert.False(t, fs.Originated()[0].Killed)
+}
+
+// A call asked for while kanca is not connected to FreeSWITCH (starting,
+// or FreeSWITCH away) waits for the connection: the PBX was not asked,
+// so it is neither failed nor a try. (It was failed, "not connected to
+// FreeSWITCH", when a loaded machine let the dialer start before the
+// event socket's login was through.)
+func TestESLCallWaitsForTheConnection(t *testing.T) {
+	// An event socket that takes the connection and never says a word:
+	// kanca never logs in.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	src, err := esl.New(esl.Config{Addr: ln.Addr().String(), Password: "ClueCon"})
+	require.NoError(t, err)
+	rg := newRunnerRig(t, filepath.Join(t.TempDir(), "c.db"), autodial.ESLDialer{Conn: src, Context: "from-internal"}, src.Run)
+	rg.runner.Trunks = []autodial.Trunk{{Template: "sofia/gateway/carrier/{number}"}}
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111"}, Text: "x", Timeout: 8})
+	rg.run(t)
+
+	waitsQueued(t, rg, id)
 }

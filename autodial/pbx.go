@@ -2,7 +2,10 @@ package autodial
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/kanca/kanca/ari"
 )
@@ -28,7 +31,12 @@ func (d ARIDialer) Originate(ctx context.Context, p Placement) error {
 	} else {
 		o.App = d.App
 	}
-	return d.Client.Originate(ctx, o)
+	err := d.Client.Originate(ctx, o)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// Nothing listened: Asterisk never had the request.
+		return fmt.Errorf("%w: %w", ErrNotAsked, err)
+	}
+	return err
 }
 
 // Play plays a URL as sound:URL (Asterisk's res_http_media_cache fetches

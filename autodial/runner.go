@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -28,11 +29,17 @@ type Placement struct {
 // Dialer places calls on a PBX and commands them. ARIDialer and
 // ESLDialer are the two.
 type Dialer interface {
+	// Originate asks the PBX for the call. An error wrapping ErrNotAsked
+	// says the request never reached the PBX (kanca is not connected to
+	// it yet): the call is tried again shortly, the try not counted.
 	Originate(ctx context.Context, p Placement) error
 	// Play plays media (a URL or a PBX sound name) on the channel.
 	Play(ctx context.Context, channel, media string) error
 	Hangup(ctx context.Context, channel string) error
 }
+
+// ErrNotAsked marks a placement that never reached the PBX.
+var ErrNotAsked = errors.New("the PBX was not asked")
 
 // Speaker turns a request's text into media the PBX plays and says how
 // long it lasts.
@@ -273,7 +280,11 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 	dial := r.Numbers.Dial(j.number)
 	p := Placement{Channel: j.channel, Dial: dial, Endpoint: j.trunk.Endpoint(dial), CallerID: req.From,
 		Timeout: time.Duration(req.Timeout) * time.Second, Destination: req.Destination}
-	if err := r.Dialer.Originate(ctx, p); err != nil {
+	if err := r.Dialer.Originate(ctx, p); errors.Is(err, ErrNotAsked) {
+		// The channel announced never appears: the tracker forgets it.
+		log.Warn("autodial: the PBX was not asked; trying again shortly", "err", err)
+		return result{state: stateQueued, requeue: true, outcome: "not placed yet: " + err.Error()}
+	} else if err != nil {
 		log.Error("autodial: the PBX refused the call", "err", err)
 		return result{state: StateFailed, outcome: "originate: " + err.Error()}
 	}

@@ -3,6 +3,7 @@ package autodial_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,4 +299,47 @@ func TestClickToCall(t *testing.T) {
 	v := waitStates(t, rg.store, id, map[string]string{"905321234567": autodial.StateAnswered})
 	assert.Empty(t, rg.ast.Originated()[0].Plays)
 	assert.True(t, v.Calls[0].Answer)
+}
+
+// A call asked for while Asterisk is down (nothing listens on its port)
+// waits for it: the PBX was not asked, so it is neither failed nor a try.
+func TestCallWaitsWhileAsteriskIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close())
+	src, err := ari.New(ari.Config{URL: url, User: "kanca", Password: "kanca"})
+	require.NoError(t, err)
+	rg := newRunnerRig(t, filepath.Join(t.TempDir(), "c.db"), autodial.ARIDialer{Client: src.Client(), App: "kanca", Context: "from-internal"}, src.Run)
+	rg.runner.Trunks = []autodial.Trunk{{Template: "PJSIP/{number}@carrier"}}
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111"}, Text: "x", Timeout: 8})
+	rg.run(t)
+	waitsQueued(t, rg, id)
+}
+
+// waitsQueued: the dialer comes back to the request's call, again and
+// again (it was not given up), and between tries the call waits queued,
+// the tries not counted.
+func waitsQueued(t *testing.T, rg *rig, id int64) {
+	t.Helper()
+	for range 2 {
+		select {
+		case <-rg.announce:
+		case <-time.After(30 * time.Second):
+			v, _ := rg.store.Request(context.Background(), "", id)
+			t.Fatalf("the call was not tried again: %+v", v.Calls)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := rg.store.Request(context.Background(), "", id)
+		require.NoError(t, err)
+		if c := v.Calls[0]; c.State == "queued" {
+			assert.Zero(t, c.Attempts)
+			assert.Contains(t, c.Outcome, "not placed yet")
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the call never waited queued: %+v", v.Calls[0])
+		time.Sleep(5 * time.Millisecond)
+	}
 }
