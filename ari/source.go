@@ -1,6 +1,7 @@
 package ari
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -227,6 +228,9 @@ type session struct {
 	src   *Source
 	conn  *websocket.Conn
 	cause atomic.Pointer[error] // why Close was called, if it was
+	// buf holds the frame being read, kept from frame to frame: nothing
+	// read from a frame keeps a part of it (decoding copies).
+	buf bytes.Buffer
 }
 
 func (w *session) List(ctx context.Context) (follow.Listing, error) {
@@ -240,13 +244,18 @@ func (w *session) List(ctx context.Context) (follow.Listing, error) {
 // Next reads one frame. Frames that queued while the channel list was
 // taken are read first, in Asterisk's order.
 func (w *session) Next(ctx context.Context, dst []cdr.Input) ([]cdr.Input, error) {
-	_, data, err := w.conn.Read(ctx)
+	w.buf.Reset()
+	_, r, err := w.conn.Reader(ctx)
+	if err == nil {
+		_, err = w.buf.ReadFrom(r)
+	}
 	if err != nil {
 		if cause := w.cause.Load(); cause != nil {
 			err = *cause
 		}
 		return dst, fmt.Errorf("read events: %w", err)
 	}
+	data := w.buf.Bytes()
 	if reads := w.src.cfg.ReadsVariable; reads != nil {
 		if typ, unread := Unread(data, reads); unread {
 			w.src.f.Received(typ)
