@@ -391,3 +391,25 @@ func TestWorkerStartsThroughUnansweredRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, u.lost, 3, "a stream lookup, a bucket lookup and a bucket made went unanswered")
 }
+
+// TestHungWorkerLetsGoOfEveryPartitionWithinItsLease: a worker holding
+// every partition whose cluster hangs gives them all up within a few
+// lease times, as it must stop sending for them within one. (Renewing
+// them one after another, each waiting out its own timeout, took a
+// quarter lease per partition: 32 partitions, 16 s for a 2 s lease.)
+func TestHungWorkerLetsGoOfEveryPartitionWithinItsLease(t *testing.T) {
+	url := clustertest.Start(t, 1).URL()
+	h := newHarnessOn(t, url)
+	proxy := clustertest.NewProxy(t, strings.TrimPrefix(url, "nats://"))
+	hung := h.worker(proxy.URL(), "alone")
+	waitFor(t, "the worker to take every partition", 20*time.Second, func() bool {
+		return hung.w.Stats().Partitions == cluster.Partitions
+	})
+	proxy.Hang()
+	start := time.Now()
+	waitFor(t, "the hung worker to let go of its partitions", 8*time.Second, func() bool {
+		return hung.w.Stats().Partitions == 0
+	})
+	t.Logf("every partition let go %s after the hang (lease 2 s)", time.Since(start).Round(time.Millisecond))
+	proxy.Unblock()
+}

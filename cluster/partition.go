@@ -37,7 +37,6 @@ type partition struct {
 	cancelSend context.CancelFunc
 	stopping   atomic.Bool // no new request starts
 	ended      atomic.Bool // stop was called
-	readerDone chan struct{}
 	sends      sync.WaitGroup
 
 	// send is deliver; a test stands in for it.
@@ -50,6 +49,7 @@ type partition struct {
 	queues  map[qkey]*queue // per hook and call
 	checkTo uint64          // events up to here may have been handled by a previous owner
 	floor   uint64          // every event up to here is done
+	closed  bool            // stop began: the reader queues nothing more
 	purged  atomic.Uint64
 }
 
@@ -75,7 +75,7 @@ type item struct {
 const maxOutstanding = 20000
 
 func (w *Worker) start(ctx context.Context, i int, rev uint64) *partition {
-	p := &partition{w: w, p: i, pending: map[uint64]int{}, queues: map[qkey]*queue{}, readerDone: make(chan struct{})}
+	p := &partition{w: w, p: i, pending: map[uint64]int{}, queues: map[qkey]*queue{}}
 	p.cond = sync.NewCond(&p.mu)
 	p.send = p.deliver
 	p.rev.Store(rev)
@@ -136,10 +136,15 @@ func (w *Worker) stop(p *partition, graceful bool) {
 	}
 	p.stopping.Store(true)
 	p.cancel()
+	// The reader is not waited for: it may be inside the client's own
+	// resubscription, which nothing stops for up to 10 s on a cluster
+	// that hangs, and the partition must be let go within its lease. From
+	// here it queues nothing more, so the sends waited for below are all
+	// there will be.
 	p.mu.Lock()
+	p.closed = true
 	p.cond.Broadcast()
 	p.mu.Unlock()
-	<-p.readerDone
 	if !graceful {
 		p.cancelSend()
 	}
@@ -172,7 +177,6 @@ func (w *Worker) stop(p *partition, graceful bool) {
 // read takes the partition's events in stream order from the oldest one
 // not yet purged.
 func (p *partition) read() {
-	defer close(p.readerDone)
 	w := p.w
 	for p.ctx.Err() == nil {
 		cons, err := w.stream.OrderedConsumer(p.ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{Subject(p.p)}})
@@ -314,6 +318,9 @@ func done(r Record, retry int) bool {
 func (p *partition) register(seq uint64, items []*item) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	p.seqs = append(p.seqs, seq)
 	p.pending[seq] = len(items)
 	for _, it := range items {

@@ -254,19 +254,27 @@ func (w *Worker) balance(ctx context.Context) {
 		owned = append(owned, p)
 	}
 	w.mu.Unlock()
-	n := 0
+	// The renewals go side by side: one after another, a slow or hung
+	// cluster would take a quarter lease per partition, longer than the
+	// lease itself for a worker holding a few.
+	var wg sync.WaitGroup
+	var running atomic.Int64
 	for _, p := range owned {
 		if p.ended.Load() {
 			continue
 		}
-		if !p.renew(ctx) {
-			go w.stop(p, false)
-			continue
-		}
-		if p.running() {
-			n++
-		}
+		wg.Go(func() {
+			if !p.renew(ctx) {
+				go w.stop(p, false)
+				return
+			}
+			if p.running() {
+				running.Add(1)
+			}
+		})
 	}
+	wg.Wait()
+	n := int(running.Load())
 	bctx, cancel := context.WithTimeout(ctx, step)
 	defer cancel()
 	if _, err := w.leases.Put(bctx, workerKeyPrefix+w.opts.ID, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
