@@ -396,7 +396,9 @@ func TestWorkerStartsThroughUnansweredRequests(t *testing.T) {
 // every partition whose cluster hangs gives them all up within a few
 // lease times, as it must stop sending for them within one. (Renewing
 // them one after another, each waiting out its own timeout, took a
-// quarter lease per partition: 32 partitions, 16 s for a 2 s lease.)
+// quarter lease per partition, 16 s for 32 and a 2 s lease; and a
+// partition's stop waited for its reader, which the NATS client can hold
+// for 10 s in its own resubscription.)
 func TestHungWorkerLetsGoOfEveryPartitionWithinItsLease(t *testing.T) {
 	url := clustertest.Start(t, 1).URL()
 	h := newHarnessOn(t, url)
