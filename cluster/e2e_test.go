@@ -93,7 +93,6 @@ func startListener(t *testing.T, url string, rec recording) (stop func()) {
 	t.Helper()
 	ast := aritest.NewServer(aritest.Options{})
 	t.Cleanup(ast.Close)
-	ast.Play(rec.frames...)
 	store, o := listenerStore(t)
 	log := quiet()
 	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca", Logger: log,
@@ -113,6 +112,12 @@ func startListener(t *testing.T, url string, rec recording) (stop func()) {
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
+	// The calls start once kanca has listed the channels at connect, as
+	// a listener already running sees them: played before, a loaded
+	// machine read them behind the list later than its settle and told
+	// them as adopted, a step's time from the listed channel.
+	waitFor(t, "the listener to connect", 20*time.Second, func() bool { return ast.Listings() > 0 })
+	ast.Play(rec.frames...)
 	return stop
 }
 
