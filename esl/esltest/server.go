@@ -196,6 +196,11 @@ func (s *Server) accept() {
 func (c *client) frame(header string, body []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.frameLocked(header, body)
+}
+
+// frameLocked is frame with c.wmu held.
+func (c *client) frameLocked(header string, body []byte) error {
 	var b strings.Builder
 	b.WriteString(header)
 	if body != nil {
@@ -216,7 +221,13 @@ func (c *client) event(raw []byte) error {
 }
 
 func (c *client) reply(text string) error {
-	return c.frame("Content-Type: command/reply\nReply-Text: "+text+"\n", nil)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.replyLocked(text)
+}
+
+func (c *client) replyLocked(text string) error {
+	return c.frameLocked("Content-Type: command/reply\nReply-Text: "+text+"\n", nil)
 }
 
 func (c *client) disconnect() {
@@ -266,7 +277,12 @@ func (s *Server) serve(c *client) {
 		word, rest, _ := strings.Cut(cmd, " ")
 		switch strings.ToLower(word) {
 		case "event":
-			err = c.reply(s.subscribe(c, rest))
+			// The reply goes before the first event the subscription
+			// lets through, as mod_event_socket's does: the sender's
+			// next write to c waits for it.
+			c.wmu.Lock()
+			err = c.replyLocked(s.subscribe(c, rest))
+			c.wmu.Unlock()
 		case "noevents":
 			s.Lock()
 			was := c.subscribed
