@@ -139,8 +139,9 @@ func startChild(ctx context.Context, o Options, r *rig, db string) (*child, erro
 	return c, nil
 }
 
-// stop ends the child with SIGTERM, as systemd does, and returns its CPU.
-func (c *child) stop() (time.Duration, error) {
+// stop ends the child with SIGTERM, as systemd does; its rusage is then
+// usage's.
+func (c *child) stop() error {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	t := time.NewTimer(30 * time.Second)
 	defer t.Stop()
@@ -151,14 +152,13 @@ func (c *child) stop() (time.Duration, error) {
 		_ = c.cmd.Process.Kill()
 		err = <-c.done
 	}
-	st := c.cmd.ProcessState
-	if st == nil {
-		return 0, errors.New("kanca run did not exit")
+	if c.cmd.ProcessState == nil {
+		return errors.New("kanca run did not exit")
 	}
 	if err != nil {
-		return st.UserTime() + st.SystemTime(), fmt.Errorf("kanca run: %v: %s", err, c.stderr.String())
+		return fmt.Errorf("kanca run: %v: %s", err, c.stderr.String())
 	}
-	return st.UserTime() + st.SystemTime(), nil
+	return nil
 }
 
 // usage is the exited child's rusage; zero when unknown.
@@ -227,7 +227,6 @@ type childRun struct {
 	deliveries int64
 	tr         *tracking
 	frames     [][]byte       // every frame sent, when keep
-	cpu        time.Duration  // the child's, start to exit
 	end        time.Time      // when the last delivery arrived
 	commits    int64          // outbox transactions, as the child logged them
 	usage      syscall.Rusage // the exited child's
@@ -262,8 +261,7 @@ func runChild(ctx context.Context, o Options, tps []*template, n int, rate float
 	}()
 	waitErr := waitDeliveries(ctx, o, r, c, cr.deliveries, path == "/slow", sendErr)
 	cr.end = time.Now()
-	cpu, stopErr := c.stop()
-	cr.cpu = cpu
+	stopErr := c.stop()
 	cr.commits = c.commits()
 	cr.usage = c.usage()
 	if waitErr != nil {
@@ -282,12 +280,12 @@ func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error)
 		return st, err
 	}
 	st.Frames = len(cr.frames)
-	st.CPU = cr.cpu
+	st.System = time.Duration(cr.usage.Stime.Nano())
+	st.CPU = time.Duration(cr.usage.Utime.Nano()) + st.System
 	st.Commits = cr.commits
 	st.MaxRSS = cr.usage.Maxrss * 1024 // Linux reports KiB
-	st.System = time.Duration(cr.usage.Stime.Nano())
 	st.Switches = cr.usage.Nvcsw
-	st.PerCall = cr.cpu / time.Duration(st.Calls)
+	st.PerCall = st.CPU / time.Duration(st.Calls)
 	before := processCPU()
 	for _, f := range cr.frames {
 		_, _, _ = ari.Decode(f)
