@@ -49,7 +49,6 @@ type partition struct {
 	queues  map[qkey]*queue // per hook and call
 	checkTo uint64          // events up to here may have been handled by a previous owner
 	floor   uint64          // every event up to here is done
-	closed  bool            // stop began: the reader queues nothing more
 	purged  atomic.Uint64
 }
 
@@ -138,11 +137,11 @@ func (w *Worker) stop(p *partition, graceful bool) {
 	p.cancel()
 	// The reader is not waited for: it may be inside the client's own
 	// resubscription, which nothing stops for up to 10 s on a cluster
-	// that hangs, and the partition must be let go within its lease. From
-	// here it queues nothing more, so the sends waited for below are all
-	// there will be.
+	// that hangs, and the partition must be let go within its lease.
+	// Once this section under p.mu is past, register sees ended and
+	// queues nothing more, so the sends waited for below are all there
+	// will be.
 	p.mu.Lock()
-	p.closed = true
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	if !graceful {
@@ -318,7 +317,7 @@ func done(r Record, retry int) bool {
 func (p *partition) register(seq uint64, items []*item) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.ended.Load() { // stop began: its wait for the sends may be under way
 		return
 	}
 	p.seqs = append(p.seqs, seq)
