@@ -40,6 +40,15 @@ type delivery struct {
 	User, Password string
 }
 
+// deliveryTypes are the event types of ds, in their order.
+func deliveryTypes(ds []delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Type)
+	}
+	return out
+}
+
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{seen: make(chan struct{}, 1000)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

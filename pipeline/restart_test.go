@@ -267,11 +267,7 @@ func TestCallEndedWhileStoppedIsReconciledOnStart(t *testing.T) {
 	second := startSession(t, ast, store)
 	t.Cleanup(func() { second.cancel() })
 	got := recv.wait(t, 3)
-	var types []string
-	for _, d := range got {
-		types = append(types, d.Type)
-	}
-	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, types)
+	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, deliveryTypes(got))
 	rec := got[2].Body["cdr"].(map[string]any)
 	assert.Equal(t, true, rec["reconciled"])
 	assert.NotNil(t, rec["answer_time"], "the answer, seen by the first run, survived the restart")
@@ -306,11 +302,7 @@ func TestCallWhileStoppedRecoveredFromBooks(t *testing.T) {
 	for _, d := range got {
 		assert.Equal(t, want, d.Call)
 	}
-	var types []string
-	for _, d := range got {
-		types = append(types, d.Type)
-	}
-	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup", "missing_call"}, types)
+	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup", "missing_call"}, deliveryTypes(got))
 	rec := got[2].Body["cdr"].(map[string]any)
 	assert.Equal(t, true, rec["recovered"])
 	assert.Equal(t, "USER_BUSY", rec["hangup_cause"])
@@ -350,11 +342,7 @@ func TestCallToldBeforeTheStopIsNotToldAgainFromBooks(t *testing.T) {
 	waitDelivered(t, store)
 	second.stop(t, ast)
 	got = recv.snapshot()
-	var types []string
-	for _, d := range got[told:] {
-		types = append(types, d.Type)
-	}
-	assert.Equal(t, []string{"call_hangup"}, types, "after the restart, only s01's end")
+	assert.Equal(t, []string{"call_hangup"}, deliveryTypes(got[told:]), "after the restart, only s01's end")
 }
 
 // A call that began while kanca was stopped, whose callee hung up in the
@@ -396,11 +384,7 @@ func TestBooksLegTheListNoLongerShowsEnds(t *testing.T) {
 	// The caller's end comes live.
 	ast.Play(during[calleeEnd+1:]...)
 	got := recv.wait(t, told+3)[told:]
-	var types []string
-	for _, d := range got {
-		types = append(types, d.Type)
-	}
-	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, types)
+	assert.Equal(t, []string{"call_init", "call_init_extension", "call_hangup"}, deliveryTypes(got))
 	rec := got[2].Body["cdr"].(map[string]any)
 	assert.Equal(t, true, rec["recovered"])
 	assert.NotNil(t, rec["answer_time"], "answered, as the books say")
