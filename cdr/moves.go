@@ -82,7 +82,7 @@ func (t *Tracker) adopt(c *call, l *leg, at time.Time, out []Event) []Event {
 		l.dialnum = l.own
 	}
 	if cur := c.current(); cur != nil && cur.kind == stepPark && l.retrieves != "" {
-		c.rename(cur, l.retrieves)
+		c.rename(len(c.steps)-1, l.retrieves)
 	}
 	return t.connect(c, l, at, out)
 }
@@ -239,7 +239,7 @@ func (t *Tracker) redirect(c *call, number string, at time.Time, out []Event) []
 func (t *Tracker) park(c *call, space string, at time.Time, out []Event) []Event {
 	if cur := c.current(); cur != nil && cur.kind == stepPark {
 		if space != "" {
-			c.rename(cur, space)
+			c.rename(len(c.steps)-1, space)
 		}
 		return out
 	}
@@ -267,20 +267,18 @@ func (c *call) nameParked(space string) {
 			continue
 		}
 		if s.dest == unnamedSpace {
-			if i > 0 && c.steps[i-1].target == s.dest {
-				c.steps[i-1].target = space
-			}
-			s.dest = space
+			c.rename(i, space)
 		}
 		return
 	}
 }
 
-// rename names the current step s anew (a parking lot's space, learnt
-// later), and the redirection that led to it.
-func (c *call) rename(s *step, dest string) {
-	if n := len(c.steps); n >= 2 && c.steps[n-2].target == s.dest {
-		c.steps[n-2].target = dest
+// rename names step i anew (a parking lot's space, learnt later), and
+// the redirection that led to it.
+func (c *call) rename(i int, dest string) {
+	s := c.steps[i]
+	if i > 0 && c.steps[i-1].target == s.dest {
+		c.steps[i-1].target = dest
 	}
 	s.dest = dest
 }
