@@ -142,10 +142,27 @@ func TestEscalationUntilAcknowledged(t *testing.T) {
 	}
 	// The tracker heard of each channel before Asterisk was asked.
 	for _, o := range orig {
-		in := <-rg.announce
+		in := announcedAs(t, rg, o.ChannelID)
 		assert.Equal(t, cdr.KindOriginate, in.Kind)
-		assert.Equal(t, o.ChannelID, in.Channel.ID)
 		assert.Equal(t, "908508850000", in.Origin.Number)
+	}
+}
+
+// announcedAs reads the runner's announcements, in order, up to the one
+// of channel: those before it are of tries the PBX was never asked (kanca
+// not yet connected to it), whose channels it never created.
+func announcedAs(t *testing.T, rg *rig, channel string) cdr.Input {
+	t.Helper()
+	for {
+		select {
+		case in := <-rg.announce:
+			if in.Channel.ID == channel {
+				return in
+			}
+			t.Logf("announced and never asked of the PBX: %s", in.Channel.ID)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("channel %s was never announced", channel)
+		}
 	}
 }
 
