@@ -52,11 +52,11 @@ var (
 // kanca reads them or that kanca's adoption does not yet tell. The list
 // may only shrink.
 var celDiffer = []string{
-	// The CEL has no row for ReceiveFAX: a fax call begun in the gap and
-	// ended by then is told as a fax from the CDR's lastapp, but its
-	// fax_init at the leg's previous row (its answer), half a second
-	// early; one still up when kanca is back is adopted as a voice call
-	// (the list shows ReceiveFAX only once the fax has begun).
+	// The CEL has no row for ReceiveFAX: a fax call begun in the gap is
+	// told as a fax (from the CDR's lastapp when it ended by then, from
+	// the list's ReceiveFAX when it is still up), but its fax_init at
+	// the leg's answer, half a second early: nothing the PBX keeps says
+	// when ReceiveFAX began.
 	"s09-inbound-fax 12:11:45.678",
 	"s09-inbound-fax 12:11:45.678",
 	// An attended transfer in progress across the gap: the step the

@@ -229,6 +229,12 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	ch := &in.Channel
 	if l := t.legs[ch.ID]; l != nil {
 		l.state = ch.State
+		if in.Adopted && l.c != nil && isFaxApp(ch.App) {
+			// The books began this leg and the list finds it receiving a
+			// fax: no row says so (Asterisk's CEL has none for
+			// ReceiveFAX), and no later event may.
+			out = t.faxStart(l.c, faxBegun(l, in), out)
+		}
 		return out
 	}
 	l := &leg{
@@ -413,6 +419,11 @@ func (t *Tracker) routeAdopted(c *call, in Input, out []Event) []Event {
 	}
 	if in.Channel.Presented != "" {
 		in.Channel.CallerNumber = in.Channel.Presented
+	}
+	if isFaxApp(in.Channel.App) {
+		// Found receiving a fax: its start was in the gap, and no later
+		// event need say so again (Asterisk's ReceiveFAX sends none).
+		out = t.faxStart(c, faxBegun(c.origin, in), out)
 	}
 	return t.route(c, in, out)
 }
@@ -963,6 +974,16 @@ func (t *Tracker) push(c *call, s *step, ev EventType, out []Event) []Event {
 		out = append(out, e)
 	}
 	return out
+}
+
+// faxBegun is when a fax that a list found l receiving began, as near
+// as kanca can tell: the leg's answer, which a fax application follows
+// in any dialplan (the books time a fax the same way), else the list.
+func faxBegun(l *leg, in Input) time.Time {
+	if !l.up.IsZero() && l.up.Before(in.Time) {
+		return l.up
+	}
+	return in.Time
 }
 
 func (t *Tracker) faxStart(c *call, at time.Time, out []Event) []Event {
