@@ -229,11 +229,11 @@ func (t *Tracker) created(in Input, out []Event) []Event {
 	ch := &in.Channel
 	if l := t.legs[ch.ID]; l != nil {
 		l.state = ch.State
-		if in.Adopted && l.c != nil && isFaxApp(ch.App) {
-			// The books began this leg and the list finds it receiving a
-			// fax: no row says so (Asterisk's CEL has none for
+		if in.Adopted && l.c != nil {
+			// The books began this leg and the list finds it in an
+			// application no row names (Asterisk's CEL has none for
 			// ReceiveFAX), and no later event may.
-			out = t.faxStart(l.c, faxBegun(l, in), out)
+			out = t.runs(l.c, *ch, faxBegun(l, in), out)
 		}
 		return out
 	}
@@ -420,11 +420,9 @@ func (t *Tracker) routeAdopted(c *call, in Input, out []Event) []Event {
 	if in.Channel.Presented != "" {
 		in.Channel.CallerNumber = in.Channel.Presented
 	}
-	if isFaxApp(in.Channel.App) {
-		// Found receiving a fax: its start was in the gap, and no later
-		// event need say so again (Asterisk's ReceiveFAX sends none).
-		out = t.faxStart(c, faxBegun(c.origin, in), out)
-	}
+	// What it runs began in the gap, and no later event need say so
+	// again (Asterisk's ReceiveFAX sends none).
+	out = t.runs(c, in.Channel, faxBegun(c.origin, in), out)
 	return t.route(c, in, out)
 }
 
@@ -525,17 +523,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			out = t.begin(l, in, l.id, out)
 			c = l.c
 		}
-		if isRecordApp(ch.App) {
-			c.recorded = true
-			if c.recordFile == "" {
-				c.recordFile = recordFileOf(ch.App, ch.AppData)
-			}
-		}
+		out = t.runs(c, *ch, in.Time, out)
 		if sp := retrievedSpace(ch.App, ch.AppData); sp != "" && c.dir == "" {
 			l.retrieves = sp
-		}
-		if isFaxApp(ch.App) {
-			out = t.faxStart(c, in.Time, out)
 		}
 		// A call placed on request waiting in kanca's own application
 		// (Stasis, park) is not routed anywhere.
@@ -972,6 +962,21 @@ func (t *Tracker) push(c *call, s *step, ev EventType, out []Event) []Event {
 		e := t.event(c, ev, s.start)
 		e.Destination = s.dest
 		out = append(out, e)
+	}
+	return out
+}
+
+// runs notes what the application ch runs says of call c: a recording,
+// a fax begun at.
+func (t *Tracker) runs(c *call, ch Channel, at time.Time, out []Event) []Event {
+	if isRecordApp(ch.App) {
+		c.recorded = true
+		if c.recordFile == "" {
+			c.recordFile = recordFileOf(ch.App, ch.AppData)
+		}
+	}
+	if isFaxApp(ch.App) {
+		out = t.faxStart(c, at, out)
 	}
 	return out
 }

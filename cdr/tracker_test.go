@@ -424,42 +424,54 @@ func TestAnswerThePBXTimedIsNotEstimated(t *testing.T) {
 	}
 }
 
-// A caller a list finds receiving a fax began it in the gap: the call is
-// a fax, its fax_init placed at the leg's answer, whether the list
-// adopts the call or the books began it and the list finds it there
-// (Asterisk's CEL has no row for ReceiveFAX, and ReceiveFAX sends no
-// event when it ends).
-func TestFaxFoundInAListIsAFax(t *testing.T) {
-	for _, books := range []bool{false, true} {
-		t.Run(fmt.Sprintf("books %v", books), func(t *testing.T) {
-			s := newScript(t, DefaultConfig())
-			answered := s.now.Add(-4 * time.Second)
-			caller := Channel{ID: "a", Name: "PJSIP/trunk-1", State: "Up", CallerNumber: "02121234567", Context: "from-trunk",
-				Exten: "908508850009", LinkedID: "a", Created: answered.Add(-time.Millisecond), Answered: answered}
-			if books {
-				ringing := caller
-				ringing.State, ringing.Answered = "Ring", time.Time{}
-				s.feed(Input{Kind: KindCreated, Time: ringing.Created, Channel: ringing, Books: true})
-				s.feed(Input{Kind: KindState, Time: answered, Channel: caller, Books: true})
-			}
-			caller.App, caller.AppData = "ReceiveFAX", "/var/spool/asterisk/fax/a.tif"
-			s.feed(Input{Kind: KindCreated, Channel: caller, Adopted: true})
-			s.feed(Input{Kind: KindDestroyed, Channel: caller, CauseName: "NORMAL_CLEARING"})
+// What a caller a list finds running began in the gap and no later event
+// says: a fax (its fax_init placed at the leg's answer) or a recording,
+// whether the list adopts the call or the books began it and the list
+// finds it there (Asterisk's CEL has no row for ReceiveFAX or Record,
+// and ReceiveFAX sends no event when it ends).
+func TestWhatAListFindsACallerRunningIsTold(t *testing.T) {
+	for _, tt := range []struct {
+		app, data string
+		types     []EventType
+		callType  string
+		record    string
+	}{
+		{"ReceiveFAX", "/var/spool/asterisk/fax/a.tif", []EventType{CallInit, FaxInit, CallHangup}, "fax", ""},
+		{"Record", "/var/spool/asterisk/msg/a.wav,5", []EventType{CallInit, CallHangup, MissingCall}, "voice", "/var/spool/asterisk/msg/a.wav"},
+	} {
+		for _, books := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s books %v", tt.app, books), func(t *testing.T) {
+				s := newScript(t, DefaultConfig())
+				answered := s.now.Add(-4 * time.Second)
+				caller := Channel{ID: "a", Name: "PJSIP/trunk-1", State: "Up", CallerNumber: "02121234567", Context: "from-trunk",
+					Exten: "908508850009", LinkedID: "a", Created: answered.Add(-time.Millisecond), Answered: answered}
+				if books {
+					ringing := caller
+					ringing.State, ringing.Answered = "Ring", time.Time{}
+					s.feed(Input{Kind: KindCreated, Time: ringing.Created, Channel: ringing, Books: true})
+					s.feed(Input{Kind: KindState, Time: answered, Channel: caller, Books: true})
+				}
+				caller.App, caller.AppData = tt.app, tt.data
+				s.feed(Input{Kind: KindCreated, Channel: caller, Adopted: true})
+				s.feed(Input{Kind: KindDestroyed, Channel: caller, CauseName: "NORMAL_CLEARING"})
 
-			var types []EventType
-			var rec *Record
-			for _, ev := range s.out {
-				types = append(types, ev.Type)
-				if ev.Type == FaxInit {
-					assert.Equal(t, answered, ev.Time, "placed at the answer")
+				var types []EventType
+				var rec *Record
+				for _, ev := range s.out {
+					types = append(types, ev.Type)
+					if ev.Type == FaxInit {
+						assert.Equal(t, answered, ev.Time, "placed at the answer")
+					}
+					if ev.CDR != nil {
+						rec = ev.CDR
+					}
 				}
-				if ev.CDR != nil {
-					rec = ev.CDR
-				}
-			}
-			assert.Equal(t, []EventType{CallInit, FaxInit, CallHangup}, types)
-			require.NotNil(t, rec)
-			assert.Equal(t, "fax", rec.CallType)
-		})
+				assert.Equal(t, tt.types, types)
+				require.NotNil(t, rec)
+				assert.Equal(t, tt.callType, rec.CallType)
+				assert.Equal(t, tt.record != "", rec.Recorded)
+				assert.Equal(t, tt.record, rec.RecordFile)
+			})
+		}
 	}
 }
