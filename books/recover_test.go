@@ -61,8 +61,9 @@ var celDiffer = []string{
 	"s09-inbound-fax 12:11:45.678",
 	// An attended transfer in progress across the gap: the step the
 	// transfer made is told when the list is settled, seconds after the
-	// consultation call was answered; and back after its end, the call
-	// ends at the last time kanca heard.
+	// consultation call was answered; and back in the millisecond the
+	// call ended, before the caller's HANGUP row, the call ends when the
+	// books last told of it, who hung up inferred (here wrongly).
 	"t01_attended_transfer_star2 08:59:16.894",
 	"t01_attended_transfer_star2 08:59:22.398",
 	"t01_attended_transfer_star2 08:59:23.839",

@@ -120,6 +120,10 @@ type call struct {
 	recovered    bool     // some of its inputs came from the PBX's books after a gap
 	estimated    []string // fields the books could only estimate (Input.Estimated)
 	endLive      bool     // the caller's leg ended by a live input, not the books'
+	// heard is the latest time an input told of it: a leg found gone
+	// after a gap ended no earlier, whatever the books told after the
+	// moment the connection dropped.
+	heard time.Time
 }
 
 // NewTracker returns a tracker that reads dialplans as cfg says.
@@ -185,6 +189,9 @@ func (t *Tracker) apply(in Input, out []Event) []Event {
 	if l := t.legs[in.Channel.ID]; l != nil {
 		if in.Books && l.c != nil {
 			l.c.recover(in)
+		}
+		if l.c != nil && in.Kind != KindGone && in.Time.After(l.c.heard) {
+			l.c.heard = in.Time
 		}
 		return t.update(l, in, out)
 	}
@@ -611,7 +618,11 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		}
 		c.legs--
 		if c.legs <= 0 {
-			out = t.finish(c, in.Time, in.Kind == KindGone, false, out)
+			end := in.Time
+			if in.Kind == KindGone && c.heard.After(end) {
+				end = c.heard
+			}
+			out = t.finish(c, end, in.Kind == KindGone, false, out)
 		}
 	}
 	return out

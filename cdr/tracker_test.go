@@ -475,3 +475,33 @@ func TestWhatAListFindsACallerRunningIsTold(t *testing.T) {
 		}
 	}
 }
+
+// A caller found gone after a gap ended no earlier than the last thing
+// the books told of its call: the moment the connection dropped is only
+// where its end can begin (an attended transfer the books told in the
+// gap, the caller's end row not written yet when they were read).
+func TestGoneCallEndsNoEarlierThanTheBooksHeardIt(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("a", "PJSIP/trunk-1", "Ring", "05321110201", "from-trunk", "908508850000", "a")
+	s.app("a", "Dial", "PJSIP/1000,20")
+	s.create("b", "PJSIP/1000-1", "Down", "05321110201", "from-internal", "", "a")
+	s.dial("a", "b", "")
+	s.state("b", "Up")
+	s.state("a", "Up")
+	dropped := s.now
+	told := dropped.Add(10 * time.Second)
+	s.feed(Input{Kind: KindDestroyed, Time: told.Add(-time.Second), Channel: *s.ch["b"], CauseName: "NORMAL_CLEARING", Books: true})
+	s.feed(Input{Kind: KindBridgeLeave, Time: told, Channel: *s.ch["a"], Bridge: "br", Books: true})
+	s.feed(Input{Kind: KindGone, Time: dropped, Channel: *s.ch["a"]})
+
+	var rec *Record
+	for _, ev := range s.out {
+		if ev.CDR != nil {
+			rec = ev.CDR
+			assert.Equal(t, told, ev.Time)
+		}
+	}
+	require.NotNil(t, rec)
+	assert.Equal(t, told, rec.HangupTime)
+	assert.Contains(t, rec.Estimated, "hangup_time")
+}
