@@ -62,7 +62,8 @@ func (c Call) Start() time.Time {
 // followed is left alone: kanca did not promise it. The inputs of all
 // calls are merged in time order, so the tracker meets them as it would
 // have live. A call whose first leg has no record yet (Open) is told
-// only when the tracker follows it: otherwise the list adopts it.
+// only when the tracker follows it: otherwise the list adopts it, and
+// its legs the books hold join it then (Join).
 func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) []cdr.Input {
 	var out []cdr.Input
 	for _, c := range calls {
@@ -82,6 +83,40 @@ func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) [
 		}
 	}
 	slices.SortStableFunc(out, func(a, b cdr.Input) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// Join picks, from the calls the books hold, those whose first leg has no
+// record yet (Open), that a channel list shows (listed reports its
+// first leg) and of which the tracker follows no leg: the list adopts
+// such a call, and its legs the books hold ended in the gap (a callee
+// that answered and transferred it, one a pickup cancelled). Told as a
+// call of their own they would be a false call to that callee; left
+// untold, the adopted call would lack the steps they were. So they are
+// told as part of the adopted call, by its first leg's id, each call's
+// inputs up to until, for whoever adopts it to feed once the call is
+// adopted, with where the list says it is now placed among them.
+func Join(calls []Call, until time.Time, follows, listed func(leg string) bool) map[string][]cdr.Input {
+	var out map[string][]cdr.Input
+	for _, c := range calls {
+		if !c.Open || !listed(c.ID) || follows(c.ID) || slices.ContainsFunc(c.Legs, follows) {
+			continue
+		}
+		var ins []cdr.Input
+		for _, in := range c.Inputs {
+			if in.Time.After(until) {
+				break
+			}
+			ins = append(ins, in)
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string][]cdr.Input{}
+		}
+		out[c.ID] = ins
+	}
 	return out
 }
 
@@ -175,7 +210,8 @@ func toEndOf(t time.Time) time.Time {
 
 // Recover reads the calls of the gap (since, until] from b and plans them
 // (Plan): what a tracker that follows the legs follows reports needs, in
-// time order.
+// time order; and what it is to join to the calls the list shows, whose
+// first legs listed reports (Join).
 //
 // An until of whole seconds is a clock that keeps no more (ARI's list is
 // stamped by an HTTP Date): the second it names is read whole, lest the
@@ -185,7 +221,7 @@ func toEndOf(t time.Time) time.Time {
 // stamped until is in the gap, and its row may be up to a millisecond
 // later. Likewise the rows of the events the stream stamped since were
 // seen live.
-func Recover(ctx context.Context, b Books, since, until time.Time, follows func(leg string) bool) ([]cdr.Input, error) {
+func Recover(ctx context.Context, b Books, since, until time.Time, follows, listed func(leg string) bool) (Recovery, error) {
 	until = toEndOf(until)
 	if since.Nanosecond()%int(time.Millisecond) == 0 && !since.IsZero() {
 		// The same holds at the other end, to the millisecond: the rows
@@ -194,7 +230,7 @@ func Recover(ctx context.Context, b Books, since, until time.Time, follows func(
 	}
 	calls, err := b.Calls(ctx, since, until)
 	if err != nil {
-		return nil, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
+		return Recovery{}, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
 	}
 	if wholeSecondInputs(calls) && until.Nanosecond() != int(time.Second-time.Microsecond) {
 		// Books in whole seconds (FreePBX's CEL) cannot say whether a
@@ -208,7 +244,16 @@ func Recover(ctx context.Context, b Books, since, until time.Time, follows func(
 			return !c.Start().Before(cut) && !slices.ContainsFunc(c.Legs, follows)
 		})
 	}
-	return Plan(calls, since, until, follows), nil
+	return Recovery{Inputs: Plan(calls, since, until, follows), Joins: Join(calls, until, follows, listed)}, nil
+}
+
+// Recovery is what the books tell of a gap.
+type Recovery struct {
+	// Inputs are what the tracker missed (Plan), in time order.
+	Inputs []cdr.Input
+	// Joins are the legs that ended in the gap of calls the list shows
+	// and the tracker is yet to adopt, by the call's first leg (Join).
+	Joins map[string][]cdr.Input
 }
 
 // wholeSecondInputs reports whether the books keep whole seconds only:

@@ -3,6 +3,7 @@ package books_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,10 +44,10 @@ func TestRecoverReadsTheGapOfAFollowedCall(t *testing.T) {
 			[]cdr.Kind{cdr.KindCreated, cdr.KindCreated, cdr.KindDialplan, cdr.KindDial}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ins, err := books.Recover(context.Background(), b, tc.since, tc.until, tc.follows)
+			got, err := books.Recover(context.Background(), b, tc.since, tc.until, tc.follows, func(string) bool { return false })
 			require.NoError(t, err)
 			var kinds []cdr.Kind
-			for _, in := range ins {
+			for _, in := range got.Inputs {
 				assert.True(t, in.Books)
 				kinds = append(kinds, in.Kind)
 			}
@@ -56,4 +57,36 @@ func TestRecoverReadsTheGapOfAFollowedCall(t *testing.T) {
 			assert.Equal(t, tc.want, kinds)
 		})
 	}
+}
+
+// A FreeSWITCH call whose caller's leg is still up has no record of that
+// leg yet, only of the legs that ended (g02: 1000's, which took the call
+// and transferred it to 1001). Listed, the call is the list's to adopt,
+// and 1000's leg is to join it; not listed, it is told by neither.
+func TestRecoverJoinsLegsOfACallTheListShows(t *testing.T) {
+	b, err := books.Open(filepath.Join("..", "testdata", "esl", "g02_blind_transfer_1000_to_1001", "cdr"))
+	require.NoError(t, err)
+	const caller, callee = "8cc38b8c-bb13-40f5-b278-6d3979f6e3c2", "151ca41a-4a1f-4c5c-82d6-d903faeed291"
+	since := time.Date(2026, 12, 5, 8, 44, 57, 0, time.UTC)
+	until := since.Add(8500 * time.Millisecond) // 1001 rings, the caller is up
+	none := func(string) bool { return false }
+
+	got, err := books.Recover(context.Background(), b, since, until, none, func(id string) bool { return id == caller })
+	require.NoError(t, err)
+	assert.Empty(t, got.Inputs, "a call the list shows is the list's to tell")
+	require.Len(t, got.Joins, 1)
+	joined := got.Joins[caller]
+	require.NotEmpty(t, joined)
+	for _, in := range joined {
+		assert.Equal(t, callee, in.Channel.ID, "only the leg that ended is in the books")
+		assert.Equal(t, caller, in.Channel.LinkedID)
+		assert.True(t, in.Books)
+	}
+	assert.Equal(t, cdr.KindCreated, joined[0].Kind)
+	assert.True(t, slices.ContainsFunc(joined, func(in cdr.Input) bool { return in.Kind == cdr.KindDestroyed }), "its end")
+
+	got, err = books.Recover(context.Background(), b, since, until, none, none)
+	require.NoError(t, err)
+	assert.Empty(t, got.Inputs)
+	assert.Empty(t, got.Joins, "a call the list does not show ended before it: its caller's record tells it")
 }

@@ -497,7 +497,8 @@ func TestBLegFromALegEndsWhenTransferredAway(t *testing.T) {
 	b, err := books.Open(dir)
 	require.NoError(t, err)
 	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
-	ins, err := books.Recover(context.Background(), b, first.Add(-time.Second), last.Add(2*time.Second), func(string) bool { return false })
+	none := func(string) bool { return false }
+	got, err := books.Recover(context.Background(), b, first.Add(-time.Second), last.Add(2*time.Second), none, none)
 	require.NoError(t, err)
 	// The live stream's end of that leg.
 	var want time.Time
@@ -507,13 +508,13 @@ func TestBLegFromALegEndsWhenTransferredAway(t *testing.T) {
 		}
 	}
 	require.False(t, want.IsZero())
-	var got []cdr.Input
-	for _, in := range ins {
+	var ends []cdr.Input
+	for _, in := range got.Inputs {
 		if in.Kind == cdr.KindDestroyed && strings.HasPrefix(in.Channel.ID, "9976ee41") {
-			got = append(got, in)
+			ends = append(ends, in)
 		}
 	}
-	require.Len(t, got, 1, "the leg is told from the caller's record")
-	require.WithinDuration(t, want, got[0].Time, 100*time.Millisecond)
-	require.Contains(t, got[0].Estimated, "hangup_time")
+	require.Len(t, ends, 1, "the leg is told from the caller's record")
+	require.WithinDuration(t, want, ends[0].Time, 100*time.Millisecond)
+	require.Contains(t, ends[0].Estimated, "hangup_time")
 }

@@ -243,7 +243,9 @@ var jsonDiffer = []string{
 // the call and transferred it to 1001) over: the books hold 1000's file
 // alone. The call is told once, from the list, as the call to the
 // number it came in on, not a second time from 1000's record as a call
-// to 1000 that nobody answered.
+// to 1000 that nobody answered; and 1000's leg, which names the caller's
+// as its originator, is told as the step of that call it was, before
+// the step to 1001 the list shows, at its own times.
 func TestCallStillUpIsTheListsToTell(t *testing.T) {
 	rec := loadRecording(t, "../testdata/esl/g02_blind_transfer_1000_to_1001", "esl")
 	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
@@ -252,15 +254,24 @@ func TestCallStillUpIsTheListsToTell(t *testing.T) {
 	want := uninterrupted(t, rec.ins)
 	require.Len(t, want, 1)
 	for id := range want {
-		var inits []string
+		var inits, steps []string
 		for _, h := range got[id] {
 			f := flatten(h.body)
-			if f["event_type"] == `"call_init"` {
+			switch f["event_type"] {
+			case `"call_init"`:
 				inits = append(inits, f["callee"])
+			case `"call_init_extension"`:
+				steps = append(steps, f["destination"])
 			}
 			require.NotEqual(t, `"missing_call"`, f["event_type"], "the call was answered")
 		}
 		require.Equal(t, []string{"908508850000"}, inits)
+		require.Equal(t, []string{"1000", "1001"}, steps, "the step to 1000 ended in the gap")
+		require.Len(t, got[id], len(want[id]))
+		w, g := flatten(want[id][len(want[id])-1].body), flatten(got[id][len(got[id])-1].body)
+		for _, k := range []string{"cdr.answer_time", "cdr.callflow[1].callee", "cdr.callflow[1].answer_time", "cdr.callflow[1].hangup_time", "cdr.callflow[1].redirection_target", "cdr.callflow[2].start_time"} {
+			require.Equal(t, w[k], g[k], k)
+		}
 	}
 }
 

@@ -71,8 +71,13 @@ type Channel struct {
 	// Answered is when the leg answered, on a leg a list after a gap
 	// shows up, when the PBX says (FreeSWITCH's uuid_dump): the answer
 	// the gap hid is placed then, not where the list is.
-	Answered time.Time         `json:",omitzero"`
-	Vars     map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
+	Answered time.Time `json:",omitzero"`
+	// Routed is when the leg began where it is now in the dialplan, on a
+	// leg a list after a gap shows, when the PBX says (FreeSWITCH's
+	// caller profile, which a transfer renews): what the leg runs now
+	// came after what ended before then.
+	Routed time.Time         `json:",omitzero"`
+	Vars   map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 
 // WithVar sets a channel variable on c, copying Vars first: a snapshot's

@@ -761,6 +761,14 @@ func (t *Tracker) dial(peer *leg, in Input, out []Event) []Event {
 		}
 		return out // a leg of another call (a transfer joined them): not ours to judge
 	}
+	if in.Books && caller != nil && caller == c.origin && caller.crossed && c.current() == nil && !peer.dialed {
+		// The books told a leg the adopted caller dialled in the gap,
+		// but not the application that dialled it: that is in the
+		// caller's own record, written when the caller's leg ends
+		// (FreeSWITCH's files). The number it dialled is where the call
+		// went first.
+		out = t.redirect(c, dialNumber(in.DialString), in.Time, out)
+	}
 	if !peer.dialed && !peer.consult && peer != c.origin {
 		if caller != nil && caller != c.origin && !caller.local {
 			peer.consult = true

@@ -246,7 +246,12 @@ func (e *session) dump(ctx context.Context, id string) (Fields, error) {
 // answeredAt is when a session answered (Caller-Channel-Answered-Time,
 // microseconds, "0" before it); zero if it did not, or f is nil.
 func answeredAt(f Fields) time.Time {
-	if us, err := strconv.ParseInt(f["caller-channel-answered-time"], 10, 64); err == nil && us > 0 {
+	return usec(f["caller-channel-answered-time"])
+}
+
+// usec reads a session's time in microseconds, zero for "0" or none.
+func usec(s string) time.Time {
+	if us, err := strconv.ParseInt(s, 10, 64); err == nil && us > 0 {
 		return time.UnixMicro(us)
 	}
 	return time.Time{}
@@ -278,6 +283,7 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 		ch.DialedNumber = f["variable_sip_req_user"]
 	}
 	ch.Answered = answeredAt(f)
+	ch.Routed = usec(f["caller-profile-created-time"])
 	for _, name := range s.cfg.DIDVariables {
 		bare := strings.TrimLeft(name, "_")
 		v := f["variable_"+strings.ToLower(bare)]

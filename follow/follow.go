@@ -945,12 +945,17 @@ func (f *Follower) settleCall(in cdr.Input, emit func(cdr.Input)) {
 // answeredUnheard tells the answer of a listed channel that in, its first
 // input since the list, shows up while kanca last knew it otherwise: in
 // the PBX's order an answer comes before anything that shows it, so it
-// happened in the gap, where the list did not show it. It is placed at
-// the list, or at in when earlier. in itself, an answer, tells its own.
+// happened in the gap, where the list did not show it. It is placed when
+// the PBX said it answered (Channel.Answered, asked when it was
+// described), else at the list, or at in when earlier. in itself, an
+// answer, tells its own.
 func (f *Follower) answeredUnheard(id string, at time.Time, in cdr.Input, emit func(cdr.Input)) {
 	lc, known := f.live[id]
 	if !known || in.Kind == cdr.KindCreated || in.Kind == cdr.KindState || in.Channel.State != "Up" || lc.ch.State == "Up" {
 		return
+	}
+	if a := lc.ch.Answered; !a.IsZero() && !a.After(in.Time) {
+		at = a
 	}
 	if in.Time.Before(at) {
 		at = in.Time

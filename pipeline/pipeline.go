@@ -122,7 +122,11 @@ type Pipeline struct {
 	// both only touched from the source's goroutine.
 	held   []cdr.Input
 	server string
-	log    *slog.Logger
+	// joins are what the books told of calls the list showed and the
+	// source is yet to adopt (books.Join), by the call's first leg;
+	// only touched from the source's goroutine.
+	joins map[string][]cdr.Input
+	log   *slog.Logger
 	// stopped is the latest PBX time the store says kanca heard before it
 	// was last stopped: the start of the first gap, unless the source
 	// heard later.
@@ -249,6 +253,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.held = append(p.held, in)
 			return
 		}
+		if j, ok := p.joins[in.Channel.ID]; ok && in.Kind == cdr.KindCreated && in.Adopted {
+			delete(p.joins, in.Channel.ID)
+			p.adoptJoined(in, j)
+			return
+		}
 		p.feed(in)
 	})
 	stopSource()
@@ -304,6 +313,9 @@ func (p *Pipeline) Gap(ctx context.Context, g follow.Gap) {
 	held := p.held
 	p.held = nil
 	if !g.Relist {
+		// A call the previous list showed and the source never adopted
+		// ended before it was: what the books kept of it is read again.
+		p.joins = nil
 		p.recover(ctx, g, held)
 	}
 	for _, in := range held {
@@ -340,7 +352,8 @@ func (p *Pipeline) recover(ctx context.Context, g follow.Gap, held []cdr.Input) 
 		defer p.mu.Unlock()
 		return p.Tracker.Follows(leg)
 	}
-	ins, err := books.Recover(ctx, p.Books, since, until, follows)
+	listed := func(leg string) bool { return g.Listed[leg] }
+	got, err := books.Recover(ctx, p.Books, since, until, follows, listed)
 	if err != nil {
 		p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
 		return
@@ -351,6 +364,7 @@ func (p *Pipeline) recover(ctx context.Context, g follow.Gap, held []cdr.Input) 
 	for _, in := range held {
 		ended[in.Channel.ID] = true // the source's to end
 	}
+	ins := got.Inputs
 	for _, in := range ins {
 		if in.Server == "" {
 			in.Server = p.server
@@ -381,7 +395,54 @@ func (p *Pipeline) recover(ctx context.Context, g follow.Gap, held []cdr.Input) 
 		gone++
 		p.feed(cdr.Input{Kind: cdr.KindGone, Time: until, Server: in.Server, Channel: in.Channel})
 	}
-	p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins), "ended_unwritten", gone)
+	p.joins = got.Joins
+	p.log.Info("closed the gap from the PBX's records", "since", since, "until", until, "inputs", len(ins), "ended_unwritten", gone, "calls_to_join", len(got.Joins))
+}
+
+// adoptJoined adopts the first leg of a call the list showed (in, its
+// adoption) with the legs the books told of it that ended in the gap
+// (joined), as a run that never stopped would have told them: the call
+// first, as the list shows it but for where it is now in the dialplan;
+// then those legs, in their order and times, and where the call is now
+// (a move the gap hid) among them, when the PBX says it began there
+// (Channel.Routed: a ring group's member that lost the race was dialled
+// by the group the call still runs; a callee that transferred the call
+// ended before the call moved), else after them. Told at its adoption,
+// where the call is now would come before the steps it followed, and
+// those legs would join it.
+func (p *Pipeline) adoptJoined(in cdr.Input, joined []cdr.Input) {
+	first := in
+	first.Channel.App, first.Channel.AppData = "", ""
+	p.feed(first)
+	move := in
+	move.Kind = cdr.KindDialplan
+	moved := in.Channel.App == ""
+	r := in.Channel.Routed
+	for _, j := range joined {
+		// A leg made where the call is now may be stamped with the
+		// instant it got there (FreeSWITCH's originated leg starts at
+		// its originator's profile's time); an end at that instant
+		// came before.
+		if !moved && !r.IsZero() && (j.Time.After(r) || j.Time.Equal(r) && j.Kind == cdr.KindCreated) {
+			move.Time, moved = later(in.Time, r), true
+			p.feed(move)
+		}
+		if j.Server == "" {
+			j.Server = cmp.Or(in.Server, p.server)
+		}
+		p.feed(j)
+		move.Time = later(move.Time, j.Time)
+	}
+	if !moved {
+		p.feed(move)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // restore rebuilds the tracker from the journal and tells the source
