@@ -57,6 +57,17 @@ func (s *script) state(id, state string) {
 	s.feed(Input{Kind: KindState, Channel: *c})
 }
 
+// answeredCall is an inbound call from caller's leg to extension 1000 on
+// callee's, answered.
+func (s *script) answeredCall(caller, callee string) {
+	s.create(caller, "PJSIP/trunk-1", "Ring", "05321234567", "from-trunk", "908508850000", "")
+	s.app(caller, "Dial", "PJSIP/1000,20")
+	s.create(callee, "PJSIP/1000-2", "Down", "1000", "from-internal", "s", "")
+	s.dial(caller, callee, "")
+	s.dial(caller, callee, "ANSWER")
+	s.state(caller, "Up")
+}
+
 func (s *script) dial(caller, peer, status string) {
 	s.feed(Input{Kind: KindDial, Channel: *s.ch[peer], Other: s.ch[caller], DialStatus: status})
 }
@@ -157,12 +168,7 @@ func TestLinkedIDGroupsLegs(t *testing.T) {
 // hangup, marked as reconciled.
 func TestGoneIsReconciled(t *testing.T) {
 	s := newScript(t, DefaultConfig())
-	s.create("2.0", "PJSIP/trunk-1", "Ring", "05321234567", "from-trunk", "908508850000", "")
-	s.app("2.0", "Dial", "PJSIP/1000,20")
-	s.create("2.1", "PJSIP/1000-2", "Down", "1000", "from-internal", "s", "")
-	s.dial("2.0", "2.1", "")
-	s.dial("2.0", "2.1", "ANSWER")
-	s.state("2.0", "Up")
+	s.answeredCall("2.0", "2.1")
 	gap := s.now.Add(time.Minute)
 	s.feed(Input{Kind: KindGone, Time: gap, Channel: Channel{ID: "2.1"}})
 	s.feed(Input{Kind: KindGone, Time: gap, Channel: Channel{ID: "2.0"}})
@@ -482,26 +488,14 @@ func TestWhatAListFindsACallerRunningIsTold(t *testing.T) {
 // gap, the caller's end row not written yet when they were read).
 func TestGoneCallEndsNoEarlierThanTheBooksHeardIt(t *testing.T) {
 	s := newScript(t, DefaultConfig())
-	s.create("a", "PJSIP/trunk-1", "Ring", "05321110201", "from-trunk", "908508850000", "a")
-	s.app("a", "Dial", "PJSIP/1000,20")
-	s.create("b", "PJSIP/1000-1", "Down", "05321110201", "from-internal", "", "a")
-	s.dial("a", "b", "")
-	s.state("b", "Up")
-	s.state("a", "Up")
+	s.answeredCall("a", "b")
 	dropped := s.now
 	told := dropped.Add(10 * time.Second)
 	s.feed(Input{Kind: KindDestroyed, Time: told.Add(-time.Second), Channel: *s.ch["b"], CauseName: "NORMAL_CLEARING", Books: true})
 	s.feed(Input{Kind: KindBridgeLeave, Time: told, Channel: *s.ch["a"], Bridge: "br", Books: true})
 	s.feed(Input{Kind: KindGone, Time: dropped, Channel: *s.ch["a"]})
-
-	var rec *Record
-	for _, ev := range s.out {
-		if ev.CDR != nil {
-			rec = ev.CDR
-			assert.Equal(t, told, ev.Time)
-		}
-	}
-	require.NotNil(t, rec)
-	assert.Equal(t, told, rec.HangupTime)
-	assert.Contains(t, rec.Estimated, "hangup_time")
+	h := s.last(CallHangup)
+	assert.Equal(t, told, h.Time)
+	assert.Equal(t, told, h.CDR.HangupTime)
+	assert.Contains(t, h.CDR.Estimated, "hangup_time")
 }
