@@ -333,3 +333,37 @@ func TestAnswerTheGapHidIsPlacedWhenThePBXSaysIt(t *testing.T) {
 	}
 	require.Positive(t, tried)
 }
+
+// TestQueueLeftInTheGapIsTheGroupStep: kanca killed before a call came
+// in and back once mod_callcenter had bridged its caller to the agent
+// that answered (1002; 1001 lost the race): the list shows the caller
+// running uuid_bridge, no queue, and the books hold 1001's leg alone.
+// The member's session keeps the queue it entered, so the call went to
+// the queue, as a run that never stopped tells it, not to the agent
+// whose leg ended first.
+func TestQueueLeftInTheGapIsTheGroupStep(t *testing.T) {
+	rec := loadRecording(t, "../testdata/esl/f07b_inbound_callcenter_queue_1002_answers", "esl")
+	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
+	back := first.Add(last.Sub(first) / 2)
+	want := uninterrupted(t, rec.ins)
+	require.Len(t, want, 1)
+	for _, bk := range []books.Books{nil, jsonCDR(t, rec)} {
+		got := interrupted(t, rec, bk, first.Add(-time.Second), back)
+		for id := range want {
+			var steps []string
+			for _, h := range got[id] {
+				f := flatten(h.body)
+				switch f["event_type"] {
+				case `"call_init_group"`, `"call_init_extension"`:
+					steps = append(steps, f["event_type"]+" "+f["destination"])
+				}
+			}
+			require.Equal(t, []string{`"call_init_group" "support"`}, steps, "books %v", bk != nil)
+			require.Len(t, got[id], len(want[id]))
+			w, g := flatten(want[id][len(want[id])-1].body), flatten(got[id][len(got[id])-1].body)
+			for _, k := range []string{"cdr.callflow[0].redirection", "cdr.callflow[1].callee", "cdr.callflow[1].start_time", "cdr.callflow[1].redirection_target", "cdr.callflow[2].callee"} {
+				require.Equal(t, w[k], g[k], "%s (books %v)", k, bk != nil)
+			}
+		}
+	}
+}

@@ -76,7 +76,15 @@ type Channel struct {
 	// leg a list after a gap shows, when the PBX says (FreeSWITCH's
 	// caller profile, which a transfer renews): what the leg runs now
 	// came after what ended before then.
-	Routed time.Time         `json:",omitzero"`
+	Routed time.Time `json:",omitzero"`
+	// Queue is the queue the leg entered as a caller waiting for an
+	// agent, and Queued when, on a leg a list after a gap shows, when the
+	// PBX keeps it (FreeSWITCH's cc_queue and cc_queue_joined_epoch, whole
+	// seconds, on the member's session): a caller the queue handed to an
+	// agent in the gap runs no queue application any more, yet the queue
+	// is where the call went.
+	Queue  string            `json:",omitzero"`
+	Queued time.Time         `json:",omitzero"`
 	Vars   map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 

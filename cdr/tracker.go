@@ -421,7 +421,15 @@ func (t *Tracker) didVar(ch Channel) string {
 // dialplan (a Dial to an extension, to an outside number, a queue) as its
 // routing so far: its earlier steps are lost with the gap.
 func (t *Tracker) routeAdopted(c *call, in Input, out []Event) []Event {
-	if !in.Adopted || in.Channel.App == "" {
+	if !in.Adopted {
+		return out
+	}
+	if q := in.Channel.Queue; q != "" {
+		// The queue the PBX says the caller entered: an agent's bridge
+		// it handed the caller to is no step of its own.
+		out = t.group(c, q, "", later(in.Channel.Queued, c.start), out)
+	}
+	if in.Channel.App == "" {
 		return out
 	}
 	if in.Channel.Presented != "" {
@@ -1241,4 +1249,12 @@ func isCauseName(s string) bool {
 		}
 	}
 	return true
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -284,6 +284,15 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 	}
 	ch.Answered = answeredAt(f)
 	ch.Routed = usec(f["caller-profile-created-time"])
+	if f["variable_cc_side"] == "member" {
+		// mod_callcenter keeps the queue on the member's session after
+		// it bridged the member to an agent (uuid_bridge), which is all
+		// the list then shows.
+		ch.Queue, _, _ = strings.Cut(f["variable_cc_queue"], "@")
+		if sec, err := strconv.ParseInt(f["variable_cc_queue_joined_epoch"], 10, 64); err == nil && sec > 0 && ch.Queue != "" {
+			ch.Queued = time.Unix(sec, 0)
+		}
+	}
 	for _, name := range s.cfg.DIDVariables {
 		bare := strings.TrimLeft(name, "_")
 		v := f["variable_"+strings.ToLower(bare)]
