@@ -232,10 +232,6 @@ var jsonDiffer = []string{
 	// is written yet, and the transfer completed in the gap (the caller
 	// bridged to 1001) is the adoption's to tell.
 	"g01_attended_transfer_1000_to_1001 08:44:38.402",
-	// The caller's leg was still up when kanca was back (its file is
-	// written when it ends): the forward it ran in the gap is not in the
-	// files read.
-	"g07_noanswer_forward_to_external 08:46:42.952",
 }
 
 // TestCallStillUpIsTheListsToTell: kanca killed before a call came in
@@ -365,5 +361,45 @@ func TestQueueLeftInTheGapIsTheGroupStep(t *testing.T) {
 				require.Equal(t, w[k], g[k], "%s (books %v)", k, bk != nil)
 			}
 		}
+	}
+}
+
+// TestMoveInTheGapOfAFollowedCallIsPlacedWhenItHappened: kanca followed
+// the call before the kill and came back after its caller moved on in
+// the gap. The list shows where the caller is, and the PBX says when it
+// got there (the session's caller profile) or the legs the move made
+// say it: the step it opened begins then, and the step before it ends
+// then, not when kanca was back or when the caller next moved.
+func TestMoveInTheGapOfAFollowedCallIsPlacedWhenItHappened(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		kill, back float64 // of the recording's span
+		keys       []string
+	}{
+		// 1000 took the call and sent it to the park (700): parked in
+		// 701, then 1001 retrieved it, after kanca was back.
+		{"g04_park_by_1000_retrieved_by_1001", 0.25, 0.5,
+			[]string{"cdr.callflow[1].hangup_time", "cdr.callflow[1].redirection", "cdr.callflow[1].redirection_target", "cdr.callflow[2].callee", "cdr.callflow[2].start_time", "cdr.callflow[3].callee", "cdr.callflow[3].start_time"}},
+		// 1000 did not answer; the caller was forwarded outside, and that
+		// number answered two seconds later, all in the gap.
+		{"g07_noanswer_forward_to_external", 0.5, 0.75,
+			[]string{"cdr.callflow[1].hangup_time", "cdr.callflow[2].callee", "cdr.callflow[2].start_time", "cdr.callflow[2].answer_time"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := loadRecording(t, "../testdata/esl/"+tc.name, "esl")
+			first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
+			at := func(f float64) time.Time { return first.Add(time.Duration(f * float64(last.Sub(first)))) }
+			want := uninterrupted(t, rec.ins)
+			got := interrupted(t, rec, jsonCDR(t, rec), at(tc.kill), at(tc.back))
+			require.Len(t, want, 1)
+			for id := range want {
+				require.Len(t, got[id], len(want[id]))
+				w, g := flatten(want[id][len(want[id])-1].body), flatten(got[id][len(got[id])-1].body)
+				for _, k := range tc.keys {
+					require.NotEmpty(t, w[k], k)
+					require.Equal(t, w[k], g[k], k)
+				}
+			}
+		})
 	}
 }

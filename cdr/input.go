@@ -73,8 +73,9 @@ type Channel struct {
 	// the gap hid is placed then, not where the list is.
 	Answered time.Time `json:",omitzero"`
 	// Routed is when the leg began where it is now in the dialplan, on a
-	// leg a list after a gap shows, when the PBX says (FreeSWITCH's
-	// caller profile, which a transfer renews): what the leg runs now
+	// leg a list after a gap shows and on the application it starts, when
+	// the PBX says (FreeSWITCH's caller profile, which a transfer or a
+	// bridge to a parked or queued call renews): what the leg runs now
 	// came after what ended before then.
 	Routed time.Time `json:",omitzero"`
 	// Queue is the queue the leg entered as a caller waiting for an

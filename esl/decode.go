@@ -219,6 +219,9 @@ func (f Fields) input(name string, kind cdr.Kind) (cdr.Input, error) {
 		}
 	case cdr.KindDialplan:
 		in.Channel.App, in.Channel.AppData = f["application"], f["application-data"]
+		// Where in the dialplan the leg runs it: after a gap, a move the
+		// list shows came before an application of a later profile.
+		in.Channel.Routed = usec(f["caller-profile-created-time"])
 	case cdr.KindMenu:
 		if name == "CHANNEL_EXECUTE" {
 			in.Detail, _, _ = strings.Cut(strings.TrimSpace(f["application-data"]), " ")

@@ -309,8 +309,12 @@ type pendingChannel struct {
 	adopt  bool   // unknown channel: adopt it; else its state changed
 	// moved: a known channel the list shows at another place in the
 	// dialplan (a menu's caller now dialling an extension): the gap hid
-	// the move, which routes its call.
-	moved bool
+	// the move, which routes its call. movedAt is when it is placed, if
+	// the PBX or the legs it made say better than at: a move and an
+	// answer the gap hid are seldom at one moment (a forward dialled,
+	// then answered).
+	moved   bool
+	movedAt time.Time
 	// changed: a known channel whose state the list shows changed.
 	changed bool
 	at      time.Time // the latest time the list can be placed at
@@ -547,8 +551,10 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 	}
 	var unknown []*cdr.Channel
 	// Remembered channels the list shows answered in the gap are asked
-	// when: described on a copy, of which only the answer is taken.
-	answered := map[*cdr.Channel]*cdr.Channel{}
+	// when, and those it shows moved since when they got there (and
+	// what the PBX keeps of the queue they went through): described on
+	// a copy, of which only those are taken.
+	asked := map[*cdr.Channel]*cdr.Channel{}
 	for i := range l.Channels {
 		ch := &l.Channels[i].Channel
 		// A remembered channel the PBX never said the call of (a dialled
@@ -558,9 +564,9 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		switch {
 		case !known || lc.ch.LinkedID == "":
 			unknown = append(unknown, ch)
-		case ch.State == "Up" && lc.ch.State != "Up":
+		case ch.State == "Up" && lc.ch.State != "Up", ranAnother(lc.ch, *ch):
 			c := *ch
-			answered[&c] = ch
+			asked[&c] = ch
 			unknown = append(unknown, &c)
 		}
 	}
@@ -572,8 +578,8 @@ func (f *Follower) list(ctx context.Context, s Session) (Listing, error) {
 		// the events read meanwhile, which Next hands over, error and all.
 		f.log.Warn("could not ask "+f.cfg.PBX+" about listed channels; adopting them as listed", "err", err)
 	}
-	for c, ch := range answered {
-		ch.Answered = c.Answered
+	for c, ch := range asked {
+		ch.Answered, ch.Routed, ch.Queue, ch.Queued = c.Answered, c.Routed, c.Queue, c.Queued
 	}
 	return l, nil
 }
@@ -970,19 +976,39 @@ func (f *Follower) answeredUnheard(id string, at time.Time, in cdr.Input, emit f
 // dialplan event after the list means the stream carries the listed move
 // (that event or one on its way to it).
 func (f *Follower) listedChange(p pendingChannel, in cdr.Input, at time.Time, emit func(cdr.Input)) {
-	told := false
+	var told []cdr.Input
 	if p.changed && in.Kind != cdr.KindState && (in.Channel.State == p.lc.ch.State || in.Channel.State == "") {
-		emit(cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
-		told = true
+		told = append(told, cdr.Input{Kind: cdr.KindState, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
 	}
-	if p.moved && in.Kind != cdr.KindDialplan {
-		emit(cdr.Input{Kind: cdr.KindDialplan, Time: at, Server: p.lc.server, Channel: p.lc.ch, Adopted: true})
-		told = true
+	if p.moved && (in.Kind != cdr.KindDialplan || laterRoute(in.Channel, p.lc.ch)) {
+		mat := at
+		if !p.movedAt.IsZero() && (in.Time.IsZero() || !p.movedAt.After(in.Time)) {
+			mat = p.movedAt
+		}
+		move := cdr.Input{Kind: cdr.KindDialplan, Time: mat, Server: p.lc.server, Channel: p.lc.ch, Adopted: true}
+		if len(told) > 0 && mat.Before(at) {
+			// The move made the legs that answered.
+			told = append([]cdr.Input{move}, told...)
+		} else {
+			told = append(told, move)
+		}
 	}
-	if told {
+	for _, t := range told {
+		emit(t)
+	}
+	if len(told) > 0 {
 		// What was told is what kanca knows of the channel now.
 		f.refresh(p.lc.ch)
 	}
+}
+
+// laterRoute says whether next, a dialplan event, runs where the leg got
+// after it got where listed shows it: the PBX says when each place began
+// (Channel.Routed) and next's began later. Its application then is no
+// step on the way to the listed one, and the listed move is the gap's
+// to tell.
+func laterRoute(next, listed cdr.Channel) bool {
+	return !listed.Routed.IsZero() && next.Routed.After(listed.Routed)
 }
 
 // Received counts one event of type typ read from the PBX ("" when it has

@@ -113,7 +113,12 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			}
 			if ranAnother(lc.ch, ch) {
 				p.lc.ch.App, p.lc.ch.AppData = ch.App, ch.AppData
+				p.lc.ch.Routed, p.lc.ch.Queue, p.lc.ch.Queued = ch.Routed, ch.Queue, ch.Queued
 				p.moved = true
+				if r := ch.Routed; r.After(gap.Since) && !r.After(gap.Until) {
+					// The leg got there in the gap, when the PBX says.
+					p.movedAt = r
+				}
 			}
 			if p.changed || p.moved {
 				pending++
@@ -152,11 +157,11 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 // placeMoves places each move the gap hid (a known channel the list
 // shows at another place in the dialplan) when the first new leg of its
 // call the list shows was created, within the gap: the move came before
-// the legs it made (a menu's caller dialling an extension), after the
-// last event heard. Only for a list with no clock (FreeSWITCH's), whose
-// changes are otherwise placed at the last event heard, seconds early;
-// and only for a move alone, whose answer, if the list shows one, stays
-// where the list places it.
+// the legs it made (a menu's caller dialling an extension, a forward
+// after no answer), after the last event heard. Only for a list with no
+// clock (FreeSWITCH's), whose changes are otherwise placed at the last
+// event heard, seconds early; an answer the list also shows stays where
+// the list places it.
 func (f *Follower) placeMoves(l Listing, gap Gap) {
 	if !l.At.IsZero() {
 		return
@@ -173,7 +178,7 @@ func (f *Follower) placeMoves(l Listing, gap Gap) {
 		}
 	}
 	for id, p := range f.pending {
-		if !p.moved || p.changed {
+		if !p.moved {
 			continue
 		}
 		at, ok := first[cmp.Or(p.lc.ch.LinkedID, id)]
@@ -186,7 +191,10 @@ func (f *Follower) placeMoves(l Listing, gap Gap) {
 		if !gap.Until.IsZero() && at.After(gap.Until) {
 			at = gap.Until
 		}
-		p.at = at
+		p.movedAt = at
+		if !p.changed {
+			p.at = at
+		}
 		f.pending[id] = p
 	}
 }

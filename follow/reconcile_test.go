@@ -702,3 +702,34 @@ func TestReconnectListNeverBringsBackAnEndedChannel(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A move the list shows is the gap's to tell when the channel's next
+// event is an application of a later place in the dialplan (a parked
+// caller bridged to its retriever, which renews its caller profile):
+// placed when the PBX says the leg got there, before that event. An
+// application of the listed place itself may be on its way to it, and
+// tells the move.
+func TestReconcileMoveBeforeALaterPlacesApplication(t *testing.T) {
+	a := ch("a", "Up", t0)
+	a.App, a.AppData, a.Routed = "bridge", "user/1000", t0
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: a}}
+	listed := a
+	listed.Exten, listed.App, listed.AppData, listed.Routed = "700", "valet_park", "lot auto in 701 720", t0.Add(4*time.Second)
+	l := Listing{Coarse: true, Channels: []Listed{{Channel: listed, Server: "fs"}}}
+	moved := a
+	moved.App, moved.AppData, moved.Routed = listed.App, listed.AppData, listed.Routed
+
+	bridged := a
+	bridged.App, bridged.AppData, bridged.Routed = "uuid_bridge", "b", t0.Add(8*time.Second)
+	got := follow(t, seed, l, cdr.Input{Kind: cdr.KindDialplan, Time: t0.Add(8 * time.Second), Server: "fs", Channel: bridged})
+	require.Len(t, got, 2)
+	assert.Equal(t, cdr.Input{Kind: cdr.KindDialplan, Time: listed.Routed, Server: "fs", Channel: moved, Adopted: true}, got[0],
+		"the move, when the PBX says it happened")
+	assert.Equal(t, "uuid_bridge", got[1].Channel.App)
+
+	answer := listed
+	answer.App, answer.AppData = "answer", ""
+	got = follow(t, seed, l, cdr.Input{Kind: cdr.KindDialplan, Time: t0.Add(5 * time.Second), Server: "fs", Channel: answer})
+	require.Len(t, got, 1, "the stream tells the move itself")
+	assert.Equal(t, "answer", got[0].Channel.App)
+}
