@@ -487,6 +487,13 @@ func (p *Pipeline) restore(ctx context.Context, log *slog.Logger, queue chan<- h
 	latest := map[string]cdr.Input{}
 	for _, in := range ins {
 		if p.Tracker.Follows(in.Channel.ID) {
+			if prev, ok := latest[in.Channel.ID]; ok && in.Channel.App == "" {
+				// An input that names no application (FreeSWITCH's but
+				// CHANNEL_EXECUTE) leaves the channel running what it
+				// ran, as the source keeps it live: a list after the
+				// restart showing it there is no move the gap hid.
+				in.Channel.App, in.Channel.AppData = prev.Channel.App, prev.Channel.AppData
+			}
 			latest[in.Channel.ID] = in
 		}
 	}
