@@ -539,6 +539,16 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			c = l.c
 		}
 		out = t.runs(c, *ch, in.Time, out)
+		if in.Adopted && l == c.origin && ch.Queue != "" && !c.reached(stepGroup, t.named(ch.Queue)) {
+			// A move the gap hid from a queue that handed the caller to
+			// an agent: the queue it went through first, when the PBX
+			// says it joined, after the step it was seen at.
+			at := later(ch.Queued, c.start)
+			if cur := c.current(); cur != nil {
+				at = later(at, cur.start)
+			}
+			out = t.group(c, ch.Queue, "", at, out)
+		}
 		if sp := retrievedSpace(ch.App, ch.AppData); sp != "" && c.dir == "" {
 			l.retrieves = sp
 		}

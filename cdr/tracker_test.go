@@ -499,3 +499,23 @@ func TestGoneCallEndsNoEarlierThanTheBooksHeardIt(t *testing.T) {
 	assert.Equal(t, told, h.CDR.HangupTime)
 	assert.Contains(t, h.CDR.Estimated, "hangup_time")
 }
+
+// A followed caller a queue handed to an agent while kanca was away runs
+// no queue application when kanca is back: the move the list shows is
+// the agent's bridge, and the queue the PBX keeps on the caller's
+// session (Channel.Queue) is the group step the call took, once.
+func TestMoveFromAQueueTheGapHidIsTheGroupStep(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("a", "sofia/internal/905321234567@carrier", "Ring", "905321234567", "public", "908508850003", "a")
+	s.app("a", "answer", "")
+	s.state("a", "Up")
+	joined := s.now.Add(time.Second)
+	moved := *s.ch["a"]
+	moved.App, moved.AppData, moved.Queue, moved.Queued = "uuid_bridge", "b", "support", joined.Truncate(time.Second)
+	s.feed(Input{Kind: KindDialplan, Time: joined.Add(2 * time.Second), Channel: moved, Adopted: true})
+	s.feed(Input{Kind: KindDialplan, Time: joined.Add(3 * time.Second), Channel: moved, Adopted: true})
+	require.Equal(t, []EventType{CallInit, CallInitGroup}, s.types())
+	g := s.last(CallInitGroup)
+	assert.Equal(t, "support", g.Destination)
+	assert.Equal(t, joined.Truncate(time.Second), g.Time, "when the PBX says the caller joined the queue")
+}
