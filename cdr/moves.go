@@ -146,6 +146,27 @@ func (t *Tracker) bridged(c *call, l *leg, owner *call, peer *leg, at time.Time,
 	return t.connect(c, x, at, out)
 }
 
+// listedConsultation reads a list's bridge of l with peer after a gap: a
+// leg of c bridged with the callee that took the current extension step
+// (not with the caller), other than that callee, is the callee's
+// consultation before an attended transfer, which the gap hid. Adopted,
+// it was taken for one the call dialled; it is nobody's step until a
+// transfer joins the caller to it.
+func (t *Tracker) listedConsultation(c *call, l, peer *leg) {
+	s := c.current()
+	if s == nil || s.kind != stepExtension || peer == nil || l.c != c || peer.c != c ||
+		l == c.origin || peer == c.origin || peer.local || peer.step != s {
+		return
+	}
+	if _, dest := t.destination(peer.number()); dest != s.dest {
+		return // peer is not the step's callee
+	}
+	if _, dest := t.destination(l.number()); l.number() == "" || dest == s.dest {
+		return
+	}
+	l.dialed, l.consult, l.step = false, true, nil
+}
+
 // listedBridge completes what a list said after a gap: l talks in a bridge
 // with peer (an adopted KindBridgeEnter). The leg of c bridged with its
 // caller is who the call talks to now, as the live events would have

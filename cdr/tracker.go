@@ -502,6 +502,10 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		// a channel list names its call now.
 		if c := t.callOf(in); c != nil {
 			t.attach(l, c)
+			if in.Kind == KindBridgeEnter && in.Other != nil {
+				// Before it joins as one the call dialled.
+				t.listedConsultation(c, l, t.legs[in.Other.ID])
+			}
 			out = t.joined(c, l, in, out)
 		}
 	}
@@ -584,6 +588,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			owner = c
 			t.bridges[in.Bridge] = c
 			c.bridges = append(c.bridges, in.Bridge)
+		}
+		if in.Adopted {
+			t.listedConsultation(c, l, peer)
 		}
 		out = t.bridged(c, l, owner, peer, in.Time, out)
 		if in.Adopted {

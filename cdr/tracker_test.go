@@ -519,3 +519,26 @@ func TestMoveFromAQueueTheGapHidIsTheGroupStep(t *testing.T) {
 	assert.Equal(t, "support", g.Destination)
 	assert.Equal(t, joined.Truncate(time.Second), g.Time, "when the PBX says the caller joined the queue")
 }
+
+// A list after a gap shows the callee that took the call bridged with a
+// channel of its own consultation (Asterisk's Local channel that an
+// attended transfer's feature code made): that channel answering is no
+// forward of the callee's step; the step to whom it reached begins when
+// the transfer joins the caller to it, as the live events would say.
+func TestConsultationFoundInAListIsNoStepUntilTheTransfer(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.answeredCall("a", "b")
+	local := Channel{ID: "c", Name: "Local/1001@from-internal-00000002;1", State: "Ringing", LinkedID: "a", Created: s.now}
+	s.feed(Input{Kind: KindCreated, Channel: local, Adopted: true})
+	s.feed(Input{Kind: KindBridgeEnter, Channel: *s.ch["b"], Bridge: "consult", Other: &local, Adopted: true})
+	s.feed(Input{Kind: KindBridgeEnter, Channel: local, Bridge: "consult", Other: s.ch["b"], Adopted: true})
+	local.State = "Up"
+	s.feed(Input{Kind: KindState, Channel: local, Resumed: true})
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
+
+	transferred := s.now.Add(4 * time.Second)
+	s.feed(Input{Kind: KindTransfer, Time: transferred, Channel: *s.ch["a"], Other: &local})
+	e := s.last(CallInitExtension)
+	assert.Equal(t, "1001", e.Destination)
+	assert.Equal(t, transferred, e.Time)
+}

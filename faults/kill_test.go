@@ -569,6 +569,13 @@ func judge(t *testing.T, recv *receiver, want map[string]*call, windows []window
 				if slices.ContainsFunc(windows, func(v window) bool { return v.from > w.to && v.from <= c.last }) {
 					restartedAgain++
 				}
+				answered := !strings.Contains(strings.Join(c.bodies, "\n"), `"missing_call"`)
+				if answered && slices.ContainsFunc(windows, func(v window) bool { return v.from > w.to && c.last >= v.from && c.last <= v.to }) {
+					// It ended while kanca was away again, its answer
+					// perhaps with it: with no books to read, whether it
+					// was missed is a guess (README, Guarantees).
+					continue
+				}
 				assert.Equal(t, strings.Contains(strings.Join(c.bodies, "\n"), `"missing_call"`), slices.Contains(types, "missing_call"),
 					"call %s to %s (frames %d-%d) began in a gap: missed or not as it really was; got %v", id, c.number, c.first, c.last, types)
 			}
