@@ -100,6 +100,7 @@ func TestKillUnderLoadFreeSWITCH(t *testing.T) {
 			windows[len(windows)-1].to = fs.Pos() + 5
 		}
 		time.Sleep(time.Duration(200+rng.IntN(500)) * time.Millisecond)
+		caughtUp(t, fs.SentToCurrent, d)
 		pos := fs.Pos()
 		d.stop(t, i == 1)
 		waitUntil(t, "FreeSWITCH to see kanca gone", 10*time.Second, func() bool { return fs.Clients() == 0 })

@@ -157,8 +157,9 @@ func startRun(t *testing.T, db string, pbx ...string) *daemon {
 	return d
 }
 
-// progress is how many ARI frames d read since it started, and how many
-// PBX events it took that no commit holds yet, as its metrics say.
+// progress is how many ARI frames or event socket events d read since it
+// started, and how many PBX events it took that no commit holds yet, as
+// its metrics say.
 func (d *daemon) progress() (read, uncommitted int, err error) {
 	resp, err := http.Get(d.metrics)
 	if err != nil {
@@ -179,7 +180,7 @@ func (d *daemon) progress() (read, uncommitted int, err error) {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(name, "kanca_ari_frames_total{"):
+		case strings.HasPrefix(name, "kanca_ari_frames_total{"), strings.HasPrefix(name, "kanca_esl_events_total{"):
 			read += int(n)
 		case name == "kanca_uncommitted_inputs":
 			uncommitted = int(n)
@@ -188,21 +189,21 @@ func (d *daemon) progress() (read, uncommitted int, err error) {
 	return read, uncommitted, nil
 }
 
-// caughtUp waits until d has read about every frame Asterisk sent it and
-// committed what it took, so that a stop now loses only the frames of the
+// caughtUp waits until d has read about every frame the PBX sent it
+// (sent: how many since it subscribed) and committed what it took, so that a stop now loses only the frames of the
 // last moments, which the judge's window counts as unheard. Right after
 // a restart kanca can be seconds behind (it lists and describes every
 // live channel while frames queue in its socket), and frames still queued
 // when it is killed are lost as a real crash loses them: a window that
 // assumed otherwise would hold kanca to calls it never read.
-func caughtUp(t *testing.T, ast *aritest.Server, d *daemon) {
+func caughtUp(t *testing.T, sent func() int, d *daemon) {
 	t.Helper()
 	start := time.Now()
 	behind, uncommitted, first := -1, -1, ""
 	for time.Since(start) < 60*time.Second {
 		read, unc, err := d.progress()
 		if err == nil {
-			behind, uncommitted = ast.SentToCurrent()-read, unc
+			behind, uncommitted = sent()-read, unc
 			if first == "" {
 				first = fmt.Sprintf("%d frames behind, %d inputs uncommitted", behind, uncommitted)
 			}
@@ -213,7 +214,7 @@ func caughtUp(t *testing.T, ast *aritest.Server, d *daemon) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("kanca did not catch up with Asterisk in a minute: %d frames behind, %d inputs uncommitted", behind, uncommitted)
+	t.Fatalf("kanca did not catch up with the PBX in a minute: %d frames behind, %d inputs uncommitted", behind, uncommitted)
 }
 
 // startProcess starts a kanca daemon, killed at cleanup if still running.
@@ -435,7 +436,7 @@ func stopsUnderLoad(t *testing.T, ast *aritest.Server, frames, kills int, start 
 			windows[len(windows)-1].to = ast.Pos() + 50
 		}
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
-		caughtUp(t, ast, d)
+		caughtUp(t, ast.SentToCurrent, d)
 		pos := ast.Pos()
 		// One stop is a SIGTERM.
 		d.stop(t, i == 2)

@@ -75,8 +75,11 @@ type Server struct {
 	lagging  []lagged                               // events the table has yet to show (ListLag)
 	sessions map[string]map[string]string           // each live session's headers and variables, for uuid_dump
 	clients  map[*client]bool
-	jobs     int            // background jobs taken
-	asked    map[string]int // API commands answered, by their first word
+	// sentCur counts the events played to the client that subscribed
+	// last, since it did (SentToCurrent).
+	sentCur int
+	jobs    int            // background jobs taken
+	asked   map[string]int // API commands answered, by their first word
 
 	orig origin // originated legs, under its own lock
 }
@@ -367,9 +370,21 @@ func (s *Server) subscribe(c *client, args string) string {
 	if keys == 0 {
 		return "-ERR no keywords supplied"
 	}
+	if !c.subscribed {
+		s.sentCur = 0
+	}
 	c.subscribed = true
 	s.NotifyLocked()
 	return "+OK event listener enabled json"
+}
+
+// SentToCurrent is how many events the client that subscribed last was
+// played since it did: beside what the client says it read, how far
+// behind it is.
+func (s *Server) SentToCurrent() int {
+	s.Lock()
+	defer s.Unlock()
+	return s.sentCur
 }
 
 // wants says whether c subscribed to an event of this name and subclass.
@@ -526,12 +541,20 @@ func (s *Server) play() {
 			}
 		}
 		s.Unlock()
+		sent := 0
 		for _, c := range to {
 			// A client that cannot take it is gone; its own goroutine
 			// notices.
 			if c.event(raw) != nil {
 				c.nc.Close()
+				continue
 			}
+			sent++
+		}
+		if sent > 0 {
+			s.Lock()
+			s.sentCur++
+			s.Unlock()
 		}
 		s.Sent()
 	}
