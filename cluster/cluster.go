@@ -235,7 +235,12 @@ func findOrMake[T any](ctx context.Context, f found[T]) (T, error) {
 		if err != nil {
 			return err
 		}
-		return f.ready(ctx, v)
+		if err = f.ready(ctx, v); errors.Is(err, f.absent) {
+			// Made, but the server that answered has not applied it yet
+			// (a cluster's meta leader assigns it first): ask again.
+			return errAgain
+		}
+		return err
 	})
 	return v, err
 }
