@@ -84,9 +84,15 @@ type Channel struct {
 	// seconds, on the member's session): a caller the queue handed to an
 	// agent in the gap runs no queue application any more, yet the queue
 	// is where the call went.
-	Queue  string            `json:",omitzero"`
-	Queued time.Time         `json:",omitzero"`
-	Vars   map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
+	Queue  string    `json:",omitzero"`
+	Queued time.Time `json:",omitzero"`
+	// DialedBy is the leg this one was originated for, on a leg a list
+	// after a gap shows, when the PBX's session names it (FreeSWITCH's
+	// originator): a leg one of the call's callees originated (an
+	// attended transfer's consultation) is no step of the call until the
+	// transfer joins the caller to it, as a live dial says.
+	DialedBy string            `json:",omitzero"`
+	Vars     map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 
 // WithVar sets a channel variable on c, copying Vars first: a snapshot's

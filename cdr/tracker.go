@@ -448,11 +448,16 @@ func (t *Tracker) joined(c *call, l *leg, in Input, out []Event) []Event {
 	if !in.Adopted || l == c.origin || l.dialed || l.consult {
 		return out
 	}
-	l.dialed = true
-	l.step = c.current()
 	if l.dialnum == "" && in.Channel.DialedNumber != "" {
 		l.dialnum = in.Channel.DialedNumber
 	}
+	if by := t.legs[in.Channel.DialedBy]; by != nil && by.c == c && by != c.origin && !by.local {
+		// Originated by one of the call's callees: its consultation.
+		l.consult = true
+		return out
+	}
+	l.dialed = true
+	l.step = c.current()
 	if !l.up.IsZero() {
 		if c.answer.IsZero() {
 			c.answerListed = l.upListed

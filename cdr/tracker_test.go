@@ -542,3 +542,23 @@ func TestConsultationFoundInAListIsNoStepUntilTheTransfer(t *testing.T) {
 	assert.Equal(t, "1001", e.Destination)
 	assert.Equal(t, transferred, e.Time)
 }
+
+// The same on FreeSWITCH: the consultation leg a list shows names, in its
+// session, the callee that originated it (DialedBy); its answer is no
+// forward, and its step begins when the transfer bridges the caller to
+// it.
+func TestConsultationTheSessionNamesIsNoStepUntilTheBridge(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.answeredCall("a", "b")
+	answered := s.now.Add(time.Second)
+	consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
+		DialedBy: "b", Created: s.now, Answered: answered}
+	s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
+
+	transferred := s.now.Add(4 * time.Second)
+	s.feed(Input{Kind: KindBridgeEnter, Time: transferred, Channel: consult, Bridge: "x", Other: s.ch["a"]})
+	e := s.last(CallInitExtension)
+	assert.Equal(t, "1001", e.Destination)
+	assert.Equal(t, transferred, e.Time)
+}

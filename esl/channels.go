@@ -73,6 +73,9 @@ type callPair struct {
 	BDir   string `json:"b_direction"`
 	ADir   string `json:"direction"`
 	BState string `json:"b_callstate"`
+	// Created is when the bridge formed (call_created_epoch, whole
+	// seconds: the calls table row is written at CHANNEL_BRIDGE).
+	Created string `json:"call_created_epoch"`
 }
 
 // parseCalls reads the answer to "show calls as json", keeping the rows
@@ -200,6 +203,9 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 			}
 			ch.DialedNumber = cmp.Or(ch.DialedNumber, p.BDest)
 			ch.CallerNumber = cmp.Or(ch.CallerNumber, p.BCID)
+			// Bridged with the leg it was originated for, unless its
+			// session says otherwise.
+			ch.DialedBy = p.A
 			if ch.State != "Up" {
 				continue
 			}
@@ -211,6 +217,7 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 				return err
 			}
 			ch.Answered = answeredAt(f)
+			ch.DialedBy = cmp.Or(f.aLeg(), ch.DialedBy)
 			continue
 		}
 		f, err := e.dump(ctx, ch.ID)
@@ -284,6 +291,7 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 	}
 	ch.Answered = answeredAt(f)
 	ch.Routed = usec(f["caller-profile-created-time"])
+	ch.DialedBy = f.aLeg()
 	if f["variable_cc_side"] == "member" {
 		// mod_callcenter keeps the queue on the member's session after
 		// it bridged the member to an agent (uuid_bridge), which is all

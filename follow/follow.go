@@ -69,6 +69,9 @@ type Listed struct {
 	// Only bridges that join calls count: not a holding bridge (a parking
 	// lot) nor a conference.
 	Bridge string
+	// BridgedAt is when that bridge formed, as the PBX says (FreeSWITCH's
+	// calls table, in whole seconds); zero when it does not.
+	BridgedAt time.Time
 }
 
 // Listing is a PBX's channel list as the adapter read it.
@@ -276,6 +279,8 @@ type Follower struct {
 	// for adoption, by id, with their channels in list order; each is told
 	// once its channels are adopted (see tellBridges).
 	bridges map[string][]string
+	// bridgedAt is when each of those formed, where the list says.
+	bridgedAt map[string]time.Time
 	// ended holds the channels whose end was read, with its time, until
 	// a list no longer shows them (a channel id never comes back): a
 	// list that lags the stream (FreeSWITCH keeps a leg in its table
@@ -340,6 +345,7 @@ func New(cfg Config, dial Dial) *Follower {
 		unconfirmed: make(map[string]bool),
 		unheard:     make(map[string]time.Time),
 		bridges:     make(map[string][]string),
+		bridgedAt:   make(map[string]time.Time),
 		ended:       make(map[string]time.Time),
 		pruneAt:     minPruneAt,
 		ids:         make(map[string]bool),
@@ -881,6 +887,12 @@ func (f *Follower) tellBridge(b string, at time.Time, emit func(cdr.Input)) {
 		}
 	}
 	delete(f.bridges, b)
+	if t := f.bridgedAt[b]; t.After(at) && !t.After(f.cfg.Now()) {
+		// Formed in the gap after where the adoption is placed (a
+		// transfer completed there): the PBX says when.
+		at = t
+	}
+	delete(f.bridgedAt, b)
 	if len(members) < 2 {
 		return
 	}

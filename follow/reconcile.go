@@ -244,11 +244,15 @@ func ranAnother(was, now cdr.Channel) bool {
 // the call of the oldest channel in its bridge that says one.
 func (f *Follower) listBridges(l Listing) {
 	clear(f.bridges)
+	clear(f.bridgedAt)
 	members := map[string][]int{}
 	var order []string
 	for i, c := range l.Channels {
 		if c.Bridge == "" || c.Channel.ID == "" {
 			continue
+		}
+		if c.BridgedAt.After(f.bridgedAt[c.Bridge]) {
+			f.bridgedAt[c.Bridge] = c.BridgedAt
 		}
 		if members[c.Bridge] == nil {
 			order = append(order, c.Bridge)

@@ -733,3 +733,28 @@ func TestReconcileMoveBeforeALaterPlacesApplication(t *testing.T) {
 	require.Len(t, got, 1, "the stream tells the move itself")
 	assert.Equal(t, "answer", got[0].Channel.App)
 }
+
+// A bridge that formed in the gap is told when the PBX says it formed
+// (FreeSWITCH's calls table, in whole seconds), not where the adoption
+// of its legs is placed: an attended transfer completed in the gap joins
+// the caller to its new party then.
+func TestListedBridgeIsToldWhenItFormed(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	seed := []cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller}}
+	callee := ch("b", "Up", t0.Add(30*time.Second))
+	callee.LinkedID = "a"
+	formed := t0.Add(40 * time.Second)
+	l := Listing{Channels: []Listed{
+		{Channel: caller, Server: "pbx", Bridge: "br1", BridgedAt: formed},
+		{Channel: callee, Server: "pbx", Bridge: "br1", BridgedAt: formed},
+	}}
+	got := follow(t, seed, l, cdr.Input{Kind: cdr.KindVar, Time: t0.Add(50 * time.Second), Server: "pbx", Channel: callee})
+	var enters []time.Time
+	for _, in := range got {
+		if in.Kind == cdr.KindBridgeEnter {
+			enters = append(enters, in.Time)
+		}
+	}
+	assert.Equal(t, []time.Time{formed, formed}, enters)
+}
