@@ -146,15 +146,19 @@ func (t *Tracker) bridged(c *call, l *leg, owner *call, peer *leg, at time.Time,
 	return t.connect(c, x, at, out)
 }
 
-// listedConsultation reads a list's bridge of l with peer after a gap: a
-// leg of c bridged with the callee that took the current extension step
-// (not with the caller), other than that callee, is the callee's
-// consultation before an attended transfer, which the gap hid. Adopted,
-// it was taken for one the call dialled; it is nobody's step until a
-// transfer joins the caller to it.
-func (t *Tracker) listedConsultation(c *call, l, peer *leg) {
+// listedConsultation reads a list's bridge after a gap (in, an adopted
+// KindBridgeEnter of l with in.Other), before l joins its call as one the
+// call dialled: a leg of the call bridged with the callee that took the
+// current extension step (not with the caller), other than that callee,
+// is the callee's consultation before an attended transfer, which the gap
+// hid. It is nobody's step until a transfer joins the caller to it.
+func (t *Tracker) listedConsultation(in Input, l *leg) {
+	if !in.Adopted || in.Kind != KindBridgeEnter || in.Other == nil || l.c == nil {
+		return
+	}
+	c, peer := l.c, t.legs[in.Other.ID]
 	s := c.current()
-	if s == nil || s.kind != stepExtension || peer == nil || l.c != c || peer.c != c ||
+	if s == nil || s.kind != stepExtension || peer == nil || peer.c != c ||
 		l == c.origin || peer == c.origin || peer.local || peer.step != s {
 		return
 	}

@@ -424,11 +424,9 @@ func (t *Tracker) routeAdopted(c *call, in Input, out []Event) []Event {
 	if !in.Adopted {
 		return out
 	}
-	if q := in.Channel.Queue; q != "" {
-		// The queue the PBX says the caller entered: an agent's bridge
-		// it handed the caller to is no step of its own.
-		out = t.group(c, q, "", later(in.Channel.Queued, c.start), out)
-	}
+	// The queue the PBX says the caller entered: an agent's bridge it
+	// handed the caller to is no step of its own.
+	out = t.queueHid(c, in.Channel, out)
 	if in.Channel.App == "" {
 		return out
 	}
@@ -507,12 +505,11 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		// a channel list names its call now.
 		if c := t.callOf(in); c != nil {
 			t.attach(l, c)
-			if in.Kind == KindBridgeEnter && in.Other != nil {
-				// Before it joins as one the call dialled.
-				t.listedConsultation(c, l, t.legs[in.Other.ID])
-			}
+			t.listedConsultation(in, l)
 			out = t.joined(c, l, in, out)
 		}
+	} else {
+		t.listedConsultation(in, l)
 	}
 	c := l.c
 	if c != nil && ch.Parked != "" && l == c.origin {
@@ -548,15 +545,10 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			c = l.c
 		}
 		out = t.runs(c, *ch, in.Time, out)
-		if in.Adopted && l == c.origin && ch.Queue != "" && !c.reached(stepGroup, t.named(ch.Queue)) {
+		if in.Adopted && l == c.origin {
 			// A move the gap hid from a queue that handed the caller to
-			// an agent: the queue it went through first, when the PBX
-			// says it joined, after the step it was seen at.
-			at := later(ch.Queued, c.start)
-			if cur := c.current(); cur != nil {
-				at = later(at, cur.start)
-			}
-			out = t.group(c, ch.Queue, "", at, out)
+			// an agent: the queue it went through first.
+			out = t.queueHid(c, *ch, out)
 		}
 		if sp := retrievedSpace(ch.App, ch.AppData); sp != "" && c.dir == "" {
 			l.retrieves = sp
@@ -593,9 +585,6 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 			owner = c
 			t.bridges[in.Bridge] = c
 			c.bridges = append(c.bridges, in.Bridge)
-		}
-		if in.Adopted {
-			t.listedConsultation(c, l, peer)
 		}
 		out = t.bridged(c, l, owner, peer, in.Time, out)
 		if in.Adopted {
@@ -1013,6 +1002,20 @@ func (t *Tracker) push(c *call, s *step, ev EventType, out []Event) []Event {
 		out = append(out, e)
 	}
 	return out
+}
+
+// queueHid opens the group step of the queue the PBX says ch, the caller
+// of c, entered (Channel.Queue) and a gap hid, unless c reached it: when
+// the PBX says it joined, after the step c was seen at.
+func (t *Tracker) queueHid(c *call, ch Channel, out []Event) []Event {
+	if ch.Queue == "" || c.reached(stepGroup, t.named(ch.Queue)) {
+		return out
+	}
+	at := later(ch.Queued, c.start)
+	if cur := c.current(); cur != nil {
+		at = later(at, cur.start)
+	}
+	return t.group(c, ch.Queue, "", at, out)
 }
 
 // runs notes what the application ch runs says of call c: a recording,
