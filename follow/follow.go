@@ -276,11 +276,9 @@ type Follower struct {
 	// callstate does) is read from that input's snapshot.
 	unheard map[string]time.Time
 	// bridges holds the latest list's bridges that join a channel held
-	// for adoption, by id, with their channels in list order; each is told
-	// once its channels are adopted (see tellBridges).
-	bridges map[string][]string
-	// bridgedAt is when each of those formed, where the list says.
-	bridgedAt map[string]time.Time
+	// for adoption, by id; each is told once its channels are adopted
+	// (see tellBridges).
+	bridges map[string]listedBridge
 	// ended holds the channels whose end was read, with its time, until
 	// a list no longer shows them (a channel id never comes back): a
 	// list that lags the stream (FreeSWITCH keeps a leg in its table
@@ -344,8 +342,7 @@ func New(cfg Config, dial Dial) *Follower {
 		pending:     make(map[string]pendingChannel),
 		unconfirmed: make(map[string]bool),
 		unheard:     make(map[string]time.Time),
-		bridges:     make(map[string][]string),
-		bridgedAt:   make(map[string]time.Time),
+		bridges:     make(map[string]listedBridge),
 		ended:       make(map[string]time.Time),
 		pruneAt:     minPruneAt,
 		ids:         make(map[string]bool),
@@ -825,7 +822,7 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 		// call the PBX names for it (the target of a transfer the gap
 		// hid): adopted with them, the bridge joins it to theirs.
 		for i := 0; i < len(group); i++ {
-			for _, id := range f.bridges[group[i].bridge] {
+			for _, id := range f.bridges[group[i].bridge].ids {
 				if q, ok := f.pending[id]; ok && q.adopt {
 					group = append(group, q)
 					delete(f.pending, id)
@@ -873,12 +870,12 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 // retriever takes the call it talks to) and names the leg bridged with
 // the caller as who took the call.
 func (f *Follower) tellBridge(b string, at time.Time, emit func(cdr.Input)) {
-	ids, ok := f.bridges[b]
+	lb, ok := f.bridges[b]
 	if !ok {
 		return
 	}
 	var members []liveChannel
-	for _, id := range ids {
+	for _, id := range lb.ids {
 		if q, held := f.pending[id]; held && q.adopt {
 			return // told when the last of them is adopted
 		}
@@ -887,12 +884,11 @@ func (f *Follower) tellBridge(b string, at time.Time, emit func(cdr.Input)) {
 		}
 	}
 	delete(f.bridges, b)
-	if t := f.bridgedAt[b]; t.After(at) && !t.After(f.cfg.Now()) {
+	if lb.at.After(at) && !lb.at.After(f.cfg.Now()) {
 		// Formed in the gap after where the adoption is placed (a
 		// transfer completed there): the PBX says when.
-		at = t
+		at = lb.at
 	}
-	delete(f.bridgedAt, b)
 	if len(members) < 2 {
 		return
 	}

@@ -244,15 +244,11 @@ func ranAnother(was, now cdr.Channel) bool {
 // the call of the oldest channel in its bridge that says one.
 func (f *Follower) listBridges(l Listing) {
 	clear(f.bridges)
-	clear(f.bridgedAt)
 	members := map[string][]int{}
 	var order []string
 	for i, c := range l.Channels {
 		if c.Bridge == "" || c.Channel.ID == "" {
 			continue
-		}
-		if c.BridgedAt.After(f.bridgedAt[c.Bridge]) {
-			f.bridgedAt[c.Bridge] = c.BridgedAt
 		}
 		if members[c.Bridge] == nil {
 			order = append(order, c.Bridge)
@@ -277,18 +273,26 @@ func (f *Follower) listBridges(l Listing) {
 		if !unknown {
 			continue
 		}
-		ids := make([]string, 0, len(idx))
+		lb := listedBridge{ids: make([]string, 0, len(idx))}
 		for _, i := range idx {
+			lb.at = later(lb.at, l.Channels[i].BridgedAt)
 			ch := &l.Channels[i].Channel
 			if ch.LinkedID == "" && linked != "" {
 				if lc, known := f.live[ch.ID]; !known || lc.ch.LinkedID == "" {
 					ch.LinkedID = linked
 				}
 			}
-			ids = append(ids, ch.ID)
+			lb.ids = append(lb.ids, ch.ID)
 		}
-		f.bridges[b] = ids
+		f.bridges[b] = lb
 	}
+}
+
+// listedBridge is a bridge a list showed: its channels in list order,
+// and when it formed, where the list says (Listed.BridgedAt).
+type listedBridge struct {
+	ids []string
+	at  time.Time
 }
 
 func later(a, b time.Time) time.Time {
@@ -323,12 +327,12 @@ func (f *Follower) relist(l Listing, emit func(cdr.Input)) int {
 	// how they are to be adopted: kept, unless this list shows it anew.
 	before := maps.Clone(f.bridges)
 	f.listBridges(l)
-	for b, ids := range before {
+	for b, lb := range before {
 		if _, shown := f.bridges[b]; shown {
 			continue
 		}
-		if slices.ContainsFunc(ids, func(id string) bool { p, held := f.pending[id]; return held && p.adopt && l.Ended[id] }) {
-			f.bridges[b] = ids
+		if slices.ContainsFunc(lb.ids, func(id string) bool { p, held := f.pending[id]; return held && p.adopt && l.Ended[id] }) {
+			f.bridges[b] = lb
 		}
 	}
 	var gone []liveChannel

@@ -758,3 +758,28 @@ func TestListedBridgeIsToldWhenItFormed(t *testing.T) {
 	}
 	assert.Equal(t, []time.Time{formed, formed}, enters)
 }
+
+// The bridge a second list no longer shows, kept from the first, keeps
+// when the first said it formed.
+func TestRelistKeepsWhenTheBridgeFormed(t *testing.T) {
+	a, b := ch("a", "Up", t0), ch("b", "Up", t0)
+	a.LinkedID = "a"
+	formed := t0.Add(1500 * time.Millisecond)
+	r := &relistedEnd{played: played{list: Listing{Coarse: true, Channels: []Listed{
+		{Channel: a, Server: "fs", Bridge: "x", BridgedAt: formed}, {Channel: b, Server: "fs", Bridge: "x", BridgedAt: formed}}},
+		inputs: make(chan cdr.Input, 2), closed: make(chan struct{})}, relisted: make(chan struct{})}
+	r.ended = map[string]bool{"a": true, "b": true}
+	r.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
+	next, stop := followOnce(t, r, time.Nanosecond, nil)
+	require.Equal(t, cdr.KindDTMF, next().Kind)
+	<-r.relisted
+	r.inputs <- cdr.Input{Kind: cdr.KindHangupRequest, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a}
+	var enters []time.Time
+	for range 5 {
+		if in := next(); in.Kind == cdr.KindBridgeEnter {
+			enters = append(enters, in.Time)
+		}
+	}
+	assert.Equal(t, []time.Time{formed, formed}, enters)
+	stop()
+}
