@@ -148,27 +148,49 @@ func (t *Tracker) bridged(c *call, l *leg, owner *call, peer *leg, at time.Time,
 
 // listedConsultation reads a list's bridge after a gap (in, an adopted
 // KindBridgeEnter of l with in.Other), before l joins its call as one the
-// call dialled: a leg of the call bridged with the callee that took the
-// current extension step (not with the caller), other than that callee,
-// is the callee's consultation before an attended transfer, which the gap
-// hid. It is nobody's step until a transfer joins the caller to it.
+// call dialled: see consults.
 func (t *Tracker) listedConsultation(in Input, l *leg) {
 	if !in.Adopted || in.Kind != KindBridgeEnter || in.Other == nil || l.c == nil {
 		return
 	}
-	c, peer := l.c, t.legs[in.Other.ID]
+	if t.consults(l, t.legs[in.Other.ID]) {
+		l.dialed, l.consult, l.step = false, true, nil
+	}
+}
+
+// heardConsultation does the same for a leg kanca heard enter a bridge
+// before a gap, whose call no dial named (an attended transfer's
+// consultation is originated: Asterisk's Dial names no caller), when a
+// list joins it to its call: the other legs heard in that bridge are who
+// it talks to.
+func (t *Tracker) heardConsultation(l *leg) {
+	if l.bridge == "" || l.c == nil {
+		return
+	}
+	for _, id := range l.c.channels {
+		if p := t.legs[id]; p != nil && p != l && p.bridge == l.bridge && t.consults(l, p) {
+			l.dialed, l.consult, l.step = false, true, nil
+			return
+		}
+	}
+}
+
+// consults says whether l, a leg of its call bridged with peer, is the
+// consultation of an attended transfer a gap hid: peer is the callee that
+// took the current extension step (not the caller), and l is someone
+// else. It is nobody's step until a transfer joins the caller to it.
+func (t *Tracker) consults(l, peer *leg) bool {
+	c := l.c
 	s := c.current()
 	if s == nil || s.kind != stepExtension || peer == nil || peer.c != c ||
 		l == c.origin || peer == c.origin || peer.local || peer.step != s {
-		return
+		return false
 	}
 	if _, dest := t.destination(peer.number()); dest != s.dest {
-		return // peer is not the step's callee
+		return false // peer is not the step's callee
 	}
-	if _, dest := t.destination(l.number()); l.number() == "" || dest == s.dest {
-		return
-	}
-	l.dialed, l.consult, l.step = false, true, nil
+	_, dest := t.destination(l.number())
+	return l.number() != "" && dest != s.dest
 }
 
 // listedBridge completes what a list said after a gap: l talks in a bridge

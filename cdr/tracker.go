@@ -54,6 +54,9 @@ type leg struct {
 	dialnum   string // what was dialled to reach it, when the PBX says
 	retrieves string // the parking space it asked to take a call from
 	own       string // the number it presented when it appeared: an extension's own
+	// bridge is the bridge it entered last, whether or not its call was
+	// known then (see heardConsultation).
+	bridge string
 }
 
 type stepKind uint8
@@ -449,7 +452,7 @@ func (t *Tracker) joined(c *call, l *leg, in Input, out []Event) []Event {
 	if l.dialnum == "" && in.Channel.DialedNumber != "" {
 		l.dialnum = in.Channel.DialedNumber
 	}
-	if by := t.legs[in.Channel.DialedBy]; by != nil && by.c == c && by != c.origin && !by.local {
+	if t.dialedByCallee(c, in.Channel.DialedBy) {
 		// Originated by one of the call's callees: its consultation.
 		l.consult = true
 		return out
@@ -463,6 +466,20 @@ func (t *Tracker) joined(c *call, l *leg, in Input, out []Event) []Event {
 		out = t.answered(c, l, l.up, out)
 	}
 	return out
+}
+
+// dialedByCallee says whether the leg id names (FreeSWITCH's originator)
+// is one of c's callees: a leg of c other than its caller's and not a
+// Local channel, or one that already ended, as a transferer's does
+// before a list that lags its events adopts the consultation it made.
+func (t *Tracker) dialedByCallee(c *call, id string) bool {
+	if id == "" || c.origin == nil || id == c.origin.id {
+		return false
+	}
+	if by := t.legs[id]; by != nil {
+		return by.c == c && !by.local
+	}
+	return slices.Contains(c.channels, id)
 }
 
 // didOf finds the public number an inbound call dialled.
@@ -506,6 +523,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if c := t.callOf(in); c != nil {
 			t.attach(l, c)
 			t.listedConsultation(in, l)
+			t.heardConsultation(l)
 			out = t.joined(c, l, in, out)
 		}
 	} else {
@@ -570,6 +588,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 	case KindDial:
 		out = t.dial(l, in, out)
 	case KindBridgeEnter:
+		l.bridge = in.Bridge
 		var peer *leg
 		if in.Other != nil {
 			peer = t.legs[in.Other.ID]

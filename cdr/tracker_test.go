@@ -543,6 +543,36 @@ func TestConsultationFoundInAListIsNoStepUntilTheTransfer(t *testing.T) {
 	assert.Equal(t, transferred, e.Time)
 }
 
+// The consultation kanca heard begin before a gap (Asterisk's t01: the
+// callee's atxfer originates Local/1001;1, whose Dial names no caller,
+// into a bridge with the callee) and a list then joins to the call by
+// its linked id, answered in the gap: it is still the callee's
+// consultation, no step until the transfer.
+func TestConsultationHeardBeforeAGapIsNoStepUntilTheTransfer(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.answeredCall("a", "b")
+	s.feed(Input{Kind: KindBridgeEnter, Channel: *s.ch["b"], Bridge: "call"})
+	s.feed(Input{Kind: KindBridgeEnter, Channel: *s.ch["a"], Bridge: "call"})
+	s.create("c", "Local/1001@from-internal-00000002;1", "Down", "", "from-internal", "1001", "")
+	s.feed(Input{Kind: KindBridgeEnter, Channel: *s.ch["c"], Bridge: "consult"})
+	s.feed(Input{Kind: KindBridgeLeave, Channel: *s.ch["b"], Bridge: "call"})
+	s.feed(Input{Kind: KindBridgeEnter, Channel: *s.ch["b"], Bridge: "consult"})
+	s.feed(Input{Kind: KindDial, Channel: *s.ch["c"], DialStatus: "RINGING"})
+
+	// The gap: the consultation answered; the list names its call.
+	local := *s.ch["c"]
+	local.State, local.LinkedID = "Up", "a"
+	s.feed(Input{Kind: KindState, Time: s.now.Add(2 * time.Second), Channel: local, Books: true})
+	s.feed(Input{Kind: KindState, Time: s.now.Add(5 * time.Second), Channel: local, Adopted: true})
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
+
+	transferred := s.now.Add(6 * time.Second)
+	s.feed(Input{Kind: KindTransfer, Time: transferred, Channel: *s.ch["a"], Other: &local})
+	e := s.last(CallInitExtension)
+	assert.Equal(t, "1001", e.Destination)
+	assert.Equal(t, transferred, e.Time)
+}
+
 // The same on FreeSWITCH: the consultation leg a list shows names, in its
 // session, the callee that originated it (DialedBy); its answer is no
 // forward, and its step begins when the transfer bridges the caller to
@@ -551,6 +581,28 @@ func TestConsultationTheSessionNamesIsNoStepUntilTheBridge(t *testing.T) {
 	s := newScript(t, DefaultConfig())
 	s.answeredCall("a", "b")
 	answered := s.now.Add(time.Second)
+	consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
+		DialedBy: "b", Created: s.now, Answered: answered}
+	s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
+
+	transferred := s.now.Add(4 * time.Second)
+	s.feed(Input{Kind: KindBridgeEnter, Time: transferred, Channel: consult, Bridge: "x", Other: s.ch["a"]})
+	e := s.last(CallInitExtension)
+	assert.Equal(t, "1001", e.Destination)
+	assert.Equal(t, transferred, e.Time)
+}
+
+// The same when the transferer's leg ended before the list's adoption of
+// the consultation reached the tracker (FreeSWITCH's g01: the list is
+// held until the consultation's next event, after 1000 hung up to
+// complete the transfer): the session still names a callee of the call.
+func TestConsultationOfACalleeThatEndedIsNoStepUntilTheBridge(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.answeredCall("a", "b")
+	answered := s.now.Add(time.Second)
+	s.hangup("b", false, 16)
+	s.destroy("b", 16)
 	consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
 		DialedBy: "b", Created: s.now, Answered: answered}
 	s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
