@@ -860,7 +860,35 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 		}
 	case !p.adopt:
 		f.listedChange(p, in, at, emit)
+		f.tellKnownBridge(p.bridge, in, at, emit)
 	}
+}
+
+// tellKnownBridge tells a bridge of followed channels that the list
+// showed, once one of them settles a change the gap hid (an attended
+// transfer's consultation bridged to the caller, both moved to
+// FreeSWITCH's uuid_bridge): the others' changes are told with it, as
+// of in, and then the bridge as of at (tellBridge), before any later
+// event of theirs (the caller's end) presupposes it. A bridge kanca
+// already heard form is told again; the tracker reads it as what it knew.
+func (f *Follower) tellKnownBridge(b string, in cdr.Input, at time.Time, emit func(cdr.Input)) {
+	lb, ok := f.bridges[b]
+	if !ok || !lb.known {
+		return
+	}
+	for _, id := range lb.ids {
+		q, held := f.pending[id]
+		if !held || q.adopt {
+			continue
+		}
+		delete(f.pending, id)
+		qat := q.at
+		if in.Time.Before(qat) {
+			qat = in.Time
+		}
+		f.listedChange(q, cdr.Input{}, qat, emit)
+	}
+	f.tellBridge(b, at, emit)
 }
 
 // tellBridge tells, once its listed channels are all followed, that they

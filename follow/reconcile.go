@@ -105,7 +105,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 			// Only an answer matters to the tracker; a coarse list's other
 			// states would only differ from the events'. So would its
 			// numbers: a move is read from the application alone.
-			p := pendingChannel{lc: lc, at: at}
+			p := pendingChannel{lc: lc, at: at, bridge: c.Bridge}
 			if ch.State == "Up" && lc.ch.State != "Up" {
 				p.lc.ch.State = "Up"
 				p.lc.ch.Answered = ch.Answered // when the PBX says, if it does
@@ -125,7 +125,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 				f.pending[ch.ID] = p
 			}
 		case lc.ch.State != ch.State || movedIn(lc.ch, ch) || linkedIn(lc.ch, ch):
-			p := pendingChannel{lc: lc, at: at, changed: lc.ch.State != ch.State || linkedIn(lc.ch, ch), moved: movedIn(lc.ch, ch)}
+			p := pendingChannel{lc: lc, at: at, bridge: c.Bridge, changed: lc.ch.State != ch.State || linkedIn(lc.ch, ch), moved: movedIn(lc.ch, ch)}
 			p.lc.ch = ch
 			pending++
 			f.pending[ch.ID] = p
@@ -238,8 +238,9 @@ func ranAnother(was, now cdr.Channel) bool {
 	return now.App != "" && (now.App != was.App || now.AppData != was.AppData)
 }
 
-// listBridges keeps the bridges of l that join a channel not yet
-// followed, to tell once it is adopted (tellBridge). A bridged channel
+// listBridges keeps the bridges of l: those that join a channel not yet
+// followed, to tell once it is adopted (tellBridge), and those of
+// followed channels, to tell with a change of theirs the gap hid. A bridged channel
 // whose call the PBX did not say (its linked id could not be read) is of
 // the call of the oldest channel in its bridge that says one.
 func (f *Follower) listBridges(l Listing) {
@@ -270,10 +271,7 @@ func (f *Follower) listBridges(l Listing) {
 				linked, oldest = ch.LinkedID, ch.Created
 			}
 		}
-		if !unknown {
-			continue
-		}
-		lb := listedBridge{ids: make([]string, 0, len(idx))}
+		lb := listedBridge{ids: make([]string, 0, len(idx)), known: !unknown}
 		for _, i := range idx {
 			lb.at = later(lb.at, l.Channels[i].BridgedAt)
 			ch := &l.Channels[i].Channel
@@ -289,10 +287,13 @@ func (f *Follower) listBridges(l Listing) {
 }
 
 // listedBridge is a bridge a list showed: its channels in list order,
-// and when it formed, where the list says (Listed.BridgedAt).
+// and when it formed, where the list says (Listed.BridgedAt). known: all
+// its channels are followed; told only when a change of theirs the gap
+// hid is (tellKnownBridge).
 type listedBridge struct {
-	ids []string
-	at  time.Time
+	ids   []string
+	at    time.Time
+	known bool
 }
 
 func later(a, b time.Time) time.Time {

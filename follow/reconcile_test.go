@@ -3,6 +3,7 @@ package follow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -782,4 +783,38 @@ func TestRelistKeepsWhenTheBridgeFormed(t *testing.T) {
 	}
 	assert.Equal(t, []time.Time{formed, formed}, enters)
 	stop()
+}
+
+// A bridge of two followed channels that the gap hid (FreeSWITCH's g01:
+// killed once the consultation answered, back after the transfer joined
+// the caller to it with uuid_bridge, both listed moved there) is told
+// with their moves, when the first of them speaks, before that input:
+// the caller's end presupposes it.
+func TestBridgeOfFollowedChannelsTheGapHidIsTold(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID, caller.App, caller.AppData = "a", "bridge", "sofia/internal/1000"
+	consult := ch("c", "Up", t0.Add(5*time.Second))
+	consult.LinkedID = "b"
+	seed := []cdr.Input{
+		{Kind: cdr.KindDialplan, Time: t0, Server: "fs", Channel: caller},
+		{Kind: cdr.KindState, Time: t0.Add(7 * time.Second), Server: "fs", Channel: consult},
+	}
+	movedCaller, movedConsult := caller, consult
+	movedCaller.App, movedCaller.AppData = "uuid_bridge", "c"
+	movedConsult.App, movedConsult.AppData = "uuid_bridge", "a"
+	l := Listing{Coarse: true, Channels: []Listed{
+		{Channel: movedCaller, Server: "fs", Bridge: "a"},
+		{Channel: movedConsult, Server: "fs", Bridge: "a"},
+	}}
+	end := cdr.Input{Kind: cdr.KindHangupRequest, Time: t0.Add(20 * time.Second), Server: "fs", Channel: caller}
+	got := follow(t, seed, l, end)
+	var kinds []string
+	for _, in := range got {
+		kinds = append(kinds, fmt.Sprint(in.Kind, " ", in.Channel.ID, " ", in.Adopted))
+	}
+	assert.Equal(t, []string{
+		"dialplan a true", "dialplan c true",
+		"bridge_enter a true", "bridge_enter c true",
+		"hangup_request a false",
+	}, kinds)
 }
