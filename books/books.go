@@ -64,12 +64,17 @@ func (c Call) Start() time.Time {
 // have live. A call whose first leg has no record yet (Open) is told
 // only when the tracker follows it: otherwise the list adopts it, and
 // its legs the books hold join it then (Join).
-func Plan(calls []Call, since, until time.Time, follows func(leg string) bool) []cdr.Input {
+//
+// began, when not nil, says which calls began in the gap instead of their
+// start being after since (see Recover: books in whole seconds).
+func Plan(calls []Call, since, until time.Time, follows func(leg string) bool, began func(Call) bool) []cdr.Input {
+	if began == nil {
+		began = func(c Call) bool { return c.Start().After(since) }
+	}
 	var out []cdr.Input
 	for _, c := range calls {
 		known := slices.ContainsFunc(c.Legs, follows)
-		began := c.Start().After(since)
-		if !known && (!began || c.Open) {
+		if !known && (!began(c) || c.Open) {
 			continue
 		}
 		for _, in := range c.Inputs {
@@ -221,30 +226,88 @@ func toEndOf(t time.Time) time.Time {
 // stamped until is in the gap, and its row may be up to a millisecond
 // later. Likewise the rows of the events the stream stamped since were
 // seen live.
-func Recover(ctx context.Context, b Books, since, until time.Time, follows, listed func(leg string) bool) (Recovery, error) {
+//
+// Books in whole seconds (FreePBX's CEL) stamp every event of a second at
+// its start, so neither end of the gap can be placed within its second
+// by time alone (see wholeSecondEnds).
+func Recover(ctx context.Context, b Books, since, until time.Time, k Known) (Recovery, error) {
 	until = toEndOf(until)
 	if since.Nanosecond()%int(time.Millisecond) == 0 && !since.IsZero() {
 		// The same holds at the other end, to the millisecond: the rows
 		// of the events the stream stamped since were seen live.
 		since = since.Add(time.Millisecond - time.Microsecond)
 	}
-	calls, err := b.Calls(ctx, since, until)
+	// Read from the start of since's second: a row in whole seconds of an
+	// event after since is stamped before it. Plan takes from books with
+	// fractions only what came after since.
+	calls, err := b.Calls(ctx, since.Truncate(time.Second), until)
 	if err != nil {
 		return Recovery{}, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
 	}
-	if wholeSecondInputs(calls) && until.Nanosecond() != int(time.Second-time.Microsecond) {
-		// Books in whole seconds (FreePBX's CEL) cannot say whether a
-		// call that began in the second the stream came back in began
-		// before it: if after, the stream tells it, and told now too it
-		// would be sent twice. It is left to the stream (one the stream
-		// missed is a channel the list shows). A call kanca follows takes
-		// the rows of that second: told twice, its end is still one.
-		cut := until.Truncate(time.Second)
-		calls = slices.DeleteFunc(slices.Clone(calls), func(c Call) bool {
-			return !c.Start().Before(cut) && !slices.ContainsFunc(c.Legs, follows)
+	var began func(Call) bool
+	if wholeSecondInputs(calls) {
+		calls, began = wholeSecondEnds(calls, since, until, k)
+	}
+	return Recovery{Inputs: Plan(calls, since, until, k.Follows, began), Joins: Join(calls, until, k.Follows, k.Listed)}, nil
+}
+
+// Known is what kanca knows of the PBX's calls when it reads a gap.
+type Known struct {
+	// Follows reports a leg the tracker follows.
+	Follows func(leg string) bool
+	// Listed reports a leg the channel list showed, or whose end the
+	// stream read while the list was taken.
+	Listed func(leg string) bool
+	// Up reports a leg the list showed up, its end still to come.
+	Up func(leg string) bool
+	// Told reports a call, by the books' id, that the store holds as
+	// ended (nil: the store cannot say).
+	Told func(call string) bool
+}
+
+// wholeSecondEnds reads books whose rows keep whole seconds only at the two
+// seconds the gap's ends fall in.
+//
+// The second kanca stopped hearing the PBX in: a call the tracker does
+// not follow that began then may have begun after since, unheard. It
+// began in the gap unless the store holds it as told (it began and
+// ended before since, heard live); when nothing says, it is taken as
+// heard, as before since. A call the tracker follows takes only the rows
+// after since: the rows of that second would tell again what was heard,
+// and a transfer's steps told twice come out wrong (an answer after
+// since in that second is then not told).
+//
+// The second the stream came back in: whether a call that began then
+// began before the list cannot be said; if after, the stream tells it,
+// and told now too it would be sent twice. Unless that second is read
+// whole (the list's clock keeps no more), such a call is left to the
+// stream (one the stream missed is a channel the list shows). A call
+// kanca follows takes the rows of that second: told twice, its end is
+// still one. But not the end of a leg the list shows up: that is the
+// stream's, and told now as well it would end the call before the list
+// adopts the leg as a call anew. Its hangup request is kept: it may have
+// come before the subscription, and it says who hung up and why.
+func wholeSecondEnds(calls []Call, since, until time.Time, k Known) ([]Call, func(Call) bool) {
+	calls = slices.Clone(calls)
+	cut := until.Truncate(time.Second)
+	if until.Nanosecond() != int(time.Second-time.Microsecond) {
+		calls = slices.DeleteFunc(calls, func(c Call) bool {
+			return !c.Start().Before(cut) && !slices.ContainsFunc(c.Legs, k.Follows)
 		})
 	}
-	return Recovery{Inputs: Plan(calls, since, until, follows), Joins: Join(calls, until, follows, listed)}, nil
+	for i, c := range calls {
+		calls[i].Inputs = slices.DeleteFunc(slices.Clone(c.Inputs), func(in cdr.Input) bool {
+			return in.Kind == cdr.KindDestroyed && !in.Time.Before(cut) && k.Up(in.Channel.ID)
+		})
+	}
+	second := since.Truncate(time.Second)
+	began := func(c Call) bool {
+		if c.Start().After(since) {
+			return true
+		}
+		return k.Told != nil && !c.Start().Before(second) && !k.Told(c.ID)
+	}
+	return calls, began
 }
 
 // Recovery is what the books tell of a gap.

@@ -2,8 +2,11 @@ package books_test
 
 import (
 	"context"
+	"encoding/csv"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +47,7 @@ func TestRecoverReadsTheGapOfAFollowedCall(t *testing.T) {
 			[]cdr.Kind{cdr.KindCreated, cdr.KindCreated, cdr.KindDialplan, cdr.KindDial}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := books.Recover(context.Background(), b, tc.since, tc.until, tc.follows, func(string) bool { return false })
+			got, err := books.Recover(context.Background(), b, tc.since, tc.until, books.Known{Follows: tc.follows, Listed: strangers, Up: strangers})
 			require.NoError(t, err)
 			var kinds []cdr.Kind
 			for _, in := range got.Inputs {
@@ -71,7 +74,7 @@ func TestRecoverJoinsLegsOfACallTheListShows(t *testing.T) {
 	until := since.Add(8500 * time.Millisecond) // 1001 rings, the caller is up
 	none := func(string) bool { return false }
 
-	got, err := books.Recover(context.Background(), b, since, until, none, func(id string) bool { return id == caller })
+	got, err := books.Recover(context.Background(), b, since, until, books.Known{Follows: none, Listed: func(id string) bool { return id == caller }, Up: none})
 	require.NoError(t, err)
 	assert.Empty(t, got.Inputs, "a call the list shows is the list's to tell")
 	require.Len(t, got.Joins, 1)
@@ -85,8 +88,99 @@ func TestRecoverJoinsLegsOfACallTheListShows(t *testing.T) {
 	assert.Equal(t, cdr.KindCreated, joined[0].Kind)
 	assert.True(t, slices.ContainsFunc(joined, func(in cdr.Input) bool { return in.Kind == cdr.KindDestroyed }), "its end")
 
-	got, err = books.Recover(context.Background(), b, since, until, none, none)
+	got, err = books.Recover(context.Background(), b, since, until, books.Known{Follows: none, Listed: none, Up: none})
 	require.NoError(t, err)
 	assert.Empty(t, got.Inputs)
 	assert.Empty(t, got.Joins, "a call the list does not show ended before it: its caller's record tells it")
+}
+
+// wholeSecondCopy writes the CEL and CDR of recording rec with whole-second
+// event times, as FreePBX's DATETIME columns keep them, and returns the
+// CEL file's path.
+func wholeSecondCopy(t *testing.T, rec string) string {
+	t.Helper()
+	dir := t.TempDir()
+	in, err := os.Open(filepath.Join("..", "testdata", "ari", rec, "cel.csv"))
+	require.NoError(t, err)
+	defer in.Close()
+	rows, err := csv.NewReader(in).ReadAll()
+	require.NoError(t, err)
+	for _, r := range rows {
+		r[1], _, _ = strings.Cut(r[1], ".") // eventtime: epoch seconds
+	}
+	out, err := os.Create(filepath.Join(dir, "cel.csv"))
+	require.NoError(t, err)
+	require.NoError(t, csv.NewWriter(out).WriteAll(rows))
+	require.NoError(t, out.Close())
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "ari", rec, "cdr.csv"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cdr.csv"), b, 0o644))
+	return filepath.Join(dir, "cel.csv")
+}
+
+// Books in whole seconds stamp every event of a second at its start. s01
+// began at 12:08:09.920, stamped 12:08:09: killed at 09.500, kanca did
+// not hear it, and only the store can say so (it holds no such call);
+// a call it holds was heard. Nothing said, it is taken as heard, as
+// before.
+func TestWholeSecondsCallBegunInTheSecondTheGapBegan(t *testing.T) {
+	b, err := books.Open(wholeSecondCopy(t, "s01-answered-caller-hangs-up"))
+	require.NoError(t, err)
+	since := time.Date(2026, 11, 22, 12, 8, 9, 500_000_000, time.UTC)
+	until := since.Add(10 * time.Second)
+	none := func(string) bool { return false }
+	for _, tc := range []struct {
+		name string
+		told func(string) bool
+		want bool
+	}{
+		{"the store holds none of its calls", none, true},
+		{"the store holds it", func(id string) bool { return id == "1795349289.0" }, false},
+		{"the store cannot say", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := books.Recover(context.Background(), b, since, until, books.Known{Follows: none, Listed: none, Up: none, Told: tc.told})
+			require.NoError(t, err)
+			if !tc.want {
+				assert.Empty(t, got.Inputs)
+				return
+			}
+			require.NotEmpty(t, got.Inputs)
+			assert.Equal(t, cdr.KindCreated, got.Inputs[0].Kind)
+			assert.Equal(t, cdr.KindDestroyed, got.Inputs[len(got.Inputs)-1].Kind, "told whole")
+		})
+	}
+}
+
+// And in the second kanca came back in: a leg the list shows up has not
+// ended, whatever a row of that second says (it may be of an event after
+// the list), so its end is the stream's; its hangup request, which may
+// have come before the subscription, is kept. s01's caller hung up at
+// 12:08:14.951, stamped 14.
+func TestWholeSecondsEndOfALegTheListShowsIsTheStreams(t *testing.T) {
+	b, err := books.Open(wholeSecondCopy(t, "s01-answered-caller-hangs-up"))
+	require.NoError(t, err)
+	since := time.Date(2026, 11, 22, 12, 8, 9, 0, time.UTC)
+	until := since.Add(5*time.Second + 500*time.Millisecond)
+	none := func(string) bool { return false }
+	caller := func(id string) bool { return id == "1795349289.0" }
+	ends := func(up func(string) bool) (hangups, destroys []string) {
+		got, err := books.Recover(context.Background(), b, since.Add(-time.Millisecond), until, books.Known{Follows: none, Listed: up, Up: up})
+		require.NoError(t, err)
+		for _, in := range got.Inputs {
+			switch in.Kind {
+			case cdr.KindHangupRequest:
+				hangups = append(hangups, in.Channel.ID)
+			case cdr.KindDestroyed:
+				destroys = append(destroys, in.Channel.ID)
+			}
+		}
+		return hangups, destroys
+	}
+	hangups, destroys := ends(none)
+	assert.ElementsMatch(t, []string{"1795349289.0", "1795349289.1"}, hangups)
+	assert.ElementsMatch(t, []string{"1795349289.0", "1795349289.1"}, destroys)
+	hangups, destroys = ends(caller)
+	assert.ElementsMatch(t, []string{"1795349289.0", "1795349289.1"}, hangups)
+	assert.Equal(t, []string{"1795349289.1"}, destroys, "the caller's end is the stream's")
 }

@@ -498,7 +498,7 @@ func TestBLegFromALegEndsWhenTransferredAway(t *testing.T) {
 	require.NoError(t, err)
 	first, last := rec.ins[0].Time, rec.ins[len(rec.ins)-1].Time
 	none := func(string) bool { return false }
-	got, err := books.Recover(context.Background(), b, first.Add(-time.Second), last.Add(2*time.Second), none, none)
+	got, err := books.Recover(context.Background(), b, first.Add(-time.Second), last.Add(2*time.Second), books.Known{Follows: none, Listed: none, Up: none})
 	require.NoError(t, err)
 	// The live stream's end of that leg.
 	var want time.Time

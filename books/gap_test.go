@@ -145,6 +145,7 @@ func restarted(rec recording, b books.Books, kill, back time.Time) (webhooks, er
 	var journal []cdr.Input
 	finished := map[string]bool{} // a channel id never comes back
 	var lastEnd time.Time
+	ended := map[string]time.Time{} // the calls the store holds, by uuid
 	for _, in := range ins[:k1] {
 		if tr.Needs(in) {
 			journal = append(journal, in)
@@ -154,8 +155,11 @@ func restarted(rec recording, b books.Books, kill, back time.Time) (webhooks, er
 			return nil, err
 		}
 		for _, ev := range evs {
-			if ev.Type == cdr.CallHangup && ev.CDR != nil && ev.CDR.HangupTime.After(lastEnd) {
-				lastEnd = ev.CDR.HangupTime
+			if ev.Type == cdr.CallHangup && ev.CDR != nil {
+				ended[ev.CallID] = ev.CDR.HangupTime
+				if ev.CDR.HangupTime.After(lastEnd) {
+					lastEnd = ev.CDR.HangupTime
+				}
 			}
 		}
 		for _, id := range tr.Finished(nil) {
@@ -169,7 +173,7 @@ func restarted(rec recording, b books.Books, kill, back time.Time) (webhooks, er
 		// would only add calls it saw end to the window the books read).
 		lastEnd = kill
 	}
-	evs, err := secondLife(rec, b, journal, lastEnd.Truncate(time.Millisecond), back)
+	evs, err := secondLife(rec, b, storeOf{ins: journal, lastEnd: lastEnd.Truncate(time.Millisecond), ended: ended}, back)
 	if err != nil {
 		return nil, fmt.Errorf("%s killed at %s, back at %s: %w", filepath.Base(rec.dir), kill.Format("15:04:05.000"), back.Format("15:04:05.000"), err)
 	}
@@ -182,10 +186,10 @@ func restarted(rec recording, b books.Books, kill, back time.Time) (webhooks, er
 // secondLife runs kanca's pipeline against the recording's fake PBX,
 // which has lived through the frames up to back (see restarted), and
 // returns the events it made, in order.
-func secondLife(rec recording, b books.Books, journal []cdr.Input, lastEnd, back time.Time) ([]cdr.Event, error) {
+func secondLife(rec recording, b books.Books, store storeOf, back time.Time) ([]cdr.Event, error) {
 	// The journal as the store gives it back: each entry through JSON.
 	var stored []cdr.Input
-	for _, in := range journal {
+	for _, in := range store.ins {
 		raw, err := json.Marshal(in)
 		if err != nil {
 			return nil, err
@@ -222,7 +226,7 @@ func secondLife(rec recording, b books.Books, journal []cdr.Input, lastEnd, back
 		Tracker:    cdr.NewTracker(tcfg),
 		Outbox:     out,
 		Dispatcher: idle{},
-		Journal:    storeOf{ins: stored, lastEnd: lastEnd},
+		Journal:    storeOf{ins: stored, lastEnd: store.lastEnd, ended: store.ended},
 		Logger:     log,
 		Observe:    observe,
 	}
@@ -386,11 +390,22 @@ func (idle) Run(ctx context.Context) error {
 type storeOf struct {
 	ins     []cdr.Input
 	lastEnd time.Time
+	ended   map[string]time.Time // the calls it holds: their ends, by uuid
 }
 
 func (s storeOf) Journal(context.Context) ([]cdr.Input, []error, error) { return s.ins, nil, nil }
 
 func (s storeOf) LastCallEnd(context.Context) (time.Time, error) { return s.lastEnd, nil }
+
+func (s storeOf) EndedSince(_ context.Context, t time.Time) (map[string]bool, error) {
+	out := map[string]bool{}
+	for id, end := range s.ended {
+		if !end.Before(t) {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
 
 // compare counts the calls whose webhooks equal the uninterrupted run's,
 // and lists the others. A call whose bodies differ only in fields its

@@ -110,11 +110,15 @@ func TestRecoverFromMariaDB(t *testing.T) {
 		for _, d := range differ {
 			t.Log("differs: ", d)
 		}
-		// Not yet exact: around the second kanca came back in, rows of
-		// whole seconds cannot be placed before or after it, and some
-		// calls of the load run are told twice. What differs may only
-		// get fewer.
-		require.LessOrEqual(t, got.total-got.same, 40)
+		// Not yet exact: the harness shows kanca, back in a second, the
+		// rows of that whole second (its books are the whole run), and
+		// rows of events after the list are then told by the books and
+		// the stream both (3 calls of the load run); in reality they are
+		// not written yet when kanca reads them. An answer in the second
+		// kanca stopped in, after it stopped, is not told (a followed
+		// call takes the rows after the stop only). What differs may
+		// only get fewer.
+		require.LessOrEqual(t, got.total-got.same, 16)
 	})
 }
 

@@ -118,6 +118,9 @@ type Gap struct {
 	// began in the gap and did not end, and that is not among them, ended
 	// before the list (nil for Relist).
 	Listed map[string]bool
+	// Up names the channels of Listed the list showed whose end was not
+	// read while it was taken (nil for Relist).
+	Up map[string]bool
 }
 
 // Backoff shapes the waits between connection attempts: Initial, doubling

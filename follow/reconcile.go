@@ -39,8 +39,10 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	gap := Gap{Since: f.lastTime, Until: f.until(l)}
 	present := l.ids()
 	gap.Listed = maps.Clone(present)
+	gap.Up = maps.Clone(present)
 	for id := range l.Ended {
 		gap.Listed[id] = true
+		delete(gap.Up, id)
 	}
 
 	var gone []liveChannel

@@ -63,6 +63,28 @@ func (s *Store) Journal(ctx context.Context) (ins []cdr.Input, bad []error, err 
 	return ins, bad, nil
 }
 
+// EndedSince returns the uuids of the calls the store holds that ended at
+// or after t: after a gap, those of them the PBX's books hold were told.
+func (s *Store) EndedSince(ctx context.Context, t time.Time) (map[string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT uuid FROM calls WHERE hangup_time >= ?", ms(t))
+	if err != nil {
+		return nil, fmt.Errorf("calls ended since %s: %w", t.Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	ended := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("calls ended since %s: %w", t.Format(time.RFC3339), err)
+		}
+		ended[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("calls ended since %s: %w", t.Format(time.RFC3339), err)
+	}
+	return ended, nil
+}
+
 // LastCallEnd is when the latest call the store holds ended (zero when it
 // holds none): with the journal's latest input, the last moment of the
 // PBX kanca is known to have heard before it stopped.

@@ -75,6 +75,21 @@ func TestCommitSavesCallRecord(t *testing.T) {
 	assert.Empty(t, deliveries(t, s, Filter{}))
 }
 
+// EndedSince names the calls stored as ended at or after a time: after
+// a gap, which calls the PBX's books hold were already told.
+func TestEndedSinceNamesTheCallsStored(t *testing.T) {
+	s, _ := newStore(t)
+	end := time.Date(2025, 7, 1, 18, 0, 55, 0, time.UTC)
+	ev := SampleEvent(cdr.CallHangup, pbx, end)
+	enqueue(t, s, ev)
+	got, err := s.EndedSince(context.Background(), end)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]bool{ev.CallID: true}, got)
+	got, err = s.EndedSince(context.Background(), end.Add(time.Millisecond))
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
+
 func TestCommitBadEventFailsOnlyItsUnit(t *testing.T) {
 	s, _ := newStore(t)
 	addHook(t, s, Hook{URL: "http://127.0.0.1:1/"})

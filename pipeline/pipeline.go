@@ -53,6 +53,14 @@ type LastHeard interface {
 	LastCallEnd(ctx context.Context) (time.Time, error)
 }
 
+// Ended is a Journal that also tells which calls it stored as ended at
+// or after a time, by uuid (hooks.Store.EndedSince): books in whole
+// seconds read after a gap need it to tell a call begun in the gap's
+// first second from one heard before it.
+type Ended interface {
+	EndedSince(ctx context.Context, t time.Time) (map[string]bool, error)
+}
+
 // Dispatcher delivers what the outbox holds until ctx ends, then finishes
 // the requests in flight.
 type Dispatcher interface {
@@ -353,7 +361,20 @@ func (p *Pipeline) recover(ctx context.Context, g follow.Gap, held []cdr.Input) 
 		return p.Tracker.Follows(leg)
 	}
 	listed := func(leg string) bool { return g.Listed[leg] }
-	got, err := books.Recover(ctx, p.Books, since, until, follows, listed)
+	var told func(call string) bool
+	if e, ok := p.Journal.(Ended); ok {
+		// Books in whole seconds cannot place a call within the second
+		// kanca stopped hearing the PBX in: the store says which of them
+		// it told.
+		ended, err := e.EndedSince(ctx, since.Truncate(time.Second))
+		if err != nil {
+			p.log.Warn("cannot read which calls the store holds; a call begun in the second the gap began in is taken as heard", "err", err)
+		} else {
+			told = func(call string) bool { return ended[cdr.CallUUID(p.server, call)] }
+		}
+	}
+	up := func(leg string) bool { return g.Up[leg] }
+	got, err := books.Recover(ctx, p.Books, since, until, books.Known{Follows: follows, Listed: listed, Up: up, Told: told})
 	if err != nil {
 		p.log.Warn("cannot read the PBX's records of the gap; calls that ended in it end as reconciled", "since", since, "until", until, "err", err)
 		return
