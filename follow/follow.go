@@ -863,20 +863,29 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 		}
 	case !p.adopt:
 		f.listedChange(p, in, at, emit)
-		f.tellKnownBridge(p.bridge, in, at, emit)
+		if p.moved {
+			f.tellKnownBridge(p.bridge, in, at, emit)
+		}
 	}
 }
 
 // tellKnownBridge tells a bridge of followed channels that the list
-// showed, once one of them settles a change the gap hid (an attended
+// showed, once one of them settles a move the gap hid (an attended
 // transfer's consultation bridged to the caller, both moved to
-// FreeSWITCH's uuid_bridge): the others' changes are told with it, as
+// FreeSWITCH's uuid_bridge); an answer alone is no sign the bridge is
+// new (a list may show a bridge whose events are on their way). The
+// others' changes are told with it, as
 // of in, and then the bridge as of at (tellBridge), before any later
 // event of theirs (the caller's end) presupposes it. A bridge kanca
 // already heard form is told again; the tracker reads it as what it knew.
 func (f *Follower) tellKnownBridge(b string, in cdr.Input, at time.Time, emit func(cdr.Input)) {
 	lb, ok := f.bridges[b]
 	if !ok || !lb.known {
+		return
+	}
+	if in.Kind == cdr.KindBridgeEnter {
+		// The stream tells a bridge itself: the list raced it.
+		delete(f.bridges, b)
 		return
 	}
 	for _, id := range lb.ids {
