@@ -258,7 +258,8 @@ type Known struct {
 	// Listed reports a leg the channel list showed, or whose end the
 	// stream read while the list was taken.
 	Listed func(leg string) bool
-	// Up reports a leg the list showed up, its end still to come.
+	// Up reports a leg the list showed up, its end still to come (nil:
+	// none).
 	Up func(leg string) bool
 	// Told reports a call, by the books' id, that the store holds as
 	// ended (nil: the store cannot say).
@@ -297,7 +298,7 @@ func wholeSecondEnds(calls []Call, since, until time.Time, k Known) ([]Call, fun
 	}
 	for i, c := range calls {
 		calls[i].Inputs = slices.DeleteFunc(slices.Clone(c.Inputs), func(in cdr.Input) bool {
-			return in.Kind == cdr.KindDestroyed && !in.Time.Before(cut) && k.Up(in.Channel.ID)
+			return in.Kind == cdr.KindDestroyed && !in.Time.Before(cut) && k.Up != nil && k.Up(in.Channel.ID)
 		})
 	}
 	second := since.Truncate(time.Second)
