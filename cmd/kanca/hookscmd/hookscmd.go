@@ -576,7 +576,9 @@ KANCA_HOOK_DENY_NET) limit the test too.`,
 					fmt.Fprintf(w, "no answer after %s\n", r.Latency.Round(time.Millisecond))
 					return fmt.Errorf("test delivery to hook %d failed: %w", id, r.Err)
 				}
-				fmt.Fprintf(w, "HTTP %d %s in %s\n", r.Status, http.StatusText(r.Status), r.Latency.Round(time.Millisecond))
+				// Always in milliseconds: a local receiver answers within one, and
+				// Duration.String says "0s" then.
+				fmt.Fprintf(w, "HTTP %d %s in %dms\n", r.Status, http.StatusText(r.Status), r.Latency.Round(time.Millisecond).Milliseconds())
 				if r.Response != "" {
 					fmt.Fprintln(w, firstBytes(r.Response, 256))
 				} else {
