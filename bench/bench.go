@@ -58,6 +58,10 @@ type Options struct {
 	BurstCalls int
 	// Binary is the kanca the CPU and burst phases run (default this one).
 	Binary string
+	// Reader is the binary --cpu runs as the bare reader of the events
+	// socket (kanca bench --read-ari; default: this one, the release
+	// that measures).
+	Reader string
 	// ChildProfile, if set, is where that kanca writes its CPU profile.
 	ChildProfile string
 

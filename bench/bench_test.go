@@ -111,13 +111,14 @@ func TestChildPhases(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "kanca")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/kanca").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	o := Options{Traces: traces, Calls: 20, Rate: 0, Binary: bin, CPU: true, Timeout: time.Minute}
+	o := Options{Traces: traces, Calls: 20, Rate: 0, Binary: bin, Reader: bin, CPU: true, Timeout: time.Minute}
 	rep, err := Run(context.Background(), o)
 	require.NoError(t, err)
 	require.NotNil(t, rep.CPU)
 	assert.Equal(t, 20, rep.CPU.Calls)
 	assert.Positive(t, rep.CPU.CPU)
 	assert.Positive(t, rep.CPU.DecodePerCall)
+	assert.Positive(t, rep.CPU.ReadPerCall, "a bare reader read every frame")
 	assert.Greater(t, rep.CPU.Frames, 20*10)
 	assert.Positive(t, rep.CPU.Commits, "read from the child's last log line")
 	assert.Positive(t, rep.CPU.MaxRSS)

@@ -3,15 +3,23 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/kanca/kanca/ari"
 	"github.com/kanca/kanca/ari/aritest"
@@ -33,8 +41,13 @@ type CPUStats struct {
 	CPU        time.Duration // the child's user + system time, start to exit
 	PerCall    time.Duration
 	// DecodePerCall is ari.Decode of every frame, each decoded in full,
-	// in this process: what reading the frames alone costs.
+	// in this process: what decoding the frames alone costs.
 	DecodePerCall time.Duration
+	// ReadPerCall is a process of its own that reads the same frames from
+	// the same fake Asterisk at the same pace and discards them
+	// (ReadFrames): what waking for each frame alone costs. Zero when
+	// it could not be measured.
+	ReadPerCall time.Duration
 	// Commits is how many outbox transactions the child made, from its
 	// "kanca stopped" log line; 0 when it does not say (an older release).
 	Commits int64
@@ -291,7 +304,110 @@ func cpuPhase(ctx context.Context, o Options, tps []*template) (CPUStats, error)
 		_, _, _ = ari.Decode(f)
 	}
 	st.DecodePerCall = (processCPU() - before) / time.Duration(st.Calls)
+	read, err := readPhase(ctx, o, tps)
+	if err != nil {
+		return st, fmt.Errorf("the bare reader: %w", err)
+	}
+	st.ReadPerCall = read / time.Duration(st.Calls)
 	return st, nil
+}
+
+// readPhase plays the calls of a --cpu run again, at its pace, to this
+// binary run as a bare reader of the events socket (kanca bench
+// --read-ari), and returns that process's CPU.
+func readPhase(ctx context.Context, o Options, tps []*template) (time.Duration, error) {
+	self := o.Reader
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return 0, err
+		}
+	}
+	calls := plan(tps, o.Calls)
+	tr := newTracking(countCalls(calls))
+	ast := aritest.NewServer(aritest.Options{OnSend: tr.onSend, ForgetSent: true})
+	defer ast.Close()
+	cmd := exec.CommandContext(ctx, self, "bench", "--read-ari", ast.URL)
+	cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(o.Timeout)
+	for !ast.Connected() {
+		select {
+		case <-ast.Changed():
+		case err := <-done:
+			return 0, fmt.Errorf("exited before connecting: %v: %s", err, stderr.String())
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			return 0, errors.New("did not connect to the fake Asterisk")
+		}
+	}
+	p := &producer{ast: ast, tr: tr, base: time.Now(), rate: o.Rate, speed: o.Speedup,
+		until: func(c *clone) int { return len(c.tp.frames) }}
+	var sent [][]byte
+	p.keep = &sent
+	if _, err := p.send(ctx, calls); err != nil {
+		_ = cmd.Process.Kill()
+		return 0, err
+	}
+	for ast.SentToCurrent() < len(sent) {
+		select {
+		case <-ast.Changed():
+		case <-time.After(10 * time.Millisecond):
+		case err := <-done:
+			return 0, fmt.Errorf("exited before the last frame: %v: %s", err, stderr.String())
+		}
+	}
+	ast.Close() // the reader's socket closes: it exits
+	if err := <-done; err != nil {
+		return 0, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(stdout.String())); err != nil || n != len(sent) {
+		return 0, fmt.Errorf("read %q frames of %d: %s", strings.TrimSpace(stdout.String()), len(sent), stderr.String())
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, errors.New("no rusage")
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// ReadFrames reads the events socket of the Asterisk at ariURL (as kanca
+// run's --ari-url) as user, as kanca's own application, and discards
+// every frame until the socket closes: the bare cost of reading what
+// kanca reads (bench --cpu's baseline). It returns how many it read.
+func ReadFrames(ctx context.Context, ariURL, user, password string) (int, error) {
+	u, err := url.Parse(ariURL)
+	if err != nil {
+		return 0, errors.New("--read-ari: URL does not parse")
+	}
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/ari/events"
+	u.RawQuery = url.Values{"app": {"kanca"}, "subscribeAll": {"true"}}.Encode()
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: http.Header{
+		"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}}})
+	if err != nil {
+		return 0, fmt.Errorf("--read-ari: %w", err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(-1)
+	n := 0
+	for {
+		_, r, err := conn.Reader(ctx)
+		if err != nil {
+			// The server closing the socket is the end of the frames.
+			return n, nil
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return n, nil
+		}
+		n++
+	}
 }
 
 // burstPhase sends o.BurstCalls calls at once to hooks answering after

@@ -107,6 +107,10 @@ func (r *Report) Print(w io.Writer) {
 		if c.DecodePerCall > 0 {
 			fmt.Fprintf(w, "  ratio: %.2f x the bare decode\n", float64(c.PerCall)/float64(c.DecodePerCall))
 		}
+		if c.ReadPerCall > 0 {
+			fmt.Fprintf(w, "  bare reader of the same frames at the same pace (a process that reads the socket and discards): %.2f ms per call; kanca %.2f x it\n",
+				msf(c.ReadPerCall), float64(c.PerCall)/float64(c.ReadPerCall))
+		}
 		fmt.Fprintf(w, "  target <= %.0f ms per call: %s\n", msf(targetCPUPerCall), passText(c.PerCall <= targetCPUPerCall))
 		return
 	}

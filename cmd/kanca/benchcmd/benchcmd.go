@@ -4,6 +4,7 @@ package benchcmd
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ func New() *cobra.Command {
 		short   bool
 		profile string
 		verbose bool
+		readARI string // --cpu's bare reader
 		lf      logflags.Flags
 	)
 	cmd := &cobra.Command{
@@ -60,6 +62,12 @@ recordings are read from testdata/ari) or pass --traces.`,
   kanca bench --nats --rate 200 --calls 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if readARI != "" {
+				// --cpu's bare reader, run by bench itself.
+				n, err := bench.ReadFrames(cmd.Context(), readARI, "kanca", os.Getenv("KANCA_ARI_PASSWORD"))
+				fmt.Fprintln(cmd.OutOrStdout(), n)
+				return err
+			}
 			// bench.Options reads a non-positive size as "the default":
 			// a negative one given here is a typo, not a request for it.
 			for _, c := range []struct {
@@ -128,6 +136,8 @@ recordings are read from testdata/ari) or pass --traces.`,
 	f.BoolVar(&short, "short", false, "a run of a few seconds through every phase (overrides the sizes)")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file; with --cpu or --slow-burst, of the kanca process measured")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print kanca's own logs")
+	f.StringVar(&readARI, "read-ari", "", "read the events socket of the Asterisk at this URL and discard every frame (--cpu's bare reader)")
+	_ = f.MarkHidden("read-ari")
 	lf.Register(f)
 	return cmd
 }
