@@ -66,8 +66,10 @@ func (c Call) Start() time.Time {
 // its legs the books hold join it then (Join).
 //
 // began, when not nil, says which calls began in the gap instead of their
-// start being after since (see Recover: books in whole seconds).
-func Plan(calls []Call, since, until time.Time, follows func(leg string) bool, began func(Call) bool) []cdr.Input {
+// start being after since, and again which inputs of a call the tracker
+// follows, at or before since, are told all the same (see Recover: books
+// in whole seconds).
+func Plan(calls []Call, since, until time.Time, follows func(leg string) bool, began func(Call) bool, again func(cdr.Input) bool) []cdr.Input {
 	if began == nil {
 		began = func(c Call) bool { return c.Start().After(since) }
 	}
@@ -81,7 +83,7 @@ func Plan(calls []Call, since, until time.Time, follows func(leg string) bool, b
 			if in.Time.After(until) {
 				break
 			}
-			if known && !in.Time.After(since) {
+			if known && !in.Time.After(since) && (again == nil || !again(in)) {
 				continue
 			}
 			out = append(out, in)
@@ -245,10 +247,11 @@ func Recover(ctx context.Context, b Books, since, until time.Time, k Known) (Rec
 		return Recovery{}, fmt.Errorf("books: reading the calls between %s and %s: %w", since.Format(time.RFC3339), until.Format(time.RFC3339), err)
 	}
 	var began func(Call) bool
+	var again func(cdr.Input) bool
 	if wholeSecondInputs(calls) {
-		calls, began = wholeSecondEnds(calls, since, until, k)
+		calls, began, again = wholeSecondEnds(calls, since, until, k)
 	}
-	return Recovery{Inputs: Plan(calls, since, until, k.Follows, began), Joins: Join(calls, until, k.Follows, k.Listed)}, nil
+	return Recovery{Inputs: Plan(calls, since, until, k.Follows, began, again), Joins: Join(calls, until, k.Follows, k.Listed)}, nil
 }
 
 // Known is what kanca knows of the PBX's calls when it reads a gap.
@@ -273,10 +276,10 @@ type Known struct {
 // not follow that began then may have begun after since, unheard. It
 // began in the gap unless the store holds it as told (it began and
 // ended before since, heard live); when nothing says, it is taken as
-// heard, as before since. A call the tracker follows takes only the rows
-// after since: the rows of that second would tell again what was heard,
-// and a transfer's steps told twice come out wrong (an answer after
-// since in that second is then not told).
+// heard, as before since. A call the tracker follows takes, of the rows
+// of that second, those that told again say nothing new, answers and
+// ends (a state, a hangup request, a destroy): a transfer's steps told
+// twice would come out wrong.
 //
 // The second the stream came back in: whether a call that began then
 // began before the list cannot be said; if after, the stream tells it,
@@ -288,7 +291,7 @@ type Known struct {
 // stream's, and told now as well it would end the call before the list
 // adopts the leg as a call anew. Its hangup request is kept: it may have
 // come before the subscription, and it says who hung up and why.
-func wholeSecondEnds(calls []Call, since, until time.Time, k Known) ([]Call, func(Call) bool) {
+func wholeSecondEnds(calls []Call, since, until time.Time, k Known) ([]Call, func(Call) bool, func(cdr.Input) bool) {
 	calls = slices.Clone(calls)
 	cut := until.Truncate(time.Second)
 	if until.Nanosecond() != int(time.Second-time.Microsecond) {
@@ -308,7 +311,14 @@ func wholeSecondEnds(calls []Call, since, until time.Time, k Known) ([]Call, fun
 		}
 		return k.Told != nil && !c.Start().Before(second) && !k.Told(c.ID)
 	}
-	return calls, began
+	again := func(in cdr.Input) bool {
+		switch in.Kind {
+		case cdr.KindState, cdr.KindHangupRequest, cdr.KindDestroyed:
+			return !in.Time.Before(second)
+		}
+		return false
+	}
+	return calls, began, again
 }
 
 // Recovery is what the books tell of a gap.

@@ -184,3 +184,25 @@ func TestWholeSecondsEndOfALegTheListShowsIsTheStreams(t *testing.T) {
 	assert.ElementsMatch(t, []string{"1795349289.0", "1795349289.1"}, hangups)
 	assert.Equal(t, []string{"1795349289.1"}, destroys, "the caller's end is the stream's")
 }
+
+// A call kanca follows takes, of the rows of the second it stopped
+// hearing the PBX in, those that say nothing new when told again: s01's
+// answers at 12:08:11.937, stamped 11, with kanca killed at 11.500, are
+// told; the bridge the two legs entered then is not (a step told twice
+// comes out wrong; the list says who talks to whom).
+func TestWholeSecondsAnswerInTheSecondTheGapBegan(t *testing.T) {
+	b, err := books.Open(wholeSecondCopy(t, "s01-answered-caller-hangs-up"))
+	require.NoError(t, err)
+	since := time.Date(2026, 11, 22, 12, 8, 11, 500_000_000, time.UTC)
+	follows := func(id string) bool { return id == "1795349289.0" || id == "1795349289.1" }
+	got, err := books.Recover(context.Background(), b, since, since.Add(time.Second), books.Known{Follows: follows, Listed: follows, Up: follows})
+	require.NoError(t, err)
+	up := map[string]bool{}
+	for _, in := range got.Inputs {
+		assert.Contains(t, []cdr.Kind{cdr.KindState, cdr.KindHangupRequest, cdr.KindDestroyed}, in.Kind, "%s of %s", in.Kind, in.Channel.ID)
+		if in.Kind == cdr.KindState && in.Channel.State == "Up" {
+			up[in.Channel.ID] = true
+		}
+	}
+	assert.Equal(t, map[string]bool{"1795349289.0": true, "1795349289.1": true}, up)
+}

@@ -110,15 +110,13 @@ func TestRecoverFromMariaDB(t *testing.T) {
 		for _, d := range differ {
 			t.Log("differs: ", d)
 		}
-		// Not yet exact: the harness shows kanca, back in a second, the
-		// rows of that whole second (its books are the whole run), and
-		// rows of events after the list are then told by the books and
-		// the stream both (3 calls of the load run); in reality they are
-		// not written yet when kanca reads them. An answer in the second
-		// kanca stopped in, after it stopped, is not told (a followed
-		// call takes the rows after the stop only). What differs may
-		// only get fewer.
-		require.LessOrEqual(t, got.total-got.same, 16)
+		// What differs beyond the books with fractions (s09, t07): the
+		// harness shows kanca, back in a second, the rows of that whole
+		// second (its books are the whole run), and rows of events after
+		// the list are then told by the books and the stream both (3
+		// calls of the load run); a PBX has not written them yet when
+		// kanca reads them. What differs may only get fewer.
+		require.LessOrEqual(t, got.total-got.same, 6)
 	})
 }
 
