@@ -46,7 +46,9 @@ a process of its own ('kanca run' against the simulator and receiver, a
 temporary database, one JSON hook per public number), so that its CPU is
 its own rusage, and --kanca points them at another binary, e.g. the
 previous release, for figures side by side. --cpu reports CPU per call
-beside a bare decode of the same frames; --slow-burst sends --burst-calls
+beside a bare decode of the same frames and beside a process of this
+binary that only reads them from the simulator at the same pace (what
+waking for each frame costs); --slow-burst sends --burst-calls
 calls at once to a receiver answering in --slow-delay and reports how long
 until everything is delivered.
 
@@ -121,7 +123,7 @@ recordings are read from testdata/ari) or pass --traces.`,
 	f.BoolVar(&o.SlowHook, "slow-hook", false, "run the load again with a hook answering in --slow-delay beside each fast one")
 	f.DurationVar(&o.SlowDelay, "slow-delay", 10*time.Second, "how long the slow hook takes to answer")
 	f.BoolVar(&o.NATS, "nats", false, "only measure kanca on a three-node NATS JetStream cluster run in this process: deliveries/s and CPU per delivery with 1, 2 and 4 workers, and hangup-to-POST latency at --rate over three listeners, beside the single node's")
-	f.BoolVar(&o.CPU, "cpu", false, "only measure CPU per call: --calls calls through a kanca process of its own (its rusage), beside a bare decode of the same frames")
+	f.BoolVar(&o.CPU, "cpu", false, "only measure CPU per call: --calls calls through a kanca process of its own (its rusage), beside a bare decode of the same frames and a process that only reads them at the same pace")
 	var burst bool
 	f.BoolVar(&burst, "slow-burst", false, "only measure a burst of --burst-calls calls to hooks answering in --slow-delay: how long until all are delivered")
 	f.IntVar(&o.BurstCalls, "burst-calls", 100, "calls in the --slow-burst burst")
