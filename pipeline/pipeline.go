@@ -365,12 +365,18 @@ func (p *Pipeline) recover(ctx context.Context, g follow.Gap, held []cdr.Input) 
 	if e, ok := p.Journal.(Ended); ok {
 		// Books in whole seconds cannot place a call within the second
 		// kanca stopped hearing the PBX in: the store says which of them
-		// it told.
-		ended, err := e.EndedSince(ctx, since.Truncate(time.Second))
-		if err != nil {
-			p.log.Warn("cannot read which calls the store holds; a call begun in the second the gap began in is taken as heard", "err", err)
-		} else {
-			told = func(call string) bool { return ended[cdr.CallUUID(p.server, call)] }
+		// it told. Asked only then (it reads every call stored).
+		var ended map[string]bool
+		asked := false
+		told = func(call string) bool {
+			if !asked {
+				asked = true
+				var err error
+				if ended, err = e.EndedSince(ctx, since.Truncate(time.Second)); err != nil {
+					p.log.Warn("cannot read which calls the store holds; a call begun in the second the gap began in is taken as heard", "err", err)
+				}
+			}
+			return ended == nil || ended[cdr.CallUUID(p.server, call)]
 		}
 	}
 	up := func(leg string) bool { return g.Up[leg] }
