@@ -351,15 +351,49 @@ type asOf struct {
 
 func (b asOf) Calls(ctx context.Context, from, to time.Time) ([]books.Call, error) {
 	calls, err := b.Books.Calls(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	// When each row was written: its own time, or, for books that keep
+	// less than the event's (whole seconds), the event's.
+	written := map[string][]cdr.Input{}
+	if tt, ok := b.Books.(trueTimes); ok {
+		truth, err := tt.truth.Calls(ctx, from, to.Add(time.Second))
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range truth {
+			written[c.ID] = c.Inputs
+		}
+	}
 	now := b.now()
 	var out []books.Call
 	for _, c := range calls {
-		c.Inputs = slices.DeleteFunc(slices.Clone(c.Inputs), func(in cdr.Input) bool { return in.Time.After(now) })
+		at := written[c.ID]
+		if len(at) != len(c.Inputs) {
+			at = c.Inputs
+		}
+		var kept []cdr.Input
+		for i, in := range c.Inputs {
+			if !at[i].Time.After(now) {
+				kept = append(kept, in)
+			}
+		}
+		c.Inputs = kept
 		if len(c.Inputs) > 0 {
 			out = append(out, c)
 		}
 	}
-	return out, err
+	return out, nil
+}
+
+// trueTimes are books that keep less than the events' times (FreePBX's
+// whole seconds), with the same rows as they were timed (truth): asOf
+// shows a row once its event happened, not once the second it is
+// stamped with began.
+type trueTimes struct {
+	books.Books
+	truth books.Books
 }
 
 // kept is an outbox that keeps the events it is given, in order.
