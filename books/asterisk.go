@@ -236,13 +236,19 @@ func tellAsterisk(linked string, rows []celRow, dials, ran map[string]cdrRow, un
 		// consultation, a follow-me), else by the caller; a device not
 		// named by digits (a trunk, not an extension's phone) dialled by
 		// a leg the dialplan sent to a number (a transfer to an outside
-		// number) was dialled for that number.
+		// number) was dialled for that number. A trunk dialled for a
+		// number no row names (a forward after no answer, t07) names no
+		// dial: told as a Dial of the trunk, it would be a step to an
+		// extension named after it. The list shows the caller's Dial.
 		if !strings.HasPrefix(name, "Local/") && strings.Contains(tech, "/") {
 			by := cmp.Or(local, origin)
-			if _, device, _ := strings.Cut(tech, "/"); !isNumber(device) && isNumber(by.snap.Exten) && by.snap.Exten != by.exten {
+			_, device, _ := strings.Cut(tech, "/")
+			switch {
+			case isNumber(device):
+				return by, "Dial", tech
+			case isNumber(by.snap.Exten) && by.snap.Exten != by.exten:
 				return by, "Dial", tech[:len(tech)-len(device)] + by.snap.Exten + "@" + device
 			}
-			return by, "Dial", tech
 		}
 		return nil, "", ""
 	}

@@ -206,3 +206,28 @@ func TestWholeSecondsAnswerInTheSecondTheGapBegan(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"1795349289.0": true, "1795349289.1": true}, up)
 }
+
+// A trunk the PBX dials for a number that no row names yet (t07: 1000
+// did not answer, the dialplan forwards to 05321234567 through the trunk,
+// read while the mobile rings) names no dial: told as a Dial of the
+// trunk, it would be a step to an extension called "trunk". The list
+// shows the caller's Dial and its number.
+func TestTrunkDialledForANumberNoRowNamesIsNoDial(t *testing.T) {
+	b, err := books.Open(filepath.Join("..", "testdata", "ari", "t07_forward_to_mobile_after_no_answer", "cel.csv"))
+	require.NoError(t, err)
+	since := time.Date(2026, 12, 5, 9, 1, 23, 843_000_000, time.UTC)
+	until := time.Date(2026, 12, 5, 9, 1, 29, 129_000_000, time.UTC)
+	follows := func(id string) bool { return id == "1796461278.66" || id == "1796461278.67" }
+	none := func(string) bool { return false }
+	got, err := books.Recover(context.Background(), b, since, until, books.Known{Follows: follows, Listed: none, Up: none})
+	require.NoError(t, err)
+	var created bool
+	for _, in := range got.Inputs {
+		if in.Kind == cdr.KindCreated && in.Channel.Name == "PJSIP/trunk-0000003e" {
+			created = true
+		}
+		assert.NotContains(t, in.Channel.AppData, "PJSIP/trunk", "%s of %s", in.Kind, in.Channel.Name)
+		assert.NotEqual(t, "trunk", in.DialString, "%s of %s", in.Kind, in.Channel.Name)
+	}
+	assert.True(t, created, "the trunk's leg is told")
+}

@@ -160,14 +160,11 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 // shows at another place in the dialplan) when the first new leg of its
 // call the list shows was created, within the gap: the move came before
 // the legs it made (a menu's caller dialling an extension, a forward
-// after no answer), after the last event heard. Only for a list with no
-// clock (FreeSWITCH's), whose changes are otherwise placed at the last
-// event heard, seconds early; an answer the list also shows stays where
-// the list places it.
+// after no answer), after the last event heard. A list with no clock
+// (FreeSWITCH's) would place it at the last event heard, seconds early;
+// one with a clock (ARI's HTTP Date) at the list, seconds late. An
+// answer the list also shows stays where the list places it.
 func (f *Follower) placeMoves(l Listing, gap Gap) {
-	if !l.At.IsZero() {
-		return
-	}
 	// The first creation of a new leg, by the call the list names.
 	first := map[string]time.Time{}
 	for _, c := range l.Channels {

@@ -173,10 +173,10 @@ func TestReconcileCoarseListAndEndedChannels(t *testing.T) {
 // list shows it running Dial, and the leg it dialled, unknown, linked to
 // it. The move is told before the dialled leg is adopted, whichever speaks
 // first, so that leg joins the extension's step, not the menu's; a move
-// whose own dialplan input follows the list is not told twice. A list
-// with a clock places both at the list; one with none (FreeSWITCH's),
-// which would place them at the last event heard, places the move when
-// the leg it made was created, so its step is told when it began.
+// whose own dialplan input follows the list is not told twice. The move
+// is placed when the leg it made was created, so its step is told when it
+// began: a list with a clock (ARI's) would place it at the list, late;
+// one with none (FreeSWITCH's) at the last event heard, early.
 func TestReconcileMoveInTheGap(t *testing.T) {
 	caller := ch("a", "Up", t0)
 	caller.Context, caller.Exten, caller.App, caller.AppData = "ivr-main", "s", "Background", "menu"
@@ -192,7 +192,7 @@ func TestReconcileMoveInTheGap(t *testing.T) {
 		clock time.Time // the list's
 		moved time.Time // when the move is placed
 	}{
-		{"list with a clock", at, at},
+		{"list with a clock", at, made},
 		{"list with none", time.Time{}, made},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
