@@ -576,41 +576,30 @@ func TestConsultationHeardBeforeAGapIsNoStepUntilTheTransfer(t *testing.T) {
 // The same on FreeSWITCH: the consultation leg a list shows names, in its
 // session, the callee that originated it (DialedBy); its answer is no
 // forward, and its step begins when the transfer bridges the caller to
-// it.
+// it. So too when the transferer's leg ended before the list's adoption
+// of the consultation reached the tracker (g01: the list is held until
+// the consultation's next event, after 1000 hung up to complete the
+// transfer).
 func TestConsultationTheSessionNamesIsNoStepUntilTheBridge(t *testing.T) {
-	s := newScript(t, DefaultConfig())
-	s.answeredCall("a", "b")
-	answered := s.now.Add(time.Second)
-	consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
-		DialedBy: "b", Created: s.now, Answered: answered}
-	s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
-	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
+	for _, calleeEnded := range []bool{false, true} {
+		t.Run(fmt.Sprint("callee ended: ", calleeEnded), func(t *testing.T) {
+			s := newScript(t, DefaultConfig())
+			s.answeredCall("a", "b")
+			answered := s.now.Add(time.Second)
+			if calleeEnded {
+				s.hangup("b", false, 16)
+				s.destroy("b", 16)
+			}
+			consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
+				DialedBy: "b", Created: s.now, Answered: answered}
+			s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
+			assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
 
-	transferred := s.now.Add(4 * time.Second)
-	s.feed(Input{Kind: KindBridgeEnter, Time: transferred, Channel: consult, Bridge: "x", Other: s.ch["a"]})
-	e := s.last(CallInitExtension)
-	assert.Equal(t, "1001", e.Destination)
-	assert.Equal(t, transferred, e.Time)
-}
-
-// The same when the transferer's leg ended before the list's adoption of
-// the consultation reached the tracker (FreeSWITCH's g01: the list is
-// held until the consultation's next event, after 1000 hung up to
-// complete the transfer): the session still names a callee of the call.
-func TestConsultationOfACalleeThatEndedIsNoStepUntilTheBridge(t *testing.T) {
-	s := newScript(t, DefaultConfig())
-	s.answeredCall("a", "b")
-	answered := s.now.Add(time.Second)
-	s.hangup("b", false, 16)
-	s.destroy("b", 16)
-	consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
-		DialedBy: "b", Created: s.now, Answered: answered}
-	s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
-	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
-
-	transferred := s.now.Add(4 * time.Second)
-	s.feed(Input{Kind: KindBridgeEnter, Time: transferred, Channel: consult, Bridge: "x", Other: s.ch["a"]})
-	e := s.last(CallInitExtension)
-	assert.Equal(t, "1001", e.Destination)
-	assert.Equal(t, transferred, e.Time)
+			transferred := s.now.Add(4 * time.Second)
+			s.feed(Input{Kind: KindBridgeEnter, Time: transferred, Channel: consult, Bridge: "x", Other: s.ch["a"]})
+			e := s.last(CallInitExtension)
+			assert.Equal(t, "1001", e.Destination)
+			assert.Equal(t, transferred, e.Time)
+		})
+	}
 }
