@@ -91,8 +91,13 @@ type Channel struct {
 	// originator): a leg one of the call's callees originated (an
 	// attended transfer's consultation) is no step of the call until the
 	// transfer joins the caller to it, as a live dial says.
-	DialedBy string            `json:",omitzero"`
-	Vars     map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
+	DialedBy string `json:",omitzero"`
+	// Recording is the file the PBX records the leg to, on a leg a list
+	// after a gap shows, when the PBX says (FreeSWITCH's media bugs,
+	// uuid_buglist): a recording begun in the gap runs no application
+	// any more, and the call is recorded all the same.
+	Recording string            `json:",omitzero"`
+	Vars      map[string]string `json:",omitzero"` // channel variables delivered with the snapshot
 }
 
 // WithVar sets a channel variable on c, copying Vars first: a snapshot's

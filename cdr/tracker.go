@@ -1038,12 +1038,19 @@ func (t *Tracker) queueHid(c *call, ch Channel, out []Event) []Event {
 }
 
 // runs notes what the application ch runs says of call c: a recording,
-// a fax begun at.
+// a fax begun at; and a recording the PBX says it keeps of ch.
 func (t *Tracker) runs(c *call, ch Channel, at time.Time, out []Event) []Event {
 	if isRecordApp(ch.App) {
 		c.recorded = true
 		if c.recordFile == "" {
 			c.recordFile = recordFileOf(ch.App, ch.AppData)
+		}
+	}
+	if ch.Recording != "" {
+		// Begun in a gap: the PBX still records the leg.
+		c.recorded = true
+		if c.recordFile == "" {
+			c.recordFile = ch.Recording
 		}
 	}
 	if isFaxApp(ch.App) {

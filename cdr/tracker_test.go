@@ -438,12 +438,16 @@ func TestAnswerThePBXTimedIsNotEstimated(t *testing.T) {
 func TestWhatAListFindsACallerRunningIsTold(t *testing.T) {
 	for _, tt := range []struct {
 		app, data string
+		recording string // the file the PBX says it records the leg to
 		types     []EventType
 		callType  string
 		record    string
 	}{
-		{"ReceiveFAX", "/var/spool/asterisk/fax/a.tif", []EventType{CallInit, FaxInit, CallHangup}, "fax", ""},
-		{"Record", "/var/spool/asterisk/msg/a.wav,5", []EventType{CallInit, CallHangup, MissingCall}, "voice", "/var/spool/asterisk/msg/a.wav"},
+		{"ReceiveFAX", "/var/spool/asterisk/fax/a.tif", "", []EventType{CallInit, FaxInit, CallHangup}, "fax", ""},
+		{"Record", "/var/spool/asterisk/msg/a.wav,5", "", []EventType{CallInit, CallHangup, MissingCall}, "voice", "/var/spool/asterisk/msg/a.wav"},
+		// FreeSWITCH's g06: record_session ran in the gap, the caller now
+		// runs another application; its media bug names the file.
+		{"sleep", "5000", "/var/lib/freeswitch/recordings/a.wav", []EventType{CallInit, CallHangup, MissingCall}, "voice", "/var/lib/freeswitch/recordings/a.wav"},
 	} {
 		for _, books := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s books %v", tt.app, books), func(t *testing.T) {
@@ -457,7 +461,7 @@ func TestWhatAListFindsACallerRunningIsTold(t *testing.T) {
 					s.feed(Input{Kind: KindCreated, Time: ringing.Created, Channel: ringing, Books: true})
 					s.feed(Input{Kind: KindState, Time: answered, Channel: caller, Books: true})
 				}
-				caller.App, caller.AppData = tt.app, tt.data
+				caller.App, caller.AppData, caller.Recording = tt.app, tt.data, tt.recording
 				s.feed(Input{Kind: KindCreated, Channel: caller, Adopted: true})
 				s.feed(Input{Kind: KindDestroyed, Channel: caller, CauseName: "NORMAL_CLEARING"})
 

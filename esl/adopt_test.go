@@ -117,6 +117,31 @@ func TestDescribeFillsTheCallerANewChannelIsListedWithout(t *testing.T) {
 	assert.Equal(t, "905321234567", ch.CallerNumber)
 }
 
+// A recording begun while kanca was away runs no application when it is
+// back (g06: record_session, then bridge); the session's media bugs name
+// its file (uuid_buglist), and a leg that is not recorded has none.
+func TestDescribeReadsTheFileASessionIsRecordedTo(t *testing.T) {
+	events := trace(t, "g06")
+	bridge := index(t, events, 0, "CHANNEL_BRIDGE", "")
+	require.Positive(t, bridge)
+	srv := newServer(t, esltest.Options{})
+	srv.Play(events...)
+	srv.LiveThrough(bridge + 1)
+	e := describing(t, srv)
+	l, err := e.List(context.Background())
+	require.NoError(t, err)
+	files := map[string]string{}
+	for _, c := range l.Channels {
+		ch := c.Channel
+		require.NoError(t, e.Describe(context.Background(), []*cdr.Channel{&ch}))
+		files[ch.ID] = ch.Recording
+	}
+	assert.Equal(t, map[string]string{
+		"9bde5636-e188-46d6-92d2-b6defc883971": "/var/lib/freeswitch/recordings/9bde5636-e188-46d6-92d2-b6defc883971.wav", // the caller
+		"dd9ee1c7-6baa-4180-b25a-a2d1d781c2b9": "",                                                                        // 1000
+	}, files)
+}
+
 // describing is a session on srv, for Describe and List alone.
 func describing(t *testing.T, srv *esltest.Server) *session {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strconv"
@@ -224,11 +225,51 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 		if err != nil {
 			return err
 		}
-		if f != nil {
-			e.src.describe(ch, f)
+		if f == nil {
+			continue
+		}
+		e.src.describe(ch, f)
+		if ch.Recording, err = e.recording(ctx, ch.ID); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// recording asks which file a session is being recorded to, if any
+// ("uuid_buglist UUID": its media bugs, record_session's function named
+// session_record, its target the file), keeping the events read
+// meanwhile. A recording begun in a gap leaves no other trace until the
+// session ends. The answer's shape is mod_commands' and the core's
+// (switch_core_media_bug_enumerate), not yet checked against a
+// recording.
+func (e *session) recording(ctx context.Context, id string) (string, error) {
+	body, early, err := e.collect(ctx, "uuid_buglist "+id)
+	e.early = append(e.early, early...)
+	if errors.Is(err, ErrCommand) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("uuid_buglist %s: %w", id, err)
+	}
+	var bugs struct {
+		Bugs []struct {
+			Function string `xml:"function"`
+			Target   string `xml:"target"`
+		} `xml:"media-bug"`
+	}
+	if strings.TrimSpace(body) == "" {
+		return "", nil // the session ended since the list
+	}
+	if err := xml.Unmarshal([]byte(body), &bugs); err != nil {
+		return "", fmt.Errorf("uuid_buglist %s: %w", id, err)
+	}
+	for _, b := range bugs.Bugs {
+		if b.Function == "session_record" && b.Target != "" {
+			return b.Target, nil
+		}
+	}
+	return "", nil
 }
 
 // dump asks for a session's variables and caller profile ("uuid_dump

@@ -8,8 +8,8 @@
 //
 // It speaks what kanca uses: the auth/request greeting and "auth", "event
 // json NAMES [CUSTOM SUBCLASSES]" (and ALL), "noevents", "exit", the API
-// commands "status", "show channels as json", "show calls as json" and
-// "uuid_dump UUID json", by
+// commands "status", "show channels as json", "show calls as json",
+// "uuid_dump UUID json" and "uuid_buglist UUID", by
 // "api" or "bgapi", framed as mod_event_socket frames them; and it places
 // calls: "originate", "uuid_broadcast" and "uuid_kill" (see OnOriginate). Its channel
 // table can lag the events (Options.ListLag), as FreeSWITCH's core
@@ -74,6 +74,7 @@ type Server struct {
 	calls    []callRow                              // the core database's calls table: bridged pairs
 	lagging  []lagged                               // events the table has yet to show (ListLag)
 	sessions map[string]map[string]string           // each live session's headers and variables, for uuid_dump
+	records  map[string][]string                    // the files each live session is recorded to, for uuid_buglist
 	clients  map[*client]bool
 	// sentCur counts the events played to the client that subscribed
 	// last, since it did (SentToCurrent).
@@ -128,6 +129,7 @@ func NewServer(opts Options) *Server {
 		password: opts.Password,
 		clients:  map[*client]bool{},
 		sessions: map[string]map[string]string{},
+		records:  map[string][]string{},
 		asked:    map[string]int{},
 	}
 	s.Stage = followtest.NewStage(followtest.StageOptions{Pace: opts.Pace, Apply: s.apply})
@@ -442,6 +444,9 @@ func (s *Server) api(cmd string) string {
 	if len(f) == 3 && f[0] == "uuid_dump" && f[2] == "json" {
 		return s.dump(f[1])
 	}
+	if len(f) == 2 && f[0] == "uuid_buglist" {
+		return s.buglist(f[1])
+	}
 	switch f[0] {
 	case "originate":
 		return s.originate(cmd)
@@ -688,6 +693,29 @@ func (s *Server) dump(id string) string {
 	return string(b)
 }
 
+// buglist answers "uuid_buglist UUID" as mod_commands does
+// (switch_core_media_bug_enumerate): the session's media bugs, here the
+// record_session ones, whose function is session_record and target the
+// file; nothing for a session that does not live. Shaped from
+// FreeSWITCH's source, not a recording.
+func (s *Server) buglist(id string) string {
+	s.Lock()
+	s.WaitSentLocked()
+	_, live := s.sessions[id]
+	files := slices.Clone(s.records[id])
+	s.Unlock()
+	if !live {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("<media-bugs>\n")
+	for _, f := range files {
+		fmt.Fprintf(&b, " <media-bug>\n  <function>session_record</function>\n  <target>%s</target>\n  <thread-locked>0</thread-locked>\n </media-bug>\n", f)
+	}
+	b.WriteString("</media-bugs>\n")
+	return b.String()
+}
+
 // apply keeps each session's headers, for uuid_dump, at once, and moves
 // the channel table, after ListLag when one is set.
 func (s *Server) apply(_ int, raw []byte) {
@@ -722,9 +750,20 @@ func (s *Server) keepSessionLocked(raw []byte) {
 	switch e["Event-Name"] {
 	case "CHANNEL_DESTROY":
 		delete(s.sessions, id)
+		delete(s.records, id)
 		return
 	case "CHANNEL_CREATE":
 		s.sessions[id] = map[string]string{}
+	case "CHANNEL_EXECUTE":
+		// record_session's bug lives until stop_record_session or the
+		// session's end; its data is the file, then any limit.
+		file, _, _ := strings.Cut(fmt.Sprint(e["Application-Data"]), " ")
+		switch e["Application"] {
+		case "record_session":
+			s.records[id] = append(s.records[id], file)
+		case "stop_record_session":
+			s.records[id] = slices.DeleteFunc(s.records[id], func(f string) bool { return f == file || file == "all" })
+		}
 	}
 	h := s.sessions[id]
 	if h == nil {
