@@ -87,7 +87,8 @@ func (s *Source) listBridges(ctx context.Context, chans []follow.Listed) error {
 // Describe asks Asterisk, for each channel about to be adopted, what its
 // snapshot does not say (see follow.Describer): the call it belongs to
 // (CHANNEL(linkedid), when channelvars does not carry it), the number it
-// was dialled as (CALLERID(dnid)) and the DID variables. Mid-call, a
+// was dialled as (CALLERID(dnid)), the file MixMonitor records it to
+// (MIXMONITOR_FILENAME) and the DID variables. Mid-call, a
 // snapshot's extension is where the dialplan sent the call (1000 after a
 // Goto to an extension), not the number it arrived on.
 func (w *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
@@ -118,6 +119,13 @@ func (s *Source) describe(ctx context.Context, ch *cdr.Channel) error {
 		}
 		ch.DialedNumber = v
 	}
+	// A recording begun in the gap (MixMonitor) leaves no event to come
+	// and no row in the CEL; the variable it sets names its file.
+	rec, err := s.variable(ctx, ch.ID, recordingVar)
+	if err != nil {
+		return err
+	}
+	ch.Recording = rec
 	seen := map[string]bool{}
 	for _, name := range s.cfg.DIDVariables {
 		// An inherited variable (__DID) is kept under its bare name.

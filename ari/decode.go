@@ -130,6 +130,10 @@ type channel struct {
 // lists it in channelvars; ARI's Channel model has no linkedid of its own.
 const linkedIDVar = "CHANNEL(linkedid)"
 
+// recordingVar is the variable MixMonitor sets on the channel it records:
+// the file (app_mixmonitor.c).
+const recordingVar = "MIXMONITOR_FILENAME"
+
 // Decode turns one raw ARI WebSocket frame into at most one tracker input.
 // ok is false for events the tracker does not need (device state, bridge
 // life cycle, Stasis, global variables, ChannelConnectedLine, unknown

@@ -115,6 +115,31 @@ func TestSourceAdoptsACallMidwayWithItsNumberAndLegs(t *testing.T) {
 	assert.Equal(t, sourcetest.AfterMenu(want), gotShapes)
 }
 
+// A recording begun while kanca was away (t06: MixMonitor, which no
+// event repeats and no CEL row names) is adopted with the call: the
+// variable MixMonitor set on the caller's channel names its file.
+func TestSourceAdoptsACallWithTheRecordingBegunInTheGap(t *testing.T) {
+	frames := scenario(t, "t06")
+	n := slices.IndexFunc(frames, func(f []byte) bool { return bytes.Contains(f, []byte(`"variable":"MIXMONITOR_FILENAME"`)) })
+	require.Positive(t, n)
+	srv := aritest.NewServer(aritest.Options{})
+	t.Cleanup(srv.Close)
+	srv.Play(frames[:n+1]...)
+	srv.LiveThrough(n + 1)
+
+	reconciled := make(chan struct{}, 1)
+	h := start(t, srv.URL, func(c *Config) { c.OnReconcile = func(follow.Gap) { reconciled <- struct{}{} } })
+	<-reconciled
+	srv.Play(frames[n+1:]...)
+	var caller *cdr.Input
+	for caller == nil {
+		if in := h.Take(t, 1)[0]; in.Adopted && in.Kind == cdr.KindCreated && in.Channel.Name == "PJSIP/trunk-0000003a" {
+			caller = &in
+		}
+	}
+	assert.Equal(t, "<astspooldir>/monitor/1796461265.64.wav", caller.Channel.Recording)
+}
+
 // Another client subscribing as kanca's application takes its events
 // (Asterisk sends the old socket ApplicationReplaced and leaves it open
 // and silent): kanca says so and subscribes again, and misses nothing
