@@ -148,14 +148,12 @@ func (t *Tracker) bridged(c *call, l *leg, owner *call, peer *leg, at time.Time,
 
 // listedConsultation reads a list's bridge after a gap (in, an adopted
 // KindBridgeEnter of l with in.Other), before l joins its call as one the
-// call dialled: see consults.
+// call dialled: see consultsWith.
 func (t *Tracker) listedConsultation(in Input, l *leg) {
 	if !in.Adopted || in.Kind != KindBridgeEnter || in.Other == nil || l.c == nil {
 		return
 	}
-	if t.consults(l, t.legs[in.Other.ID]) {
-		l.dialed, l.consult, l.step = false, true, nil
-	}
+	t.consultsWith(l, t.legs[in.Other.ID])
 }
 
 // heardConsultation does the same for a leg kanca heard enter a bridge
@@ -168,18 +166,18 @@ func (t *Tracker) heardConsultation(l *leg) {
 		return
 	}
 	for _, id := range l.c.channels {
-		if p := t.legs[id]; p != nil && p != l && p.bridge == l.bridge && t.consults(l, p) {
-			l.dialed, l.consult, l.step = false, true, nil
+		if p := t.legs[id]; p != nil && p != l && p.bridge == l.bridge && t.consultsWith(l, p) {
 			return
 		}
 	}
 }
 
-// consults says whether l, a leg of its call bridged with peer, is the
-// consultation of an attended transfer a gap hid: peer is the callee that
-// took the current extension step (not the caller), and l is someone
-// else. It is nobody's step until a transfer joins the caller to it.
-func (t *Tracker) consults(l, peer *leg) bool {
+// consultsWith marks l, a leg of its call bridged with peer, as the
+// consultation of an attended transfer a gap hid, and says whether it
+// is: peer is the callee that took the current extension step (not the
+// caller), and l is someone else. It is nobody's step until a transfer
+// joins the caller to it.
+func (t *Tracker) consultsWith(l, peer *leg) bool {
 	c := l.c
 	s := c.current()
 	if s == nil || s.kind != stepExtension || peer == nil || peer.c != c ||
@@ -189,8 +187,11 @@ func (t *Tracker) consults(l, peer *leg) bool {
 	if _, dest := t.destination(peer.number()); dest != s.dest {
 		return false // peer is not the step's callee
 	}
-	_, dest := t.destination(l.number())
-	return l.number() != "" && dest != s.dest
+	if _, dest := t.destination(l.number()); l.number() == "" || dest == s.dest {
+		return false
+	}
+	l.dialed, l.consult, l.step = false, true, nil
+	return true
 }
 
 // listedBridge completes what a list said after a gap: l talks in a bridge

@@ -98,6 +98,18 @@ func (s *script) last(typ EventType) Event {
 	return Event{}
 }
 
+// consultationJoined checks a consultation's story after a gap: its
+// answer was no step of the call, and joining the caller to it (joined,
+// the transfer or the bridge) opens the step to 1001 then.
+func (s *script) consultationJoined(joined Input) {
+	s.t.Helper()
+	assert.Equal(s.t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
+	s.feed(joined)
+	e := s.last(CallInitExtension)
+	assert.Equal(s.t, "1001", e.Destination)
+	assert.Equal(s.t, joined.Time, e.Time)
+}
+
 // A FreePBX ring group: the inbound route jumps to ext-group,600, which
 // dials its members through Local channels. Without linkedid the legs are
 // tied together by the Dial events and the Local pairs.
@@ -538,13 +550,7 @@ func TestConsultationFoundInAListIsNoStepUntilTheTransfer(t *testing.T) {
 	s.feed(Input{Kind: KindBridgeEnter, Channel: local, Bridge: "consult", Other: s.ch["b"], Adopted: true})
 	local.State = "Up"
 	s.feed(Input{Kind: KindState, Channel: local, Resumed: true})
-	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
-
-	transferred := s.now.Add(4 * time.Second)
-	s.feed(Input{Kind: KindTransfer, Time: transferred, Channel: *s.ch["a"], Other: &local})
-	e := s.last(CallInitExtension)
-	assert.Equal(t, "1001", e.Destination)
-	assert.Equal(t, transferred, e.Time)
+	s.consultationJoined(Input{Kind: KindTransfer, Time: s.now.Add(4 * time.Second), Channel: *s.ch["a"], Other: &local})
 }
 
 // The consultation kanca heard begin before a gap (Asterisk's t01: the
@@ -568,13 +574,7 @@ func TestConsultationHeardBeforeAGapIsNoStepUntilTheTransfer(t *testing.T) {
 	local.State, local.LinkedID = "Up", "a"
 	s.feed(Input{Kind: KindState, Time: s.now.Add(2 * time.Second), Channel: local, Books: true})
 	s.feed(Input{Kind: KindState, Time: s.now.Add(5 * time.Second), Channel: local, Adopted: true})
-	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
-
-	transferred := s.now.Add(6 * time.Second)
-	s.feed(Input{Kind: KindTransfer, Time: transferred, Channel: *s.ch["a"], Other: &local})
-	e := s.last(CallInitExtension)
-	assert.Equal(t, "1001", e.Destination)
-	assert.Equal(t, transferred, e.Time)
+	s.consultationJoined(Input{Kind: KindTransfer, Time: s.now.Add(6 * time.Second), Channel: *s.ch["a"], Other: &local})
 }
 
 // The same on FreeSWITCH: the consultation leg a list shows names, in its
@@ -597,13 +597,7 @@ func TestConsultationTheSessionNamesIsNoStepUntilTheBridge(t *testing.T) {
 			consult := Channel{ID: "c", Name: "sofia/internal/1001@127.0.0.1", State: "Up", LinkedID: "a", DialedNumber: "1001",
 				DialedBy: "b", Created: s.now, Answered: answered}
 			s.feed(Input{Kind: KindCreated, Time: answered.Add(time.Second), Channel: consult, Adopted: true})
-			assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types(), "the consultation's answer is not the call's")
-
-			transferred := s.now.Add(4 * time.Second)
-			s.feed(Input{Kind: KindBridgeEnter, Time: transferred, Channel: consult, Bridge: "x", Other: s.ch["a"]})
-			e := s.last(CallInitExtension)
-			assert.Equal(t, "1001", e.Destination)
-			assert.Equal(t, transferred, e.Time)
+			s.consultationJoined(Input{Kind: KindBridgeEnter, Time: s.now.Add(4 * time.Second), Channel: consult, Bridge: "x", Other: s.ch["a"]})
 		})
 	}
 }
