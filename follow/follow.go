@@ -803,10 +803,7 @@ func (f *Follower) refresh(ch cdr.Channel) {
 // channel hanging up), since in the PBX's order a state cannot come before
 // the change to it, while another state means the change is on its way.
 func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) {
-	at := p.at
-	if in.Time.Before(at) {
-		at = in.Time
-	}
+	at := p.placedBy(in)
 	switch {
 	case p.adopt && in.Kind != cdr.KindCreated:
 		// The call's other listed legs are adopted with it, oldest first,
@@ -839,18 +836,10 @@ func (f *Follower) settle(p pendingChannel, in cdr.Input, emit func(cdr.Input)) 
 		// its first leg runs now: that leg's own change goes first, or
 		// they would join the call's step before the gap.
 		if q, ok := f.pending[p.lc.ch.LinkedID]; ok && !q.adopt && q.lc.ch.ID != p.lc.ch.ID {
-			delete(f.pending, q.lc.ch.ID)
-			qat := q.at
-			if in.Time.Before(qat) {
-				qat = in.Time
-			}
-			f.listedChange(q, cdr.Input{}, qat, emit)
+			f.changeNow(q, in, emit)
 		}
 		for _, q := range group {
-			qat := q.at
-			if in.Time.Before(qat) {
-				qat = in.Time
-			}
+			qat := q.placedBy(in)
 			f.live[q.lc.ch.ID] = q.lc
 			f.track(q.lc.ch.ID, true)
 			f.mu.Lock()
@@ -889,18 +878,28 @@ func (f *Follower) tellKnownBridge(b string, in cdr.Input, at time.Time, emit fu
 		return
 	}
 	for _, id := range lb.ids {
-		q, held := f.pending[id]
-		if !held || q.adopt {
-			continue
+		if q, held := f.pending[id]; held && !q.adopt {
+			f.changeNow(q, in, emit)
 		}
-		delete(f.pending, id)
-		qat := q.at
-		if in.Time.Before(qat) {
-			qat = in.Time
-		}
-		f.listedChange(q, cdr.Input{}, qat, emit)
 	}
 	f.tellBridge(b, at, emit)
+}
+
+// changeNow tells what the list said of q, a known channel's change,
+// before its own next input, as of in, another channel's: in presupposes
+// it.
+func (f *Follower) changeNow(q pendingChannel, in cdr.Input, emit func(cdr.Input)) {
+	delete(f.pending, q.lc.ch.ID)
+	f.listedChange(q, cdr.Input{}, q.placedBy(in), emit)
+}
+
+// placedBy is where what the list said of p is placed when in settles
+// it: at the latest time the list can be placed at, no later than in.
+func (p pendingChannel) placedBy(in cdr.Input) time.Time {
+	if in.Time.Before(p.at) {
+		return in.Time
+	}
+	return p.at
 }
 
 // tellBridge tells, once its listed channels are all followed, that they
