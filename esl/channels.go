@@ -244,22 +244,15 @@ func (e *session) Describe(ctx context.Context, chans []*cdr.Channel) error {
 // (switch_core_media_bug_enumerate), not yet checked against a
 // recording.
 func (e *session) recording(ctx context.Context, id string) (string, error) {
-	body, early, err := e.collect(ctx, "uuid_buglist "+id)
-	e.early = append(e.early, early...)
-	if errors.Is(err, ErrCommand) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("uuid_buglist %s: %w", id, err)
+	body, ok, err := e.ask(ctx, "uuid_buglist "+id)
+	if err != nil || !ok || strings.TrimSpace(body) == "" {
+		return "", err // or the session ended since the list
 	}
 	var bugs struct {
 		Bugs []struct {
 			Function string `xml:"function"`
 			Target   string `xml:"target"`
 		} `xml:"media-bug"`
-	}
-	if strings.TrimSpace(body) == "" {
-		return "", nil // the session ended since the list
 	}
 	if err := xml.Unmarshal([]byte(body), &bugs); err != nil {
 		return "", fmt.Errorf("uuid_buglist %s: %w", id, err)
@@ -272,17 +265,27 @@ func (e *session) recording(ctx context.Context, id string) (string, error) {
 	return "", nil
 }
 
-// dump asks for a session's variables and caller profile ("uuid_dump
-// UUID json"), keeping the events read meanwhile; nil for a channel that
-// ended since the list ("-ERR No such channel!").
-func (e *session) dump(ctx context.Context, id string) (Fields, error) {
-	body, early, err := e.collect(ctx, "uuid_dump "+id+" json")
+// ask sends cmd, a question about one session, keeping the events read
+// meanwhile; not ok when FreeSWITCH refuses it, as it does for a session
+// that ended since the list ("-ERR No such channel!").
+func (e *session) ask(ctx context.Context, cmd string) (body string, ok bool, err error) {
+	body, early, err := e.collect(ctx, cmd)
 	e.early = append(e.early, early...)
 	if errors.Is(err, ErrCommand) {
-		return nil, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("uuid_dump %s: %w", id, err)
+		return "", false, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return body, true, nil
+}
+
+// dump asks for a session's variables and caller profile ("uuid_dump
+// UUID json"); nil for a channel that ended since the list.
+func (e *session) dump(ctx context.Context, id string) (Fields, error) {
+	body, ok, err := e.ask(ctx, "uuid_dump "+id+" json")
+	if err != nil || !ok {
+		return nil, err
 	}
 	f, err := ParseJSON([]byte(body))
 	if err != nil {
@@ -301,6 +304,15 @@ func answeredAt(f Fields) time.Time {
 func usec(s string) time.Time {
 	if us, err := strconv.ParseInt(s, 10, 64); err == nil && us > 0 {
 		return time.UnixMicro(us)
+	}
+	return time.Time{}
+}
+
+// epoch reads a time FreeSWITCH keeps in whole seconds (an _epoch
+// column or variable), zero for "0" or none.
+func epoch(s string) time.Time {
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil && sec > 0 {
+		return time.Unix(sec, 0)
 	}
 	return time.Time{}
 }
@@ -338,8 +350,8 @@ func (s *Source) describe(ch *cdr.Channel, f Fields) {
 		// it bridged the member to an agent (uuid_bridge), which is all
 		// the list then shows.
 		ch.Queue, _, _ = strings.Cut(f["variable_cc_queue"], "@")
-		if sec, err := strconv.ParseInt(f["variable_cc_queue_joined_epoch"], 10, 64); err == nil && sec > 0 && ch.Queue != "" {
-			ch.Queued = time.Unix(sec, 0)
+		if ch.Queue != "" {
+			ch.Queued = epoch(f["variable_cc_queue_joined_epoch"])
 		}
 	}
 	for _, name := range s.cfg.DIDVariables {

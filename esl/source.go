@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -291,9 +290,7 @@ func (e *session) List(ctx context.Context) (follow.Listing, error) {
 	for _, p := range pairs {
 		// The pair's A leg names the bridge; both are listed as its.
 		bridge[p.A], bridge[p.B] = p.A, p.A
-		if sec, err := strconv.ParseInt(p.Created, 10, 64); err == nil && sec > 0 {
-			bridgedAt[p.A], bridgedAt[p.B] = time.Unix(sec, 0), time.Unix(sec, 0)
-		}
+		bridgedAt[p.A], bridgedAt[p.B] = epoch(p.Created), epoch(p.Created)
 	}
 	for _, r := range rows {
 		l.Channels = append(l.Channels, follow.Listed{Channel: r.channel(), Server: r.Hostname, Bridge: bridge[r.UUID], BridgedAt: bridgedAt[r.UUID]})
