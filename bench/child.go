@@ -327,23 +327,22 @@ func readPhase(ctx context.Context, o Options, tps []*template) (time.Duration, 
 	tr := newTracking(countCalls(calls))
 	ast := aritest.NewServer(aritest.Options{OnSend: tr.onSend, ForgetSent: true})
 	defer ast.Close()
-	cmd := exec.CommandContext(ctx, self, "bench", "--read-ari", ast.URL)
-	cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
+	c := &child{cmd: exec.CommandContext(ctx, self, "bench", "--read-ari", ast.URL), done: make(chan error, 1)}
+	c.cmd.Env = append(os.Environ(), "KANCA_ARI_PASSWORD=kanca")
+	var stdout bytes.Buffer
+	c.cmd.Stdout, c.cmd.Stderr = &stdout, &c.stderr
+	if err := c.cmd.Start(); err != nil {
 		return 0, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { c.done <- c.cmd.Wait() }()
 	deadline := time.After(o.Timeout)
 	for !ast.Connected() {
 		select {
 		case <-ast.Changed():
-		case err := <-done:
-			return 0, fmt.Errorf("exited before connecting: %v: %s", err, stderr.String())
+		case err := <-c.done:
+			return 0, fmt.Errorf("exited before connecting: %v: %s", err, c.stderr.String())
 		case <-deadline:
-			_ = cmd.Process.Kill()
+			_ = c.cmd.Process.Kill()
 			return 0, errors.New("did not connect to the fake Asterisk")
 		}
 	}
@@ -352,28 +351,25 @@ func readPhase(ctx context.Context, o Options, tps []*template) (time.Duration, 
 	var sent [][]byte
 	p.keep = &sent
 	if _, err := p.send(ctx, calls); err != nil {
-		_ = cmd.Process.Kill()
+		_ = c.cmd.Process.Kill()
 		return 0, err
 	}
 	for ast.SentToCurrent() < len(sent) {
 		select {
 		case <-ast.Changed():
 		case <-time.After(10 * time.Millisecond):
-		case err := <-done:
-			return 0, fmt.Errorf("exited before the last frame: %v: %s", err, stderr.String())
+		case err := <-c.done:
+			return 0, fmt.Errorf("exited before the last frame: %v: %s", err, c.stderr.String())
 		}
 	}
 	ast.Close() // the reader's socket closes: it exits
-	if err := <-done; err != nil {
-		return 0, fmt.Errorf("%v: %s", err, stderr.String())
+	if err := <-c.done; err != nil {
+		return 0, fmt.Errorf("%v: %s", err, c.stderr.String())
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(stdout.String())); err != nil || n != len(sent) {
-		return 0, fmt.Errorf("read %q frames of %d: %s", strings.TrimSpace(stdout.String()), len(sent), stderr.String())
+		return 0, fmt.Errorf("read %q frames of %d: %s", strings.TrimSpace(stdout.String()), len(sent), c.stderr.String())
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, errors.New("no rusage")
-	}
+	ru := c.usage()
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
