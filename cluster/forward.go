@@ -54,6 +54,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	defer tick.Stop()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
+	f.prune(ctx, log, keep)
 	var stream bool
 	for ctx.Err() == nil {
 		err := f.drain(ctx, &stream)
@@ -80,12 +81,26 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		case <-f.Store.Committed():
 		case <-tick.C:
 		case <-prune.C:
-			if _, err := f.Store.PruneForwarded(ctx, time.Now().Add(-keep)); err != nil {
-				log.Error("prune forwarded events", "err", err)
-			}
+			f.prune(ctx, log, keep)
 		}
 	}
 	return nil
+}
+
+// prune drops the events forwarded more than keep ago and the records of
+// calls that ended before the retention: no dispatcher runs beside a
+// forwarder to prune those.
+func (f *Forwarder) prune(ctx context.Context, log *slog.Logger, keep time.Duration) {
+	if _, err := f.Store.PruneForwarded(ctx, time.Now().Add(-keep)); err != nil {
+		log.Error("prune forwarded events", "err", err)
+	}
+	n, err := f.Store.PruneCalls(ctx, time.Now().Add(-hooks.DefaultRetention))
+	if err != nil {
+		log.Error("prune the records of ended calls", "err", err)
+	}
+	if n > 0 {
+		log.Info("pruned the records of old calls", "count", n)
+	}
 }
 
 // drain publishes everything not yet acknowledged, a window at a time:

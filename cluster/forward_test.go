@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -203,4 +204,26 @@ func TestForwarderDrainsAfterOutage(t *testing.T) {
 	want := each(before, 2)
 	maps.Copy(want, each(during, 4))
 	inOrder(t, evs, want)
+}
+
+// A listener keeps the records of its ended calls (GET /calls/{uuid}) as
+// long as a single machine does, not forever: its forwarder prunes them,
+// on start and then every minute, as the dispatcher does on one machine.
+func TestForwarderPrunesTheRecordsOfOldCalls(t *testing.T) {
+	ns := clustertest.Start(t, 1)
+	s, o := listenerStore(t)
+	for id, ago := range map[string]time.Duration{"old": 40 * 24 * time.Hour, "young": time.Hour} {
+		ev := hooks.SampleEvent(cdr.CallHangup, "902120000000", time.Now().Add(-ago))
+		ev.CallID = id
+		errs, err := o.Commit(context.Background(), []hooks.Unit{{Events: []cdr.Event{ev}}})
+		require.NoError(t, err)
+		require.NoError(t, errs[0])
+	}
+	runForwarder(t, &cluster.Forwarder{Store: s, Conn: connect(t, ns.URL())})
+	waitFor(t, "the old call's record pruned", 10*time.Second, func() bool {
+		_, err := s.Call(context.Background(), "old")
+		return errors.Is(err, hooks.ErrNotFound)
+	})
+	_, err := s.Call(context.Background(), "young")
+	require.NoError(t, err, "a call within the retention keeps its record")
 }

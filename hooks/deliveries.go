@@ -417,28 +417,46 @@ type outcome struct {
 	gone   bool   // the receiver said 410: disable the hook
 }
 
-// prune drops attempts, and delivered deliveries, older than before; and
-// dead and held deliveries untouched since deadBefore, unless it is zero
-// (kept until someone replays, releases or removes them).
-func (s *Store) prune(ctx context.Context, before, deadBefore time.Time) (attempts, expired int64, err error) {
+// PruneCalls deletes the records of the calls that ended before before
+// (GET /calls/{uuid}, a webhook's cdr_url), but the one that ended last:
+// whatever its age, it is the last moment kanca is known to have heard
+// (LastCallEnd), where reading the PBX's books after a long stop begins.
+func (s *Store) PruneCalls(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM calls WHERE hangup_time < ?
+		AND hangup_time < (SELECT MAX(hangup_time) FROM calls)`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune the records of ended calls: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// prune drops attempts, delivered deliveries and the records of calls
+// older than before; and dead and held deliveries untouched since
+// deadBefore, unless it is zero (kept until someone replays, releases or
+// removes them).
+func (s *Store) prune(ctx context.Context, before, deadBefore time.Time) (attempts, calls, expired int64, err error) {
 	res, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE at < ?", ms(before))
 	if err != nil {
-		return 0, 0, fmt.Errorf("prune attempts: %w", err)
+		return 0, 0, 0, fmt.Errorf("prune attempts: %w", err)
 	}
 	attempts, _ = res.RowsAffected()
 	if _, err := s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state = ? AND updated_at < ?", string(Delivered), ms(before)); err != nil {
-		return attempts, 0, fmt.Errorf("prune delivered deliveries: %w", err)
+		return attempts, 0, 0, fmt.Errorf("prune delivered deliveries: %w", err)
+	}
+	if calls, err = s.PruneCalls(ctx, before); err != nil {
+		return attempts, 0, 0, err
 	}
 	if deadBefore.IsZero() {
-		return attempts, 0, nil
+		return attempts, calls, 0, nil
 	}
 	res, err = s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state IN (?, ?) AND updated_at < ?",
 		string(Dead), string(Held), ms(deadBefore))
 	if err != nil {
-		return attempts, 0, fmt.Errorf("expire dead and held deliveries: %w", err)
+		return attempts, calls, 0, fmt.Errorf("expire dead and held deliveries: %w", err)
 	}
 	expired, _ = res.RowsAffected()
-	return attempts, expired, nil
+	return attempts, calls, expired, nil
 }
 
 // Behind returns, for each waiting delivery of ds that waits behind an

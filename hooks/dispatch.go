@@ -25,8 +25,9 @@ type DispatchOptions struct {
 	ConnectTimeout time.Duration // default 5 s
 	// NetPolicy limits the networks hooks are delivered to (zero: any).
 	NetPolicy NetPolicy
-	// Retention is how long attempts and delivered deliveries are kept
-	// (default 30 days); PruneInterval how often they are pruned (1 h).
+	// Retention is how long attempts, delivered deliveries and the
+	// records of ended calls are kept (default DefaultRetention);
+	// PruneInterval how often they are pruned (1 h).
 	Retention     time.Duration
 	PruneInterval time.Duration
 	// DeadRetention is how long dead and held deliveries are kept
@@ -103,7 +104,7 @@ func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 		o.ConnectTimeout = 5 * time.Second
 	}
 	if o.Retention <= 0 {
-		o.Retention = 30 * 24 * time.Hour
+		o.Retention = DefaultRetention
 	}
 	if o.DeadRetention == 0 {
 		o.DeadRetention = DefaultDeadRetention
@@ -721,6 +722,10 @@ func (d *Dispatcher) count(hookID int64, out Outcome) {
 	}
 }
 
+// DefaultRetention is how long attempts, delivered deliveries and the
+// records of ended calls are kept.
+const DefaultRetention = 30 * 24 * time.Hour
+
 // DefaultDeadRetention is how long dead and held deliveries are kept.
 const DefaultDeadRetention = 30 * 24 * time.Hour
 
@@ -730,12 +735,15 @@ func (d *Dispatcher) prune(ctx context.Context) {
 	if d.opts.DeadRetention > 0 {
 		deadBefore = now.Add(-d.opts.DeadRetention)
 	}
-	n, expired, err := d.s.prune(ctx, now.Add(-d.opts.Retention), deadBefore)
+	n, calls, expired, err := d.s.prune(ctx, now.Add(-d.opts.Retention), deadBefore)
 	if err != nil {
 		d.log.Error("dispatch: prune", "err", err)
 	}
 	if n > 0 {
 		d.log.Info("pruned old attempts", "count", n)
+	}
+	if calls > 0 {
+		d.log.Info("pruned the records of old calls", "count", calls)
 	}
 	if expired > 0 {
 		d.log.Warn("expired dead and held deliveries", "count", expired, "older_than", d.opts.DeadRetention)

@@ -612,3 +612,76 @@ func TestPruneDropsOldAttempts(t *testing.T) {
 	require.NoError(t, s.db.QueryRow("SELECT count(*) FROM attempts").Scan(&n))
 	assert.Zero(t, n)
 }
+
+// The records of ended calls (GET /calls/{uuid}, cdr_url) are kept as long
+// as attempts are, so that a store beside a busy PBX does not grow without
+// bound; the call that ended last stays, whatever its age, as the last
+// moment kanca heard.
+func TestPruneDropsTheRecordsOfOldCallsButTheLast(t *testing.T) {
+	ctx := context.Background()
+	ended := func(s *Store, id string, at time.Time) {
+		ev := SampleEvent(cdr.CallHangup, pbx, at)
+		ev.CallID = id
+		enqueue(t, s, ev)
+	}
+	stored := func(s *Store) []string {
+		var ids []string
+		rows, err := s.db.Query("SELECT uuid FROM calls")
+		require.NoError(t, err)
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			require.NoError(t, rows.Scan(&id))
+			ids = append(ids, id)
+		}
+		require.NoError(t, rows.Err())
+		return ids
+	}
+	for _, c := range []struct {
+		name  string
+		calls map[string]time.Duration // ended this long before now
+		left  []string
+	}{
+		{"some young", map[string]time.Duration{"old": 40 * 24 * time.Hour, "older": 41 * 24 * time.Hour, "young": time.Hour}, []string{"young"}},
+		{"all old", map[string]time.Duration{"old": 40 * 24 * time.Hour, "older": 41 * 24 * time.Hour}, []string{"old"}},
+		{"a day short of the retention", map[string]time.Duration{"old": 29 * 24 * time.Hour, "young": time.Hour}, []string{"old", "young"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			for id, ago := range c.calls {
+				ended(s, id, fixed.Add(-ago))
+			}
+			last, err := s.LastCallEnd(ctx)
+			require.NoError(t, err)
+			NewDispatcher(s, DispatchOptions{Now: fixedNow, Logger: quiet}).prune(ctx)
+			assert.ElementsMatch(t, c.left, stored(s))
+			after, err := s.LastCallEnd(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, last, after, "the last call's end stays")
+		})
+	}
+}
+
+// Pruning, and the reads after a gap, find ended calls by when they ended
+// through an index, not by reading every record kept.
+func TestEndedCallsAreFoundByAnIndex(t *testing.T) {
+	s, _ := newStore(t)
+	for _, q := range []string{
+		"SELECT uuid FROM calls WHERE hangup_time >= 0",               // EndedSince
+		"SELECT MAX(hangup_time) FROM calls",                          // LastCallEnd
+		"DELETE FROM calls WHERE hangup_time < 0 AND hangup_time < 1", // PruneCalls
+	} {
+		rows, err := s.db.Query("EXPLAIN QUERY PLAN " + q)
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		assert.Contains(t, strings.Join(plan, "; "), "calls_ended", "%s: %s", q, plan)
+	}
+}

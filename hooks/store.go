@@ -175,6 +175,8 @@ CREATE TABLE forward (
 CREATE INDEX forward_waiting ON forward(n) WHERE forwarded_at IS NULL;
 CREATE INDEX forward_done ON forward(forwarded_at) WHERE forwarded_at IS NOT NULL;
 `,
+	// Ended calls are pruned, and read after a gap, by when they ended.
+	`CREATE INDEX calls_ended ON calls(hangup_time);`,
 }
 
 // SchemaVersion is the schema this kanca writes.
