@@ -422,13 +422,36 @@ type outcome struct {
 // whatever its age, it is the last moment kanca is known to have heard
 // (LastCallEnd), where reading the PBX's books after a long stop begins.
 func (s *Store) PruneCalls(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM calls WHERE hangup_time < ?
-		AND hangup_time < (SELECT MAX(hangup_time) FROM calls)`, ms(before))
+	n, err := s.deleteOld(ctx, "calls", "hangup_time < ? AND hangup_time < (SELECT MAX(hangup_time) FROM calls)", ms(before))
 	if err != nil {
-		return 0, fmt.Errorf("prune the records of ended calls: %w", err)
+		return n, fmt.Errorf("prune the records of ended calls: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// pruneBatch bounds the rows one prune statement deletes. Each statement
+// is a transaction of its own, so the outbox's commits (the PBX's events
+// on their way) wait behind one batch at most, not behind a month of rows:
+// the first prune after an upgrade, after the retention was shortened, or
+// an hour of a busy PBX's deliveries.
+const pruneBatch = 1000
+
+// deleteOld deletes the rows of table that where (with args) selects, a
+// batch at a time, and returns how many it deleted.
+func (s *Store) deleteOld(ctx context.Context, table, where string, args ...any) (int64, error) {
+	q := fmt.Sprintf("DELETE FROM %[1]s WHERE rowid IN (SELECT rowid FROM %[1]s WHERE %[2]s LIMIT %[3]d)", table, where, pruneBatch)
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, q, args...)
+		if err != nil {
+			return total, err
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }
 
 // prune drops attempts, delivered deliveries and the records of calls
@@ -436,26 +459,22 @@ func (s *Store) PruneCalls(ctx context.Context, before time.Time) (int64, error)
 // deadBefore, unless it is zero (kept until someone replays, releases or
 // removes them).
 func (s *Store) prune(ctx context.Context, before, deadBefore time.Time) (attempts, calls, expired int64, err error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM attempts WHERE at < ?", ms(before))
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("prune attempts: %w", err)
+	if attempts, err = s.deleteOld(ctx, "attempts", "at < ?", ms(before)); err != nil {
+		return attempts, 0, 0, fmt.Errorf("prune attempts: %w", err)
 	}
-	attempts, _ = res.RowsAffected()
-	if _, err := s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state = ? AND updated_at < ?", string(Delivered), ms(before)); err != nil {
+	if _, err := s.deleteOld(ctx, "outbox", "state = ? AND updated_at < ?", string(Delivered), ms(before)); err != nil {
 		return attempts, 0, 0, fmt.Errorf("prune delivered deliveries: %w", err)
 	}
 	if calls, err = s.PruneCalls(ctx, before); err != nil {
-		return attempts, 0, 0, err
+		return attempts, calls, 0, err
 	}
 	if deadBefore.IsZero() {
 		return attempts, calls, 0, nil
 	}
-	res, err = s.db.ExecContext(ctx, "DELETE FROM outbox WHERE state IN (?, ?) AND updated_at < ?",
-		string(Dead), string(Held), ms(deadBefore))
+	expired, err = s.deleteOld(ctx, "outbox", "state IN (?, ?) AND updated_at < ?", string(Dead), string(Held), ms(deadBefore))
 	if err != nil {
-		return attempts, calls, 0, fmt.Errorf("expire dead and held deliveries: %w", err)
+		return attempts, calls, expired, fmt.Errorf("expire dead and held deliveries: %w", err)
 	}
-	expired, _ = res.RowsAffected()
 	return attempts, calls, expired, nil
 }
 

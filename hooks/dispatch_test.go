@@ -685,3 +685,31 @@ func TestEndedCallsAreFoundByAnIndex(t *testing.T) {
 		assert.Contains(t, strings.Join(plan, "; "), "calls_ended", "%s: %s", q, plan)
 	}
 }
+
+// Prunes delete in batches (each its own transaction, so that outbox
+// commits never wait behind a month of rows), and go on until every old
+// row is gone.
+func TestPruneDeletesMoreThanABatch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	old, young := ms(fixed.Add(-40*24*time.Hour)), ms(fixed.Add(-time.Hour))
+	tx, err := s.db.Begin()
+	require.NoError(t, err)
+	n := 2*pruneBatch + 3
+	for i := range n + 1 {
+		at := old
+		if i == n {
+			at = young
+		}
+		_, err := tx.Exec(`INSERT INTO calls (uuid, number, direction, caller, callee, call_time, hangup_time,
+			hangup_cause, hangup_json, updated_at) VALUES (?, '', '', '', '', ?, ?, '', '{}', ?)`, fmt.Sprint("call-", i), at, at, at)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Commit())
+	attempts, calls, expired, err := s.prune(ctx, fixed.Add(-DefaultRetention), fixed.Add(-DefaultDeadRetention))
+	require.NoError(t, err)
+	assert.Equal(t, [3]int64{0, int64(n), 0}, [3]int64{attempts, calls, expired})
+	var left int
+	require.NoError(t, s.db.QueryRow("SELECT count(*) FROM calls").Scan(&left))
+	assert.Equal(t, 1, left)
+}
