@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/kanca/kanca/cdr"
-	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/cdr/cdrtest"
 )
 
 // FuzzTracker feeds arbitrary events, one per line, through the event
@@ -23,52 +21,16 @@ import (
 // paths of their own through the tracker (bridges by uuid, B legs named by
 // their originator, application names, causes by name).
 func FuzzTracker(f *testing.F) {
-	dirs, _ := filepath.Glob(filepath.Join("..", "testdata", "esl", "f*"))
-	if len(dirs) == 0 {
-		f.Fatal("no recordings in testdata/esl")
-	}
-	// Windows of a few consecutive events seed a call's start, middle and
-	// end; the shortest whole call seeds its hangups too.
-	const window = 12
-	for _, d := range dirs {
-		data, err := os.ReadFile(filepath.Join(d, "events.ndjson"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		if strings.Contains(d, "f04_") {
-			f.Add(data)
-		}
-		lines := bytes.SplitAfter(data, []byte("\n"))
-		for i := 0; i < len(lines); i += window {
-			f.Add(bytes.Join(lines[i:min(i+window, len(lines))], nil))
-		}
-	}
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "esl", "[fg]*", "events.ndjson"))
+	cdrtest.AddWindows(f, files, 12, "f04_")
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		tr := cdr.NewTracker(cdr.DefaultConfig())
-		seq := map[string]int{}
-		for _, line := range bytes.Split(stream, []byte("\n")) {
-			in, ok, err := Decode(line)
-			if err != nil {
-				if !errors.Is(err, ErrMalformed) {
-					t.Fatalf("decode error does not wrap ErrMalformed: %v", err)
-				}
-				continue
+		cdrtest.Feed(t, stream, func(event []byte) (cdr.Input, bool, error) {
+			in, ok, err := Decode(event)
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("decode error does not wrap ErrMalformed: %v", err)
 			}
-			if !ok {
-				continue
-			}
-			for _, ev := range tr.Handle(in) {
-				if ev.Seq != seq[ev.CallID]+1 {
-					t.Fatalf("call %s: event %s has seq %d after %d", ev.CallID, ev.Type, ev.Seq, seq[ev.CallID])
-				}
-				seq[ev.CallID] = ev.Seq
-				for _, f := range []formats.Format{formats.JSON, formats.Form} {
-					if _, _, err := formats.Encode(f, ev, formats.Options{}); err != nil {
-						t.Fatalf("encode %s: %v", ev.Type, err)
-					}
-				}
-			}
-		}
+			return in, ok, err
+		})
 	})
 }
 
