@@ -182,7 +182,7 @@ func TestSourceNoticesASilentStream(t *testing.T) {
 	srv := aritest.NewServer(aritest.Options{})
 	t.Cleanup(srv.Close)
 	h := start(t, srv.URL, func(c *Config) { c.PingInterval = 50 * time.Millisecond })
-	playAfterList(t, srv, 1, frames[:up]...)
+	sourcetest.PlayWhenUp(t, srv.Stage, 1, func() bool { return h.src.Stats().Connected }, frames[:up]...)
 	sourcetest.SameInputs(t, before, h.Take(t, len(before)))
 	srv.Hang(0) // sends nothing while the rest is set up
 	srv.Play(frames[up:]...)

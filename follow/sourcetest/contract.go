@@ -34,8 +34,9 @@ func GoneDuringADrop(t *testing.T, pbx PBX, events [][]byte, up int) {
 	require.Len(t, legs, 2)
 
 	st, h, stats := pbx.Start(t)
+	connected := func() bool { return stats().Connected }
 	st.DropAfter(up, len(events)-up) // the hangup happens while nobody listens
-	PlayAfterList(t, st, 1, events...)
+	PlayWhenUp(t, st, 1, connected, events...)
 	SameInputs(t, before, h.Take(t, len(before)))
 	gone := h.Take(t, 2)
 	for i, in := range gone {
@@ -69,8 +70,9 @@ func BornDuringADrop(t *testing.T, pbx PBX, first [][]byte, up int, second [][]b
 	after = Resumed(pbx.Decode(t, second[born:]), bornLeg[0])
 
 	st, h, stats := pbx.Start(t)
+	connected := func() bool { return stats().Connected }
 	st.DropAfter(up, len(first)-up+born)
-	PlayAfterList(t, st, 1, append(append([][]byte{}, first...), second[:born]...)...)
+	PlayWhenUp(t, st, 1, connected, append(append([][]byte{}, first...), second[:born]...)...)
 	SameInputs(t, before, h.Take(t, len(before)))
 	for _, in := range h.Take(t, 2) {
 		assert.Equal(t, cdr.KindGone, in.Kind)
@@ -80,7 +82,7 @@ func BornDuringADrop(t *testing.T, pbx PBX, first [][]byte, up int, second [][]b
 	// creation of its own was queued behind the list. A drop after the
 	// last event lets go what a source holds back for ordering.
 	st.DropAfter(len(first)+len(second), 0)
-	PlayAfterList(t, st, 2, second[born:]...)
+	PlayWhenUp(t, st, 2, connected, second[born:]...)
 	adopted = h.Take(t, 1)[0]
 	assert.Equal(t, cdr.KindCreated, adopted.Kind, "adoption comes before the channel's first event")
 	assert.Equal(t, bornLeg[0], adopted.Channel.ID)

@@ -170,11 +170,25 @@ func Eventually(t *testing.T, cond func() bool) {
 	}
 }
 
-// PlayAfterList plays events once the source has listed channels for the
-// nth time, so every event reaches it after its reconciliation.
+// PlayAfterList plays events once the fake has answered the source's nth
+// channel list, so every event reaches it after the list was taken. The
+// source may still be reading the answer: see PlayWhenUp.
 func PlayAfterList(t *testing.T, st *followtest.Stage, n int, events ...[]byte) {
 	t.Helper()
 	WaitFor(t, st, func() bool { return st.Listings() >= n })
+	st.Play(events...)
+}
+
+// PlayWhenUp is PlayAfterList that also waits until up says the source is
+// connected, its reconciliation done. Events that reach a source still
+// reading its list are handled all the same, but a drop among them then
+// ends a connection that never counted as up: the next one is the first
+// again, with no "reconnected" and no reconnect counted. On a loaded
+// machine the list's answer can still be on its way when the events are.
+func PlayWhenUp(t *testing.T, st *followtest.Stage, n int, up func() bool, events ...[]byte) {
+	t.Helper()
+	WaitFor(t, st, func() bool { return st.Listings() >= n })
+	Eventually(t, up)
 	st.Play(events...)
 }
 
