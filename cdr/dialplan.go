@@ -6,6 +6,7 @@ import "strings"
 type target struct {
 	endpoint string // the device or trunk it goes through
 	number   string // the number dialled on it; the endpoint itself for a device
+	group    bool   // number names a ring group (FreeSWITCH's group/NAME)
 }
 
 // parseDial reads the destinations of a Dial or bridge application.
@@ -59,6 +60,14 @@ func parseTarget(s string) (target, bool) {
 		return target{number: userPart(fields[0])}, true
 	case "local", "loopback", "user":
 		return target{number: userPart(fields[0])}, true
+	case "group":
+		// FreeSWITCH's group/NAME@DOMAIN rings the call group's members.
+		return target{number: userPart(fields[0]), group: true}, true
+	case "error", "pickup":
+		// FreeSWITCH's error/CAUSE fails at once with no leg, and
+		// pickup/KEY rings nobody (the call waits for a pickup): neither
+		// is a destination.
+		return target{}, false
 	}
 	res := fields[0]
 	if num, ep, ok := strings.Cut(res, "@"); ok {

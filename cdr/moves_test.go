@@ -234,3 +234,59 @@ func TestParkInASpaceTheLotChoseIsNamedByIt(t *testing.T) {
 	h := s.last(CallHangup)
 	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 OTHER/701", "701 OTHER/"}, flowOf(h))
 }
+
+// FreeSWITCH's error/CAUSE endpoint creates no leg: it fails the bridge
+// with CAUSE at once (mod_dptools' error endpoint; a failover's last
+// resort, or what ${sofia_contact()} expands to for a user not
+// registered). It is no destination: no step, no call_init_extension for
+// an extension "user_busy".
+func TestBridgeToTheErrorEndpointIsNoStep(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("c", "sofia/internal/905321234567@127.0.0.1", "Ring", "905321234567", "capture", "908508850000", "c")
+	s.app("c", "bridge", "error/user_busy")
+	s.hangup("c", false, 17)
+	s.destroy("c", 17)
+
+	assert.NotContains(t, s.types(), CallInitExtension)
+	h := s.last(CallHangup)
+	for _, st := range h.CDR.Callflow {
+		assert.NotEqual(t, "user_busy", st.Callee, "a step for the error endpoint: %+v", st)
+		assert.NotEqual(t, "user_busy", st.Target, "a step for the error endpoint: %+v", st)
+	}
+	assert.Equal(t, []EventType{CallInit, CallHangup}, s.types()[:2])
+}
+
+// FreeSWITCH's group/NAME@DOMAIN endpoint rings the members of the call
+// group NAME (mod_dptools' group endpoint, ${group_call()}): a ring group,
+// named by the group, not an extension named after it.
+func TestBridgeToTheGroupEndpointIsAGroupStep(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("c", "sofia/internal/905321234567@127.0.0.1", "Ring", "905321234567", "capture", "908508850000", "c")
+	s.app("c", "bridge", "group/sales@192.0.2.2")
+	s.create("a", "sofia/internal/1001@127.0.0.1:5171", "Down", "905321234567", "capture", "1001", "c")
+	s.dialString("c", "a", "", "1001", "")
+	s.state("a", "Up")
+	s.state("c", "Up")
+	s.bridge("c", "c", "a")
+	s.hangup("c", false, 16)
+	s.destroy("a", 16)
+	s.destroy("c", 16)
+
+	assert.Equal(t, []EventType{CallInit, CallInitGroup, CallHangup}, s.types())
+	assert.Equal(t, "sales", s.last(CallInitGroup).Destination)
+	h := s.last(CallHangup)
+	assert.Equal(t, "SUCCESS", h.ResultDisposition)
+	// As any ring group: the group's step, then the member who answered.
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_GROUP/sales", "sales REDIRECTED_TO_EXTENSION/1001", "1001 CONNECTING_TO_EXTENSION/"}, flowOf(h))
+}
+
+// A pickup/KEY target rings nobody: the call waits for whoever picks it
+// up (mod_dptools' pickup endpoint), whose leg the tracker adopts then.
+// Beside one extension it does not make the bridge a ring group.
+func TestBridgeBesideThePickupEndpointIsTheExtension(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("c", "sofia/internal/905321234567@127.0.0.1", "Ring", "905321234567", "capture", "908508850000", "c")
+	s.app("c", "bridge", "user/1000@192.0.2.2,pickup/1000")
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types())
+	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
+}

@@ -880,8 +880,11 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		if cur != nil && cur.kind == stepGroup && cur.context != "" && cur.context == ch.Context {
 			return out
 		}
-		if len(targets) > 1 {
+		switch {
+		case len(targets) > 1:
 			return t.group(c, ch.Exten, "", in.Time, out)
+		case targets[0].group:
+			return t.group(c, targets[0].number, "", in.Time, out)
 		}
 		return t.extension(c, targets[0].number, in.Time, out)
 	case c.inside:

@@ -312,18 +312,21 @@ func TestParseDial(t *testing.T) {
 		app, data string
 		want      []target
 	}{
-		{"dial", "PJSIP/1000,20", []target{{"1000", "1000"}}},
-		{"dial", "PJSIP/1001&PJSIP/1002,20", []target{{"1001", "1001"}, {"1002", "1002"}}},
-		{"dial", "PJSIP/05321112233@trunk,30", []target{{"trunk", "05321112233"}}},
-		{"dial", "PJSIP/trunk/sip:05321112233@10.0.0.1,30", []target{{"trunk", "05321112233"}}},
-		{"dial", "SIP/carrier/05321112233", []target{{"carrier", "05321112233"}}},
-		{"dial", "Local/101@from-internal/n,20", []target{{"", "101"}}},
-		{"dial", "PJSIP/101/sip:101@192.0.2.5:5060,20", []target{{"101", "101"}}},
+		{"dial", "PJSIP/1000,20", []target{{endpoint: "1000", number: "1000"}}},
+		{"dial", "PJSIP/1001&PJSIP/1002,20", []target{{endpoint: "1001", number: "1001"}, {endpoint: "1002", number: "1002"}}},
+		{"dial", "PJSIP/05321112233@trunk,30", []target{{endpoint: "trunk", number: "05321112233"}}},
+		{"dial", "PJSIP/trunk/sip:05321112233@10.0.0.1,30", []target{{endpoint: "trunk", number: "05321112233"}}},
+		{"dial", "SIP/carrier/05321112233", []target{{endpoint: "carrier", number: "05321112233"}}},
+		{"dial", "Local/101@from-internal/n,20", []target{{endpoint: "", number: "101"}}},
+		{"dial", "PJSIP/101/sip:101@192.0.2.5:5060,20", []target{{endpoint: "101", number: "101"}}},
 		{"dial", "", nil},
-		{"bridge", "sofia/internal/1000@127.0.0.1:5070", []target{{"internal", "1000"}}},
-		{"bridge", "{ignore_early_media=true}sofia/internal/1001@h,sofia/internal/1002@h", []target{{"internal", "1001"}, {"internal", "1002"}}},
-		{"bridge", "sofia/gateway/carrier/905321112233", []target{{"carrier", "905321112233"}}},
-		{"bridge", "user/1000", []target{{"", "1000"}}},
+		{"bridge", "sofia/internal/1000@127.0.0.1:5070", []target{{endpoint: "internal", number: "1000"}}},
+		{"bridge", "{ignore_early_media=true}sofia/internal/1001@h,sofia/internal/1002@h", []target{{endpoint: "internal", number: "1001"}, {endpoint: "internal", number: "1002"}}},
+		{"bridge", "sofia/gateway/carrier/905321112233", []target{{endpoint: "carrier", number: "905321112233"}}},
+		{"bridge", "user/1000", []target{{endpoint: "", number: "1000"}}},
+		{"bridge", "error/user_busy", nil},
+		{"bridge", "group/sales@192.0.2.2", []target{{number: "sales", group: true}}},
+		{"bridge", "user/1000@192.0.2.2,pickup/1000", []target{{number: "1000"}}},
 	} {
 		assert.Equal(t, tc.want, parseDial(tc.app, tc.data), "%s(%s)", tc.app, tc.data)
 	}
