@@ -16,8 +16,7 @@ func parseDial(app, data string) []target {
 		first, _, _ := strings.Cut(data, ",")
 		parts = strings.Split(first, "&")
 	} else {
-		data = strings.ReplaceAll(data, ":_:", ",")
-		parts = strings.FieldsFunc(data, func(r rune) bool { return r == ',' || r == '|' })
+		parts = splitBridge(strings.ReplaceAll(data, ":_:", ","))
 	}
 	var out []target
 	for _, p := range parts {
@@ -26,6 +25,31 @@ func parseDial(app, data string) []target {
 		}
 	}
 	return out
+}
+
+// splitBridge splits a FreeSWITCH dial string at its separators (','
+// rings at once, '|' one after another), but not inside the channel
+// variables that prefix a leg or the whole string ({...}, [...], <...>),
+// whose values hold commas of their own.
+func splitBridge(data string) []string {
+	var parts []string
+	depth, start := 0, 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{', '[', '<':
+			depth++
+		case '}', ']', '>':
+			if depth > 0 {
+				depth--
+			}
+		case ',', '|':
+			if depth == 0 {
+				parts = append(parts, data[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, data[start:])
 }
 
 // parseTarget reads TECH/resource[/extra]: PJSIP/1000, PJSIP/0532...@trunk,

@@ -290,3 +290,23 @@ func TestBridgeBesideThePickupEndpointIsTheExtension(t *testing.T) {
 	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types())
 	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
 }
+
+// A FreeSWITCH bridge whose channel variables hold commas
+// ({a=1,b=2}sofia/gateway/...) is one destination, outside: no extension
+// named after the gateway.
+func TestBridgeThroughAGatewayWithVariablesIsOutside(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("c", "sofia/internal/905321234567@127.0.0.1", "Ring", "905321234567", "public", "908508850000", "c")
+	s.app("c", "bridge", "{ignore_early_media=true,origination_caller_id_number=908508850000}sofia/gateway/carrier/05321112233")
+	s.create("o", "sofia/external/05321112233", "Down", "908508850000", "public", "05321112233", "c")
+	s.dialString("c", "o", "", "05321112233", "")
+	s.state("o", "Up")
+	s.state("c", "Up")
+	s.bridge("c", "c", "o")
+	s.hangup("c", false, 16)
+	s.destroy("o", 16)
+	s.destroy("c", 16)
+
+	assert.Equal(t, []EventType{CallInit, CallHangup}, s.types())
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTERNAL/905321112233", "905321112233 CONNECTING_TO_EXTERNAL/"}, flowOf(s.last(CallHangup)))
+}
