@@ -1,38 +1,53 @@
 package cdr
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // target is one destination of a Dial (Asterisk) or bridge (FreeSWITCH).
 type target struct {
 	endpoint string // the device or trunk it goes through
 	number   string // the number dialled on it; the endpoint itself for a device
 	group    bool   // number names a ring group (FreeSWITCH's group/NAME)
+	// app is the application a FreeSWITCH loopback/app=APP:ARGS runs in
+	// the call's place (voicemail, say), with no number.
+	app string
+	// failover: rung only if every destination before it failed
+	// (FreeSWITCH's '|').
+	failover bool
 }
 
 // parseDial reads the destinations of a Dial or bridge application.
 func parseDial(app, data string) []target {
-	var parts []string
+	var out []target
 	if app == "dial" {
 		first, _, _ := strings.Cut(data, ",")
-		parts = strings.Split(first, "&")
-	} else {
-		parts = splitBridge(strings.ReplaceAll(data, ":_:", ","))
+		for _, p := range strings.Split(first, "&") {
+			if tg, ok := parseTarget(p); ok {
+				out = append(out, tg)
+			}
+		}
+		return out
 	}
-	var out []target
-	for _, p := range parts {
-		if tg, ok := parseTarget(p); ok {
-			out = append(out, tg)
+	for i, at := range splitBridge(strings.ReplaceAll(data, ":_:", ",")) {
+		for _, p := range at {
+			if tg, ok := parseTarget(p); ok {
+				tg.failover = i > 0
+				out = append(out, tg)
+			}
 		}
 	}
 	return out
 }
 
-// splitBridge splits a FreeSWITCH dial string at its separators (','
-// rings at once, '|' one after another), but not inside the channel
-// variables that prefix a leg or the whole string ({...}, [...], <...>),
-// whose values hold commas of their own.
-func splitBridge(data string) []string {
-	var parts []string
+// splitBridge splits a FreeSWITCH dial string into the destinations tried
+// one after another ('|'), each those rung at once (','), but not inside
+// the channel variables that prefix a leg or the whole string ({...},
+// [...], <...>), whose values hold commas of their own.
+func splitBridge(data string) [][]string {
+	var tries [][]string
+	var at []string
 	depth, start := 0, 0
 	for i := 0; i < len(data); i++ {
 		switch data[i] {
@@ -43,13 +58,31 @@ func splitBridge(data string) []string {
 				depth--
 			}
 		case ',', '|':
-			if depth == 0 {
-				parts = append(parts, data[start:i])
-				start = i + 1
+			if depth > 0 {
+				continue
+			}
+			at = append(at, data[start:i])
+			start = i + 1
+			if data[i] == '|' {
+				tries = append(tries, at)
+				at = nil
 			}
 		}
 	}
-	return append(parts, data[start:])
+	return append(tries, append(at, data[start:]))
+}
+
+// firstTried is the destinations tg rings before any failover, each number
+// once (a user's registered contacts are one extension).
+func firstTried(tg []target) []target {
+	var out []target
+	for _, t := range tg {
+		same := func(o target) bool { return o.number == t.number && o.group == t.group && o.app == t.app }
+		if !t.failover && !slices.ContainsFunc(out, same) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // parseTarget reads TECH/resource[/extra]: PJSIP/1000, PJSIP/0532...@trunk,
@@ -82,7 +115,14 @@ func parseTarget(s string) (target, bool) {
 			return target{endpoint: fields[0], number: userPart(fields[1])}, true
 		}
 		return target{number: userPart(fields[0])}, true
-	case "local", "loopback", "user":
+	case "loopback":
+		if app, ok := strings.CutPrefix(rest, "app="); ok {
+			// mod_loopback runs APP in the call's place: no number.
+			app, _, _ = strings.Cut(app, ":")
+			return target{app: strings.ToLower(app)}, true
+		}
+		return target{number: userPart(fields[0])}, true
+	case "local", "user":
 		return target{number: userPart(fields[0])}, true
 	case "group":
 		// FreeSWITCH's group/NAME@DOMAIN rings the call group's members.
@@ -144,6 +184,13 @@ func isRecordApp(app string) bool {
 
 func isFaxApp(app string) bool {
 	return appIs(app, "ReceiveFax", "rxfax")
+}
+
+// isVoicemailScript: FusionPBX's voicemail, a Lua script (lua app.lua
+// voicemail) where others run the voicemail application.
+func isVoicemailScript(app, data string) bool {
+	f := strings.Fields(data)
+	return appIs(app, "lua") && len(f) >= 2 && strings.HasSuffix(f[0], "app.lua") && f[1] == "voicemail"
 }
 
 func isMenuApp(app string) bool {

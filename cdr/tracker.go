@@ -632,8 +632,9 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		// A PBX may say twice that a call entered the same menu
 		// (FreeSWITCH: the ivr application, then menu::enter).
 		if c != nil && l == c.origin {
-			if cur := c.current(); cur == nil || cur.kind != stepMenu || cur.dest != t.named(in.Detail) {
-				out = t.menu(c, in.Detail, "", in.Time, out)
+			name := t.menuOf(in)
+			if cur := c.current(); cur == nil || cur.kind != stepMenu || cur.dest != t.named(name) {
+				out = t.menu(c, name, "", in.Time, out)
 			}
 		}
 	case KindQueue:
@@ -692,6 +693,14 @@ func (t *Tracker) answered(c *call, l *leg, at time.Time, out []Event) []Event {
 		return out
 	}
 	if !l.dialed {
+		return out
+	}
+	if s := l.step; s != nil && s.byPBX() {
+		// A leg the PBX answers for itself: FreeSWITCH's loopback to
+		// voicemail. No person took the call.
+		if s.answer.IsZero() {
+			s.answer = at
+		}
 		return out
 	}
 	c.connected = true
@@ -863,14 +872,21 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 	cur := c.current()
 	switch {
 	case app == "dial" || app == "bridge":
-		targets := parseDial(app, ch.AppData)
+		targets := firstTried(parseDial(app, ch.AppData))
 		if len(targets) == 0 {
 			return out
 		}
-		for _, tg := range targets {
-			if t.isExternal(tg) {
-				return t.external(c, ch, tg.number, in.Time, out)
-			}
+		if slices.ContainsFunc(targets, func(tg target) bool { return tg.app == "voicemail" }) {
+			return t.voicemail(c, in.Time, out)
+		}
+		targets = slices.DeleteFunc(targets, func(tg target) bool { return tg.app != "" })
+		if len(targets) == 0 {
+			return out
+		}
+		// Outside numbers alone make a call outbound or forward it
+		// outside; beside an extension they are a ring group's members.
+		if !slices.ContainsFunc(targets, func(tg target) bool { return !t.isExternal(tg) }) {
+			return t.external(c, ch, targets[0].number, in.Time, out)
 		}
 		if c.inside {
 			return out
@@ -889,15 +905,8 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		return t.extension(c, targets[0].number, in.Time, out)
 	case c.inside:
 		return out
-	case app == "voicemail":
-		if cur != nil && cur.kind == stepVoicemail {
-			return out
-		}
-		s := &step{kind: stepVoicemail, dest: "voicemail", start: in.Time}
-		if !c.origin.up.IsZero() {
-			s.answer = in.Time
-		}
-		return t.push(c, s, "", out)
+	case app == "voicemail" || isVoicemailScript(app, ch.AppData):
+		return t.voicemail(c, in.Time, out)
 	case app == "park":
 		lot, _, _ := strings.Cut(ch.AppData, ",")
 		return t.park(c, strings.TrimSpace(lot), in.Time, out)
@@ -928,6 +937,18 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 	return out
 }
 
+// voicemail notes that c's caller reached voicemail.
+func (t *Tracker) voicemail(c *call, at time.Time, out []Event) []Event {
+	if cur := c.current(); cur != nil && cur.kind == stepVoicemail {
+		return out
+	}
+	s := &step{kind: stepVoicemail, dest: "voicemail", start: at}
+	if !c.origin.up.IsZero() {
+		s.answer = at
+	}
+	return t.push(c, s, "", out)
+}
+
 // menuName is the number of a numbered menu context (ivr-3 -> 3), else
 // the context's name.
 func menuName(context string) string {
@@ -944,6 +965,40 @@ func (t *Tracker) named(name string) string {
 		return n
 	}
 	return name
+}
+
+// menuOf is the name of the menu in enters. A menu named by an id no
+// caller sees (FusionPBX names its menus by uuid) is known by the number
+// the caller reached it on, unless the admin named it.
+func (t *Tracker) menuOf(in Input) string {
+	name := in.Detail
+	if _, named := t.cfg.Names[name]; named || !isUUID(name) {
+		return name
+	}
+	if _, _, ok := digits(in.Channel.Exten); ok {
+		return in.Channel.Exten
+	}
+	return name
+}
+
+// isUUID says whether s is a uuid in its usual spelling (8-4-4-4-12 hex).
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (t *Tracker) menu(c *call, name, context string, at time.Time, out []Event) []Event {

@@ -329,7 +329,9 @@ func TestParseDial(t *testing.T) {
 		{"bridge", "user/1000@192.0.2.2,pickup/1000", []target{{number: "1000"}}},
 		// Channel variables hold commas of their own.
 		{"bridge", "{ignore_early_media=true,origination_caller_id_number=02121234567}sofia/gateway/carrier/05321112233", []target{{endpoint: "carrier", number: "05321112233"}}},
-		{"bridge", "<a=1,b=2>{c=3,d=4}[leg_timeout=15,leg_delay_start=5]user/1001@d,[leg_timeout=15]user/1002@d|sofia/gateway/gw/05321112233", []target{{number: "1001"}, {number: "1002"}, {endpoint: "gw", number: "05321112233"}}},
+		{"bridge", "<a=1,b=2>{c=3,d=4}[leg_timeout=15,leg_delay_start=5]user/1001@d,[leg_timeout=15]user/1002@d|sofia/gateway/gw/05321112233", []target{{number: "1001"}, {number: "1002"}, {endpoint: "gw", number: "05321112233", failover: true}}},
+		{"bridge", "loopback/app=voicemail:default 192.168.1.10 1000", []target{{app: "voicemail"}}},
+		{"bridge", "loopback/05321112233", []target{{number: "05321112233"}}},
 	} {
 		assert.Equal(t, tc.want, parseDial(tc.app, tc.data), "%s(%s)", tc.app, tc.data)
 	}

@@ -71,7 +71,9 @@ func (f Fields) Sequence() (uint64, bool) {
 //   - CHANNEL_CREATE: KindCreated. A leg that FreeSWITCH originated for
 //     another one (Other-Type "originator", or a mod_callcenter agent leg
 //     carrying variable_cc_member_session_uuid) is created Down with
-//     LinkedID = that A-leg; every other leg starts its own call.
+//     LinkedID = that A-leg, as is a loopback's B leg (LinkedID = its A
+//     leg, from other_loopback_leg_uuid); every other leg starts its own
+//     call.
 //   - CHANNEL_ORIGINATE, CHANNEL_PROGRESS(_MEDIA) and CHANNEL_HANGUP of
 //     such a B-leg: KindDial with Other = the A-leg and a dial status
 //     ("", RINGING, or the status its hangup cause means: NOANSWER, BUSY,
@@ -125,6 +127,14 @@ func (f Fields) aLeg() string {
 	}
 	if m := f["variable_cc_member_session_uuid"]; m != "" && m != id {
 		return m
+	}
+	// mod_loopback's B leg is a new session, with no originator: it
+	// names its A leg, which the caller bridged to, in
+	// other_loopback_leg_uuid (set before the B leg's thread starts).
+	if name := f["channel-name"]; strings.HasPrefix(name, "loopback/") && strings.HasSuffix(name, "-b") {
+		if a := f["variable_other_loopback_leg_uuid"]; a != "" && a != id {
+			return a
+		}
 	}
 	return ""
 }

@@ -173,3 +173,31 @@ func TestDecodeDialledNumber(t *testing.T) {
 	// originated by the caller's, so its hangup reads as a dial.
 	assert.Equal(t, map[string]bool{"1000": true, "701": true}, dialled)
 }
+
+// mod_loopback's B leg (loopback/NAME-b) has no originator; it names its
+// A leg in other_loopback_leg_uuid (mod_loopback.c, channel_on_init, read
+// from FreeSWITCH's source: no recording shows one yet). It belongs to the
+// call of that A leg, which the caller dialled: a loopback to voicemail,
+// or to a ring group's mobile member, is no call of its own.
+func TestDecodeLoopbackBLegBelongsToItsALeg(t *testing.T) {
+	f := Fields{
+		"event-name": "CHANNEL_CREATE", "event-date-timestamp": "1795351553796887", "unique-id": "b-leg", "channel-name": "loopback/voicemail-b",
+		"caller-caller-id-number": "905321234567", "caller-destination-number": "voicemail",
+		"variable_other_loopback_leg_uuid": "a-leg", "variable_loopback_leg": "B",
+	}
+	in, ok, err := DecodeFields(f)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "a-leg", in.Channel.LinkedID)
+
+	// The A leg names the B leg the same way, but it is the caller's: its
+	// originator says so.
+	f = Fields{
+		"event-name": "CHANNEL_CREATE", "event-date-timestamp": "1795351553796887", "unique-id": "a-leg", "channel-name": "loopback/voicemail-a",
+		"other-type": "originator", "other-leg-unique-id": "caller",
+		"variable_other_loopback_leg_uuid": "b-leg", "variable_loopback_leg": "A",
+	}
+	in, _, err = DecodeFields(f)
+	require.NoError(t, err)
+	assert.Equal(t, "caller", in.Channel.LinkedID)
+}
