@@ -134,11 +134,24 @@ func parseTarget(s string) (target, bool) {
 		return target{}, false
 	}
 	res := fields[0]
+	if len(fields) >= 2 && fields[1] != "" && !isDialOption(fields[1]) {
+		// TECH/ENDPOINT/NUMBER, PJSIP/ENDPOINT/sip:USER@host, and
+		// IAX2/[user[:secret]@]host/NUMBER: the endpoint is the host.
+		if _, host, ok := strings.Cut(res, "@"); ok {
+			res = host
+		}
+		num := userPart(fields[1])
+		if _, _, ok := digits(num); !ok {
+			if _, _, ok := digits(res); ok {
+				// A contact whose user is no number (a WebRTC client's
+				// random one) belongs to the device it is dialled on.
+				num = res
+			}
+		}
+		return target{endpoint: res, number: num}, true
+	}
 	if num, ep, ok := strings.Cut(res, "@"); ok {
 		return target{endpoint: ep, number: num}, true
-	}
-	if len(fields) >= 2 && fields[1] != "" && !isDialOption(fields[1]) {
-		return target{endpoint: res, number: userPart(fields[1])}, true
 	}
 	return target{endpoint: res, number: res}, true
 }

@@ -72,9 +72,13 @@ const (
 )
 
 type step struct {
-	kind     stepKind
-	dest     string
-	context  string // the context that started it, for context-started steps
+	kind    stepKind
+	dest    string
+	context string // the context that started it, for context-started steps
+	// left: the caller went on from the context that started it to
+	// another destination (a group's failover): its Dials no longer
+	// ring the group's members.
+	left     bool
 	start    time.Time
 	answer   time.Time
 	hangup   time.Time
@@ -555,8 +559,10 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 	case KindDialplan:
 		if c == nil {
 			// A leg nobody dialled that runs real dialplan (an originated
-			// call) is a call of its own.
-			if l.local || isDialPseudoApp(ch.App) {
+			// call) is a call of its own. One still Down runs a callee's
+			// predial routine (Asterisk's Dial b() option, FreePBX's on
+			// every Dial): Dial runs it before the event naming the caller.
+			if l.local || isDialPseudoApp(ch.App) || ch.State == "Down" {
 				return out
 			}
 			out = t.begin(l, in, l.id, out)
@@ -632,10 +638,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		// A PBX may say twice that a call entered the same menu
 		// (FreeSWITCH: the ivr application, then menu::enter).
 		if c != nil && l == c.origin {
-			name := t.menuOf(in)
-			if cur := c.current(); cur == nil || cur.kind != stepMenu || cur.dest != t.named(name) {
-				out = t.menu(c, name, "", in.Time, out)
-			}
+			out = t.menu(c, t.menuOf(in), "", in.Time, out)
 		}
 	case KindQueue:
 		if c != nil && l == c.origin {
@@ -870,6 +873,10 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 	newContext := ch.Context != c.lastContext
 	c.lastContext = ch.Context
 	cur := c.current()
+	if newContext && cur != nil && cur.context != "" && cur.context != ch.Context && ch.Exten != "s" {
+		// Not a routine it runs (Macro, Gosub: at s) but a destination.
+		cur.left = true
+	}
 	switch {
 	case app == "dial" || app == "bridge":
 		targets := firstTried(parseDial(app, ch.AppData))
@@ -892,8 +899,11 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 			return out
 		}
 		// A ring group's context already opened its step: its Dials ring
-		// members of that group.
-		if cur != nil && cur.kind == stepGroup && cur.context != "" && cur.context == ch.Context {
+		// members of that group, from its context or from a routine it
+		// runs (FreePBX's Macro(dial) in macro-dial,s), one at a time or
+		// all at once.
+		if cur != nil && cur.kind == stepGroup && cur.context != "" && !cur.left &&
+			(cur.context == ch.Context || ch.Exten == "s") {
 			return out
 		}
 		switch {
@@ -926,7 +936,9 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		return t.group(c, ch.Exten, ch.Context, in.Time, out)
 	case newContext && matchAny(t.cfg.Contexts.Fax, ch.Context), ch.Exten == "fax" && newContext:
 		return t.faxStart(c, in.Time, out)
-	case newContext && matchAny(t.cfg.Contexts.Menu, ch.Context):
+	case newContext && matchAny(t.cfg.Contexts.Menu, ch.Context) && !strings.HasPrefix(ch.Context, "from-"):
+		// from-*: an entry context (FreePBX's from-did-direct-ivr, the
+		// way from a menu to the extension keyed), whatever its name.
 		return t.menu(c, menuName(ch.Context), ch.Context, in.Time, out)
 	case isMenuApp(app):
 		if cur != nil && cur.kind == stepMenu && cur.context == ch.Context {
@@ -1002,6 +1014,9 @@ func isUUID(s string) bool {
 }
 
 func (t *Tracker) menu(c *call, name, context string, at time.Time, out []Event) []Event {
+	if cur := c.current(); cur != nil && cur.kind == stepMenu && cur.dest == t.named(name) {
+		return out // back in the menu from a routine it ran
+	}
 	s := &step{kind: stepMenu, dest: t.named(name), context: context, start: at}
 	if !c.origin.up.IsZero() {
 		s.answer = at
