@@ -16,6 +16,21 @@ type target struct {
 	// failover: rung only if every destination before it failed
 	// (FreeSWITCH's '|').
 	failover bool
+	// followMe: the extension's own phone in its Follow Me (FreePBX's
+	// Local/FMPR-N): the call is N's.
+	followMe bool
+}
+
+// followMe reads FreePBX's Follow Me Local channels: FMPR-N rings
+// extension N's own phone, FMGL-NUMBER# its list (a number each).
+func followMe(tg target) target {
+	if n, ok := strings.CutPrefix(tg.number, "FMPR-"); ok {
+		tg.number, tg.followMe = n, true
+	} else if n, ok := strings.CutPrefix(tg.number, "FMGL-"); ok {
+		n, _, _ = strings.Cut(strings.TrimSuffix(n, "#"), "-")
+		tg.number = n
+	}
+	return tg
 }
 
 // parseDial reads the destinations of a Dial or bridge application.
@@ -122,7 +137,9 @@ func parseTarget(s string) (target, bool) {
 			return target{app: strings.ToLower(app)}, true
 		}
 		return target{number: userPart(fields[0])}, true
-	case "local", "user":
+	case "local":
+		return followMe(target{number: userPart(fields[0])}), true
+	case "user":
 		return target{number: userPart(fields[0])}, true
 	case "group":
 		// FreeSWITCH's group/NAME@DOMAIN rings the call group's members.

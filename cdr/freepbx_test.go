@@ -228,3 +228,100 @@ func TestIVRDirectDialIsTheMenuThenTheExtension(t *testing.T) {
 	assert.Equal(t, "3", s.last(CallInitMenu).Destination)
 	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
 }
+
+// fpbxFollowMe sends a call to extension 1000's Follow Me, which rings
+// 1000's phone (Local/FMPR-1000) and its list, a mobile here
+// (Local/FMGL-NUMBER#), from Macro(dial) (findmefollow, dialparties.agi).
+func fpbxFollowMe(t *testing.T) *script {
+	s := newScript(t, DefaultConfig())
+	fpbxInbound(s, "f.0", "f.0")
+	s.goTo("f.0", "ext-findmefollow", "1000")
+	s.goTo("f.0", "followme-check", "1000")
+	s.app("f.0", "Gosub", "followme-sub,1000,1()")
+	s.goTo("f.0", "followme-sub", "1000")
+	s.app("f.0", "Set", "RingGroupMethod=ringallv2-prim")
+	s.app("f.0", "Macro", "dial,20,tr,1000-05321112233#")
+	s.goTo("f.0", "macro-dial", "s")
+	s.app("f.0", "Dial", "Local/FMPR-1000@from-internal&Local/FMGL-05321112233#@from-internal,20,trb(func-apply-sipheaders^s^1)")
+	s.create("f.1", "Local/FMPR-1000@from-internal-00000001;1", "Down", "", "from-internal", "FMPR-1000", "f.0")
+	s.create("f.2", "Local/FMPR-1000@from-internal-00000001;2", "Ring", "", "from-internal", "FMPR-1000", "f.0")
+	s.create("f.3", "Local/FMGL-05321112233#@from-internal-00000002;1", "Down", "", "from-internal", "FMGL-05321112233#", "f.0")
+	s.create("f.4", "Local/FMGL-05321112233#@from-internal-00000002;2", "Ring", "", "from-internal", "FMGL-05321112233#", "f.0")
+	s.dialString("f.0", "f.1", "", "Local/FMPR-1000@from-internal", "")
+	s.dialString("f.0", "f.3", "", "Local/FMGL-05321112233#@from-internal", "")
+	return s
+}
+
+// Follow Me is extension 1000's own: the call is 1000's, and the callflow
+// names who answered, 1000's phone or the mobile it followed to.
+func TestFreePBXFollowMeIsTheExtensions(t *testing.T) {
+	for _, mobile := range []bool{false, true} {
+		s := fpbxFollowMe(t)
+		answers, other := "f.1", "f.3"
+		if mobile {
+			answers, other = other, answers
+		}
+		s.state(answers, "Up")
+		s.dialString("f.0", answers, "ANSWER", "", "")
+		s.dialString("f.0", other, "CANCEL", "", "")
+		s.state("f.0", "Up")
+		s.hangup("f.0", false, 16)
+		for _, id := range []string{"f.1", "f.2", "f.3", "f.4", "f.0"} {
+			s.destroy(id, 16)
+		}
+
+		assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types(), "mobile %v", mobile)
+		assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
+		want := []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 CONNECTING_TO_EXTENSION/"}
+		if mobile {
+			want = []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 REDIRECTED_TO_EXTERNAL/905321112233", "905321112233 CONNECTING_TO_EXTERNAL/"}
+		}
+		assert.Equal(t, want, flowOf(s.last(CallHangup)), "mobile %v", mobile)
+	}
+}
+
+// Asterisk's own FollowMe(ID) rings ID's numbers through Local channels
+// (app_followme.c): the call was offered to ID.
+func TestFollowMeApplicationIsItsExtension(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	s.create("g.0", "PJSIP/trunk-00000001", "Ring", "02161234567", "from-trunk", "908508850000", "g.0")
+	s.app("g.0", "FollowMe", "1000,s")
+	s.state("g.0", "Up")
+	s.create("g.1", "Local/1000@default-00000001;1", "Down", "", "default", "1000", "g.0")
+	s.create("g.2", "Local/1000@default-00000001;2", "Ring", "02161234567", "default", "1000", "g.0")
+	s.dialString("g.0", "g.1", "", "1000@default/m", "")
+	s.state("g.1", "Up")
+	s.dialString("g.0", "g.1", "ANSWER", "", "")
+	s.hangup("g.0", false, 16)
+	for _, id := range []string{"g.1", "g.2", "g.0"} {
+		s.destroy(id, 16)
+	}
+
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
+	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
+	assert.Equal(t, "SUCCESS", s.last(CallHangup).ResultDisposition)
+}
+
+// FreePBX's VmX Locator plays the voicemail greeting with Read (press 0
+// for the operator) in macro-vm: a prompt before voicemail, not a menu.
+func TestVoicemailGreetingReadIsNoMenu(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	fpbxInbound(s, "v.0", "v.0")
+	s.goTo("v.0", "ext-local", "1000")
+	s.goTo("v.0", "macro-dial-one", "s")
+	s.app("v.0", "Dial", "PJSIP/1000/sip:1000@10.0.0.10:5060,15,trb(func-apply-sipheaders^s^1)")
+	s.create("v.1", "PJSIP/1000-00000002", "Down", "1000", "from-internal", "s", "v.0")
+	s.dialString("v.0", "v.1", "", "1000/sip:1000@10.0.0.10:5060", "")
+	s.dialString("v.0", "v.1", "NOANSWER", "", "")
+	s.destroy("v.1", 0)
+	s.goTo("v.0", "macro-vm", "vmx")
+	s.app("v.0", "Answer", "")
+	s.state("v.0", "Up")
+	s.app("v.0", "Read", "ACTION,/var/spool/asterisk/voicemail/default/1000/unavail,1,skip,1,2")
+	s.goTo("v.0", "macro-vm", "s-NOANSWER")
+	s.app("v.0", "VoiceMail", "1000@default,u")
+	s.hangup("v.0", false, 16)
+	s.destroy("v.0", 16)
+
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup, MissingCall}, s.types())
+}

@@ -890,6 +890,9 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		if len(targets) == 0 {
 			return out
 		}
+		if i := slices.IndexFunc(targets, func(tg target) bool { return tg.followMe }); i >= 0 && !c.inside {
+			return t.extension(c, targets[i].number, in.Time, out)
+		}
 		// Outside numbers alone make a call outbound or forward it
 		// outside; beside an extension they are a ring group's members.
 		if !slices.ContainsFunc(targets, func(tg target) bool { return !t.isExternal(tg) }) {
@@ -917,6 +920,11 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		return out
 	case app == "voicemail" || isVoicemailScript(app, ch.AppData):
 		return t.voicemail(c, in.Time, out)
+	case app == "followme":
+		// Asterisk's FollowMe(ID): ID's numbers, rung through Local
+		// channels; ID is the extension the call was offered to.
+		id, _, _ := strings.Cut(ch.AppData, ",")
+		return t.extension(c, strings.TrimSpace(id), in.Time, out)
 	case app == "park":
 		lot, _, _ := strings.Cut(ch.AppData, ",")
 		return t.park(c, strings.TrimSpace(lot), in.Time, out)
@@ -940,7 +948,9 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		// from-*: an entry context (FreePBX's from-did-direct-ivr, the
 		// way from a menu to the extension keyed), whatever its name.
 		return t.menu(c, menuName(ch.Context), ch.Context, in.Time, out)
-	case isMenuApp(app):
+	case isMenuApp(app) && !strings.HasPrefix(ch.Context, "macro-"):
+		// Not in a macro: FreePBX's prompts there (the voicemail
+		// greeting's Read, press 0 for the operator) are no menus.
 		if cur != nil && cur.kind == stepMenu && cur.context == ch.Context {
 			return out
 		}

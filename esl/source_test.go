@@ -247,10 +247,16 @@ func TestSourceCatchesAnAnswerMissedInADrop(t *testing.T) {
 	srv := newServer(t, esltest.Options{})
 	srv.DropAfter(n, bridge-n)
 	h := start(t, srv, nil)
-	playAfterList(t, srv, 1, events[:bridge]...)
+	connected := func() bool { return h.src.Stats().Connected }
+	sourcetest.PlayWhenUp(t, srv.Stage, 1, connected, events[:bridge]...)
 	sourcetest.SameInputs(t, before, h.Take(t, len(before)))
+	// The drop after events[:n] must have happened before this one
+	// replaces it: inputs can be taken before the fake has come to it.
+	waitFor(t, srv, func() bool { return srv.Connections() >= 2 })
 	srv.DropAfter(len(events), 0)
-	playAfterList(t, srv, 2, events[bridge:]...)
+	// Once the second connection is up: a drop during its reconciliation
+	// would lose the answers that the list told it.
+	sourcetest.PlayWhenUp(t, srv.Stage, 2, connected, events[bridge:]...)
 
 	got := h.Take(t, len(after)+2)
 	var rest []cdr.Input
