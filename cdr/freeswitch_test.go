@@ -200,3 +200,36 @@ func (s *script) calls() map[string]bool {
 	}
 	return ids
 }
+
+// FusionPBX records an extension's calls with uuid_record inside a set
+// action (050_user_record.xml): no recording application runs, but
+// FreeSWITCH says RECORD_START with the file.
+func TestRecordingThePBXSaysItBeganIsTheCallsRecording(t *testing.T) {
+	s := fsInbound(t, "pbx.example.com", "1000")
+	s.app("c", "set", "uuid_record_result=+OK Success")
+	s.feed(Input{Kind: KindRecord, Channel: Channel{ID: "c", Recording: "/var/lib/freeswitch/recordings/pbx.example.com/archive/2026/Dec/07/c.wav"}})
+	s.app("c", "bridge", "user/1000@pbx.example.com")
+	s.create("a", "sofia/internal/sip:1000@192.168.1.50:5060", "Down", "905321234567", "pbx.example.com", "1000", "c")
+	s.dialString("c", "a", "", "1000", "")
+	s.state("a", "Up")
+	s.state("c", "Up")
+	s.bridge("c", "c", "a")
+	s.endCaller("a")
+
+	h := s.last(CallHangup)
+	assert.True(t, h.CDR.Recorded)
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
+}
+
+// Voicemail taking a message records it (RECORD_START while voicemail
+// runs, as g05 shows): a message is no recording of the call.
+func TestVoicemailMessageIsNoRecordingOfTheCall(t *testing.T) {
+	s := fsInbound(t, "default", "1000")
+	s.unanswered("1000")
+	s.app("c", "answer", "")
+	s.state("c", "Up")
+	s.app("c", "voicemail", "default 192.168.1.10 1000")
+	s.feed(Input{Kind: KindRecord, Channel: Channel{ID: "c", App: "voicemail", AppData: "default 192.168.1.10 1000", Recording: "/var/lib/freeswitch/storage/voicemail/msg.wav"}})
+	s.endCaller()
+	assert.False(t, s.last(CallHangup).CDR.Recorded)
+}

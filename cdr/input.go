@@ -27,10 +27,11 @@ const (
 	KindTransfer  // the PBX moved the call: Channel is the leg moved (the transferee), Detail "blind" or "attended", Target where to, Other the leg it now talks to when the PBX names it
 	KindPark      // the leg was parked (Target is the space, or the lot when the PBX names no space)
 	KindOriginate // kanca is about to place a call on request on channel Channel.ID (Origin says for whom); sent before the PBX is asked
+	KindRecord    // the PBX began recording the leg, whatever started it (Channel.Recording is the file when the PBX names it)
 )
 
 var kindNames = [...]string{"", "created", "state", "dialplan", "var", "callerid", "dial", "dtmf",
-	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park", "originate"}
+	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park", "originate", "record"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -634,6 +634,11 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		if c != nil {
 			out = t.faxStart(c, in.Time, out)
 		}
+	case KindRecord:
+		// A message voicemail records is no recording of the call.
+		if c != nil && !appIs(in.Channel.App, "voicemail") && !isVoicemailScript(in.Channel.App, in.Channel.AppData) {
+			c.recordTo(in.Channel.Recording)
+		}
 	case KindMenu:
 		// A PBX may say twice that a call entered the same menu
 		// (FreeSWITCH: the ivr application, then menu::enter).
@@ -1120,21 +1125,24 @@ func (t *Tracker) queueHid(c *call, ch Channel, out []Event) []Event {
 	return t.group(c, ch.Queue, "", at, out)
 }
 
+// recordTo notes that c is recorded, to file when it is the first file
+// named ("" when the PBX names none).
+func (c *call) recordTo(file string) {
+	c.recorded = true
+	if c.recordFile == "" {
+		c.recordFile = file
+	}
+}
+
 // runs notes what the application ch runs says of call c: a recording,
 // a fax begun at; and a recording the PBX says it keeps of ch.
 func (t *Tracker) runs(c *call, ch Channel, at time.Time, out []Event) []Event {
 	if isRecordApp(ch.App) {
-		c.recorded = true
-		if c.recordFile == "" {
-			c.recordFile = recordFileOf(ch.App, ch.AppData)
-		}
+		c.recordTo(recordFileOf(ch.App, ch.AppData))
 	}
 	if ch.Recording != "" {
 		// Begun in a gap: the PBX still records the leg.
-		c.recorded = true
-		if c.recordFile == "" {
-			c.recordFile = ch.Recording
-		}
+		c.recordTo(ch.Recording)
 	}
 	if isFaxApp(ch.App) {
 		out = t.faxStart(c, at, out)

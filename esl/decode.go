@@ -171,6 +171,8 @@ func (f Fields) kind(name string) (cdr.Kind, bool) {
 		return cdr.KindHangupRequest, true
 	case "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY":
 		return cdr.KindDestroyed, true
+	case "RECORD_START":
+		return cdr.KindRecord, true
 	case "CUSTOM":
 		if f["unique-id"] == "" {
 			return 0, false
@@ -248,6 +250,10 @@ func (f Fields) input(name string, kind cdr.Kind) (cdr.Input, error) {
 		}
 	case cdr.KindFax:
 		in.Detail = strings.TrimPrefix(f["event-subclass"], "spandsp::")
+	case cdr.KindRecord:
+		in.Channel.Recording = f["record-file-path"]
+		// What records: voicemail taking a message records too.
+		in.Channel.App, in.Channel.AppData = f["variable_current_application"], f["variable_current_application_data"]
 	case cdr.KindDTMF:
 		in.Digit = f["dtmf-digit"]
 	case cdr.KindBridgeEnter, cdr.KindBridgeLeave:

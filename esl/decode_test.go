@@ -201,3 +201,40 @@ func TestDecodeLoopbackBLegBelongsToItsALeg(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "caller", in.Channel.LinkedID)
 }
+
+// RECORD_START says a leg is recorded, whatever started it (uuid_record
+// in FusionPBX's user_record, record_session): switch_ivr_async.c fires
+// it with the channel's data and Record-File-Path.
+func TestDecodeRecordStartNamesTheFile(t *testing.T) {
+	in, ok, err := DecodeFields(Fields{
+		"event-name": "RECORD_START", "event-date-timestamp": "1795351553796887", "unique-id": "leg",
+		"channel-name": "sofia/internal/1000@192.0.2.2", "record-file-path": "/recordings/leg.wav",
+	})
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, cdr.KindRecord, in.Kind)
+	assert.Equal(t, "leg", in.Channel.ID)
+	assert.Equal(t, "/recordings/leg.wav", in.Channel.Recording)
+	assert.Contains(t, Subscription, "RECORD_START")
+}
+
+// g05, g06: FreeSWITCH says RECORD_START for voicemail's message as for
+// record_session, with the application that records.
+func TestDecodeRecordStartSaysWhatRecords(t *testing.T) {
+	apps := map[string]string{}
+	for _, name := range []string{"g05_noanswer_10s_to_voicemail", "g06_recorded_call_answered_by_1000"} {
+		for _, f := range recorded(t, name) {
+			if f["event-name"] != "RECORD_START" {
+				continue
+			}
+			in, ok, err := DecodeFields(f)
+			require.NoError(t, err)
+			require.True(t, ok)
+			apps[in.Channel.App] = in.Channel.Recording
+		}
+	}
+	assert.Equal(t, map[string]string{
+		"voicemail":      "/var/lib/freeswitch/storage/voicemail/127.0.0.1/1000/msg_f92e1304-94da-43c3-b9b4-5889a7fa7e59.wav",
+		"record_session": "/var/lib/freeswitch/recordings/9bde5636-e188-46d6-92d2-b6defc883971.wav",
+	}, apps)
+}
