@@ -216,9 +216,13 @@ func isFaxApp(app string) bool {
 	return appIs(app, "ReceiveFax", "rxfax")
 }
 
-// isVoicemailScript: FusionPBX's voicemail, a Lua script (lua app.lua
-// voicemail) where others run the voicemail application.
-func isVoicemailScript(app, data string) bool {
+// isVoicemail says whether app (with data) is voicemail: the application
+// (Asterisk's VoiceMail, FreeSWITCH's voicemail), or FusionPBX's Lua
+// script (lua app.lua voicemail).
+func isVoicemail(app, data string) bool {
+	if appIs(app, "voicemail") {
+		return true
+	}
 	f := strings.Fields(data)
 	return appIs(app, "lua") && len(f) >= 2 && strings.HasSuffix(f[0], "app.lua") && f[1] == "voicemail"
 }

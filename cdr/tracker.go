@@ -636,7 +636,7 @@ func (t *Tracker) update(l *leg, in Input, out []Event) []Event {
 		}
 	case KindRecord:
 		// A message voicemail records is no recording of the call.
-		if c != nil && !appIs(in.Channel.App, "voicemail") && !isVoicemailScript(in.Channel.App, in.Channel.AppData) {
+		if c != nil && !isVoicemail(in.Channel.App, in.Channel.AppData) {
 			c.recordTo(in.Channel.Recording)
 		}
 	case KindMenu:
@@ -923,7 +923,7 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		return t.extension(c, targets[0].number, in.Time, out)
 	case c.inside:
 		return out
-	case app == "voicemail" || isVoicemailScript(app, ch.AppData):
+	case isVoicemail(app, ch.AppData):
 		return t.voicemail(c, in.Time, out)
 	case app == "followme":
 		// Asterisk's FollowMe(ID): ID's numbers, rung through Local
