@@ -28,6 +28,16 @@ func (s *script) unanswered(ext string) {
 	s.destroy("a", 19)
 }
 
+// answeredBy has leg id, named name, dialled by the caller for number,
+// answer, and be bridged to the caller.
+func (s *script) answeredBy(id, name, number string) {
+	s.create(id, name, "Down", "905321234567", s.ch["c"].Context, number, "c")
+	s.dialString("c", id, "", number, "")
+	s.state(id, "Up")
+	s.state("c", "Up")
+	s.bridge("c", "c", id)
+}
+
 // endCaller hangs the caller up and destroys the legs named.
 func (s *script) endCaller(legs ...string) {
 	s.hangup("c", false, 16)
@@ -124,11 +134,7 @@ func TestMenuNamedByAUUIDIsTheNumberItRunsOn(t *testing.T) {
 func TestBridgeToTheContactsOfOneUserIsTheExtension(t *testing.T) {
 	s := fsInbound(t, "default", "1000")
 	s.app("c", "bridge", "sofia/internal/sip:1000@192.168.1.50:5060,sofia/internal/sip:1000@192.168.1.77:50123;transport=tcp")
-	s.create("a", "sofia/internal/sip:1000@192.168.1.50:5060", "Down", "905321234567", "default", "1000", "c")
-	s.dialString("c", "a", "", "1000", "")
-	s.state("a", "Up")
-	s.state("c", "Up")
-	s.bridge("c", "c", "a")
+	s.answeredBy("a", "sofia/internal/sip:1000@192.168.1.50:5060", "1000")
 	s.endCaller("a")
 
 	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
@@ -179,11 +185,7 @@ func TestFailoverFromAnExtensionToAMobileIsTheExtensionFirst(t *testing.T) {
 	s.dialString("c", "a", "", "1000", "")
 	s.dialString("c", "a", "NOANSWER", "1000", "")
 	s.destroy("a", 19)
-	s.create("g", "sofia/external/05321112233", "Down", "905321234567", "default", "05321112233", "c")
-	s.dialString("c", "g", "", "05321112233", "")
-	s.state("g", "Up")
-	s.state("c", "Up")
-	s.bridge("c", "c", "g")
+	s.answeredBy("g", "sofia/external/05321112233", "05321112233")
 	s.endCaller("g")
 
 	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
@@ -209,11 +211,7 @@ func TestRecordingThePBXSaysItBeganIsTheCallsRecording(t *testing.T) {
 	s.app("c", "set", "uuid_record_result=+OK Success")
 	s.feed(Input{Kind: KindRecord, Channel: Channel{ID: "c", Recording: "/var/lib/freeswitch/recordings/pbx.example.com/archive/2026/Dec/07/c.wav"}})
 	s.app("c", "bridge", "user/1000@pbx.example.com")
-	s.create("a", "sofia/internal/sip:1000@192.168.1.50:5060", "Down", "905321234567", "pbx.example.com", "1000", "c")
-	s.dialString("c", "a", "", "1000", "")
-	s.state("a", "Up")
-	s.state("c", "Up")
-	s.bridge("c", "c", "a")
+	s.answeredBy("a", "sofia/internal/sip:1000@192.168.1.50:5060", "1000")
 	s.endCaller("a")
 
 	h := s.last(CallHangup)
@@ -232,4 +230,64 @@ func TestVoicemailMessageIsNoRecordingOfTheCall(t *testing.T) {
 	s.feed(Input{Kind: KindRecord, Channel: Channel{ID: "c", App: "voicemail", AppData: "default 192.168.1.10 1000", Recording: "/var/lib/freeswitch/storage/voicemail/msg.wav"}})
 	s.endCaller()
 	assert.False(t, s.last(CallHangup).CDR.Recorded)
+}
+
+// FreeSWITCH's error/CAUSE endpoint creates no leg: it fails the bridge
+// with CAUSE at once (mod_dptools' error endpoint; a failover's last
+// resort, or what ${sofia_contact()} expands to for a user not
+// registered). It is no destination: no step, no call_init_extension for
+// an extension "user_busy".
+func TestBridgeToTheErrorEndpointIsNoStep(t *testing.T) {
+	s := fsInbound(t, "default", "1000")
+	s.app("c", "bridge", "error/user_busy")
+	s.hangup("c", false, 17) // USER_BUSY
+	s.destroy("c", 17)
+
+	assert.NotContains(t, s.types(), CallInitExtension)
+	h := s.last(CallHangup)
+	for _, st := range h.CDR.Callflow {
+		assert.NotEqual(t, "user_busy", st.Callee, "a step for the error endpoint: %+v", st)
+		assert.NotEqual(t, "user_busy", st.Target, "a step for the error endpoint: %+v", st)
+	}
+	assert.Equal(t, []EventType{CallInit, CallHangup}, s.types()[:2])
+}
+
+// FreeSWITCH's group/NAME@DOMAIN endpoint rings the members of the call
+// group NAME (mod_dptools' group endpoint, ${group_call()}): a ring group,
+// named by the group, not an extension named after it.
+func TestBridgeToTheGroupEndpointIsAGroupStep(t *testing.T) {
+	s := fsInbound(t, "default", "1000")
+	s.app("c", "bridge", "group/sales@192.0.2.2")
+	s.answeredBy("a", "sofia/internal/1001@127.0.0.1:5171", "1001")
+	s.endCaller("a")
+
+	assert.Equal(t, []EventType{CallInit, CallInitGroup, CallHangup}, s.types())
+	assert.Equal(t, "sales", s.last(CallInitGroup).Destination)
+	h := s.last(CallHangup)
+	assert.Equal(t, "SUCCESS", h.ResultDisposition)
+	// As any ring group: the group's step, then the member who answered.
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_GROUP/sales", "sales REDIRECTED_TO_EXTENSION/1001", "1001 CONNECTING_TO_EXTENSION/"}, flowOf(h))
+}
+
+// A pickup/KEY target rings nobody: the call waits for whoever picks it
+// up (mod_dptools' pickup endpoint), whose leg the tracker adopts then.
+// Beside one extension it does not make the bridge a ring group.
+func TestBridgeBesideThePickupEndpointIsTheExtension(t *testing.T) {
+	s := fsInbound(t, "default", "1000")
+	s.app("c", "bridge", "user/1000@192.0.2.2,pickup/1000")
+	assert.Equal(t, []EventType{CallInit, CallInitExtension}, s.types())
+	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
+}
+
+// A FreeSWITCH bridge whose channel variables hold commas
+// ({a=1,b=2}sofia/gateway/...) is one destination, outside: no extension
+// named after the gateway.
+func TestBridgeThroughAGatewayWithVariablesIsOutside(t *testing.T) {
+	s := fsInbound(t, "default", "1000")
+	s.app("c", "bridge", "{ignore_early_media=true,origination_caller_id_number=908508850000}sofia/gateway/carrier/05321112233")
+	s.answeredBy("o", "sofia/external/05321112233", "05321112233")
+	s.endCaller("o")
+
+	assert.Equal(t, []EventType{CallInit, CallHangup}, s.types())
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTERNAL/905321112233", "905321112233 CONNECTING_TO_EXTERNAL/"}, flowOf(s.last(CallHangup)))
 }
