@@ -45,6 +45,18 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 		delete(gap.Up, id)
 	}
 
+	// What the last list said and the connection dropped before anything
+	// told it (an answer, a call begun in the gap before) is told now,
+	// before this list's ends: a channel this list no longer shows ended
+	// after it. One it still shows is said again below.
+	var unsettled []pendingChannel
+	for id, p := range f.pending {
+		if !present[id] {
+			unsettled = append(unsettled, p)
+		}
+	}
+	f.settleInOrder(unsettled, cdr.Input{Time: f.lastTime}, emit)
+
 	var gone []liveChannel
 	for id, lc := range f.live {
 		if !present[id] && !l.Ended[id] {

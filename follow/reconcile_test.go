@@ -823,3 +823,68 @@ func TestBridgeOfFollowedChannelsTheGapHidIsTold(t *testing.T) {
 	enter := cdr.Input{Kind: cdr.KindBridgeEnter, Time: t0.Add(20 * time.Second), Server: "fs", Channel: caller, Bridge: "a", Other: &consult}
 	assert.Equal(t, []string{"dialplan a true", "bridge_enter a false"}, kinds(follow(t, seed, l, enter)))
 }
+
+// A change a list showed and the connection dropped before any event or
+// Settle told it is not lost to the next list, which no longer shows the
+// channel because it ended in the second gap: a callee answered in the
+// first gap keeps its answer, and a call begun in it is adopted, both
+// before the ends the second list shows.
+func TestReconnectKeepsWhatTheListBeforeTheDropShowed(t *testing.T) {
+	caller := ch("a", "Up", t0)
+	caller.LinkedID = "a"
+	callee := ch("b", "Ringing", t0)
+	callee.LinkedID = "a"
+	at := t0.Add(time.Minute)
+	answered := callee
+	answered.State = "Up"
+	newcomer := ch("c", "Ring", at)
+	newcomer.LinkedID = "c"
+	first := &played{list: Listing{At: at, Channels: []Listed{{Channel: caller, Server: "pbx"}, {Channel: answered, Server: "pbx"}, {Channel: newcomer, Server: "pbx"}}},
+		inputs: make(chan cdr.Input), closed: make(chan struct{})}
+	close(first.closed) // the connection drops as soon as it listed
+	second := &played{list: Listing{At: at.Add(time.Minute)}, inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}
+	last := cdr.Input{Kind: cdr.KindDTMF, Time: at.Add(2 * time.Minute), Server: "pbx", Channel: ch("z", "Up", at)}
+	second.inputs <- last
+	sessions := []Session{first, second}
+	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
+		func(ctx context.Context) (Session, error) {
+			if len(sessions) == 0 {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			s := sessions[0]
+			sessions = sessions[1:]
+			return s, nil
+		})
+	f.Seed([]cdr.Input{
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller},
+		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: callee},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan cdr.Input, 16)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(in cdr.Input) { got <- in }) }()
+	var told []string
+	var answer cdr.Input
+	for len(told) == 0 || told[len(told)-1] != "dtmf z" {
+		select {
+		case in := <-got:
+			told = append(told, in.Kind.String()+" "+in.Channel.ID+" "+in.Channel.State)
+			if in.Kind == cdr.KindState && in.Channel.ID == "b" {
+				answer = in
+			}
+			if in.Kind == cdr.KindDTMF {
+				told[len(told)-1] = "dtmf z"
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("nothing emitted after %v", told)
+		}
+	}
+	cancel()
+	<-done
+	require.Len(t, told, 6)
+	assert.ElementsMatch(t, []string{"state b Up", "created c Ring"}, told[:2], "told first, in either order: two calls")
+	assert.Equal(t, []string{"gone a Up", "gone b Up", "gone c Ring", "dtmf z"}, told[2:])
+	assert.Equal(t, at, answer.Time, "the answer placed at the list that showed it")
+}
