@@ -227,6 +227,15 @@ func isVoicemail(app, data string) bool {
 	return appIs(app, "lua") && len(f) >= 2 && strings.HasSuffix(f[0], "app.lua") && f[1] == "voicemail"
 }
 
+// promptOnly reports whether a menu application in context only plays a
+// prompt a caller may cut short, no menu: FreePBX's macros (the voicemail
+// greeting's Read, press 0 for the operator) and its announcements with
+// "Allow Skip" (Background in app-announcement-N; a key goes on to the
+// announcement's one destination).
+func promptOnly(context string) bool {
+	return strings.HasPrefix(context, "macro-") || strings.HasPrefix(context, "app-announcement-")
+}
+
 func isMenuApp(app string) bool {
 	return appIs(app, "Background", "WaitExten", "Read", "ivr", "play_and_get_digits")
 }

@@ -325,3 +325,34 @@ func TestVoicemailGreetingReadIsNoMenu(t *testing.T) {
 
 	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup, MissingCall}, s.types())
 }
+
+// FreePBX's announcement with "Allow Skip" plays its recording with
+// Background in app-announcement-N, and any key goes on to its one
+// destination: no menu, and the call goes on to the extension.
+func TestFreePBXAnnouncementIsNoMenu(t *testing.T) {
+	s := newScript(t, DefaultConfig())
+	fpbxInbound(s, "a.0", "a.0")
+	s.goTo("a.0", "app-announcement-1", "s")
+	s.app("a.0", "Answer", "")
+	s.state("a.0", "Up")
+	s.app("a.0", "Wait", "1")
+	s.app("a.0", "NoOp", "Playing announcement Welcome")
+	s.app("a.0", "Background", "custom/welcome")
+	s.goTo("a.0", "app-announcement-1", "1")
+	s.app("a.0", "NoOp", "User skipped announcement")
+	s.app("a.0", "Goto", "from-did-direct,1000,1")
+	s.goTo("a.0", "ext-local", "1000")
+	s.app("a.0", "Macro", "exten-vm,1000,1000,0,0,0")
+	s.goTo("a.0", "macro-dial-one", "s")
+	s.app("a.0", "Dial", "PJSIP/1000/sip:1000@10.0.0.10:5060,15,trb(func-apply-sipheaders^s^1)")
+	s.create("a.1", "PJSIP/1000-00000002", "Down", "1000", "from-internal", "s", "a.0")
+	s.dialString("a.0", "a.1", "", "1000/sip:1000@10.0.0.10:5060", "")
+	s.state("a.1", "Up")
+	s.dialString("a.0", "a.1", "ANSWER", "", "")
+	s.hangup("a.0", false, 16)
+	s.destroy("a.1", 16)
+	s.destroy("a.0", 16)
+
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
+	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)
+}

@@ -953,9 +953,7 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 		// from-*: an entry context (FreePBX's from-did-direct-ivr, the
 		// way from a menu to the extension keyed), whatever its name.
 		return t.menu(c, menuName(ch.Context), ch.Context, in.Time, out)
-	case isMenuApp(app) && !strings.HasPrefix(ch.Context, "macro-"):
-		// Not in a macro: FreePBX's prompts there (the voicemail
-		// greeting's Read, press 0 for the operator) are no menus.
+	case isMenuApp(app) && !promptOnly(ch.Context):
 		if cur != nil && cur.kind == stepMenu && cur.context == ch.Context {
 			return out
 		}
