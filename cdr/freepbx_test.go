@@ -32,6 +32,22 @@ func fpbxInbound(s *script, id, linked string) {
 	s.app(id, "Set", "__FROM_DID=${EXTEN}")
 }
 
+// fpbxExtensionAnswers sends caller to extension 1000 (ext-local,
+// Macro(dial-one)), whose phone, leg callee, answers; the call ends.
+func fpbxExtensionAnswers(s *script, caller, callee string) {
+	s.goTo(caller, "ext-local", "1000")
+	s.app(caller, "Macro", "exten-vm,1000,1000,0,0,0")
+	s.goTo(caller, "macro-dial-one", "s")
+	s.app(caller, "Dial", "PJSIP/1000/sip:1000@10.0.0.10:5060,15,trb(func-apply-sipheaders^s^1)")
+	s.create(callee, "PJSIP/1000-00000002", "Down", "1000", "from-internal", "s", caller)
+	s.dialString(caller, callee, "", "1000/sip:1000@10.0.0.10:5060", "")
+	s.state(callee, "Up")
+	s.dialString(caller, callee, "ANSWER", "", "")
+	s.hangup(caller, false, 16)
+	s.destroy(callee, 16)
+	s.destroy(caller, 16)
+}
+
 // A callee's predial routine runs before the Dial that names its caller:
 // without the linked id (FreePBX's default ari.conf) the leg is still no
 // call of its own, and the outbound call is answered outside.
@@ -212,17 +228,7 @@ func TestIVRDirectDialIsTheMenuThenTheExtension(t *testing.T) {
 	s.app("d.0", "Set", "__NODEST=")
 	s.goTo("d.0", "from-did-direct-ivr", "1000")
 	s.app("d.0", "Goto", "1000,from-did-direct,1")
-	s.goTo("d.0", "ext-local", "1000")
-	s.app("d.0", "Macro", "exten-vm,1000,1000,0,0,0")
-	s.goTo("d.0", "macro-dial-one", "s")
-	s.app("d.0", "Dial", "PJSIP/1000/sip:1000@10.0.0.10:5060,15,trb(func-apply-sipheaders^s^1)")
-	s.create("d.1", "PJSIP/1000-00000002", "Down", "1000", "from-internal", "s", "d.0")
-	s.dialString("d.0", "d.1", "", "1000/sip:1000@10.0.0.10:5060", "")
-	s.state("d.1", "Up")
-	s.dialString("d.0", "d.1", "ANSWER", "", "")
-	s.hangup("d.0", false, 16)
-	s.destroy("d.1", 16)
-	s.destroy("d.0", 16)
+	fpbxExtensionAnswers(s, "d.0", "d.1")
 
 	assert.Equal(t, []EventType{CallInit, CallInitMenu, CallInitExtension, CallHangup}, s.types())
 	assert.Equal(t, "3", s.last(CallInitMenu).Destination)
@@ -341,17 +347,7 @@ func TestFreePBXAnnouncementIsNoMenu(t *testing.T) {
 	s.goTo("a.0", "app-announcement-1", "1")
 	s.app("a.0", "NoOp", "User skipped announcement")
 	s.app("a.0", "Goto", "from-did-direct,1000,1")
-	s.goTo("a.0", "ext-local", "1000")
-	s.app("a.0", "Macro", "exten-vm,1000,1000,0,0,0")
-	s.goTo("a.0", "macro-dial-one", "s")
-	s.app("a.0", "Dial", "PJSIP/1000/sip:1000@10.0.0.10:5060,15,trb(func-apply-sipheaders^s^1)")
-	s.create("a.1", "PJSIP/1000-00000002", "Down", "1000", "from-internal", "s", "a.0")
-	s.dialString("a.0", "a.1", "", "1000/sip:1000@10.0.0.10:5060", "")
-	s.state("a.1", "Up")
-	s.dialString("a.0", "a.1", "ANSWER", "", "")
-	s.hangup("a.0", false, 16)
-	s.destroy("a.1", 16)
-	s.destroy("a.0", 16)
+	fpbxExtensionAnswers(s, "a.0", "a.1")
 
 	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallHangup}, s.types())
 	assert.Equal(t, "1000", s.last(CallInitExtension).Destination)

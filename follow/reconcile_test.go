@@ -658,6 +658,21 @@ func TestListNeverBringsBackAnEndedChannel(t *testing.T) {
 	stop()
 }
 
+// reconnecting is a Follower whose connections are sessions, one after
+// another, reconnecting at once; once they are all used, it waits.
+func reconnecting(sessions ...Session) *Follower {
+	return New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
+		func(ctx context.Context) (Session, error) {
+			if len(sessions) == 0 {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			s := sessions[0]
+			sessions = sessions[1:]
+			return s, nil
+		})
+}
+
 // The same holds across a reconnect: the first list of the next
 // connection, lagging, still shows a leg whose end the last one read.
 func TestReconnectListNeverBringsBackAnEndedChannel(t *testing.T) {
@@ -670,17 +685,7 @@ func TestReconnectListNeverBringsBackAnEndedChannel(t *testing.T) {
 	second.list.At = t0.Add(3 * time.Second)
 	second.inputs <- cdr.Input{Kind: cdr.KindDestroyed, Time: t0.Add(3 * time.Second), Server: "fs", Channel: a}
 	second.inputs <- cdr.Input{Kind: cdr.KindDTMF, Time: t0.Add(4 * time.Second), Server: "fs", Channel: ch("z", "Up", t0)}
-	sessions := []Session{first, second}
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
-		func(ctx context.Context) (Session, error) {
-			if len(sessions) == 0 {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			s := sessions[0]
-			sessions = sessions[1:]
-			return s, nil
-		})
+	f := reconnecting(first, second)
 	f.Seed([]cdr.Input{{Kind: cdr.KindCreated, Time: t0, Server: "fs", Channel: a}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -845,17 +850,7 @@ func TestReconnectKeepsWhatTheListBeforeTheDropShowed(t *testing.T) {
 	second := &played{list: Listing{At: at.Add(time.Minute)}, inputs: make(chan cdr.Input, 1), closed: make(chan struct{})}
 	last := cdr.Input{Kind: cdr.KindDTMF, Time: at.Add(2 * time.Minute), Server: "pbx", Channel: ch("z", "Up", at)}
 	second.inputs <- last
-	sessions := []Session{first, second}
-	f := New(Config{Name: "test", PBX: "Test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
-		func(ctx context.Context) (Session, error) {
-			if len(sessions) == 0 {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			s := sessions[0]
-			sessions = sessions[1:]
-			return s, nil
-		})
+	f := reconnecting(first, second)
 	f.Seed([]cdr.Input{
 		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: caller},
 		{Kind: cdr.KindCreated, Time: t0, Server: "pbx", Channel: callee},
