@@ -291,3 +291,52 @@ func TestBridgeThroughAGatewayWithVariablesIsOutside(t *testing.T) {
 	assert.Equal(t, []EventType{CallInit, CallHangup}, s.types())
 	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTERNAL/905321112233", "905321112233 CONNECTING_TO_EXTERNAL/"}, flowOf(s.last(CallHangup)))
 }
+
+// The stock dialplan parks calls with mod_fifo: 1000 sends the caller to
+// 5900, whose "fifo 5900@DOMAIN in" holds it; 1001 dials 5901, whose
+// "fifo 5900@DOMAIN out nowait" bridges 1001, the consumer, to the
+// caller (switch_ivr_multi_threaded_bridge from the consumer's session:
+// its CHANNEL_BRIDGE names the caller as the other leg). The park step is
+// the space's, and 1001 takes the call.
+func TestStockParkThroughFIFO(t *testing.T) {
+	s := fsInbound(t, "default", "1000")
+	s.app("c", "bridge", "user/1000@192.168.1.10")
+	s.answeredBy("a", "sofia/internal/sip:1000@192.168.1.50:5060", "1000")
+	s.feed(Input{Kind: KindBridgeLeave, Channel: *s.ch["c"], Bridge: "c"})
+	s.destroy("a", 16)
+	s.goTo("c", "default", "5900")
+	s.app("c", "set", "fifo_music=local_stream://moh")
+	s.app("c", "fifo", "5900@192.168.1.10 in")
+	s.create("r", "sofia/internal/1001@192.168.1.51:5060", "Ring", "1001", "default", "5901", "r")
+	s.app("r", "answer", "")
+	s.state("r", "Up")
+	s.app("r", "fifo", "5900@192.168.1.10 out nowait")
+	s.bridge("r", "r", "c")
+	s.endCaller("r")
+
+	assert.Equal(t, []EventType{CallInit, CallInitExtension, CallInitExtension, CallHangup}, s.types())
+	assert.Equal(t, []string{"1000", "1001"}, destinations(s))
+	h := s.last(CallHangup)
+	assert.Equal(t, []string{"908508850000 REDIRECTED_TO_EXTENSION/1000", "1000 OTHER/5900", "5900 REDIRECTED_TO_EXTENSION/1001", "1001 CONNECTING_TO_EXTENSION/"}, flowOf(h))
+	assert.Equal(t, "SUCCESS", h.ResultDisposition)
+}
+
+func TestFIFONode(t *testing.T) {
+	for _, tc := range []struct {
+		data    string
+		space   string
+		entered bool
+	}{
+		{"5900@192.168.1.10 in", "5900", true},
+		{"701@example.com in undef local_stream://moh", "701", true},
+		{"sales!3 IN", "sales", true},
+		{"5900@192.168.1.10 out nowait", "5900", false},
+		{"sales,support out wait", "", false},
+		{"5900", "", false},
+		{"5900 sideways", "", false},
+	} {
+		space, entered := fifoNode(tc.data)
+		assert.Equal(t, tc.space, space, tc.data)
+		assert.Equal(t, tc.entered, entered, tc.data)
+	}
+}

@@ -386,6 +386,29 @@ func retrievedSpace(app, data string) string {
 		if f := strings.Fields(data); len(f) == 2 && f[1] != "auto" {
 			return f[1]
 		}
+	case appIs(app, "fifo"):
+		if space, entered := fifoNode(data); !entered {
+			return space
+		}
 	}
 	return ""
+}
+
+// fifoNode reads FreeSWITCH's "fifo NAME[!IMPORTANCE][@DOMAIN] in|out
+// ...": the space a caller waits in (in) or a consumer takes a call from
+// (out), "" when that is not one node (a consumer serving a list of them).
+func fifoNode(data string) (space string, entered bool) {
+	f := strings.Fields(data)
+	if len(f) < 2 {
+		return "", false
+	}
+	entered = strings.EqualFold(f[1], "in")
+	if !entered && !strings.EqualFold(f[1], "out") || strings.Contains(f[0], ",") {
+		return "", entered
+	}
+	name, _, _ := strings.Cut(f[0], "@")
+	if i := strings.LastIndexByte(name, '!'); i >= 0 {
+		name = name[:i]
+	}
+	return name, entered
 }

@@ -940,6 +940,14 @@ func (t *Tracker) route(c *call, in Input, out []Event) []Event {
 			return t.park(c, f[1], in.Time, out)
 		}
 		return t.park(c, "", in.Time, out)
+	case app == "fifo":
+		// mod_fifo holds a caller until a consumer takes it: FreeSWITCH's
+		// stock dialplan parks calls this way (5900, park+N, a phone's
+		// park orbit), and a consumer's "fifo NAME out" retrieves them.
+		if space, entered := fifoNode(ch.AppData); entered {
+			return t.park(c, space, in.Time, out)
+		}
+		return out
 	case app == "queue" || app == "callcenter":
 		name, _, _ := strings.Cut(ch.AppData, ",")
 		name, _, _ = strings.Cut(name, "@")
