@@ -295,13 +295,19 @@ func open(path string, create bool) (*Store, error) {
 	// costs one sync per group, not per row. IMMEDIATE takes the write lock
 	// at BEGIN, where busy_timeout can wait for it, rather than failing
 	// when a read transaction tries to upgrade.
-	dsn := path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
+	// WAL is set once the file is known to be kanca's (see wal): a journal
+	// mode lives in the file, and another program's is not kanca's to change.
+	dsn := path + "?_busy_timeout=10000&_synchronous=FULL&_foreign_keys=1&_txlock=immediate"
 	db, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open hook store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, wake: make(chan struct{}, 1)}
 	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.wal(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -412,6 +418,20 @@ func prepareFile(path string, create bool) error {
 	}
 	if !bytes.Equal(head[:n], []byte("SQLite format 3\x00")) {
 		return fmt.Errorf("open hook store %s: not a SQLite database", path)
+	}
+	return nil
+}
+
+// wal puts the database in WAL mode, where readers and the one writer do
+// not wait for each other. The mode is the file's: every connection opened
+// after it uses it.
+func (s *Store) wal(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("open hook store %s: journal mode: %w", s.path, err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("open hook store %s: journal mode is %s, not wal (a file system without shared memory?)", s.path, mode)
 	}
 	return nil
 }

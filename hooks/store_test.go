@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -68,6 +69,11 @@ func TestOpenRefusesForeignDatabase(t *testing.T) {
 	var n int
 	require.NoError(t, raw.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'hooks'").Scan(&n))
 	assert.Zero(t, n)
+	var mode string
+	require.NoError(t, raw.QueryRow("PRAGMA journal_mode").Scan(&mode))
+	assert.Equal(t, "delete", mode, "its journal mode is its own program's")
+	_, err = os.Stat(path + "-wal")
+	assert.ErrorIs(t, err, fs.ErrNotExist)
 }
 
 func TestOpenRefusesNonSQLiteFile(t *testing.T) {
