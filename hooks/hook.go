@@ -191,6 +191,22 @@ func (h Hook) withDefaults() Hook {
 	return h
 }
 
+// nationalForm says what is wrong with a PBX number written as it is dialled
+// from inside its country (0850...) or with the 00 of an international call:
+// kanca sends, and matches hooks by, numbers in international form, so such
+// a hook would never receive a call. Short numbers are left alone: kanca
+// sends an extension as dialled.
+func nationalForm(number string) string {
+	const longestExtension = 6 // cdr's default ExtensionMaxDigits
+	switch {
+	case len(number) <= longestExtension || number[0] != '0':
+		return ""
+	case strings.HasPrefix(number, "00"):
+		return fmt.Sprintf("number %q has the 00 of an international call: write it without it, as %s", number, number[2:])
+	}
+	return fmt.Sprintf("number %q is in national form: write it in international form, the country code in place of the 0 (in Turkey, 90%s)", number, number[1:])
+}
+
 // Validate checks a hook and normalises its event spellings and format. The
 // error is one line naming every problem, and never contains a credential.
 func (h *Hook) Validate() error {
@@ -201,6 +217,8 @@ func (h *Hook) Validate() error {
 		probs = append(probs, "number is required")
 	} else if !validNumber(h.Number, h.URL) {
 		probs = append(probs, fmt.Sprintf("number %q must be digits only (international form without +)", h.Number))
+	} else if p := nationalForm(h.Number); p != "" {
+		probs = append(probs, p)
 	}
 	if err := checkURL(h.URL); err != nil {
 		probs = append(probs, err.Error())

@@ -153,6 +153,7 @@ func TestBadInput(t *testing.T) {
 		{"hooks add unknown flag", db(d.good, "hooks", "add", "--numbr", "1"), nil, "kanca hooks add: unknown flag: --numbr"},
 		{"hooks add letters", db(d.good, "hooks", "add", "--number", "+90850885000O", "--url", "http://x/"), nil, `number "90850885000O" must be digits only`},
 		{"hooks add dashes", db(d.good, "hooks", "add", "--number", "0850-885-0000", "--url", "http://x/"), nil, "must be digits only"},
+		{"hooks add national form", db(d.good, "hooks", "add", "--number", "0850 885 00 00", "--url", "http://x/"), nil, "is in national form: write it in international form, the country code in place of the 0 (in Turkey, 908508850000)"},
 		{"hooks add no number", db(d.good, "hooks", "add", "--url", "http://x/"), nil, "number is required"},
 		{"hooks add relative url", db(d.good, "hooks", "add", "--number", "1", "--url", "crm.example/hook"), nil, `url "crm.example/hook" must be absolute http or https`},
 		{"hooks add ftp url", db(d.good, "hooks", "add", "--number", "1", "--url", "ftp://crm.example/"), nil, "must be absolute http or https"},
@@ -214,7 +215,8 @@ func TestBadInput(t *testing.T) {
 		// kanca run
 		{"run unknown flag", db(d.good, "run", "--ari-pass", "x"), ari, "kanca run: unknown flag: --ari-pass"},
 		{"run argument", db(d.good, "run", "now"), ari, `unknown command "now" for "kanca run"`},
-		{"run no ARI user", db(d.good, "run"), nil, "ARI needs an ari.conf user"},
+		{"run no ARI user", db(d.good, "run"), nil, "no ARI user: set --ari-user or KANCA_ARI_USER to the ari.conf user kanca logs in as"},
+		{"run ARI url without scheme", db(d.good, "run", "--ari-url", "127.0.0.1:8088"), ari, `URL "127.0.0.1:8088" has no scheme: write it as http://127.0.0.1:8088`},
 		{"run ARI url", db(d.good, "run", "--ari-url", "asterisk:8088"), ari, "ari: URL"},
 		{"run ARI password file", db(d.good, "run", "--ari-password-file", filepath.Join(d.dir, "nope")), ari, "read ARI password"},
 		{"run deny net", db(d.good, "run", "--hook-deny-net", "10.0.0.0/33"), ari, `"10.0.0.0/33" is not a CIDR prefix`},
