@@ -120,9 +120,17 @@ func New(cfg Config) (*Source, error) {
 	}
 
 	u, err := url.Parse(cfg.URL)
+	if !strings.Contains(cfg.URL, "://") {
+		// host:port parses as a scheme and an opaque rest, or not at all.
+		if strings.Contains(cfg.URL, "@") {
+			// Quoted, it would show the password before the @.
+			return nil, errors.New("ari: URL has no scheme and carries credentials: write it as http://host:port, with the user and password set apart")
+		}
+		return nil, fmt.Errorf("ari: URL %q has no scheme: write it as http://%s", cfg.URL, cfg.URL)
+	}
 	if err != nil {
 		// url.Error quotes the input, which could hold a password.
-		return nil, errors.New("ari: URL does not parse")
+		return nil, errors.New("ari: URL does not parse: want http://host:port, Asterisk's http.conf bindaddr and bindport")
 	}
 	if u.User != nil {
 		return nil, errors.New("ari: URL must not carry credentials; set User and Password")
@@ -139,7 +147,9 @@ func New(cfg Config) (*Source, error) {
 	default:
 		return nil, fmt.Errorf("ari: URL %q: scheme must be http, https, ws or wss", u.Redacted())
 	}
-	base := strings.TrimSuffix(u.Path, "/") + "/ari"
+	// Asterisk serves ARI at PREFIX/ari: a URL given with its /ari (as
+	// Asterisk's own docs write it) is the same server.
+	base := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/ari") + "/ari"
 	rest.Path = base
 	ws.Path = base + "/events"
 	ws.RawQuery = url.Values{"app": {cfg.App}, "subscribeAll": {"true"}}.Encode()

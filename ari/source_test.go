@@ -309,8 +309,17 @@ func TestNewChecksConfig(t *testing.T) {
 	assert.Equal(t, "wss://pbx.example:8089/asterisk/ari/events?app=a+b&subscribeAll=true", s.eventsURL)
 	assert.Equal(t, "https://pbx.example:8089/asterisk/ari", s.restURL)
 
+	// Asterisk's own docs write ARI's URL with its /ari: the same server.
+	s, err = New(Config{URL: "https://pbx.example:8089/asterisk/ari/", User: "u"})
+	require.NoError(t, err)
+	assert.Equal(t, "https://pbx.example:8089/asterisk/ari", s.restURL)
+
+	_, err = New(Config{URL: "127.0.0.1:8088", User: "u"})
+	require.EqualError(t, err, `ari: URL "127.0.0.1:8088" has no scheme: write it as http://127.0.0.1:8088`)
+
 	for _, bad := range []Config{
 		{URL: "http://u:hunter2@pbx:8088", User: "u"},
+		{URL: "u:hunter2@127.0.0.1:8088", User: "u"},
 		{URL: "ftp://pbx", User: "u"},
 		{URL: "http://pbx:8088/?x=1", User: "u"},
 		{URL: "pbx:8088", User: "u"},

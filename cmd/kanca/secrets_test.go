@@ -103,8 +103,11 @@ func TestSecretsStayHidden(t *testing.T) {
 		r := keep(fmt.Sprintf("add URL with credentials %d", i), kanca(t, dir, env, "hooks", "add", "--number", number, "--url", u))
 		assert.Equal(t, 1, r.code)
 	}
-	r := keep("run ARI URL with password", kanca(t, dir, slices.Concat(env, []string{"KANCA_ARI_URL=http://kanca:" + ariPass + "@127.0.0.1:8088"}), "run"))
-	assert.Equal(t, 1, r.code)
+	for i, u := range []string{"http://kanca:" + ariPass + "@127.0.0.1:8088", "kanca:" + ariPass + "@127.0.0.1:8088"} {
+		r := keep(fmt.Sprintf("run ARI URL with password %d", i), kanca(t, dir, slices.Concat(env, []string{"KANCA_ARI_URL=" + u}), "run"))
+		assert.Equal(t, 1, r.code)
+		keep(fmt.Sprintf("run --help, ARI URL with password %d", i), kanca(t, dir, slices.Concat(env, []string{"KANCA_ARI_URL=" + u}), "run", "--help"))
+	}
 
 	// --help everywhere, with every secret in the environment and a
 	// password in the ARI URL.

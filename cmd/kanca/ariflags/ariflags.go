@@ -3,6 +3,7 @@
 package ariflags
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -27,7 +28,7 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.URL, "ari-url", envdefault.String("KANCA_ARI_URL", "http://127.0.0.1:8088"), "Asterisk HTTP server with ARI [KANCA_ARI_URL]")
 	// The default comes from the environment and is printed by --help: a
 	// password put in the URL by mistake must not be (kanca refuses it).
-	if u, err := url.Parse(f.URL); err != nil || u.User != nil {
+	if u, err := url.Parse(f.URL); err != nil || u.User != nil || strings.Contains(f.URL, "@") {
 		fs.Lookup("ari-url").DefValue = "(KANCA_ARI_URL, not shown: it does not parse or carries credentials)"
 	}
 	fs.StringVar(&f.User, "ari-user", os.Getenv("KANCA_ARI_USER"), "ari.conf user [KANCA_ARI_USER]")
@@ -38,6 +39,9 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 // Config returns the ari.Config the flags describe, with the password read
 // from --ari-password-file or KANCA_ARI_PASSWORD.
 func (f *Flags) Config(log *slog.Logger) (ari.Config, error) {
+	if f.User == "" {
+		return ari.Config{}, errors.New("no ARI user: set --ari-user or KANCA_ARI_USER to the ari.conf user kanca logs in as")
+	}
 	password := os.Getenv("KANCA_ARI_PASSWORD")
 	if f.PasswordFile != "" {
 		b, err := os.ReadFile(f.PasswordFile)
