@@ -225,7 +225,7 @@ func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 			rows.Close()
 			return rep, fmt.Errorf("import hooks: %w", err)
 		}
-		k := [2]string{h.Number, h.URL}
+		k := identity(h)
 		existing[k] = append(existing[k], h)
 	}
 	rows.Close()
@@ -240,7 +240,7 @@ func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 	var probs []string
 	seen := map[[2]string]bool{}
 	for _, h := range hs {
-		k := [2]string{h.Number, h.URL}
+		k := identity(h)
 		if seen[k] {
 			probs = append(probs, fmt.Sprintf("%s for %s given twice", redactURL(h.URL), h.Number))
 			continue
@@ -366,4 +366,20 @@ func insertHook(ctx context.Context, db interface {
 		return Hook{}, fmt.Errorf("add hook for %s: %w", h.Number, err)
 	}
 	return h, nil
+}
+
+// identity is what an import knows a hook by: its number and URL.
+func identity(h Hook) [2]string { return [2]string{h.Number, h.URL} }
+
+// Twins returns the ids of the other hooks in hs that share h's number and
+// URL: each gets the same calls, and an import, which knows a hook by its
+// number and URL, cannot tell them apart.
+func Twins(hs []Hook, h Hook) []int64 {
+	var ids []int64
+	for _, o := range hs {
+		if o.ID != h.ID && identity(o) == identity(h) {
+			ids = append(ids, o.ID)
+		}
+	}
+	return ids
 }

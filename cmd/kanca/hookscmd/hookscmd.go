@@ -234,13 +234,14 @@ for a fax) wants --events call_init,call_hangup,fax_init.`,
 					return err
 				}
 				warnRefused(ctx, cmd.ErrOrStderr(), h)
+				warnTwins(ctx, cmd.ErrOrStderr(), s, h)
 				if err := out(cmd).hook(h); err != nil {
 					return err
 				}
 				// On standard error, so that --json output stays JSON.
 				fmt.Fprintf(cmd.ErrOrStderr(), "hook %d stored in %s; %s\n", h.ID, s.Where(), db.Users())
 				fmt.Fprintf(cmd.ErrOrStderr(), "it gets %s\n", strings.Join(h.Events, ", "))
-				if !f.changed("events") {
+				if !f.changed("events") && h.Preset == "" {
 					fmt.Fprintln(cmd.ErrOrStderr(), "a receiver written for the first Bulutfon revision (it takes every other event for a fax) wants --events call_init,call_hangup,fax_init")
 				}
 				return nil
@@ -339,6 +340,9 @@ preset; --url-template "" or --header-template NAME= drops that template;
 				}
 				if u.URL != nil {
 					warnRefused(ctx, cmd.ErrOrStderr(), h)
+				}
+				if u.URL != nil || u.Number != nil {
+					warnTwins(ctx, cmd.ErrOrStderr(), s, h)
 				}
 				return out(cmd).hook(h)
 			})
@@ -692,4 +696,17 @@ func optInt(p *int64) string {
 		return "-"
 	}
 	return strconv.FormatInt(*p, 10)
+}
+
+// warnTwins warns when h has the number and URL of another hook: the
+// receiver gets each call's events from both, and kanca hooks import, which
+// knows a hook by its number and URL, refuses a file exported with both.
+func warnTwins(ctx context.Context, w io.Writer, s hooks.Catalog, h hooks.Hook) {
+	hs, err := s.ListHooks(ctx)
+	if err != nil {
+		return
+	}
+	for _, id := range hooks.Twins(hs, h) {
+		fmt.Fprintf(w, "warning: hook %d sends the calls of %s to the same URL: the receiver gets every event twice, and kanca hooks import refuses an export holding both; change hook %d instead (kanca hooks update %d) and remove this one (kanca hooks remove %d)\n", id, h.Number, id, id, h.ID)
+	}
 }

@@ -266,3 +266,48 @@ func TestAddAndTestSayWhatHappened(t *testing.T) {
 
 	assert.Regexp(t, `^HTTP 200 OK in \d+ms\n\(empty answer: .* --format json\)\n$`, ok(t, "kanca.db", "test", "1"))
 }
+
+// A second hook for the same number and URL is stored (a receiver may
+// want two formats) but warned of when added, and again by an export that
+// its own import would refuse. One of another URL or number is not.
+func TestHookOfTheSameNumberAndURLIsWarnedOf(t *testing.T) {
+	db := tempDB(t)
+	_, stderr, err := kanca(t, db, "add", "--number", "908508850000", "--url", "https://crm.example/kanca", "--format", "form")
+	require.NoError(t, err)
+	assert.NotContains(t, stderr, "warning")
+	_, stderr, err = kanca(t, db, "add", "--number", "908508850001", "--url", "https://crm.example/kanca")
+	require.NoError(t, err)
+	assert.NotContains(t, stderr, "warning")
+
+	_, stderr, err = kanca(t, db, "add", "--number", "908508850000", "--url", "https://crm.example/kanca", "--events", "call_hangup")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "warning: hook 1 sends the calls of 908508850000 to the same URL: the receiver gets every event twice, and kanca hooks import refuses an export holding both; change hook 1 instead (kanca hooks update 1) and remove this one (kanca hooks remove 3)")
+
+	exported, stderr, err := kanca(t, db, "export")
+	require.NoError(t, err)
+	assert.Equal(t, "warning: hooks 1 and 3 send the calls of 908508850000 to the same URL: kanca hooks import refuses this file until one of them is removed\n", stderr)
+	file := filepath.Join(t.TempDir(), "hooks.json")
+	require.NoError(t, os.WriteFile(file, []byte(exported), 0o600))
+	_, _, err = kanca(t, db, "import", file)
+	require.ErrorContains(t, err, "matches 2 hooks")
+
+	ok(t, db, "remove", "3")
+	_, stderr, err = kanca(t, db, "export")
+	require.NoError(t, err)
+	assert.Empty(t, stderr)
+	_, stderr, err = kanca(t, db, "update", "2", "--number", "908508850000")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "warning: hook 1 sends the calls of 908508850000 to the same URL")
+}
+
+// The hint for receivers written for Bulutfon's first revision is for
+// Bulutfon-shaped bodies, not a preset's message.
+func TestBulutfonHintIsForBulutfonBodies(t *testing.T) {
+	db := tempDB(t)
+	_, stderr, err := kanca(t, db, "add", "--number", "908508850000", "--url", "https://crm.example/kanca")
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "first Bulutfon revision")
+	_, stderr, err = kanca(t, db, "add", "--number", "908508850000", "--preset", "slack", "--url", "https://hooks.slack.com/services/T000/B000/XXXX")
+	require.NoError(t, err)
+	assert.NotContains(t, stderr, "first Bulutfon revision")
+}

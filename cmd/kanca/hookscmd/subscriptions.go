@@ -91,6 +91,11 @@ be kept in version control without leaking a password or key.`,
 				if err != nil {
 					return err
 				}
+				for _, h := range hs {
+					if twins := hooks.Twins(hs, h); len(twins) > 0 && twins[0] > h.ID {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: hooks %d and %d send the calls of %s to the same URL: kanca hooks import refuses this file until one of them is removed\n", h.ID, twins[0], h.Number)
+					}
+				}
 				return hooks.ExportSubscriptions(cmd.OutOrStdout(), hs)
 			})
 		}),
