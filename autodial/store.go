@@ -24,6 +24,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+
+	"github.com/kanca/kanca/internal/owner"
 )
 
 // ErrNotFound is returned for a key or request that does not exist.
@@ -96,6 +98,9 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open call store: %w", err)
 	}
 	f.Close()
+	if err := owner.OfDirectory(path); err != nil {
+		return nil, fmt.Errorf("open call store: %w", err)
+	}
 	db, err := sql.Open("sqlite3", path+"?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open call store %s: %w", path, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/kanca/kanca/formats"
+	"github.com/kanca/kanca/internal/owner"
 	"github.com/kanca/kanca/templates"
 )
 
@@ -402,7 +403,10 @@ func prepareFile(path string, create bool) error {
 		if err != nil {
 			return fmt.Errorf("create hook store %s: %w", path, err)
 		}
-		return nf.Close()
+		if err := nf.Close(); err != nil {
+			return fmt.Errorf("create hook store %s: %w", path, err)
+		}
+		return owner.OfDirectory(path)
 	}
 	if err != nil {
 		return fmt.Errorf("open hook store %s: %w", path, err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kanca/kanca/internal/owner"
 )
 
 // Lock is a held lock; Release lets it go.
@@ -49,6 +51,10 @@ func Acquire(db string) (*Lock, error) {
 	path := Path(db)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("lock database %s: %w", db, err)
+	}
+	if err := owner.OfDirectory(path); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("lock database %s: %w", db, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {

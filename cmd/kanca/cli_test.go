@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,4 +313,37 @@ func TestStatus(t *testing.T) {
 	var rep map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
 	assert.Equal(t, "database", rep["from"])
+}
+
+// An admin runs kanca with sudo beside a service that runs as a user of
+// its own: the database, its journal, the call store and the run lock
+// kanca creates then belong to the database directory's owner, so the
+// service can still open them.
+func TestFilesMadeAsRootBelongToTheDatabaseDirectorysOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("gives files away only as root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	require.NoError(t, os.Mkdir(state, 0o700))
+	require.NoError(t, os.Chown(state, 65534, 65534))
+	db := filepath.Join(state, "kanca.db")
+	for _, args := range [][]string{
+		{"hooks", "add", "--number", "908508850000", "--url", "http://127.0.0.1:9/"},
+		{"keys", "add", "grafana", "--from", "908508850000"},
+	} {
+		r := kanca(t, dir, nil, append([]string{"--db", db}, args...)...)
+		require.Zero(t, r.code, "%v: %s", args, r.stderr)
+	}
+	d := startKanca(t, dir, []string{"KANCA_ARI_USER=kanca"}, "run", "--db", db, "--ari-url", "http://127.0.0.1:9")
+	waitUntil(t, "the run lock", func() bool { _, err := os.Stat(db + ".lock"); return err == nil })
+	entries, err := os.ReadDir(state)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(entries), 3)
+	for _, e := range entries {
+		fi, err := e.Info()
+		require.NoError(t, err)
+		assert.Equal(t, uint32(65534), fi.Sys().(*syscall.Stat_t).Uid, e.Name())
+	}
+	d.stop(t)
 }
