@@ -31,6 +31,9 @@ type Options struct {
 	Reorder func(io.Reader) io.Reader
 	// Progress, when set, is told how many frames have been read so far.
 	Progress func(frames int)
+	// Mistaken, when set, is asked about a frame Decode refused: what it is
+	// instead (another PBX's event), for the error to say; "" when unsure.
+	Mistaken func(frame []byte) string
 }
 
 // Stats counts what a replay saw.
@@ -108,6 +111,11 @@ func (r *run) file(name string, stdin io.Reader) error {
 		}
 		in, ok, err := r.o.Decode(frame)
 		if err != nil {
+			if r.o.Mistaken != nil {
+				if hint := r.o.Mistaken(frame); hint != "" {
+					return fmt.Errorf("replay %s:%d: %w (%s)", name, line, err, hint)
+				}
+			}
 			return fmt.Errorf("replay %s:%d: %w", name, line, err)
 		}
 		if !ok {

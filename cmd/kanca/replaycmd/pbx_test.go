@@ -42,10 +42,22 @@ func TestReplayFreeSWITCH(t *testing.T) {
 func TestReplayPBXFlag(t *testing.T) {
 	// FreeSWITCH events read as ARI frames (the default) are refused, not
 	// silently skipped.
+	// The error says which --pbx the recording wants.
 	_, _, err := run(t, "", "-q", fsTrace)
-	if assert.Error(t, err) {
-		assert.Contains(t, err.Error(), "malformed ARI frame")
-	}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "events.ndjson:1: malformed ARI frame: no event type (a FreeSWITCH event: replay it with --pbx freeswitch)")
+	_, _, err = run(t, "", "-q", "--pbx", "freeswitch", "../../../testdata/ari/s01-answered-caller-hangs-up/events.ndjson")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "events.ndjson:1: malformed FreeSWITCH event: no Event-Name (an Asterisk ARI frame: replay it with --pbx asterisk, the default)")
+	// A line that is neither gets no guess.
+	_, _, err = run(t, `{"hello":"world"}`+"\n", "-q", "-")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "(")
+
+	// A file that is not there is no replay: no summary of nothing read.
+	_, stderr, err := run(t, "", "nope.ndjson")
+	require.ErrorContains(t, err, "nope.ndjson: no such file or directory")
+	assert.NotContains(t, stderr, "frames read")
 
 	_, _, err = run(t, "", "-q", "--pbx", "yate", fsTrace)
 	if assert.Error(t, err) {

@@ -3,6 +3,7 @@
 package replaycmd
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -54,8 +55,24 @@ printed.`,
 			o := replay.Options{Decode: ari.DecodeReading(tcfg.ReadsVariable), Tracker: tcfg, Format: fo}
 			switch pbx {
 			case "asterisk":
+				o.Mistaken = func(frame []byte) string {
+					if f, err := esl.ParseJSON(frame); err == nil && f.Get("Event-Name") != "" {
+						return "a FreeSWITCH event: replay it with --pbx freeswitch"
+					}
+					return ""
+				}
 			case "freeswitch":
 				o.Decode, o.Reorder = esl.Decode, esl.Reorder
+				o.Mistaken = func(frame []byte) string {
+					var head struct {
+						Type      string `json:"type"`
+						Timestamp string `json:"timestamp"`
+					}
+					if json.Unmarshal(frame, &head) == nil && head.Type != "" && head.Timestamp != "" {
+						return "an Asterisk ARI frame: replay it with --pbx asterisk, the default"
+					}
+					return ""
+				}
 			default:
 				return fmt.Errorf("--pbx %q: want asterisk or freeswitch", pbx)
 			}
@@ -69,7 +86,7 @@ printed.`,
 			}
 			st, err := replay.Files(args, cmd.InOrStdin(), cmd.OutOrStdout(), o)
 			line.Clear()
-			if !quiet {
+			if !quiet && (err == nil || st.Frames > 0) {
 				fmt.Fprintf(stderr, "replay: %d frames read, %d used, %d webhooks written\n", st.Frames, st.Inputs, st.Events)
 			}
 			return err
