@@ -334,8 +334,9 @@ holds no hooks and sends nothing itself.`,
 	fs.StringVar(&listen, "listen", os.Getenv("KANCA_LISTEN"), "serve /metrics, /healthz and the read-only API on this address, e.g. 127.0.0.1:9090 (default off) [KANCA_LISTEN]")
 	fs.StringVar(&records, "pbx-records", os.Getenv("KANCA_PBX_RECORDS"), "the PBX's own call records, to close a gap from: mysql://user:password@host:3306/asteriskcdrdb or postgres://... (Asterisk CEL and CDR tables, or FusionPBX's v_xml_cdr), an Asterisk CEL CSV file or its directory, or FreeSWITCH's mod_json_cdr or mod_xml_cdr directory (default off) [KANCA_PBX_RECORDS]")
 	fs.StringVar(&publicURL, "public-url", os.Getenv("KANCA_PUBLIC_URL"), "base URL receivers reach --listen at, for cdr_url (default http://ADDR) [KANCA_PUBLIC_URL]")
-	fs.DurationVar(&deadKeep, "dead-retention", hooks.DefaultDeadRetention,
-		"how long dead deliveries, and events held for a disabled hook, are kept (0: until retried or released)")
+	deadKeep = hooks.DefaultDeadRetention
+	fs.Var((*days)(&deadKeep), "dead-retention",
+		"how long dead deliveries, and events held for a disabled hook, are kept: 30d, 720h (0: until retried or released)")
 	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file, until kanca stops")
 	tf.Register(fs)
 	lf.Register(fs)
