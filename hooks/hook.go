@@ -191,6 +191,12 @@ func (h Hook) withDefaults() Hook {
 	return h
 }
 
+// plainNumber is a number as hooks store it: +90 850 885 00 00, as
+// numbers are written, is 908508850000.
+func plainNumber(number string) string {
+	return strings.TrimPrefix(strings.Join(strings.Fields(number), ""), "+")
+}
+
 // nationalForm says what is wrong with a PBX number written as it is dialled
 // from inside its country (0850...) or with the 00 of an international call:
 // kanca sends, and matches hooks by, numbers in international form, so such
@@ -211,8 +217,7 @@ func nationalForm(number string) string {
 // error is one line naming every problem, and never contains a credential.
 func (h *Hook) Validate() error {
 	var probs []string
-	// +90 850 885 00 00, as numbers are written, is 908508850000.
-	h.Number = strings.TrimPrefix(strings.Join(strings.Fields(h.Number), ""), "+")
+	h.Number = plainNumber(h.Number)
 	if h.Number == "" {
 		probs = append(probs, "number is required")
 	} else if !validNumber(h.Number, h.URL) {

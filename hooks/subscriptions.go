@@ -47,6 +47,10 @@ type Subscription struct {
 	AccountID          *int64            `json:"account_id,omitempty"`
 	Timeout            string            `json:"timeout,omitempty"`
 	InsecureSkipVerify bool              `json:"insecure_skip_verify,omitempty"`
+	MaxInFlight        int               `json:"max_in_flight,omitempty"`
+	// Disabled adds the hook disabled, or disables it; an import never
+	// enables a hook (kanca hooks enable says what its held events become).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // ParseSubscriptions reads a subscription file into hooks, defaults
@@ -124,6 +128,7 @@ func (s Subscription) hook(u, number string, getenv func(string) (string, bool))
 		Method: strings.ToUpper(s.Method), Preset: s.Preset, Lang: s.Lang, TZ: s.TZ, Params: s.Params,
 		User: s.User, Password: s.Password, Secret: s.Secret,
 		DomainID: s.DomainID, AccountID: s.AccountID, InsecureSkipVerify: s.InsecureSkipVerify,
+		MaxInFlight: s.MaxInFlight, Enabled: !s.Disabled,
 	}
 	if h.Number == "" {
 		h.Number = number
@@ -175,7 +180,7 @@ func ExportSubscriptions(w io.Writer, hs []Hook) error {
 			Preset: m.Preset, Lang: m.Lang, TZ: m.TZ, Params: m.Params,
 			User: m.User, Password: m.Password, Secret: m.Secret,
 			DomainID: m.DomainID, AccountID: m.AccountID, Timeout: m.Timeout.String(),
-			InsecureSkipVerify: m.InsecureSkipVerify,
+			InsecureSkipVerify: m.InsecureSkipVerify, MaxInFlight: m.MaxInFlight, Disabled: !m.Enabled,
 		}
 		if !m.Templates.IsZero() {
 			s.Templates = &m.Templates
@@ -199,14 +204,18 @@ func ExportSubscriptions(w io.Writer, hs []Hook) error {
 // ImportReport says what an import did, hook by hook.
 type ImportReport struct {
 	Added, Changed, Unchanged []Hook
+	// What, by hook id, the import changed of each changed hook.
+	What map[int64][]string
 }
 
 // Import makes the store hold hs, matching hooks by number and URL: new
 // ones are added, differing ones changed, equal ones left alone; hooks
-// not in hs are not touched. Every hook is validated first and the
+// not in hs are not touched. Each of hs is the whole hook: a setting it
+// leaves out is the default. Every hook is validated first and the
 // changes are one transaction, so an import applies whole or not at all,
 // and importing the same hooks again changes nothing. A masked credential
-// keeps the stored one.
+// keeps the stored one. A hook of hs that is not Enabled is added
+// disabled, or disabled; an import enables none.
 func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 	var rep ImportReport
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -233,13 +242,17 @@ func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 		return rep, fmt.Errorf("import hooks: %w", err)
 	}
 	type op struct {
-		h   Hook
-		add bool
+		h       Hook
+		add     bool
+		disable bool
 	}
 	var ops []op
 	var probs []string
 	seen := map[[2]string]bool{}
+	rep.What = map[int64][]string{}
 	for _, h := range hs {
+		// Matched as stored: +90 850 885 00 00 is 908508850000.
+		h.Number = plainNumber(h.Number)
 		k := identity(h)
 		if seen[k] {
 			probs = append(probs, fmt.Sprintf("%s for %s given twice", redactURL(h.URL), h.Number))
@@ -263,15 +276,25 @@ func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 			probs = append(probs, fmt.Sprintf("%s for %s: %v", redactURL(h.URL), h.Number, err))
 			continue
 		}
-		switch {
-		case old == nil:
-			ops = append(ops, op{h, true})
-		case sameSettings(*old, h):
-			rep.Unchanged = append(rep.Unchanged, *old)
-		default:
-			h.ID, h.Enabled, h.DisabledReason, h.Created = old.ID, old.Enabled, old.DisabledReason, old.Created
-			ops = append(ops, op{h, false})
+		if old == nil {
+			ops = append(ops, op{h: h, add: true})
+			continue
 		}
+		what := differences(*old, h)
+		disable := old.Enabled && !h.Enabled
+		if disable {
+			what = append(what, "disabled")
+		}
+		if len(what) == 0 {
+			rep.Unchanged = append(rep.Unchanged, *old)
+			continue
+		}
+		h.ID, h.Created, h.Enabled, h.DisabledReason = old.ID, old.Created, old.Enabled && !disable, old.DisabledReason
+		if disable {
+			h.DisabledReason = ""
+		}
+		rep.What[h.ID] = what
+		ops = append(ops, op{h: h, disable: disable})
 	}
 	if len(probs) > 0 {
 		return ImportReport{}, fmt.Errorf("import hooks: nothing imported: %s", strings.Join(probs, "; "))
@@ -281,7 +304,7 @@ func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 		h := o.h
 		h.Updated = now
 		if o.add {
-			h.Enabled, h.Created = true, now
+			h.Created = now
 			if h, err = insertHook(ctx, tx, h); err != nil {
 				return ImportReport{}, err
 			}
@@ -290,6 +313,12 @@ func (s *Store) Import(ctx context.Context, hs []Hook) (ImportReport, error) {
 		}
 		if err := updateHook(ctx, tx, h); err != nil {
 			return ImportReport{}, err
+		}
+		if o.disable {
+			// As kanca hooks disable does: its events are held from now.
+			if _, err := tx.ExecContext(ctx, "UPDATE hooks SET enabled = 0, disabled_reason = '' WHERE id = ?", h.ID); err != nil {
+				return ImportReport{}, fmt.Errorf("import hooks: disable hook %d: %w", h.ID, err)
+			}
 		}
 		rep.Changed = append(rep.Changed, h)
 	}
@@ -335,16 +364,37 @@ func keepMasked(h *Hook, old *Hook) error {
 	return nil
 }
 
-// sameSettings compares what an import sets.
-func sameSettings(a, b Hook) bool {
+// differences names the settings an import sets that differ between a and
+// b (number and URL, by which it matched them, aside).
+func differences(a, b Hook) []string {
 	eqPtr := func(x, y *int64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.Number == b.Number && a.URL == b.URL && slices.Equal(a.Events, b.Events) && a.Format == b.Format &&
-		a.User == b.User && a.Password == b.Password && a.Secret == b.Secret &&
-		eqPtr(a.DomainID, b.DomainID) && eqPtr(a.AccountID, b.AccountID) &&
-		a.Timeout == b.Timeout && a.InsecureSkipVerify == b.InsecureSkipVerify &&
-		a.Method == b.Method && a.Preset == b.Preset && a.Lang == b.Lang && a.TZ == b.TZ &&
-		a.Templates.Equal(b.Templates) && maps.Equal(a.Params, b.Params) &&
-		a.MaxInFlight == b.MaxInFlight
+	var d []string
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"events", slices.Equal(a.Events, b.Events)},
+		{"format", a.Format == b.Format},
+		{"method", a.Method == b.Method},
+		{"preset", a.Preset == b.Preset},
+		{"lang", a.Lang == b.Lang},
+		{"tz", a.TZ == b.TZ},
+		{"templates", a.Templates.Equal(b.Templates)},
+		{"params", maps.Equal(a.Params, b.Params)},
+		{"user", a.User == b.User},
+		{"password", a.Password == b.Password},
+		{"secret", a.Secret == b.Secret},
+		{"domain_id", eqPtr(a.DomainID, b.DomainID)},
+		{"account_id", eqPtr(a.AccountID, b.AccountID)},
+		{"timeout", a.Timeout == b.Timeout},
+		{"insecure_skip_verify", a.InsecureSkipVerify == b.InsecureSkipVerify},
+		{"max_in_flight", a.MaxInFlight == b.MaxInFlight},
+	} {
+		if !f.same {
+			d = append(d, f.name)
+		}
+	}
+	return d
 }
 
 // insertHook stores a validated hook.

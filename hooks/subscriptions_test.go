@@ -125,3 +125,69 @@ func TestExportImportRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "k3y", h.Params["webhook_key"], "the mask keeps the stored key")
 }
+
+// Every setting an export writes comes back from it: requests in flight
+// and a hook's being disabled too, into the same store (nothing changes)
+// and into a new one (the same hooks, credentials given anew).
+func TestExportKeepsEverySetting(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	addHook(t, s, Hook{URL: "https://crm.example/a", MaxInFlight: 5})
+	off := addHook(t, s, Hook{URL: "https://crm.example/b", MaxInFlight: 1024})
+	require.NoError(t, s.SetEnabled(ctx, off.ID, false))
+	hs, err := s.ListHooks(ctx)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, ExportSubscriptions(&out, hs))
+	assert.Contains(t, out.String(), `"max_in_flight": 1024`)
+	assert.Contains(t, out.String(), `"disabled": true`)
+
+	rep, err := importFile(t, s, out.String())
+	require.NoError(t, err)
+	assert.Empty(t, rep.Changed, "%v", rep.What)
+	assert.Len(t, rep.Unchanged, 2)
+
+	fresh, _ := newStore(t)
+	rep, err = importFile(t, fresh, out.String())
+	require.NoError(t, err)
+	require.Len(t, rep.Added, 2)
+	got, err := fresh.ListHooks(ctx)
+	require.NoError(t, err)
+	for i := range hs {
+		assert.Equal(t, hs[i].MaxInFlight, got[i].MaxInFlight, hs[i].URL)
+		assert.Equal(t, hs[i].Enabled, got[i].Enabled, hs[i].URL)
+	}
+}
+
+// A file may disable a hook, and says what it changed; it never enables
+// one (enabling decides what becomes of the events held meanwhile).
+func TestImportDisablesButNeverEnables(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	h := addHook(t, s, Hook{URL: "https://crm.example/a"})
+	rep, err := importFile(t, s, `{"https://crm.example/a": {"disabled": true, "timeout": "5s"}}`)
+	require.NoError(t, err)
+	require.Len(t, rep.Changed, 1)
+	assert.Equal(t, []string{"timeout", "disabled"}, rep.What[h.ID])
+	got, err := s.GetHook(ctx, h.ID)
+	require.NoError(t, err)
+	assert.False(t, got.Enabled)
+
+	rep, err = importFile(t, s, `{"https://crm.example/a": {"timeout": "5s"}}`)
+	require.NoError(t, err)
+	assert.Len(t, rep.Unchanged, 1, "no enabling: nothing else differs")
+	got, err = s.GetHook(ctx, h.ID)
+	require.NoError(t, err)
+	assert.False(t, got.Enabled)
+}
+
+// A number is matched as hooks store it: written +90 850 885 00 00 in the
+// file, it is the stored hook's, not a second one.
+func TestImportMatchesNumbersAsStored(t *testing.T) {
+	s, _ := newStore(t)
+	addHook(t, s, Hook{URL: "https://crm.example/a"})
+	rep, err := importFile(t, s, `{"https://crm.example/a": {"number": "+90 850 885 00 00"}}`)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Added)
+	assert.Len(t, rep.Unchanged, 1)
+}

@@ -311,3 +311,14 @@ func TestBulutfonHintIsForBulutfonBodies(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, stderr, "first Bulutfon revision")
 }
+
+// An import says what it changed of each hook it changed.
+func TestImportSaysWhatChanged(t *testing.T) {
+	db := tempDB(t)
+	ok(t, db, "add", "--number", "908508850000", "--url", "https://crm.example/kanca")
+	file := filepath.Join(t.TempDir(), "hooks.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"https://crm.example/kanca": {"number": "+90 850 885 00 00", "timeout": "5s", "max_in_flight": 8}}`), 0o600))
+	out := ok(t, db, "import", file)
+	assert.Contains(t, out, "changed   hook 1 (908508850000 -> https://crm.example/kanca): timeout, max_in_flight\n")
+	assert.Contains(t, out, "0 added, 1 changed, 0 unchanged")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -28,14 +29,19 @@ A URL may map instead to an object of kanca's fields, or to a list of them
 (one per number): number, events, format, method, preset, lang, tz,
 templates ({"url", "body", "headers"}), params, user, password or
 password_env, secret or secret_env, domain_id, account_id, timeout,
-insecure_skip_verify. 'kanca hooks export' writes one.
+insecure_skip_verify, max_in_flight, disabled. 'kanca hooks export' writes
+one.
 
 Hooks are matched by number and URL: a new one is added, one that differs
-is changed, an equal one is left alone; hooks not in the file are not
-touched. Everything is checked first and applied in one transaction: an
-import applies whole or not at all, and importing a file twice changes
-nothing. A credential written as **** (as export writes them) keeps the
-stored one.`,
+is changed (the output names what changed), an equal one is left alone;
+hooks not in the file are not touched. An entry is the whole hook: a field
+it leaves out takes its default, so a list of events alone resets a hook's
+other settings. Everything is checked first and applied in one
+transaction: an import applies whole or not at all, and importing a file
+twice changes nothing. A credential written as **** (as export writes
+them) keeps the stored one. "disabled": true adds a hook disabled, or
+disables it; an import enables none (kanca hooks enable says what becomes
+of the events held meanwhile).`,
 		Example: `  kanca hooks import hooks.json --number 908508850000
   kanca hooks export > hooks.json && kanca hooks import hooks.json   # changes nothing`,
 		Args: cobra.ExactArgs(1),
@@ -64,7 +70,14 @@ stored one.`,
 					hs   []hooks.Hook
 				}{{"added", rep.Added}, {"changed", rep.Changed}, {"unchanged", rep.Unchanged}} {
 					for _, h := range x.hs {
-						fmt.Fprintf(w, "%-9s %s\n", x.verb, h)
+						switch what := rep.What[h.ID]; {
+						case x.verb == "changed":
+							fmt.Fprintf(w, "%-9s %s: %s\n", x.verb, h, strings.Join(what, ", "))
+						case x.verb == "added" && !h.Enabled:
+							fmt.Fprintf(w, "%-9s %s, disabled\n", x.verb, h)
+						default:
+							fmt.Fprintf(w, "%-9s %s\n", x.verb, h)
+						}
 					}
 				}
 				fmt.Fprintf(w, "%d added, %d changed, %d unchanged\n", len(rep.Added), len(rep.Changed), len(rep.Unchanged))
