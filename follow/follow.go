@@ -243,9 +243,12 @@ type Link struct {
 	Failures  uint64
 	Connected bool
 	Since     time.Time // when the current connection came up (zero while down)
-	LastError string    // the latest connection or read error, "" if none yet
-	Gone      uint64    // channels reported gone by reconciliation
-	Adopted   uint64    // channels adopted by reconciliation
+	// Down is when the last connection ended, or following began, while
+	// no connection is up (zero while one is).
+	Down      time.Time
+	LastError string // the latest connection or read error, "" if none yet
+	Gone      uint64 // channels reported gone by reconciliation
+	Adopted   uint64 // channels adopted by reconciliation
 }
 
 // Follower follows one PBX through an Adapter and turns its events into
@@ -386,6 +389,9 @@ func (f *Follower) Run(ctx context.Context, emit func(cdr.Input)) error {
 		return errors.New(f.cfg.Name + ": Source is already running")
 	}
 	defer f.running.Store(false)
+	f.mu.Lock()
+	f.stats.Down = time.Now()
+	f.mu.Unlock()
 
 	attempt := 0
 	for {
@@ -475,7 +481,7 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 
 	f.mu.Lock()
 	f.stats.Connected = true
-	f.stats.Since = time.Now()
+	f.stats.Since, f.stats.Down = time.Now(), time.Time{}
 	if f.everUp {
 		f.stats.Reconnects++
 	}
@@ -490,7 +496,7 @@ func (f *Follower) session(ctx context.Context, emit func(cdr.Input)) (up bool, 
 	defer func() {
 		f.mu.Lock()
 		f.stats.Connected = false
-		f.stats.Since = time.Time{}
+		f.stats.Since, f.stats.Down = time.Time{}, time.Now()
 		f.mu.Unlock()
 	}()
 	if f.cfg.OnReconcile != nil {

@@ -883,3 +883,23 @@ func TestReconnectKeepsWhatTheListBeforeTheDropShowed(t *testing.T) {
 	assert.Equal(t, []string{"gone a Up", "gone b Up", "gone c Ring", "dtmf z"}, told[2:])
 	assert.Equal(t, at, answer.Time, "the answer placed at the list that showed it")
 }
+
+// The link says since when it is down, as well as since when it is up.
+func TestLinkSaysSinceWhenItIsDown(t *testing.T) {
+	p := &played{inputs: make(chan cdr.Input), closed: make(chan struct{})}
+	f := reconnecting(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	go f.Run(ctx, func(cdr.Input) {})
+	require.Eventually(t, func() bool { return f.Stats().Connected }, 5*time.Second, time.Millisecond)
+	up := f.Stats()
+	assert.True(t, up.Down.IsZero())
+	assert.False(t, up.Since.Before(start))
+
+	close(p.closed)
+	require.Eventually(t, func() bool { return !f.Stats().Connected }, 5*time.Second, time.Millisecond)
+	down := f.Stats()
+	assert.True(t, down.Since.IsZero())
+	assert.False(t, down.Down.Before(up.Since), "down since the connection ended")
+}

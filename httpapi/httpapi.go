@@ -8,6 +8,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,11 +146,11 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.ARI != nil {
 		st := h.cfg.ARI.Stats()
-		rep.PBX = pbx("asterisk", st.Connected, st.Since, st.Reconnects+st.Failures, st.LastError)
+		rep.PBX = pbx("asterisk", st.Connected, cmp.Or(st.Since, st.Down), st.Reconnects+st.Failures, st.LastError)
 	}
 	if h.cfg.ESL != nil {
 		st := h.cfg.ESL.Stats()
-		rep.PBX = pbx("freeswitch", st.Connected, st.Since, st.Reconnects+st.Failures, st.LastError)
+		rep.PBX = pbx("freeswitch", st.Connected, cmp.Or(st.Since, st.Down), st.Reconnects+st.Failures, st.LastError)
 	}
 	if h.cfg.Pipeline != nil {
 		n := h.cfg.Pipeline.Stats().LiveCalls

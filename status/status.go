@@ -33,8 +33,8 @@ type Report struct {
 type PBX struct {
 	Kind       string     `json:"kind"` // asterisk or freeswitch
 	Connected  bool       `json:"connected"`
-	Since      *time.Time `json:"since,omitempty"`
-	Reconnects uint64     `json:"reconnects"` // failed attempts included
+	Since      *time.Time `json:"since,omitempty"` // when it connected, or when it went down
+	Reconnects uint64     `json:"reconnects"`      // failed attempts included
 	LastError  string     `json:"last_error,omitempty"`
 }
 

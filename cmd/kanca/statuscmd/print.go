@@ -3,6 +3,7 @@ package statuscmd
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -25,14 +26,19 @@ func printReport(w io.Writer, r status.Report, now time.Time) error {
 		state := "not connected"
 		if p.Connected {
 			state = "connected"
-			if p.Since != nil {
-				state += fmt.Sprintf(" since %s (%s)", p.Since.Format(time.RFC3339), ago(now, *p.Since))
-			}
+		}
+		if p.Since != nil {
+			state += fmt.Sprintf(" since %s (%s)", p.Since.Format(time.RFC3339), ago(now, *p.Since))
 		}
 		fs = append(fs, table.F(p.Kind, state))
 		if p.Reconnects > 0 || (!p.Connected && p.LastError != "") {
+			last := table.Dash(p.LastError)
+			if p.Connected && p.LastError != "" {
+				// Over: why the connection before this one ended.
+				last = "before this connection: " + last
+			}
 			fs = append(fs, table.F("  reconnects", strconv.FormatUint(p.Reconnects, 10)),
-				table.F("  last error", table.Dash(p.LastError)))
+				table.F("  last error", last))
 		}
 	}
 	if r.LiveCalls != nil {
@@ -49,13 +55,18 @@ func printReport(w io.Writer, r status.Report, now time.Time) error {
 	for _, h := range r.Hooks {
 		fail := stamp(now, h.LastFailure)
 		if h.LastError != "" {
-			fail += ": " + oneLine(h.LastError, 60)
+			fail += ": " + oneLine(requestPrefix.ReplaceAllString(h.LastError, ""), 60)
 		}
 		rows = append(rows, []string{strconv.FormatInt(h.ID, 10), h.Number, table.YesNo(h.Enabled),
 			strconv.Itoa(h.Queued), strconv.Itoa(h.Held), strconv.Itoa(h.Dead), stamp(now, h.LastSuccess), fail})
 	}
 	return table.Columns(w, []string{"HOOK", "NUMBER", "ENABLED", "QUEUED", "HELD", "DEAD", "LAST SUCCESS", "LAST FAILURE"}, rows)
 }
+
+// requestPrefix is what Go's HTTP client puts before a transport error
+// (Post "URL": ...): the row names the hook already, and the cause is what
+// the column has room for.
+var requestPrefix = regexp.MustCompile(`^[A-Z][a-z]+ "[^"]*": `)
 
 func stamp(now time.Time, t *time.Time) string {
 	if t == nil {
