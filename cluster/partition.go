@@ -452,13 +452,13 @@ func (p *partition) deliver(it *item) bool {
 		switch {
 		case d.State == hooks.Delivered:
 			w.delivered.Add(1)
+			w.receivers.Delivered(h)
 		case d.State == hooks.Dead:
 			w.dead.Add(1)
 			w.log.Warn("delivery dead", "delivery", r.ID, "hook", h, "event", r.Event, "reason", d.Reason)
 		default:
 			w.failed.Add(1)
-			w.log.Info("delivery failed, will retry", "delivery", r.ID, "hook", h, "event", r.Event,
-				"attempt", r.Attempts, "err", res.ErrText(), "next", d.Next)
+			w.receivers.Failed(h, r.ID, r.Event, r.Attempts, res.ErrText(), d.Next)
 		}
 		if d.Gone {
 			if err := w.hooks.disable(p.ctx, h.ID, d.Reason); err != nil {

@@ -54,10 +54,12 @@ type Worker struct {
 	opts   WorkerOptions
 	log    *slog.Logger
 	sender *hooks.Sender
-	stream jetstream.Stream
-	hooks  *Hooks
-	dlog   *Log
-	leases jetstream.KeyValue
+	// receivers logs each hook's receiver failing and answering again.
+	receivers *hooks.Receivers
+	stream    jetstream.Stream
+	hooks     *Hooks
+	dlog      *Log
+	leases    jetstream.KeyValue
 
 	mu       sync.Mutex
 	byNumber map[string][]hooks.Hook
@@ -90,7 +92,8 @@ func NewWorker(ctx context.Context, c *Conn, o WorkerOptions) (*Worker, error) {
 		host, _ := os.Hostname()
 		o.ID = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.IntN(1<<16))
 	}
-	w := &Worker{conn: c, opts: o, log: o.Logger.With("worker", o.ID),
+	log := o.Logger.With("worker", o.ID)
+	w := &Worker{conn: c, opts: o, log: log, receivers: hooks.NewReceivers(log),
 		sender: hooks.NewSender(o.ConnectTimeout, nil, o.NetPolicy),
 		slots:  map[int64]chan struct{}{}, parts: map[int]*partition{}}
 	var err error

@@ -80,6 +80,8 @@ type Dispatcher struct {
 	sender *sender
 	rec    *recorder // Run's: set before its workers start
 	log    *slog.Logger
+	// receivers logs each hook's receiver failing and answering again.
+	receivers *Receivers
 
 	mu     sync.Mutex
 	byHook map[int64]*HookCounts
@@ -119,11 +121,12 @@ func NewDispatcher(s *Store, o DispatchOptions) *Dispatcher {
 		o.Logger = slog.Default()
 	}
 	return &Dispatcher{
-		s:      s,
-		opts:   o,
-		sender: newSender(o.ConnectTimeout, o.Now, o.NetPolicy),
-		log:    o.Logger,
-		byHook: map[int64]*HookCounts{},
+		s:         s,
+		opts:      o,
+		sender:    newSender(o.ConnectTimeout, o.Now, o.NetPolicy),
+		log:       o.Logger,
+		receivers: NewReceivers(o.Logger),
+		byHook:    map[int64]*HookCounts{},
 	}
 }
 
@@ -687,6 +690,7 @@ func (d *Dispatcher) recorded(recs []*recording) {
 		case o.state == Delivered:
 			d.delivered.Add(1)
 			d.log.Debug("delivered", "delivery", dl.ID, "hook", h, "event", dl.Event, "status", r.Status, "latency", r.Latency)
+			d.receivers.Delivered(h)
 		case o.gone:
 			d.gone.Add(1)
 			d.dead.Add(1)
@@ -696,8 +700,7 @@ func (d *Dispatcher) recorded(recs []*recording) {
 			d.log.Warn("delivery dead", "delivery", dl.ID, "hook", h, "event", dl.Event, "reason", o.reason)
 		default:
 			d.failed.Add(1)
-			d.log.Info("delivery failed, will retry", "delivery", dl.ID, "hook", h, "event", dl.Event,
-				"attempt", dl.Attempts+1, "err", r.errText(), "next", o.next)
+			d.receivers.Failed(h, dl.ID, dl.Event, dl.Attempts+1, r.errText(), o.next)
 		}
 	}
 }
