@@ -11,7 +11,13 @@ import (
 // periods are thought of; Go's durations stop at hours.
 type days time.Duration
 
-func (d *days) String() string { return time.Duration(*d).String() }
+func (d *days) String() string {
+	const day = 24 * time.Hour
+	if v := time.Duration(*d); v > 0 && v%day == 0 {
+		return strconv.FormatInt(int64(v/day), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
 
 func (d *days) Type() string { return "duration" }
 

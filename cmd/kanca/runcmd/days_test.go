@@ -9,6 +9,9 @@ import (
 )
 
 func TestDaysFlag(t *testing.T) {
+	thirty := days(30 * 24 * time.Hour)
+	assert.Equal(t, "30d", thirty.String(), "as --help shows the default")
+
 	for _, tc := range []struct {
 		in   string
 		want time.Duration
@@ -31,5 +34,8 @@ func TestDaysFlag(t *testing.T) {
 		}
 		require.NoError(t, err, tc.in)
 		assert.Equal(t, tc.want, time.Duration(d), tc.in)
+		var again days
+		require.NoError(t, again.Set(d.String()), "%s reads back", d.String())
+		assert.Equal(t, d, again)
 	}
 }
