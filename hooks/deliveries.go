@@ -29,6 +29,9 @@ func ParseState(s string) (State, error) {
 	switch st := State(strings.ToLower(strings.TrimSpace(s))); st {
 	case Pending, Retrying, Delivered, Dead, Held:
 		return st, nil
+	case "queued":
+		// kanca status's QUEUED column: two states, listed one at a time.
+		return "", fmt.Errorf("state %q is two: list pending (not tried yet) and retrying (tried, due again) one at a time", s)
 	}
 	return "", fmt.Errorf("unknown state %q (known: pending, retrying, delivered, dead, held)", s)
 }

@@ -141,6 +141,7 @@ func TestBadInput(t *testing.T) {
 		err  string
 	}{
 		{db, []string{"list", "--state", "lost"}, `unknown state "lost"`},
+		{db, []string{"list", "--state", "queued"}, `state "queued" is two: list pending (not tried yet) and retrying (tried, due again) one at a time`},
 		{db, []string{"list", "--hook", "9"}, "hook 9: not found"},
 		{db, []string{"list", "--limit", "-1"}, "must not be negative"},
 		{db, []string{"show", "nope"}, `delivery "nope": not found`},
