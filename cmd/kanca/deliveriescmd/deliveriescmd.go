@@ -121,7 +121,11 @@ until retried).`,
 				if err != nil {
 					return err
 				}
-				return out(cmd).delivery(d, atts)
+				behind, err := s.Behind(ctx, []hooks.Delivery{d})
+				if err != nil {
+					return err
+				}
+				return out(cmd).delivery(d, atts, behind[d.ID])
 			})
 		}),
 	}
@@ -231,7 +235,9 @@ func (p printer) deliveries(ds []hooks.Delivery, behind map[string]int) error {
 	return p.List(ds, []string{"ID", "HOOK", "CALL", "SEQ", "EVENT", "STATE", "ATTEMPTS", "NEXT", "LAST"}, rows)
 }
 
-func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt) error {
+// delivery prints d; behind is the earlier seq of its call it waits
+// behind, 0 for none.
+func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt, behind int) error {
 	if atts == nil {
 		atts = []hooks.Attempt{}
 	}
@@ -245,7 +251,12 @@ func (p printer) delivery(d hooks.Delivery, atts []hooks.Attempt) error {
 		table.F("attempts", strconv.Itoa(d.Attempts)),
 	}
 	if d.State == hooks.Pending || d.State == hooks.Retrying {
-		fs = append(fs, table.F("next attempt", stamp(d.NextAttempt)))
+		next := stamp(d.NextAttempt)
+		if behind > 0 {
+			// Its call's events go in order: this one's time is not its own.
+			next = "after seq " + strconv.Itoa(behind) + " of its call is delivered"
+		}
+		fs = append(fs, table.F("next attempt", next))
 	}
 	fs = append(fs,
 		table.F("last error", table.Dash(d.LastError)),

@@ -206,6 +206,14 @@ func TestWaitingDeliveriesSayWhatTheyWaitFor(t *testing.T) {
 	out := ok(t, db, "list")
 	assert.Regexp(t, `call-a\s+2\s+call_init_extension\s+pending\s+0\s+after seq 1\s`, out)
 	assert.Regexp(t, `call-a\s+1\s+call_init\s+pending\s+0\s+20\d\d-`, out)
+	// show says the same of the one waiting behind its call's first.
+	for _, d := range first {
+		want := `next attempt:\s+20\d\d-`
+		if d.Seq == 2 {
+			want = `next attempt:\s+after seq 1 of its call is delivered\n`
+		}
+		assert.Regexp(t, want, ok(t, db, "show", d.ID), "seq %d", d.Seq)
+	}
 
 	// The hook is disabled now: a new call's event is held for it.
 	s, err = hooks.Open(db)
