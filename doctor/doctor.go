@@ -369,5 +369,6 @@ func checkHook(ctx context.Context, h hooks.Hook, timeout time.Duration) Result 
 			Fix: fmt.Sprintf("check the hook's URL (kanca hooks list), DNS, and firewalls between kanca and %s", host)}
 	}
 	resp.Body.Close()
-	return Result{Check: name, Status: OK, Detail: fmt.Sprintf("%s answered HTTP %d to HEAD", host, resp.StatusCode)}
+	// The host is there; whether it takes an event only a POST of one says.
+	return Result{Check: name, Status: OK, Detail: fmt.Sprintf("%s answered HTTP %d to HEAD; kanca hooks test %d posts a sample event", host, resp.StatusCode, h.ID)}
 }
