@@ -162,7 +162,7 @@ func (f *Follower) reconcile(l Listing, emit func(cdr.Input)) Gap {
 	f.stats.Gone += uint64(len(gone))
 	f.mu.Unlock()
 	if len(gone) > 0 || pending > 0 {
-		f.log.Info("reconciled channels with "+f.cfg.PBX, "gone", len(gone), "to_adopt_or_update", pending, "live", len(f.live))
+		f.log.Info("reconciled channels with "+f.cfg.PBX, "gone", len(gone), "to_adopt_or_update", pending, "live_channels", len(f.live))
 	}
 	gap.Gone, gap.Pending = len(gone), pending
 	return gap
