@@ -2,7 +2,10 @@ package autodial
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Numbers turns what callers write into international digits and back
@@ -14,11 +17,17 @@ type Numbers struct {
 	Premium []string
 }
 
-// DefaultPremium are Turkey's premium-rate ranges (0900, 0898).
+// DefaultPremium are Turkey's premium-rate ranges (0900, 0898), refused
+// beside every number the numbering plan has as premium-rate, in any
+// country.
 var DefaultPremium = []string{"90900", "90898"}
 
-// Parse reads one number: +90 532..., 0090532..., 0532..., or 532...
-// (national, without the trunk prefix, as Alertalk takes them).
+// Parse reads one number: +90 532..., 0090532..., 0532..., 532...
+// (national, without the trunk prefix, as Alertalk takes them) or
+// 90532.... A number without + or 00 is read as the PBX country's, and
+// every number must be one the numbering plan knows (libphonenumber's
+// metadata): a number abroad written without its + is refused, not called
+// as a number at home.
 func (n Numbers) Parse(s string) (string, error) {
 	raw := s
 	s = strings.TrimSpace(s)
@@ -36,19 +45,34 @@ func (n Numbers) Parse(s string) (string, error) {
 	if d == "" || strings.Contains(d, "x") {
 		return "", fmt.Errorf("%q is not a phone number", raw)
 	}
+	region := phonenumbers.GetRegionCodeForCountryCode(atoi(n.Country))
+	in := d
 	switch {
 	case plus:
+		in = "+" + d
 	case strings.HasPrefix(d, "00"):
-		d = d[2:]
-	case strings.HasPrefix(d, "0"):
-		d = n.Country + d[1:]
-	case !strings.HasPrefix(d, n.Country) || len(d) <= 10:
-		d = n.Country + d
+		in = "+" + d[2:]
 	}
-	if len(d) < 8 || len(d) > 15 {
-		return "", fmt.Errorf("%q: %d digits, not a phone number", raw, len(d))
+	p, err := phonenumbers.Parse(in, region)
+	if err != nil || !phonenumbers.IsValidNumber(p) {
+		if plus || strings.HasPrefix(d, "00") {
+			return "", fmt.Errorf("%q is not a valid phone number", raw)
+		}
+		return "", fmt.Errorf("%q is not a valid number in %s; write a number abroad with its + or 00", raw, region)
 	}
-	return d, nil
+	return phonenumbers.Format(p, phonenumbers.E164)[1:], nil
+}
+
+// premiumRate says whether the numbering plan has intl, international
+// digits, as a premium-rate number.
+func premiumRate(intl string) bool {
+	p, err := phonenumbers.Parse("+"+intl, "")
+	return err == nil && phonenumbers.GetNumberType(p) == phonenumbers.PREMIUM_RATE
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // ParseList reads a comma-separated list, dropping repeats.
@@ -96,10 +120,12 @@ func (k Key) mayCall(intl string, premium []string) error {
 		return fmt.Errorf("%s: this key may call only numbers starting %s", intl, strings.Join(k.Allow, ", "))
 	}
 	if !k.AllowPremium {
+		premiumRange := premiumRate(intl)
 		for _, p := range premium {
-			if strings.HasPrefix(intl, p) {
-				return fmt.Errorf("%s is a premium-rate number; this key may not call it", intl)
-			}
+			premiumRange = premiumRange || strings.HasPrefix(intl, p)
+		}
+		if premiumRange {
+			return fmt.Errorf("%s is a premium-rate number; this key may not call it", intl)
 		}
 	}
 	return nil

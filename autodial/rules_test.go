@@ -23,7 +23,11 @@ func TestParseNumbers(t *testing.T) {
 		{"00441234567890", "441234567890", ""},
 		{"905321234567", "905321234567", ""},
 		{"5321abc", "", "not a phone number"},
-		{"12", "", "digits"},
+		{"12", "", `"12" is not a valid number in TR`},
+		// Abroad without its + or 00: not called as a number at home.
+		{"4915112345678", "", `"4915112345678" is not a valid number in TR; write a number abroad with its + or 00`},
+		{"+49 151 12345678", "4915112345678", ""},
+		{"+900037167123456", "", `"+900037167123456" is not a valid phone number`},
 		{"", "", "not a phone number"},
 	} {
 		got, err := nums.Parse(c.in)
@@ -77,6 +81,11 @@ func TestKeyRules(t *testing.T) {
 	k.AllowPremium = true
 	r := autodial.Request{Numbers: []string{"441234567890", "909001234567"}, Text: "x"}
 	require.NoError(t, r.Normalize(k, nums.Premium))
+
+	// Premium-rate numbers abroad are premium too, by the numbering plan.
+	k.AllowPremium = false
+	r = autodial.Request{Numbers: []string{"449098790000"}, Text: "x"}
+	require.ErrorContains(t, r.Normalize(k, nums.Premium), "449098790000 is a premium-rate number; this key may not call it")
 }
 
 func TestWindowNext(t *testing.T) {

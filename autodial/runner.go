@@ -272,7 +272,7 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 	defer r.unwatch(j.channel)
 	at := r.Now()
 	if err := r.Announce(cdr.Input{Kind: cdr.KindOriginate, Time: at, Channel: cdr.Channel{ID: j.channel},
-		Origin: &cdr.Origin{Number: req.From, Callee: j.number, AdditionalData: req.AdditionalData, CallbackURL: req.CallbackURL}}); err != nil {
+		Origin: &cdr.Origin{Number: "+" + req.From, Callee: "+" + j.number, AdditionalData: req.AdditionalData, CallbackURL: req.CallbackURL}}); err != nil {
 		// Not asked of the PBX (kanca is starting or stopping): try
 		// again shortly, without counting a try.
 		return result{state: stateQueued, requeue: true, outcome: "not placed yet: " + err.Error()}

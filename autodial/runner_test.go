@@ -144,7 +144,7 @@ func TestEscalationUntilAcknowledged(t *testing.T) {
 	for _, o := range orig {
 		in := announcedAs(t, rg, o.ChannelID)
 		assert.Equal(t, cdr.KindOriginate, in.Kind)
-		assert.Equal(t, "908508850000", in.Origin.Number)
+		assert.Equal(t, "+908508850000", in.Origin.Number, "international, with its +")
 	}
 }
 
@@ -359,4 +359,32 @@ func waitsQueued(t *testing.T, rg *rig, id int64) {
 		require.True(t, time.Now().Before(deadline), "the call never waited queued: %+v", v.Calls[0])
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// A call abroad is told to the tracker as the number it is: the webhooks
+// name +44 7700 900123 as 447700900123, not as a number at home.
+func TestCallAbroadIsToldAsItsNumber(t *testing.T) {
+	rg := newRig(t, filepath.Join(t.TempDir(), "c.db"), func(string) aritest.Callee { return aritest.Callee{} })
+	k := testKey()
+	k.Allow = []string{"90", "44"}
+	r := autodial.Request{Numbers: []string{"447700900123"}, Text: "disk dolu"}
+	require.NoError(t, r.Normalize(k, nums.Premium))
+	now := time.Now()
+	tk, err := rg.store.Enqueue(context.Background(), k, "api", "test", r, now, now.Format(time.DateOnly))
+	require.NoError(t, err)
+	rg.run(t)
+	waitStates(t, rg.store, tk.ID, map[string]string{"447700900123": autodial.StateAnswered})
+	orig := rg.ast.Originated()
+	require.Len(t, orig, 1)
+	assert.Equal(t, "PJSIP/00447700900123@carrier", orig[0].Query["endpoint"])
+
+	tr := cdr.NewTracker(cdr.DefaultConfig())
+	in := announcedAs(t, rg, orig[0].ChannelID)
+	tr.Handle(in)
+	evs := tr.Handle(cdr.Input{Kind: cdr.KindCreated, Time: in.Time, Channel: cdr.Channel{ID: in.Channel.ID,
+		Name: "PJSIP/carrier-00000001", State: "Down", Created: in.Time, Exten: "s", Context: "from-internal"}})
+	require.NotEmpty(t, evs)
+	assert.Equal(t, cdr.CallInit, evs[0].Type)
+	assert.Equal(t, "447700900123", evs[0].Callee)
+	assert.Equal(t, "908508850000", evs[0].Number)
 }

@@ -7,8 +7,11 @@ import "time"
 // a channel appeared, so the dialer tells the tracker beforehand with a
 // KindOriginate input naming the channel id it will ask the PBX to use.
 type Origin struct {
-	Number string `json:",omitzero"` // the PBX number the call is placed from
-	Callee string `json:",omitzero"` // the number called
+	// Number, the PBX number the call is placed from, and Callee, the
+	// number called, are read as any number a PBX shows: give international
+	// digits with their + (+447700900123), or they are taken for national.
+	Number string `json:",omitzero"`
+	Callee string `json:",omitzero"`
 	// AdditionalData and CallbackURL are the request's, nil when not given.
 	AdditionalData *string `json:",omitzero"`
 	CallbackURL    *string `json:",omitzero"`

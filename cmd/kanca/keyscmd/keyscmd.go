@@ -28,7 +28,9 @@ request needs a key, and each key says what it may do:
   --allow          the number prefixes it may call, in international digits
                    (90: anywhere in Turkey; 905: Turkish mobiles). Another
                    country needs its own prefix.
-  --allow-premium  premium-rate numbers (0900, 0898) too; refused otherwise
+  --allow-premium  premium-rate numbers too (Turkey's 0900 and 0898, and
+                   any country's the numbering plan marks premium-rate);
+                   refused otherwise
   --budget         calls a day (in --tz); past it requests get 402
   --rate           requests a minute; past it requests get 429
   --from           the PBX numbers it may call from; the first is the default
