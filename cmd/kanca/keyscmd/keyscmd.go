@@ -5,6 +5,7 @@ package keyscmd
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -58,6 +59,9 @@ func withStore(db string, f func(ctx context.Context, s *autodial.Store) error) 
 	return f(context.Background(), s)
 }
 
+// keyName is what a key may be called: it is printed in logs and tables.
+var keyName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 func addCmd(db *string) *cobra.Command {
 	var k autodial.Key
 	var allow, from string
@@ -72,20 +76,28 @@ is removed and added again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: storecli.RunE(func(cmd *cobra.Command, args []string) error {
 			k.Name = args[0]
+			if !keyName.MatchString(k.Name) {
+				return fmt.Errorf("key name %q: want letters, digits, '.', '_' or '-' (it is shown in logs and the audit trail)", k.Name)
+			}
 			for _, p := range strings.Split(allow, ",") {
 				p = strings.TrimPrefix(strings.TrimSpace(p), "+")
 				if p == "" {
 					continue
 				}
-				if _, err := strconv.ParseUint(p, 10, 64); err != nil {
-					return fmt.Errorf("--allow %q: want prefixes of international digits, e.g. 90 or 905", p)
+				if _, err := strconv.ParseUint(p, 10, 64); err != nil || p[0] == '0' {
+					return fmt.Errorf("--allow %q: want prefixes of international digits, e.g. 90 or 905 (not 0532: 90532)", p)
 				}
 				k.Allow = append(k.Allow, p)
 			}
 			for _, n := range strings.Split(from, ",") {
-				if n = strings.TrimSpace(n); n != "" {
-					k.From = append(k.From, n)
+				n = strings.TrimPrefix(strings.Join(strings.Fields(n), ""), "+")
+				if n == "" {
+					continue
 				}
+				if _, err := strconv.ParseUint(n, 10, 64); err != nil || n[0] == '0' {
+					return fmt.Errorf("--from %q: want a PBX number in international digits, as hooks have them (908508850000)", n)
+				}
+				k.From = append(k.From, n)
 			}
 			if len(k.From) == 0 {
 				return fmt.Errorf("--from: give the PBX number(s) this key may call from")

@@ -40,6 +40,24 @@ func TestKeysAndCallsTrail(t *testing.T) {
 	assert.ErrorContains(t, err, "--from")
 	_, _, err = run(t, db, "add", "x", "--from", "1", "--allow", "9a")
 	assert.ErrorContains(t, err, "--allow")
+	// Numbers as calls and hooks have them: international digits.
+	for _, c := range []struct{ args []string }{
+		{[]string{"add", "x", "--from", "abc"}},
+		{[]string{"add", "x", "--from", "05321234567"}},
+		{[]string{"add", "x", "--from", "908508850000", "--allow", "0532"}},
+		{[]string{"add", "bad name", "--from", "908508850000"}},
+	} {
+		_, _, err = run(t, db, c.args...)
+		assert.Error(t, err, "%v", c.args)
+	}
+	_, _, err = run(t, db, "add", "x", "--from", "05321234567")
+	assert.EqualError(t, err, `--from "05321234567": want a PBX number in international digits, as hooks have them (908508850000)`)
+	_, _, err = run(t, db, "add", "x", "--from", "908508850000", "--allow", "0532")
+	assert.EqualError(t, err, `--allow "0532": want prefixes of international digits, e.g. 90 or 905 (not 0532: 90532)`)
+	_, _, err = run(t, db, "add", "bad name", "--from", "908508850000")
+	assert.ErrorContains(t, err, `key name "bad name": want letters, digits`)
+	_, _, err = run(t, db, "add", "ok", "--from", "+90 850 885 00 01")
+	require.NoError(t, err, "written as numbers are")
 
 	list, _, err := run(t, db, "list")
 	require.NoError(t, err)
