@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 
 	"github.com/kanca/kanca/esl"
@@ -45,7 +47,7 @@ func eslChecks(ctx context.Context, cfg Config, add func(Result)) {
 	switch {
 	case errors.Is(err, esl.ErrRejected):
 		add(Result{Check: checkESLReach, Status: Fail, Detail: err.Error(),
-			Fix: "allow kanca's address in the ACL event_socket.conf.xml's apply-inbound-acl names (acl.conf.xml), then fs_cli -x reloadacl and fs_cli -x 'reload mod_event_socket'"})
+			Fix: "allow kanca's address in the ACL event_socket.conf.xml's apply-inbound-acl names (acl.conf.xml), then fs_cli -x reloadacl; a change to event_socket.conf.xml itself takes a restart of FreeSWITCH (or reload mod_event_socket from its console)"})
 		skipRest(1, "FreeSWITCH turned kanca's address away")
 		return
 	case errors.Is(err, esl.ErrNotEventSocket):
@@ -64,8 +66,7 @@ func eslChecks(ctx context.Context, cfg Config, add func(Result)) {
 		skipRest(2, "the password was refused")
 		return
 	case err != nil:
-		add(Result{Check: checkESLReach, Status: Fail, Detail: err.Error(),
-			Fix: "start FreeSWITCH with mod_event_socket loaded, check event_socket.conf.xml's listen-ip and listen-port, and point --esl-addr (KANCA_ESL_ADDR) at them"})
+		add(Result{Check: checkESLReach, Status: Fail, Detail: err.Error(), Fix: unreachableFix(err)})
 		skipRest(1, "FreeSWITCH is not reachable")
 		return
 	}
@@ -115,4 +116,16 @@ func eslChecks(ctx context.Context, cfg Config, add func(Result)) {
 		add(eslOriginateAnswer(c.API(octx, "originate")))
 		cancel()
 	}
+}
+
+// unreachableFix is what to do when no event socket answered, by why.
+func unreachableFix(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		return "the host name in --esl-addr (KANCA_ESL_ADDR) does not resolve: use FreeSWITCH's address, or fix DNS"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "something at --esl-addr (KANCA_ESL_ADDR) accepted the connection but never greeted as FreeSWITCH's event socket does: check it is mod_event_socket's listen-port, and that FreeSWITCH is not stalled"
+	}
+	return "start FreeSWITCH with mod_event_socket loaded, check event_socket.conf.xml's listen-ip and listen-port, and point --esl-addr (KANCA_ESL_ADDR) at them"
 }

@@ -2,6 +2,8 @@ package doctor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -98,4 +100,13 @@ func TestFreeSWITCHChecksFail(t *testing.T) {
 
 	rs = Run(context.Background(), eslConfig("no-port", "pw", db), nil)
 	assert.Contains(t, find(t, rs, checkESLReach).Detail, "host:port")
+}
+
+// What to do when no event socket answered depends on why: a name that
+// does not resolve, something that never greets, nothing listening.
+func TestUnreachableFixSaysWhy(t *testing.T) {
+	dns := &net.DNSError{Err: "no such host", Name: "freeswitch", IsNotFound: true}
+	assert.Contains(t, unreachableFix(fmt.Errorf("dial: %w", dns)), "does not resolve")
+	assert.Contains(t, unreachableFix(fmt.Errorf("read greeting: %w", context.DeadlineExceeded)), "never greeted")
+	assert.Contains(t, unreachableFix(errors.New("connect: connection refused")), "start FreeSWITCH with mod_event_socket loaded")
 }

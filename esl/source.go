@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -162,11 +163,21 @@ func CheckConfig(cfg Config) error {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil && strings.Count(addr, ":") > 1 && !strings.HasPrefix(addr, "[") {
+		// An IPv6 address (FreeSWITCH's stock listen-ip is ::) needs its
+		// brackets before the port.
+		i := strings.LastIndexByte(addr, ':')
+		return fmt.Errorf("esl: address %q: write an IPv6 address in brackets, [%s]:%s", addr, addr[:i], addr[i+1:])
+	}
+	if err != nil || host == "" || port == "" {
 		return fmt.Errorf("esl: address %q: want host:port (event_socket.conf.xml listen-ip:listen-port)", addr)
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("esl: address %q: port %q is no port number (1-65535)", addr, port)
+	}
 	if cfg.Password == "" {
-		return errors.New("esl: no password: the event socket needs event_socket.conf.xml's password")
+		return errors.New("esl: no password: set KANCA_ESL_PASSWORD or --esl-password-file to event_socket.conf.xml's password")
 	}
 	if strings.ContainsAny(cfg.Password, "\r\n") {
 		return errors.New("esl: the password cannot hold a line break")

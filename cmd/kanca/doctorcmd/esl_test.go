@@ -49,5 +49,5 @@ func TestDoctorFreeSWITCH(t *testing.T) {
 	assert.NotContains(t, out, "wrong-Q1")
 
 	_, err = kanca(t, db, "--pbx", "yate")
-	assert.EqualError(t, err, `--pbx "yate": want asterisk or freeswitch`)
+	assert.EqualError(t, err, `--pbx "yate" (or KANCA_PBX): want asterisk or freeswitch`)
 }

@@ -5,6 +5,7 @@ package pbxflags
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -34,10 +35,12 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 }
 
 // Check refuses a --pbx kanca does not know.
+// A name as its makers write it (FreeSWITCH, Asterisk) is the same PBX.
 func (f *Flags) Check() error {
-	switch f.PBX {
+	switch p := strings.ToLower(strings.TrimSpace(f.PBX)); p {
 	case Asterisk, FreeSWITCH:
+		f.PBX = p
 		return nil
 	}
-	return fmt.Errorf("--pbx %q: want %s or %s", f.PBX, Asterisk, FreeSWITCH)
+	return fmt.Errorf("--pbx %q (or KANCA_PBX): want %s or %s", f.PBX, Asterisk, FreeSWITCH)
 }

@@ -91,19 +91,25 @@ func TestRunFreeSWITCHFlagErrors(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "kanca.db")
 	t.Setenv("KANCA_ESL_PASSWORD", "")
 	t.Setenv("KANCA_PBX", "")
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--pbx", "yate"}, `--pbx "yate": want asterisk or freeswitch`},
-		{[]string{"--pbx", "freeswitch"}, "no password"},
+		{[]string{"--pbx", "yate"}, `--pbx "yate" (or KANCA_PBX): want asterisk or freeswitch`},
+		{[]string{"--pbx", "freeswitch"}, "no password: set KANCA_ESL_PASSWORD or --esl-password-file to event_socket.conf.xml's password"},
 		{[]string{"--pbx", "freeswitch", "--esl-password-file", filepath.Join(t.TempDir(), "absent")}, "read event socket password"},
 		{[]string{"--pbx", "freeswitch", "--esl-addr", "pbx.example"}, "want host:port"},
+		{[]string{"--pbx", "freeswitch", "--esl-addr", "::1:8021"}, `address "::1:8021": write an IPv6 address in brackets, [::1]:8021`},
+		{[]string{"--pbx", "freeswitch", "--esl-addr", "127.0.0.1:99999"}, `port "99999" is no port number (1-65535)`},
 	} {
 		cmd := New(&db)
 		cmd.SetOut(io.Discard)
 		cmd.SetErr(io.Discard)
-		cmd.SetArgs(c.args)
+		args := c.args
+		if i > 1 {
+			t.Setenv("KANCA_ESL_PASSWORD", "x") // past the password, to the address
+		}
+		cmd.SetArgs(args)
 		err := cmd.Execute()
 		require.Error(t, err, "%v", c.args)
 		assert.Contains(t, err.Error(), c.want)
