@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v5"
@@ -93,6 +94,8 @@ type frame struct {
 	SecondLegBridge   *bridge  `json:"transferer_second_leg_bridge"`
 	DestinationBridge string   `json:"destination_bridge"`
 
+	Playback *playback `json:"playback"` // PlaybackFinished
+
 	Cause     int    `json:"cause"`      // ChannelHangupRequest, ChannelDestroyed
 	CauseText string `json:"cause_txt"`  // ChannelDestroyed
 	TechCause int    `json:"tech_cause"` // ChannelHangupRequest, ChannelDestroyed
@@ -171,7 +174,9 @@ func decode(data []byte) (in cdr.Input, typ string, ok bool, err error) {
 	if f.Type == "" {
 		return in, "", false, fmt.Errorf("%w: no event type", ErrMalformed)
 	}
-	if !mapped(f.Type) || (f.Type == ari.Events.ChannelVarset && f.Channel == nil) {
+	if !mapped(f.Type) || (f.Type == ari.Events.ChannelVarset && f.Channel == nil) ||
+		(f.Type == ari.Events.PlaybackFinished && f.Playback.channel() == "") {
+		// A playback on a bridge is no channel's.
 		return in, f.Type, false, nil
 	}
 	if kindOf[f.Type] == cdr.KindTransfer && (f.Result != "Success" || f.Transferee == nil) {
@@ -200,6 +205,7 @@ var kindOf = map[string]cdr.Kind{
 	ari.Events.ChannelDestroyed:     cdr.KindDestroyed,
 	typeChannelToneDetected:         cdr.KindFax,
 	typeBlindTransfer:               cdr.KindTransfer,
+	ari.Events.PlaybackFinished:     cdr.KindPlayed,
 	typeAttendedTransfer:            cdr.KindTransfer,
 }
 
@@ -218,6 +224,9 @@ func (f *frame) input() (cdr.Input, error) {
 	// every other mapped event has one channel.
 	snap := f.Channel
 	switch in.Kind {
+	case cdr.KindPlayed:
+		in.Channel = cdr.Channel{ID: f.Playback.channel()}
+		return in, nil
 	case cdr.KindDial:
 		snap = f.Peer
 	case cdr.KindTransfer:
@@ -355,4 +364,23 @@ func parseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is neither %s nor RFC 3339", s, ari.DateFormat)
+}
+
+// playback is what PlaybackFinished says of the sound it played.
+type playback struct {
+	ID        string `json:"id"`
+	TargetURI string `json:"target_uri"` // channel:ID or bridge:ID
+	State     string `json:"state"`
+}
+
+// channel is the id of the channel p played on, "" for none.
+func (p *playback) channel() string {
+	if p == nil {
+		return ""
+	}
+	id, _ := strings.CutPrefix(p.TargetURI, "channel:")
+	if id == p.TargetURI {
+		return ""
+	}
+	return id
 }

@@ -428,3 +428,20 @@ func TestDecodeParkingBridge(t *testing.T) {
 	assert.Equal(t, "default", parks[0].Target, "ARI names the lot")
 	assert.True(t, strings.HasPrefix(parks[0].Channel.Name, "PJSIP/trunk-"))
 }
+
+// PlaybackFinished, as Asterisk sent it for a sound kanca played on a call
+// it placed (testdata/ari-originate/o01), names the channel it played on;
+// one that played on a bridge is no channel's.
+func TestDecodePlaybackFinished(t *testing.T) {
+	frame := `{"type":"PlaybackFinished","timestamp":"2026-12-05T09:12:29.650+0000","playback":{"id":"e9adcc76-ac54-4eb7-9666-a372ea62867b","media_uri":"sound:http://127.0.0.1:8099/msg.wav","target_uri":"channel:1796461943.0","language":"en","state":"done"},"asterisk_id":"02:fc:00:00:00:01","application":"autodial"}`
+	in, ok, err := Decode([]byte(frame))
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, cdr.KindPlayed, in.Kind)
+	assert.Equal(t, "1796461943.0", in.Channel.ID)
+
+	bridged := strings.Replace(frame, "channel:1796461943.0", "bridge:b1", 1)
+	_, ok, err = Decode([]byte(bridged))
+	require.NoError(t, err)
+	assert.False(t, ok)
+}

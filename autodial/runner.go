@@ -67,7 +67,7 @@ type Runner struct {
 	// (default 5 s).
 	GatherWait time.Duration
 	// SoundWait is how long a call playing media of unknown length stays
-	// up (default 60 s).
+	// up (default 60 s) when the PBX does not say it ended (cdr.KindPlayed).
 	SoundWait time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -295,6 +295,7 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 	defer guard.Stop()
 	var done <-chan time.Time
 	var res result
+	played := 0 // sounds the PBX said it finished
 	hangup := func(why string) {
 		if err := r.Dialer.Hangup(context.WithoutCancel(ctx), j.channel); err != nil {
 			log.Warn("autodial: hang up", "why", why, "err", err)
@@ -337,6 +338,20 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 					wait += r.GatherWait
 				}
 				done = time.After(wait)
+			case cdr.KindPlayed:
+				// The PBX says when a sound ended: a sound of unknown
+				// length (a PBX recording, a URL) need not hold the line
+				// for SoundWait.
+				if !res.answered || media == "" {
+					continue
+				}
+				if played++; played == req.Repeat {
+					wait := time.Second
+					if req.Gather {
+						wait += r.GatherWait
+					}
+					done = time.After(wait)
+				}
 			case cdr.KindDTMF:
 				if res.answered && res.digit == "" {
 					res.digit = in.Digit

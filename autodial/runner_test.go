@@ -388,3 +388,25 @@ func TestCallAbroadIsToldAsItsNumber(t *testing.T) {
 	assert.Equal(t, "447700900123", evs[0].Callee)
 	assert.Equal(t, "908508850000", evs[0].Number)
 }
+
+// A sound of unknown length (a PBX recording, a URL) holds the line only
+// until Asterisk says it finished (PlaybackFinished), each time it is
+// repeated, not for SoundWait: here ten minutes, which the test would
+// never see the end of.
+func TestSoundEndsWhenThePBXSaysItFinished(t *testing.T) {
+	ast := aritest.NewServer(aritest.Options{PlaybackLength: 100 * time.Millisecond})
+	t.Cleanup(ast.Close)
+	ast.OnOriginate(func(string) aritest.Callee { return aritest.Callee{} })
+	src, err := ari.New(ari.Config{URL: ast.URL, User: "kanca", Password: "kanca"})
+	require.NoError(t, err)
+	rg := newRunnerRig(t, filepath.Join(t.TempDir(), "c.db"), autodial.ARIDialer{Client: src.Client(), App: "kanca", Context: "from-internal"}, src.Run)
+	rg.runner.Trunks = []autodial.Trunk{{Template: "PJSIP/{number}@carrier"}}
+	rg.runner.SoundWait = 10 * time.Minute
+	id := enqueue(t, rg.store, autodial.Request{Numbers: []string{"905321111111"}, Sound: "custom/alert", Repeat: 2})
+	rg.run(t)
+	waitStates(t, rg.store, id, map[string]string{"905321111111": autodial.StateAnswered})
+	orig := ast.Originated()
+	require.Len(t, orig, 1)
+	assert.Equal(t, []string{"sound:custom/alert", "sound:custom/alert"}, orig[0].Plays)
+	assert.True(t, orig[0].HungUp, "kanca hung up once both had played")
+}

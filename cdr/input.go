@@ -28,10 +28,11 @@ const (
 	KindPark      // the leg was parked (Target is the space, or the lot when the PBX names no space)
 	KindOriginate // kanca is about to place a call on request on channel Channel.ID (Origin says for whom); sent before the PBX is asked
 	KindRecord    // the PBX began recording the leg, whatever started it (Channel.Recording is the file when the PBX names it)
+	KindPlayed    // a sound kanca asked the PBX to play on the leg ended: the dialer's, for a call placed on request; the tracker reads nothing of it
 )
 
 var kindNames = [...]string{"", "created", "state", "dialplan", "var", "callerid", "dial", "dtmf",
-	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park", "originate", "record"}
+	"bridge_enter", "bridge_leave", "hangup_request", "fax", "menu", "queue", "destroyed", "gone", "transfer", "park", "originate", "record", "played"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

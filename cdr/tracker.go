@@ -192,6 +192,8 @@ func (t *Tracker) apply(in Input, out []Event) []Event {
 	case KindOriginate:
 		t.originate(in)
 		return out
+	case KindPlayed:
+		return out
 	}
 	if l := t.legs[in.Channel.ID]; l != nil {
 		if in.Books && l.c != nil {

@@ -681,6 +681,11 @@ func (f *Follower) probe(ctx context.Context, s Session) {
 // handle keeps the live-channel memory, settles what a list said about
 // in's channel, and emits.
 func (f *Follower) handle(in cdr.Input, emit func(cdr.Input)) {
+	if in.Kind == cdr.KindPlayed {
+		// It names a channel and no more of it: nothing to settle by.
+		emit(in)
+		return
+	}
 	if in.Time.After(f.lastTime) {
 		f.lastTime = in.Time
 	}

@@ -247,6 +247,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	p.log = log
 	p.feed = func(in cdr.Input) {
+		if in.Kind == cdr.KindPlayed {
+			// The dialer's alone: no call changes, nothing to journal.
+			if p.Observe != nil {
+				p.Observe(in)
+			}
+			return
+		}
 		p.inputs.Add(1)
 		handle(&in, func() []cdr.Event { return p.Tracker.Handle(in) })
 		if p.Observe != nil {

@@ -23,6 +23,8 @@ type Originated struct {
 	ChannelID string
 	Plays     []string // media of each POST .../play, in order
 	HungUp    bool     // DELETE /ari/channels/{id}
+	// busyUntil is when the last sound queued on it ends.
+	busyUntil time.Time
 
 	name, caller string
 	created      time.Time
@@ -222,6 +224,30 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 			"channel": ch}))
 	}
 	s.Play(frames...)
+	if n := s.opts.PlaybackLength; n > 0 {
+		o.mu.Lock()
+		end := time.Now()
+		if rec.busyUntil.After(end) {
+			end = rec.busyUntil
+		}
+		end = end.Add(n)
+		rec.busyUntil = end
+		o.mu.Unlock()
+		// As Asterisk sends it (a recorded PlaybackFinished): state done.
+		done := map[string]any{}
+		for k, v := range pb {
+			done[k] = v
+		}
+		done["state"] = "done"
+		time.AfterFunc(time.Until(end), func() {
+			o.mu.Lock()
+			over := rec.HungUp
+			o.mu.Unlock()
+			if !over {
+				s.Play(s.frame("PlaybackFinished", map[string]any{"playback": done}))
+			}
+		})
+	}
 }
 
 // hangup answers DELETE /ari/channels/{id}: 204, then the soft hangup

@@ -53,6 +53,11 @@ type Options struct {
 	// client reads.
 	Pace time.Duration
 
+	// PlaybackLength is how long each sound played on an originated
+	// channel lasts before PlaybackFinished (one after another, as
+	// Asterisk queues them); zero never finishes one.
+	PlaybackLength time.Duration
+
 	// OnSend, if set, is called with a frame's position in the script just
 	// before the frame is written to the client, from the goroutine that
 	// writes it: a benchmark's clock for when Asterisk sent an event.
