@@ -21,6 +21,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,31 +96,39 @@ func bad(field, format string, a ...any) error {
 // keyed checks the API key and the key's rate, then runs f.
 func (h *handler) keyed(f func(w http.ResponseWriter, r *http.Request, k autodial.Key) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		secret := r.Header.Get("X-Webhook-Key")
+		secret, from := r.Header.Get("X-Webhook-Key"), "X-Webhook-Key"
 		if secret == "" {
-			secret, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			// RFC 9110: the scheme is case-insensitive.
+			if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+				secret, from = strings.TrimSpace(token), "Authorization"
+			}
 		}
 		if secret == "" {
-			secret = r.URL.Query().Get("apikey")
+			secret, from = r.URL.Query().Get("apikey"), "apikey"
 		}
 		if secret == "" {
-			h.fail(w, r, &apiError{status: http.StatusForbidden, field: "X-Webhook-Key", msg: "API key missing"})
+			h.fail(w, r, &apiError{status: http.StatusForbidden, field: "X-Webhook-Key",
+				msg: "API key missing: send it as X-Webhook-Key, Authorization: Bearer KEY or ?apikey=KEY"})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		k, err := h.cfg.Store.KeyBySecret(ctx, secret)
 		if errors.Is(err, autodial.ErrNotFound) {
-			h.fail(w, r, &apiError{status: http.StatusForbidden, field: "X-Webhook-Key", msg: "API key invalid"})
+			h.fail(w, r, &apiError{status: http.StatusForbidden, field: from, msg: "API key invalid"})
 			return
 		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		if r.Method == http.MethodPost && !h.allow(k) {
-			h.fail(w, r, &apiError{status: http.StatusTooManyRequests, msg: fmt.Sprintf("more than %d requests a minute with this key", k.RatePerMinute)})
-			return
+		if r.Method == http.MethodPost {
+			if wait := h.allow(k); wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+				h.fail(w, r, &apiError{status: http.StatusTooManyRequests, field: "apikey",
+					msg: fmt.Sprintf("more than %d requests a minute with this key; try again in %s", k.RatePerMinute, wait.Round(time.Second))})
+				return
+			}
 		}
 		if err := f(w, r.WithContext(ctx), k); err != nil {
 			h.fail(w, r, err)
@@ -127,10 +136,11 @@ func (h *handler) keyed(f func(w http.ResponseWriter, r *http.Request, k autodia
 	}
 }
 
-// allow counts a request against the key's rate per minute.
-func (h *handler) allow(k autodial.Key) bool {
+// allow counts a request against the key's rate per minute, or says how
+// long until the key may ask again.
+func (h *handler) allow(k autodial.Key) time.Duration {
 	if k.RatePerMinute <= 0 {
-		return true
+		return 0
 	}
 	now := h.cfg.Now()
 	h.mu.Lock()
@@ -144,10 +154,10 @@ func (h *handler) allow(k autodial.Key) bool {
 	}
 	if len(keep) >= k.RatePerMinute {
 		h.rate[k.Name] = keep
-		return false
+		return max(time.Minute-now.Sub(keep[0]), time.Second)
 	}
 	h.rate[k.Name] = append(keep, now)
-	return true
+	return 0
 }
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -158,7 +168,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &fe):
 		ae = &apiError{status: http.StatusBadRequest, field: fe.Field, msg: fe.Error()}
 	case errors.Is(err, autodial.ErrBudget):
-		ae = &apiError{status: http.StatusPaymentRequired, msg: err.Error()}
+		ae = &apiError{status: http.StatusPaymentRequired, field: "apikey",
+			msg: fmt.Sprintf("%s; the key's budget starts again at midnight (%s)", err, h.cfg.Location)}
 	case errors.Is(err, autodial.ErrNotFound):
 		ae = &apiError{status: http.StatusNotFound, msg: "no such request"}
 	default:
@@ -175,6 +186,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // take normalises req against the key and stores it.
 func (h *handler) take(w http.ResponseWriter, r *http.Request, k autodial.Key, kind string, req autodial.Request) error {
 	if err := req.Normalize(k, h.cfg.Numbers.Premium); err != nil {
+		var fe *autodial.FieldError
+		if errors.As(err, &fe) {
+			// Named as the endpoint's own request names it.
+			if name, ok := fieldNames[kind][fe.Field]; ok {
+				return bad(name, "%s: %s", name, fe.Msg)
+			}
+		}
 		return err
 	}
 	if req.CallbackURL != nil {
@@ -294,7 +312,13 @@ func decodeJSON(r *http.Request, v any) error {
 			// The own API embeds autodial.Request: its fields are named
 			// as the client wrote them.
 			field := strings.TrimPrefix(te.Field, "Request.")
-			return bad(field, "%s: want a %s", field, te.Type)
+			if field == "window" || strings.HasPrefix(field, "window.") {
+				return bad("window", `window: want {"days": [7 of {"active": true, "start": "09:00", "finish": "18:00"}]}, Sunday first`)
+			}
+			return bad(field, "%s: want a %s", field, jsonType(te.Type.Kind()))
+		}
+		if errors.As(err, &te) {
+			return bad("body", "the body must be a JSON object, not a JSON %s", te.Value)
 		}
 		return bad("body", "not a JSON object: %s", err)
 	}
@@ -374,8 +398,8 @@ func (h *handler) automatic(w http.ResponseWriter, r *http.Request, k autodial.K
 		req.Sound = f["sound_url"]
 	case f["announcement_id"] != "":
 		// An announcement is a sound the PBX holds, by name.
-		if strings.ContainsAny(f["announcement_id"], " /\\") {
-			return bad("announcement_id", "%q is not a sound name", f["announcement_id"])
+		if a := f["announcement_id"]; strings.ContainsAny(a, " \\") || strings.HasPrefix(a, "/") || strings.Contains(a, "..") {
+			return bad("announcement_id", "%q is not a sound name: want one from the PBX's sounds directory, as Playback takes it (custom/welcome)", a)
 		}
 		req.Sound = f["announcement_id"]
 	default:
@@ -526,4 +550,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fieldNames renames, for each endpoint, the fields of autodial.Request a
+// refusal names to what the endpoint's own request calls them.
+var fieldNames = map[string]map[string]string{
+	"alertalk":        {"numbers": "phone_number", "text": "error_message"},
+	"automatic":       {"numbers": "receivers", "from": "did", "sound": "announcement_id"},
+	"call_and_bridge": {"numbers": "callee", "from": "caller"},
+	"alertmanager":    {"numbers": "to"},
+}
+
+// jsonType names a Go kind as JSON does.
+func jsonType(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Pointer, reflect.Interface:
+		return "value"
+	}
+	return "number"
 }

@@ -117,7 +117,7 @@ func TestAutomaticCalls(t *testing.T) {
 		{url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}}, "announcement_id"},
 		{url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}, "sound_url": {"ftp://x"}}, "sound_url"},
 		{url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}, "sound_url": {"http://x/a.wav"}, "timeout": {"61"}}, "timeout"},
-		{url.Values{"receivers": {"05321111111"}, "did": {"902120000000"}, "sound_url": {"http://x/a.wav"}}, "from"},
+		{url.Values{"receivers": {"05321111111"}, "did": {"902120000000"}, "sound_url": {"http://x/a.wav"}}, "did"},
 		{url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}, "sound_url": {"http://x/a.wav"}, "gather": {"maybe"}}, "gather"},
 		{url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}, "sound_url": {"http://x/a.wav"}, "hours_active": {"1"},
 			"tue_active": {"1"}, "tue_start": {"9"}, "tue_finish": {"18:00"}}, "tue_start"},
@@ -227,4 +227,54 @@ func TestRateLimitAndKeys(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+// A refusal names the field as the endpoint's own request calls it, and
+// says how to fix what it can: the key's scheme in any case, when to ask
+// again (Retry-After), when a spent budget comes back, what a window or
+// a sound name looks like.
+func TestRefusalsSpeakTheEndpointsLanguage(t *testing.T) {
+	k := key()
+	k.RatePerMinute, k.DailyBudget = 6, 1
+	e := newEnv(t, k)
+	post := func(path, auth, ctype, body string) (*http.Response, map[string]any) {
+		req, err := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", ctype)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp, m
+	}
+	resp, m := post("/webhook/receive", "bearer "+e.key, "application/json", `{"phone_number": "4915112345678", "error_message": "disk"}`)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "the key is taken in any case of its scheme: %v", m)
+	assert.Equal(t, "phone_number", m["field"], m)
+	resp, m = post("/call-requests", "Bearer "+e.key, "application/json", `["905321111111"]`)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, "the body must be a JSON object, not a JSON array", m["message"])
+	resp, m = post("/call-requests", "Bearer "+e.key, "application/json", `{"numbers": ["905321111111"], "text": "x", "window": "bogus"}`)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, "window", m["field"])
+	assert.Contains(t, m["message"], `"days"`)
+
+	resp, m = post("/automatic-calls?apikey="+e.key, "", "application/x-www-form-urlencoded",
+		url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}, "announcement_id": {"custom/welcome"}}.Encode())
+	require.Equal(t, http.StatusOK, resp.StatusCode, "a sound in a subdirectory, as FreePBX keeps them: %v", m)
+	resp, m = post("/automatic-calls?apikey="+e.key, "", "application/x-www-form-urlencoded",
+		url.Values{"receivers": {"05321111111"}, "did": {"908508850000"}, "announcement_id": {"../../etc/passwd"}}.Encode())
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, m)
+
+	// The budget (one call a day) is spent; the rate (six a minute) too.
+	resp, m = post("/call-requests", "Bearer "+e.key, "application/json", `{"numbers": ["905321111111"], "text": "x"}`)
+	assert.Equal(t, http.StatusPaymentRequired, resp.StatusCode, m)
+	assert.Contains(t, m["message"], "starts again at midnight (UTC)")
+	resp, m = post("/call-requests", "Bearer "+e.key, "application/json", `{"numbers": ["905321111111"], "text": "x"}`)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, m)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.Contains(t, m["message"], "try again in")
 }
