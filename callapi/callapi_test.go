@@ -51,13 +51,25 @@ func key() autodial.Key {
 
 func (e *env) do(t *testing.T, method, path, ctype, body string) (int, map[string]any) {
 	t.Helper()
+	auth := ""
+	if !strings.Contains(path, "apikey=") {
+		auth = "Bearer " + e.key
+	}
+	resp, m := e.send(t, method, path, ctype, auth, body)
+	return resp.StatusCode, m
+}
+
+// send makes a request with auth as its Authorization ("" for none) and
+// returns the answer, its body decoded.
+func (e *env) send(t *testing.T, method, path, ctype, auth, body string) (*http.Response, map[string]any) {
+	t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	if !strings.Contains(path, "apikey=") {
-		req.Header.Set("Authorization", "Bearer "+e.key)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -67,7 +79,7 @@ func (e *env) do(t *testing.T, method, path, ctype, body string) (int, map[strin
 	var raw json.RawMessage
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&raw))
 	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m
+	return resp, m
 }
 
 func (e *env) last(t *testing.T) autodial.RequestView {
@@ -238,18 +250,7 @@ func TestRefusalsSpeakTheEndpointsLanguage(t *testing.T) {
 	k.RatePerMinute, k.DailyBudget = 6, 1
 	e := newEnv(t, k)
 	post := func(path, auth, ctype, body string) (*http.Response, map[string]any) {
-		req, err := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", ctype)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var m map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
-		return resp, m
+		return e.send(t, "POST", path, ctype, auth, body)
 	}
 	resp, m := post("/webhook/receive", "bearer "+e.key, "application/json", `{"phone_number": "4915112345678", "error_message": "disk"}`)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "the key is taken in any case of its scheme: %v", m)
