@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,7 +42,10 @@ type Config struct {
 	Dispatcher interface{ Stats() hooks.DispatchStats }
 	// Attempts feeds the latency histogram; nil: no histogram.
 	Attempts *Attempts
-	Logger   *slog.Logger // default slog.Default()
+	// Cluster is set on a listener (kanca run --nats): the hooks and the
+	// deliveries live in the NATS cluster, not in Store.
+	Cluster bool
+	Logger  *slog.Logger // default slog.Default()
 }
 
 // MaxListLimit bounds GET /deliveries?limit=.
@@ -122,7 +126,7 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	// Healthy, but an admin looking here should learn that the calls go
 	// nowhere.
 	body := map[string]any{"status": "ok"}
-	if n, err := h.cfg.Store.EnabledHooks(ctx); err == nil && n == 0 {
+	if n, err := h.cfg.Store.EnabledHooks(ctx); err == nil && n == 0 && !h.cfg.Cluster {
 		body["warnings"] = []string{status.NoEnabledHook}
 	}
 	writeJSON(w, http.StatusOK, body)
@@ -137,6 +141,12 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep.From, rep.Holder = "daemon", ""
+	if h.cfg.Cluster {
+		// The local database holds no hooks on a listener: that is no
+		// sign the calls go nowhere.
+		rep.Warnings = slices.DeleteFunc(rep.Warnings, func(w string) bool { return w == status.NoEnabledHook })
+		rep.Warnings = append(rep.Warnings, status.InCluster)
+	}
 	pbx := func(kind string, connected bool, since time.Time, reconnects uint64, lastErr string) *status.PBX {
 		p := &status.PBX{Kind: kind, Connected: connected, Reconnects: reconnects, LastError: lastErr}
 		if !since.IsZero() {

@@ -332,13 +332,30 @@ func (failing) Stats() ari.Stats {
 	return ari.Stats{Link: follow.Link{Failures: 7, LastError: "connection refused"}}
 }
 
+// A listener (kanca run --nats) keeps no hooks: that is no warning, and
+// its status says where the hooks and deliveries are.
+func TestListenerDoesNotWarnOfHooksTheClusterHolds(t *testing.T) {
+	api := bareAPI(t, connected{}, func(c *httpapi.Config) { c.Cluster = true })
+	code, body := get(t, api.URL+"/healthz")
+	assert.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `{"status":"ok"}`, body)
+	_, body = get(t, api.URL+"/status")
+	var rep status.Report
+	require.NoError(t, json.Unmarshal([]byte(body), &rep))
+	assert.Equal(t, []string{status.InCluster}, rep.Warnings)
+}
+
 // bareAPI serves an empty database with ARI reporting what src says.
-func bareAPI(t *testing.T, src interface{ Stats() ari.Stats }) *httptest.Server {
+func bareAPI(t *testing.T, src interface{ Stats() ari.Stats }, opts ...func(*httpapi.Config)) *httptest.Server {
 	t.Helper()
 	store, err := hooks.Open(filepath.Join(t.TempDir(), "kanca.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	api := httptest.NewServer(httpapi.Handler(httpapi.Config{Store: store, ARI: src, Logger: quiet}))
+	cfg := httpapi.Config{Store: store, ARI: src, Logger: quiet}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	api := httptest.NewServer(httpapi.Handler(cfg))
 	t.Cleanup(api.Close)
 	return api
 }

@@ -55,6 +55,10 @@ type Hook struct {
 // NoEnabledHook is the warning given when no hook is enabled.
 const NoEnabledHook = "no enabled hook: call events go to no receiver (kanca hooks add, or kanca hooks enable)"
 
+// InCluster is said by a listener (kanca run --nats): its hooks and
+// deliveries are the cluster's.
+const InCluster = "this kanca forwards call events to NATS: the hooks and deliveries are the cluster's (kanca hooks list --nats URL, kanca deliveries list --nats URL)"
+
 // FromStore reads what the database knows: the hooks and their queues.
 func FromStore(ctx context.Context, s *hooks.Store) (Report, error) {
 	r := Report{Version: version.Get().Short(), Database: s.Path(), From: "database", Hooks: []Hook{}}

@@ -108,3 +108,16 @@ func TestManyPBXsCommands(t *testing.T) {
 	stopped := worker.stop(t)
 	assert.True(t, strings.Contains(stopped.stderr, "kanca deliver stopped"), stopped.stderr)
 }
+
+// A listener whose NATS does not answer says so at once, and that the call
+// events wait meanwhile; it does not pass for one that forwards.
+func TestListenerSaysNATSDoesNotAnswer(t *testing.T) {
+	dir := t.TempDir()
+	d := startKanca(t, dir, []string{"KANCA_ARI_PASSWORD=kanca", "KANCA_ARI_USER=kanca"}, "run", "--nats", "nats://127.0.0.1:1",
+		"--ari-url", "http://127.0.0.1:1", "--db", filepath.Join(dir, "kanca.db"))
+	waitUntil(t, "the warning", func() bool {
+		return strings.Contains(d.stderr.String(), "no NATS server answers yet: call events wait in the local store")
+	})
+	assert.NotContains(t, d.stderr.String(), "forwarding call events to NATS")
+	d.stop(t)
+}

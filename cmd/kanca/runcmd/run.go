@@ -249,7 +249,11 @@ holds no hooks and sends nothing itself.`,
 				}
 				defer conn.Close()
 				deliver = &cluster.Forwarder{Store: store, Conn: conn, Logger: log}
-				log.Info("forwarding call events to NATS", "server", conn.NC.ConnectedUrlRedacted())
+				if conn.NC.IsConnected() {
+					log.Info("forwarding call events to NATS", "server", conn.NC.ConnectedUrlRedacted())
+				} else {
+					log.Warn("no NATS server answers yet: call events wait in the local store until one does; check --nats (KANCA_NATS_URL)")
+				}
 			}
 			outbox := hooks.NewOutbox(store, hooks.OutboxOptions{Encoding: enc, Forward: nats.Set()})
 			p = &pipeline.Pipeline{
@@ -279,7 +283,7 @@ holds no hooks and sends nothing itself.`,
 			runnerDone <- nil
 			if ln != nil {
 				mux := http.NewServeMux()
-				mux.Handle("/", httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp,
+				mux.Handle("/", httpapi.Handler(src.api(httpapi.Config{Store: store, Pipeline: p, Dispatcher: disp, Cluster: nats.Set(),
 					Attempts: attempts, Logger: log})))
 				calls, err := cf.setup(*db, store, src, p, mux, base, tcfg.CountryCode, fo.Location, log)
 				if err != nil {
