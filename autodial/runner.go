@@ -296,6 +296,12 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 	var done <-chan time.Time
 	var res result
 	played := 0 // sounds the PBX said it finished
+	// after is how long the call stays up once the message is over: a
+	// moment, and the time for a key press when one is asked for.
+	after := time.Second
+	if req.Gather {
+		after += r.GatherWait
+	}
 	hangup := func(why string) {
 		if err := r.Dialer.Hangup(context.WithoutCancel(ctx), j.channel); err != nil {
 			log.Warn("autodial: hang up", "why", why, "err", err)
@@ -333,11 +339,7 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 						log.Warn("autodial: play", "err", err)
 					}
 				}
-				wait := length*time.Duration(req.Repeat) + time.Second
-				if req.Gather {
-					wait += r.GatherWait
-				}
-				done = time.After(wait)
+				done = time.After(length*time.Duration(req.Repeat) + after)
 			case cdr.KindPlayed:
 				// The PBX says when a sound ended: a sound of unknown
 				// length (a PBX recording, a URL) need not hold the line
@@ -346,11 +348,7 @@ func (r *Runner) place(ctx context.Context, j claimed) result {
 					continue
 				}
 				if played++; played == req.Repeat {
-					wait := time.Second
-					if req.Gather {
-						wait += r.GatherWait
-					}
-					done = time.After(wait)
+					done = time.After(after)
 				}
 			case cdr.KindDTMF:
 				if res.answered && res.digit == "" {

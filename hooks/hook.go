@@ -197,13 +197,16 @@ func plainNumber(number string) string {
 	return strings.TrimPrefix(strings.Join(strings.Fields(number), ""), "+")
 }
 
+// longestExtension is how many digits an extension has at most, as the
+// tracker counts them by default.
+var longestExtension = cdr.DefaultConfig().ExtensionMaxDigits
+
 // nationalForm says what is wrong with a PBX number written as it is dialled
 // from inside its country (0850...) or with the 00 of an international call:
 // kanca sends, and matches hooks by, numbers in international form, so such
 // a hook would never receive a call. Short numbers are left alone: kanca
 // sends an extension as dialled.
 func nationalForm(number string) string {
-	const longestExtension = 6 // cdr's default ExtensionMaxDigits
 	switch {
 	case len(number) <= longestExtension || number[0] != '0':
 		return ""

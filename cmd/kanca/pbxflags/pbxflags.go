@@ -34,8 +34,8 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	f.ESL.Register(fs)
 }
 
-// Check refuses a --pbx kanca does not know.
-// A name as its makers write it (FreeSWITCH, Asterisk) is the same PBX.
+// Check refuses a --pbx kanca does not know; a name as its makers write
+// it (FreeSWITCH, Asterisk) is the same PBX.
 func (f *Flags) Check() error {
 	switch p := strings.ToLower(strings.TrimSpace(f.PBX)); p {
 	case Asterisk, FreeSWITCH:
